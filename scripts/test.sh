@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The test command: start missing servers, then lint, type-check and run every test,
+# the integration tests against real PostgreSQL, Redis and etcd included.
+# Extra arguments go to pytest (e.g. scripts/test.sh -k layout).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/services.sh
+export CHRONOID_REQUIRE_SERVICES=1
+.venv/bin/ruff check src tests benchmarks
+.venv/bin/ruff format --check src tests benchmarks
+.venv/bin/mypy
+.venv/bin/python -m pytest "$@"

@@ -1,0 +1,64 @@
+"""Every exception chronoid raises, in one hierarchy.
+
+Catch :class:`ChronoidError` to handle anything chronoid refuses to do. Where a built-in
+exception describes the failure too (a bad argument is a ``ValueError``), the class derives
+from it as well, so callers that do not know chronoid still catch the right thing.
+Messages say what was wrong, the value received and what is allowed.
+"""
+
+from __future__ import annotations
+
+
+class ChronoidError(Exception):
+    """Base class of every error chronoid raises."""
+
+
+class InvalidLayout(ChronoidError, ValueError):
+    """A layout that cannot exist: widths that do not add up, unknown unit, future epoch."""
+
+
+class UnknownVariant(ChronoidError, ValueError):
+    """A variant name that is not among the named layouts."""
+
+
+class InvalidNode(ChronoidError, ValueError):
+    """A node (worker) ID outside the range the layout's node field can hold."""
+
+
+class InvalidArgument(ChronoidError, ValueError):
+    """Any other argument outside what a public call accepts."""
+
+
+class TimestampOutOfRange(ChronoidError, ValueError):
+    """A time before the layout's epoch or at/after its expiry: it cannot be encoded."""
+
+
+class DecodeError(ChronoidError, ValueError):
+    """A string or integer that is not a valid ID of the layout it was decoded with."""
+
+
+class ClockMovedBackwards(ChronoidError):
+    """The clock went back and the policy forbids issuing an ID until it catches up.
+
+    ``offset_ns`` is how far back the clock went (ns), relative to the last timestamp used.
+    """
+
+    def __init__(self, offset_ns: int, message: str | None = None) -> None:
+        self.offset_ns = offset_ns
+        super().__init__(
+            message
+            or f"clock moved backwards by {offset_ns / 1e6:.3f} ms; refusing to issue an ID "
+            "that could repeat one already issued"
+        )
+
+
+class SequenceExhausted(ChronoidError):
+    """Every sequence value of the current tick is used and the policy says raise."""
+
+
+class GeneratorForked(ChronoidError):
+    """A generator inherited through ``os.fork()`` was used in the child.
+
+    The parent keeps the node, so the child would repeat the parent's IDs; give the child its
+    own node with ``reassign_node()`` or make a new generator.
+    """

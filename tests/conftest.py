@@ -1,0 +1,54 @@
+"""Shared fixtures: the real servers integration tests talk to.
+
+A test that needs PostgreSQL, Redis or etcd takes the matching fixture. If the server does
+not answer, the test fails with the reason (it never skips silently): ``scripts/test.sh``
+starts all three. Addresses can be overridden with CHRONOID_TEST_PG_DSN,
+CHRONOID_TEST_REDIS_URL and CHRONOID_TEST_ETCD_URL.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from urllib.parse import urlparse
+
+import pytest
+
+PG_DSN = os.environ.get("CHRONOID_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("CHRONOID_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+ETCD_URL = os.environ.get("CHRONOID_TEST_ETCD_URL", "http://127.0.0.1:2379")
+
+
+def _require_port(url: str, what: str) -> None:
+    parsed = urlparse(url)
+    host, port = parsed.hostname or "127.0.0.1", parsed.port
+    assert port is not None, url
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            pass
+    except OSError as exc:
+        pytest.fail(
+            f"{what} is not reachable at {host}:{port} ({exc}); start it with scripts/services.sh",
+            pytrace=False,
+        )
+
+
+@pytest.fixture(scope="session")
+def pg_dsn() -> str:
+    """DSN of the real PostgreSQL server (fails the test if it is down)."""
+    _require_port(PG_DSN, "PostgreSQL")
+    return PG_DSN
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """URL of the real Redis server (fails the test if it is down)."""
+    _require_port(REDIS_URL, "Redis")
+    return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def etcd_url() -> str:
+    """URL of the real etcd server's HTTP/JSON gateway (fails the test if it is down)."""
+    _require_port(ETCD_URL, "etcd")
+    return ETCD_URL
