@@ -1,0 +1,59 @@
+"""chronoid: time-ordered unique IDs and sequences for distributed systems.
+
+Quick start::
+
+    from chronoid import ChronoSequence, Generator
+
+    ids = ChronoSequence(worker_id=7)      # Snowflake 1/41/10/12, ms since 2024-01-01
+    ids.next_id()                          # -> 2**22-spaced, strictly increasing ints
+    Generator("chrono64s", node=3).next_ids(1000)
+"""
+
+from chronoid.clock import SYSTEM_CLOCK, Clock, ManualClock, SystemClock
+from chronoid.codec import decode_base32, encode_base32, format_id, parse_id
+from chronoid.errors import (
+    ChronoidError,
+    ClockMovedBackwards,
+    DecodeError,
+    GeneratorForked,
+    InvalidArgument,
+    InvalidLayout,
+    InvalidNode,
+    SequenceExhausted,
+    TimestampOutOfRange,
+    UnknownVariant,
+)
+from chronoid.generator import Backwards, ChronoSequence, Generator, Overflow, hlc_generator
+from chronoid.layout import IdParts, Layout
+from chronoid.variants import SNOWFLAKE, VARIANTS, get_layout
+
+__all__ = [
+    "SNOWFLAKE",
+    "SYSTEM_CLOCK",
+    "VARIANTS",
+    "Backwards",
+    "ChronoSequence",
+    "ChronoidError",
+    "Clock",
+    "ClockMovedBackwards",
+    "DecodeError",
+    "Generator",
+    "GeneratorForked",
+    "IdParts",
+    "InvalidArgument",
+    "InvalidLayout",
+    "InvalidNode",
+    "Layout",
+    "ManualClock",
+    "Overflow",
+    "SequenceExhausted",
+    "SystemClock",
+    "TimestampOutOfRange",
+    "UnknownVariant",
+    "decode_base32",
+    "encode_base32",
+    "format_id",
+    "get_layout",
+    "hlc_generator",
+    "parse_id",
+]

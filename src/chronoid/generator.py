@@ -1,0 +1,379 @@
+"""Generators: time-ordered IDs over any layout, with explicit clock and overflow policies.
+
+A generator owns one node of one layout and issues ``timestamp | node | sequence`` IDs that
+strictly increase. What happens when the wall clock goes back, and when a tick's sequence
+space runs out, is a policy chosen at construction (never a silent ``None``):
+
+========================  ==============================================================
+``on_backwards``          the clock reads earlier than the tick last used
+========================  ==============================================================
+``Backwards.WAIT``        sleep until the clock is back, if that is at most
+                          ``max_wait_ms`` (default 1 s); beyond it raise
+                          :class:`~chronoid.errors.ClockMovedBackwards`
+``Backwards.RAISE``       raise :class:`~chronoid.errors.ClockMovedBackwards` at once
+``Backwards.HLC``         hybrid logical clock (spec 003): keep issuing from the last
+                          tick, never block, never fail; ``lead_ns`` says how far the
+                          logical time runs ahead of the wall clock
+========================  ==============================================================
+
+========================  ==============================================================
+``on_overflow``           the tick's 2^S sequence values are used up
+========================  ==============================================================
+``Overflow.WAIT``         wait for the next tick (at most ``max_wait_ms``, else raise
+                          :class:`~chronoid.errors.SequenceExhausted`)
+``Overflow.BORROW``       (HLC only) move the logical tick forward by one
+``Overflow.RAISE``        raise :class:`~chronoid.errors.SequenceExhausted`
+========================  ==============================================================
+
+Thread safety: one lock per generator. Fork safety: a child process made by ``os.fork()``
+inherits the generator with the parent's node; if both kept going they would issue the same
+IDs. So in the child every call raises :class:`~chronoid.errors.GeneratorForked` until
+:meth:`Generator.reassign_node` gives it a node of its own (the parent keeps its node and is
+not affected).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import weakref
+from enum import Enum
+
+from chronoid.clock import SYSTEM_CLOCK, Clock
+from chronoid.errors import (
+    ClockMovedBackwards,
+    GeneratorForked,
+    InvalidArgument,
+    InvalidNode,
+    SequenceExhausted,
+)
+from chronoid.layout import Layout
+from chronoid.variants import SNOWFLAKE, get_layout
+
+__all__ = ["MAX_BATCH", "Backwards", "ChronoSequence", "Generator", "Overflow", "hlc_generator"]
+
+MAX_BATCH = 10_000_000
+"""Largest count one :meth:`Generator.next_ids` call accepts (IDs)."""
+
+
+class Backwards(Enum):
+    """What to do when the wall clock reads earlier than the last tick used."""
+
+    WAIT = "wait"
+    RAISE = "raise"
+    HLC = "hlc"
+
+
+class Overflow(Enum):
+    """What to do when one tick's sequence values are all used."""
+
+    WAIT = "wait"
+    BORROW = "borrow"
+    RAISE = "raise"
+
+
+_LIVE: weakref.WeakSet[Generator] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for generator in list(_LIVE):
+        generator._mark_forked()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _check_node(layout: Layout, node: object, label: str = "node") -> int:
+    if not isinstance(node, int) or isinstance(node, bool):
+        raise InvalidNode(f"{label} must be an int, got {type(node).__name__} {node!r}")
+    if not 0 <= node <= layout.max_node:
+        raise InvalidNode(
+            f"{label} {node} is out of range for {layout.name}: "
+            f"allowed 0..{layout.max_node} ({layout.node_bits} bits)"
+        )
+    return node
+
+
+class Generator:
+    """Issues strictly increasing IDs for one node of one layout.
+
+    Args:
+        layout: a :class:`~chronoid.layout.Layout` or a variant name (default
+            ``"snowflake"``).
+        node: this generator's node (worker) ID, 0..layout.max_node. Two generators of one
+            layout must never share a node.
+        clock: where time comes from (default: the system clock).
+        on_backwards: clock regression policy (default WAIT, bounded by ``max_wait_ms``).
+        on_overflow: sequence overflow policy (default WAIT; BORROW with HLC, the only
+            overflow policy HLC accepts).
+        max_wait_ms: longest the generator blocks for either reason (ms); beyond it it
+            raises rather than stall a caller indefinitely.
+
+    Raises:
+        InvalidNode: node out of range. InvalidArgument: a policy combination that cannot
+        hold its promise, or a negative wait bound.
+    """
+
+    def __init__(
+        self,
+        layout: Layout | str = SNOWFLAKE,
+        node: int = 0,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        on_backwards: Backwards = Backwards.WAIT,
+        on_overflow: Overflow | None = None,
+        max_wait_ms: float = 1000.0,
+    ) -> None:
+        self._layout = get_layout(layout)
+        self._node = _check_node(self._layout, node)
+        if not isinstance(on_backwards, Backwards):
+            raise InvalidArgument(f"on_backwards must be a Backwards policy, got {on_backwards!r}")
+        if on_overflow is None:
+            on_overflow = Overflow.BORROW if on_backwards is Backwards.HLC else Overflow.WAIT
+        if not isinstance(on_overflow, Overflow):
+            raise InvalidArgument(f"on_overflow must be an Overflow policy, got {on_overflow!r}")
+        if (on_backwards is Backwards.HLC) != (on_overflow is Overflow.BORROW):
+            raise InvalidArgument(
+                "Backwards.HLC and Overflow.BORROW go together: borrowing a tick runs logical "
+                "time ahead of the wall clock, which only the HLC policy tolerates "
+                f"(got on_backwards={on_backwards.name}, on_overflow={on_overflow.name})"
+            )
+        if not max_wait_ms >= 0:
+            raise InvalidArgument(f"max_wait_ms must be >= 0, got {max_wait_ms!r}")
+        self._clock = clock
+        # The system clock is read directly: one Python call less on the hot path.
+        self._now = time.time_ns if clock is SYSTEM_CLOCK else clock.now_ns
+        self._on_backwards = on_backwards
+        self._on_overflow = on_overflow
+        self._max_wait_ns = int(max_wait_ms * 1_000_000)
+        self._max_seq = self._layout.max_sequence
+        self._shift = self._layout.node_bits + self._layout.sequence_bits
+        self._node_field = self._node << self._layout.sequence_bits
+        self._lock = threading.Lock()
+        self._forked = False
+        # State: the last tick used, its sequence, and the wall-clock window [start, end)
+        # in which the fast path may keep counting in that tick.
+        self._tick = -1
+        self._seq = 0
+        self._base = 0
+        self._start = 1
+        self._end = 0
+        _LIVE.add(self)
+
+    # -- public read-only state ------------------------------------------------------------
+
+    @property
+    def layout(self) -> Layout:
+        """The layout IDs are made in."""
+        return self._layout
+
+    @property
+    def node(self) -> int:
+        """This generator's node ID."""
+        return self._node
+
+    @property
+    def last_tick(self) -> int:
+        """The timestamp field of the last ID issued (ticks), -1 before the first."""
+        return self._tick
+
+    @property
+    def lead_ns(self) -> int:
+        """How far the last tick used runs ahead of the wall clock (ns), 0 when it does not.
+
+        Non-zero only under HLC after a clock regression or borrowed ticks.
+        """
+        if self._tick < 0:
+            return 0
+        return max(0, self._layout.tick_start_ns(self._tick) - self._clock.now_ns())
+
+    # -- issuing ---------------------------------------------------------------------------
+
+    def next_id(self) -> int:
+        """The next ID: larger than every ID this generator issued before."""
+        lock = self._lock
+        lock.acquire()
+        try:
+            now = self._now()
+            if self._start <= now < self._end:
+                seq = self._seq + 1
+                if seq <= self._max_seq:
+                    self._seq = seq
+                    return self._base | seq
+            return self._next_slow(now)
+        finally:
+            lock.release()
+
+    def next_ids(self, count: int) -> list[int]:
+        """``count`` IDs at once, in increasing order, as one call.
+
+        Inside one tick the IDs are consecutive integers, so a batch costs one range per
+        tick rather than a Python loop per ID. The overflow policy applies when the batch
+        needs more than what is left of the tick.
+
+        Raises:
+            InvalidArgument: count outside 1..MAX_BATCH.
+        """
+        if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_BATCH:
+            raise InvalidArgument(f"count must be an int in 1..{MAX_BATCH}, got {count!r}")
+        out: list[int] = []
+        with self._lock:
+            remaining = count
+            while remaining:
+                now = self._now()
+                if self._start <= now < self._end and self._seq < self._max_seq:
+                    first = self._base | (self._seq + 1)
+                    self._seq += 1
+                else:
+                    first = self._next_slow(now)
+                extra = min(remaining - 1, self._max_seq - self._seq)
+                out.extend(range(first, first + extra + 1))
+                self._seq += extra
+                remaining -= extra + 1
+        return out
+
+    def reassign_node(self, node: int) -> None:
+        """Move this generator to another node, e.g. in a child after ``os.fork()``.
+
+        The new node must be unused by any other generator of the layout. The generator
+        keeps its last tick, so its IDs still increase.
+        """
+        with self._lock:
+            self._node = _check_node(self._layout, node)
+            self._node_field = node << self._layout.sequence_bits
+            self._forked = False
+            if self._tick >= 0:
+                # Continue after the last tick: the old node's sequence state means nothing
+                # for the new node, but time order must hold.
+                self._seq = self._max_seq
+                self._base = (self._tick << self._shift) | self._node_field
+            self._start, self._end = 1, 0
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _mark_forked(self) -> None:
+        # Runs in the child right after fork(): the lock may have been held by a thread
+        # that does not exist here; the fast-path window is closed so every call reaches
+        # the forked check in _next_slow.
+        self._lock = threading.Lock()
+        self._forked = True
+        self._start, self._end = 1, 0
+
+    def _enter_tick(self, tick: int) -> int:
+        layout = self._layout
+        self._tick = tick
+        self._seq = 0
+        self._base = (tick << self._shift) | self._node_field
+        self._start = layout.tick_start_ns(tick)
+        self._end = layout.tick_start_ns(tick + 1)
+        return self._base
+
+    def _wait(self, wait_ns: int, error: Exception) -> None:
+        if wait_ns > self._max_wait_ns:
+            raise error
+        self._clock.sleep_ns(wait_ns)
+
+    def _next_slow(self, now: int) -> int:
+        if self._forked:
+            raise GeneratorForked(
+                f"this {self._layout.name} generator (node {self._node}) was inherited "
+                "through os.fork(); the parent keeps node "
+                f"{self._node}, so give the child its own with reassign_node(node)"
+            )
+        while True:
+            tick = self._layout.tick_of_ns(now)
+            last = self._tick
+            if tick > last:
+                return self._enter_tick(tick)
+            if tick < last:
+                behind_ns = self._start - now
+                if self._on_backwards is Backwards.RAISE:
+                    raise ClockMovedBackwards(behind_ns)
+                if self._on_backwards is Backwards.WAIT:
+                    self._wait(behind_ns, ClockMovedBackwards(behind_ns))
+                    now = self._now()
+                    continue
+                # HLC: keep counting in the last (logical) tick.
+            seq = self._seq + 1
+            if seq <= self._max_seq:
+                self._seq = seq
+                # Back inside the last tick's wall window: the fast path may resume.
+                if tick == last and self._end == 0:
+                    self._start = self._layout.tick_start_ns(last)
+                    self._end = self._layout.tick_start_ns(last + 1)
+                return self._base | seq
+            if self._on_overflow is Overflow.BORROW:
+                if last + 1 > self._layout.max_timestamp:
+                    raise SequenceExhausted(
+                        f"{self._layout.name}: HLC logical time reached the layout's expiry"
+                    )
+                return self._enter_tick(last + 1)
+            exhausted = SequenceExhausted(
+                f"{self._layout.name}: all {self._max_seq + 1} sequence values of tick {last} "
+                f"are used (node {self._node}); the next tick starts in "
+                f"{(self._end - now) / 1e6:.3f} ms"
+            )
+            if self._on_overflow is Overflow.RAISE:
+                raise exhausted
+            self._wait(self._layout.tick_start_ns(last + 1) - now, exhausted)
+            now = self._now()
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(layout={self._layout.name!r}, node={self._node}, "
+            f"on_backwards={self._on_backwards.name}, on_overflow={self._on_overflow.name})"
+        )
+
+
+def hlc_generator(
+    node: int = 0, layout: Layout | str = SNOWFLAKE, *, clock: Clock = SYSTEM_CLOCK
+) -> Generator:
+    """A hybrid-logical-clock generator (spec 003): never blocks, never fails on clock skew."""
+    return Generator(layout, node, clock=clock, on_backwards=Backwards.HLC)
+
+
+class ChronoSequence(Generator):
+    """The Snowflake generator of spec 000: ``ChronoSequence(worker_id).next_id()``.
+
+    1 unused bit, 41 bits of ms since 2024-01-01 UTC, a 10-bit worker and a 12-bit
+    sequence. ``last_timestamp`` is the ms timestamp of the last ID (-1 before the first)
+    and ``sequence`` its sequence number (0 at start). A clock that goes back up to 1 s is
+    waited out; further back raises :class:`~chronoid.errors.ClockMovedBackwards`. More
+    than 4,096 IDs in one ms wait for the next ms.
+
+    Raises:
+        ValueError (:class:`~chronoid.errors.InvalidNode`): worker_id outside 0..1023.
+    """
+
+    def __init__(
+        self,
+        worker_id: int,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        on_backwards: Backwards = Backwards.WAIT,
+        max_wait_ms: float = 1000.0,
+    ) -> None:
+        _check_node(SNOWFLAKE, worker_id, "worker_id")
+        super().__init__(
+            SNOWFLAKE,
+            worker_id,
+            clock=clock,
+            on_backwards=on_backwards,
+            max_wait_ms=max_wait_ms,
+        )
+
+    @property
+    def worker_id(self) -> int:
+        """The 10-bit worker ID given at construction."""
+        return self._node
+
+    @property
+    def last_timestamp(self) -> int:
+        """ms since 2024-01-01 UTC of the last ID issued; -1 before the first."""
+        return self._tick
+
+    @property
+    def sequence(self) -> int:
+        """Sequence number of the last ID issued within its ms (0 at start)."""
+        return self._seq
