@@ -22,13 +22,18 @@ only holds for wide sequence fields: :func:`distinct_multipliers` measures it pe
 from __future__ import annotations
 
 from math import isqrt
+from typing import TYPE_CHECKING
 
-from chronoid.errors import InvalidArgument
+from chronoid.errors import InvalidArgument, InvalidNode
+
+if TYPE_CHECKING:
+    from chronoid.layout import Layout
 
 __all__ = [
     "BASKET",
     "BASKET_SIZE",
     "GOLDEN_64",
+    "compose",
     "distinct_multipliers",
     "mix",
     "multiplier",
@@ -107,3 +112,34 @@ def distinct_multipliers(bits: int) -> int:
     ``1 - sum(share_m^2)`` over the distinct multipliers, not a flat 63/64.
     """
     return len({multiplier(bits, i) for i in range(BASKET_SIZE)})
+
+
+def compose(
+    layout: Layout,
+    timestamp: int,
+    node: int,
+    sequence: int,
+    salt: int,
+    index: int,
+    *,
+    mix_node: bool = True,
+) -> int:
+    """A mixed ChronoID (spec 002 §1): ``T << (N+S) | mix(N) << S | mix(S)``.
+
+    This is the one definition every mode and the SQL functions must match bit for bit.
+    ``salt`` is an (N+S)-bit value: its low S bits salt the sequence, the next N bits salt
+    the node. Both fields use basket entry ``index``. ``mix_node=False`` leaves the node
+    plain (Mode C: a router reads the shard with one shift).
+
+    Raises:
+        TimestampOutOfRange, InvalidNode, InvalidArgument: a field does not fit.
+    """
+    s_bits = layout.sequence_bits
+    if not 0 <= node <= layout.max_node:
+        raise InvalidNode(f"{layout.name}: node {node} outside 0..{layout.max_node}")
+    if not 0 <= sequence <= layout.max_sequence:
+        raise InvalidArgument(
+            f"{layout.name}: sequence {sequence} outside 0..{layout.max_sequence}"
+        )
+    mixed_node = mix(node, layout.node_bits, index, salt >> s_bits) if mix_node else node
+    return layout.pack(timestamp, mixed_node, mix(sequence, s_bits, index, salt))
