@@ -1,0 +1,99 @@
+"""The core subcommands, run as real processes (`chronoid ...` and `python -m chronoid ...`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chronoid import get_layout
+from chronoid.codec import decode_base32
+
+CHRONOID = str(Path(sys.executable).with_name("chronoid"))
+
+
+def run(*args: str, module: bool = False) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "chronoid", *args] if module else [CHRONOID, *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_python_m_entry_point_prints_ids() -> None:
+    result = run("new", "-n", "3", module=True)
+    assert result.returncode == 0, result.stderr
+    ids = [int(line) for line in result.stdout.split()]
+    assert len(ids) == 3 and ids == sorted(ids) and len(set(ids)) == 3
+
+
+def test_new_in_every_format() -> None:
+    result = run("new", "--variant", "chrono64s", "--node", "7", "-n", "5", "--format", "base32")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.split()
+    assert len(lines) == 5 and all(len(s) == 13 for s in lines) and lines == sorted(lines)
+    assert {get_layout("chrono64s").node_of(decode_base32(s)) for s in lines} == {7}
+    hex_out = run("new", "--format", "hex").stdout.strip()
+    assert len(hex_out) == 16 and int(hex_out, 16) > 0
+
+
+def test_inspect_round_trip_json() -> None:
+    made = run("new", "--variant", "chrono32y", "--node", "9", "--format", "base32").stdout.strip()
+    result = run("inspect", made, "--variant", "chrono32y", "--json")
+    assert result.returncode == 0, result.stderr
+    fields = json.loads(result.stdout)
+    assert fields["node"] == 9 and fields["variant"] == "chrono32y"
+    assert fields["base32"] == made and isinstance(fields["id"], str)
+    assert fields["time"].endswith("-01-01T00:00:00Z")  # year precision
+
+
+def test_inspect_text() -> None:
+    value = (1000 << 22) | (5 << 12) | 3
+    result = run("inspect", str(value))
+    assert result.returncode == 0, result.stderr
+    assert "2024-01-01T00:00:01Z" in result.stdout
+    assert "node       5" in result.stdout and "sequence   3" in result.stdout
+
+
+def test_variants_table_lists_every_variant() -> None:
+    result = run("variants")
+    assert result.returncode == 0
+    assert "chrono64s" in result.stdout and "33/15/15" in result.stdout
+    assert "uchrono32w" in result.stdout and "14/9/9" in result.stdout
+    md = run("variants", "--markdown").stdout
+    assert md.startswith("| variant |") and "| `snowflake` |" in md
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("new", "--node", "1024"), "node 1024 is out of range for snowflake"),
+        (("new", "--variant", "chrono64x"), "unknown variant 'chrono64x'"),
+        (("new", "-n", "0"), "--count must be"),
+        (("inspect", "00000U1", "--variant", "chrono32y"), "invalid Crockford"),
+        (("inspect", str(2**63)), "outside 0.."),
+    ],
+)
+def test_errors_are_one_line_on_stderr(args: tuple[str, ...], message: str) -> None:
+    result = run(*args)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1 and message in result.stderr
+    assert result.stderr.startswith("chronoid: error: ")
+
+
+def test_help_everywhere() -> None:
+    for args in (("--help",), ("new", "--help"), ("inspect", "--help"), ("variants", "--help")):
+        result = run(*args)
+        assert result.returncode == 0 and "usage: chronoid" in result.stdout
+
+
+def test_broken_pipe_is_not_an_error() -> None:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    shell = f"'{CHRONOID}' new -n 2000000 | head -n 1"
+    result = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", shell], capture_output=True, text=True, env=env
+    )
+    assert result.stdout.strip().isdigit()
+    assert "Traceback" not in result.stderr
