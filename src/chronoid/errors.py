@@ -62,3 +62,32 @@ class GeneratorForked(ChronoidError):
     The parent keeps the node, so the child would repeat the parent's IDs; give the child its
     own node with ``reassign_node()`` or make a new generator.
     """
+
+
+class UnsafeForModeA(ChronoidError, ValueError):
+    """A layout whose suffix is too small for uncoordinated (Mode A) generators.
+
+    Millisecond and microsecond variants and the 32-bit sort-key variants leave so few node and
+    sequence bits per window that independent personas collide within seconds; use Mode B or C,
+    or pass ``force=True`` to accept the risk.
+    """
+
+
+class NodeSpaceExhausted(ChronoidError):
+    """Every node the registry may hand out is leased: no node is left for a new generator."""
+
+
+class RegistryUnavailable(ChronoidError):
+    """The node registry (Redis, etcd, PostgreSQL) could not be reached or answered an error."""
+
+
+class LeaseLost(ChronoidError):
+    """The generator's node lease expired (or was taken) and no ID may be issued under it.
+
+    Raised instead of risking a duplicate: another generator may hold the node now. A Mode C
+    generator keeps trying to acquire a new lease in the background.
+    """
+
+
+class StateFileError(ChronoidError):
+    """A Mode B state file that cannot be read, belongs to another layout, or cannot be written."""
