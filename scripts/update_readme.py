@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""Fill the README's generated blocks, so its tables never come from hand edits.
+
+    .venv/bin/python scripts/update_readme.py [--check] [--only variants,bench:ids,...]
+
+A block is the text between ``<!-- BEGIN generated:NAME -->`` and
+``<!-- END generated:NAME -->`` in README.md. Blocks it knows:
+
+* ``variants``: the output of ``chronoid variants --markdown``.
+* ``bench:TOPIC``: the contents of ``benchmarks/results/TOPIC.md``, written by
+  ``benchmarks/bench_TOPIC.py``; left as it is while that file does not exist.
+
+An unknown NAME is an error. ``--check`` changes nothing and exits 1 if a block differs
+from what would be generated (the test suite checks the variants block this way; benchmark
+figures vary from run to run, so they are checked only when asked for).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+RESULTS = ROOT / "benchmarks" / "results"
+
+_BLOCK = re.compile(
+    r"(?P<begin><!-- BEGIN generated:(?P<name>[\w:.-]+) -->\n)"
+    r"(?P<body>.*?)"
+    r"(?P<end><!-- END generated:(?P=name) -->)",
+    re.DOTALL,
+)
+
+
+class ReadmeError(Exception):
+    """A block the script cannot fill (unknown name, failing generator)."""
+
+
+def variants_markdown() -> str:
+    """``chronoid variants --markdown``, run with this interpreter (the CLI is the source)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "chronoid", "variants", "--markdown"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise ReadmeError(f"`chronoid variants --markdown` failed: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def generate(name: str) -> str | None:
+    """The body of block ``name``, or None to leave the block as it is."""
+    if name == "variants":
+        return variants_markdown()
+    if name.startswith("bench:"):
+        path = RESULTS / f"{name.removeprefix('bench:')}.md"
+        return path.read_text() if path.exists() else None
+    raise ReadmeError(f"unknown generated block {name!r}: expected 'variants' or 'bench:TOPIC'")
+
+
+def _normalise(body: str) -> str:
+    return body.strip("\n") + "\n"
+
+
+def render(text: str, only: set[str] | None = None) -> tuple[str, list[str]]:
+    """``text`` with its blocks regenerated, and the names of the blocks that changed."""
+    changed: list[str] = []
+
+    def replace(match: re.Match[str]) -> str:
+        name = match["name"]
+        if only is not None and name not in only:
+            return match[0]
+        body = generate(name)
+        if body is None:
+            return match[0]
+        body = _normalise(body)
+        if body != match["body"]:
+            changed.append(name)
+        return match["begin"] + body + match["end"]
+
+    return _BLOCK.sub(replace, text), changed
+
+
+def block_names(text: str) -> list[str]:
+    """Names of the generated blocks in ``text``, in order."""
+    return [m["name"] for m in _BLOCK.finditer(text)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Fill the README's generated blocks.")
+    parser.add_argument(
+        "--check", action="store_true", help="change nothing; exit 1 if a block is out of date"
+    )
+    parser.add_argument(
+        "--only", default="", help="comma-separated block names, e.g. variants (default: all)"
+    )
+    parser.add_argument("--readme", type=Path, default=README, help="file to update")
+    args = parser.parse_args(argv)
+    only = {n.strip() for n in args.only.split(",") if n.strip()} or None
+    text = args.readme.read_text()
+    if only is not None:
+        missing = only - set(block_names(text))
+        if missing:
+            print(f"update_readme: no block named {', '.join(sorted(missing))}", file=sys.stderr)
+            return 2
+    try:
+        new, changed = render(text, only)
+    except ReadmeError as exc:
+        print(f"update_readme: {exc}", file=sys.stderr)
+        return 2
+    if args.check:
+        if changed:
+            print(
+                f"update_readme: {args.readme.name} is out of date: {', '.join(changed)} "
+                "(run scripts/update_readme.py)",
+                file=sys.stderr,
+            )
+            return 1
+        return 0
+    if changed:
+        # Re-read just before writing: others edit other sections of the README meanwhile.
+        current = args.readme.read_text()
+        if current != text:
+            new, changed = render(current, only)
+        args.readme.write_text(new)
+        print(f"update_readme: updated {', '.join(changed)}")
+    else:
+        print("update_readme: up to date")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
