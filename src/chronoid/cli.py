@@ -18,7 +18,7 @@ from typing import Any
 from chronoid.errors import ChronoidError
 
 # Modules that add subcommands: each defines register(subparsers) -> None.
-_SUBCOMMAND_MODULES: tuple[str, ...] = ("chronoid.core_cli",)
+_SUBCOMMAND_MODULES: tuple[str, ...] = ("chronoid.core_cli", "chronoid.modes.cli")
 
 Handler = Callable[[argparse.Namespace], int]
 

@@ -12,6 +12,7 @@ from chronoid.codec import FORMATS, format_id, parse_id
 from chronoid.errors import InvalidArgument
 from chronoid.generator import MAX_BATCH, Generator
 from chronoid.layout import Layout
+from chronoid.modes.cli import add_new_arguments, make_mode_batch_source
 from chronoid.variants import VARIANTS, get_layout
 
 _CHUNK = 100_000  # IDs printed per write: bounded memory for huge -n
@@ -27,11 +28,17 @@ def register(subparsers: Any) -> None:
     new.add_argument(
         "--variant", default="snowflake", help="layout name (default: snowflake; see `variants`)"
     )
-    new.add_argument("--node", type=int, default=0, help="node (worker) ID (default: 0)")
+    new.add_argument(
+        "--node",
+        type=int,
+        default=None,
+        help="node (worker) ID (default: 0; Mode B: the instance node, default random)",
+    )
     new.add_argument(
         "-n", "--count", type=int, default=1, help=f"how many IDs (1..{MAX_BATCH}, default: 1)"
     )
     new.add_argument("--format", choices=FORMATS, default="int", help="output form (default: int)")
+    add_new_arguments(new)
     new.set_defaults(handler=_cmd_new)
 
     inspect = subparsers.add_parser(
@@ -63,8 +70,12 @@ def register(subparsers: Any) -> None:
 
 def make_batch_source(args: argparse.Namespace) -> tuple[Layout, Callable[[int], list[int]]]:
     """The layout and a ``batch(n)`` callable that ``chronoid new`` prints from."""
+    if getattr(args, "mode", None) is not None:
+        if args.mode in ("a", "c") and args.node is not None:
+            raise InvalidArgument(f"--node does not apply to --mode {args.mode}: it picks its own")
+        return make_mode_batch_source(args)
     layout = get_layout(args.variant)
-    generator = Generator(layout, args.node)
+    generator = Generator(layout, args.node if args.node is not None else 0)
     return layout, generator.next_ids
 
 

@@ -1,0 +1,96 @@
+"""What every node registry offers Mode C: acquire, renew and release a node lease."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from chronoid.errors import InvalidArgument, NodeSpaceExhausted
+
+__all__ = ["Lease", "NodeRegistry", "check_node_range", "new_token", "node_bounds"]
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A node held by one generator until its lease expires.
+
+    ``token`` proves ownership to the registry; ``ttl_ms`` is the lease length granted (ms);
+    ``not_before_ns`` is what the previous holder recorded: the first instant (ns since the
+    Unix epoch) at which this holder may issue IDs (0 when the node was never used);
+    ``handle`` is backend data (the etcd lease ID).
+    """
+
+    node: int
+    token: str
+    ttl_ms: int
+    not_before_ns: int = 0
+    handle: int = 0
+
+
+@runtime_checkable
+class NodeRegistry(Protocol):
+    """A place that hands out each node to at most one live holder at a time.
+
+    Transport failures raise :class:`~chronoid.errors.RegistryUnavailable`; a full node
+    space raises :class:`~chronoid.errors.NodeSpaceExhausted`.
+    """
+
+    def acquire(self, max_node: int, ttl_ms: int, now_ns: int) -> Lease:
+        """Lease a free node in 0..max_node (and the registry's range) for ``ttl_ms`` ms.
+
+        ``now_ns`` (the caller's wall clock) lets the registry prefer nodes whose previous
+        holder's ``last_ns`` has passed, so the new holder need not wait.
+        """
+        ...
+
+    def renew(self, lease: Lease, last_ns: int) -> bool:
+        """Extend the lease by its TTL and record ``last_ns``; False if it is no longer ours."""
+        ...
+
+    def release(self, lease: Lease, last_ns: int) -> None:
+        """Give the node back, recording ``last_ns`` for the next holder."""
+        ...
+
+    def close(self) -> None:
+        """Close connections (the registry's leases stay as they are)."""
+        ...
+
+
+def new_token() -> str:
+    """A fresh random owner token (128 bits, hex)."""
+    return secrets.token_hex(16)
+
+
+def check_node_range(node_range: tuple[int, int] | None) -> tuple[int, int] | None:
+    """Validate a ``(lo, hi)`` node range (inclusive), or None for every node.
+
+    Raises:
+        InvalidArgument: not two ints with 0 <= lo <= hi.
+    """
+    if node_range is None:
+        return None
+    ok = (
+        isinstance(node_range, tuple)
+        and len(node_range) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in node_range)
+        and 0 <= node_range[0] <= node_range[1]
+    )
+    if not ok:
+        raise InvalidArgument(f"node_range must be (lo, hi) with 0 <= lo <= hi, got {node_range!r}")
+    return node_range
+
+
+def node_bounds(max_node: int, node_range: tuple[int, int] | None) -> tuple[int, int]:
+    """The nodes a registry may hand out for a layout with ``max_node``: ``(lo, hi)``.
+
+    Raises:
+        NodeSpaceExhausted: the registry's range lies outside the layout's node field.
+    """
+    lo, hi = node_range if node_range is not None else (0, max_node)
+    hi = min(hi, max_node)
+    if lo > hi:
+        raise NodeSpaceExhausted(
+            f"the registry hands out nodes {node_range}, but the layout's nodes are 0..{max_node}"
+        )
+    return lo, hi
