@@ -18,7 +18,11 @@ from typing import Any
 from chronoid.errors import ChronoidError
 
 # Modules that add subcommands: each defines register(subparsers) -> None.
-_SUBCOMMAND_MODULES: tuple[str, ...] = ("chronoid.core_cli", "chronoid.modes.cli")
+_SUBCOMMAND_MODULES: tuple[str, ...] = (
+    "chronoid.core_cli",
+    "chronoid.modes.cli",
+    "chronoid.postgres.cli",
+)
 
 Handler = Callable[[argparse.Namespace], int]
 

@@ -91,3 +91,11 @@ class LeaseLost(ChronoidError):
 
 class StateFileError(ChronoidError):
     """A Mode B state file that cannot be read, belongs to another layout, or cannot be written."""
+
+
+class SqlInstallError(ChronoidError):
+    """Installing, reading or removing chronoid's PostgreSQL functions failed.
+
+    The message carries PostgreSQL's own reason: no connection, missing privileges, a newer
+    version already installed, or objects (column defaults) that still depend on them.
+    """
