@@ -268,3 +268,25 @@ def test_forked_child_cannot_repeat_the_parents_ids() -> None:
     assert not set(child_ids) & set(parent_ids + parent_more)
     assert {SNOWFLAKE.node_of(v) for v in child_ids} == {2}
     assert min(child_ids) > max(parent_ids)
+
+
+def test_locked_path_for_free_threaded_builds_is_equivalent() -> None:
+    # Without a GIL the generator takes the lock on every call; same IDs either way.
+    fast_clock, locked_clock = ManualClock(START), ManualClock(START)
+    fast = Generator("snowflake", 4, clock=fast_clock)
+    locked = Generator("snowflake", 4, clock=locked_clock)
+    locked.next_id = locked._next_id_locked  # type: ignore[method-assign]
+    for _ in range(3):
+        assert [fast.next_id() for _ in range(5000)] == [locked.next_id() for _ in range(5000)]
+        fast_clock.advance_ms(-1)
+        locked_clock.advance_ms(-1)
+
+
+def test_offset_after_reassign_is_measured_from_the_last_tick(clock: ManualClock) -> None:
+    gen = Generator("snowflake", 1, clock=clock, on_backwards=Backwards.RAISE)
+    gen.next_id()
+    gen.reassign_node(2)
+    clock.advance_ms(-5)
+    with pytest.raises(ClockMovedBackwards) as caught:
+        gen.next_id()
+    assert caught.value.offset_ns == 5 * MS

@@ -25,20 +25,28 @@ space runs out, is a policy chosen at construction (never a silent ``None``):
 ``Overflow.RAISE``        raise :class:`~chronoid.errors.SequenceExhausted`
 ========================  ==============================================================
 
-Thread safety: one lock per generator. Fork safety: a child process made by ``os.fork()``
-inherits the generator with the parent's node; if both kept going they would issue the same
-IDs. So in the child every call raises :class:`~chronoid.errors.GeneratorForked` until
-:meth:`Generator.reassign_node` gives it a node of its own (the parent keeps its node and is
-not affected).
+Thread safety: within a tick, IDs come from the tick's ``itertools.count``, whose
+``next()`` is atomic under the GIL, so the common call takes no lock (4 threads sharing a
+generator keep their throughput); one lock per generator guards tick changes and the
+policies. On a free-threaded (no-GIL) build that atomicity is not promised, so there every
+call takes the lock.
+
+Fork safety: a child process made by ``os.fork()`` inherits the generator with the parent's
+node; if both kept going they would issue the same IDs. So in the child every call raises
+:class:`~chronoid.errors.GeneratorForked` until :meth:`Generator.reassign_node` gives it a
+node of its own (the parent keeps its node and is not affected).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 import weakref
+from collections.abc import Iterator
 from enum import Enum
+from itertools import count, islice
 
 from chronoid.clock import SYSTEM_CLOCK, Clock
 from chronoid.errors import (
@@ -74,6 +82,18 @@ class Overflow(Enum):
 
 
 _LIVE: weakref.WeakSet[Generator] = weakref.WeakSet()
+
+# next() on an itertools.count is one C call, atomic only while a GIL serialises threads.
+_GIL_ENABLED: bool = getattr(sys, "_is_gil_enabled", lambda: True)()
+
+_State = tuple[int, int, Iterator[int], int]
+"""The current tick as the fast path sees it: wall-clock window [start_ns, end_ns), the
+counter that hands out its IDs, and the tick's last ID."""
+
+
+def _closed(ids: Iterator[int], last_id: int) -> _State:
+    # A window no clock reading falls in: every call takes the locked slow path.
+    return (1, 0, ids, last_id)
 
 
 def _after_fork_in_child() -> None:
@@ -152,13 +172,16 @@ class Generator:
         self._node_field = self._node << self._layout.sequence_bits
         self._lock = threading.Lock()
         self._forked = False
-        # State: the last tick used, its sequence, and the wall-clock window [start, end)
-        # in which the fast path may keep counting in that tick.
+        # State: the last tick used and its first ID (base); the fast path reads only
+        # _state, replaced as a whole (one attribute store) under the lock. IDs come from
+        # the tick's itertools.count, whose next() is atomic under the GIL: the fast path
+        # needs no lock, and a caller that still holds the previous tick's state can only
+        # take an unused value of that tick (its call overlaps the tick change).
         self._tick = -1
-        self._seq = 0
         self._base = 0
-        self._start = 1
-        self._end = 0
+        self._state: _State = _closed(count(1), 0)
+        if not _GIL_ENABLED:
+            self.next_id = self._next_id_locked  # type: ignore[method-assign]
         _LIVE.add(self)
 
     # -- public read-only state ------------------------------------------------------------
@@ -192,18 +215,24 @@ class Generator:
 
     def next_id(self) -> int:
         """The next ID: larger than every ID this generator issued before."""
-        lock = self._lock
-        lock.acquire()
-        try:
+        start, end, ids, last_id = self._state
+        now = self._now()
+        if start <= now < end:
+            value = next(ids)
+            if value <= last_id:
+                return value
+        with self._lock:
+            return self._next_slow(self._now())
+
+    def _next_id_locked(self) -> int:
+        with self._lock:
+            start, end, ids, last_id = self._state
             now = self._now()
-            if self._start <= now < self._end:
-                seq = self._seq + 1
-                if seq <= self._max_seq:
-                    self._seq = seq
-                    return self._base | seq
+            if start <= now < end:
+                value = next(ids)
+                if value <= last_id:
+                    return value
             return self._next_slow(now)
-        finally:
-            lock.release()
 
     def next_ids(self, count: int) -> list[int]:
         """``count`` IDs at once, in increasing order, as one call.
@@ -221,16 +250,23 @@ class Generator:
         with self._lock:
             remaining = count
             while remaining:
+                start, end, ids, last_id = self._state
                 now = self._now()
-                if self._start <= now < self._end and self._seq < self._max_seq:
-                    first = self._base | (self._seq + 1)
-                    self._seq += 1
-                else:
-                    first = self._next_slow(now)
-                extra = min(remaining - 1, self._max_seq - self._seq)
-                out.extend(range(first, first + extra + 1))
-                self._seq += extra
-                remaining -= extra + 1
+                if start <= now < end:
+                    # One C call takes consecutive values (atomic under the GIL); values
+                    # past the tick's last ID are dropped, the rest comes from the next tick.
+                    chunk = list(islice(ids, remaining))
+                    if chunk[-1] > last_id:
+                        del chunk[max(0, last_id - chunk[0] + 1) :]
+                    if chunk:
+                        if out:
+                            out += chunk
+                        else:
+                            out = chunk
+                        remaining -= len(chunk)
+                        continue
+                out.append(self._next_slow(now))
+                remaining -= 1
         return out
 
     def reassign_node(self, node: int) -> None:
@@ -245,10 +281,10 @@ class Generator:
             self._forked = False
             if self._tick >= 0:
                 # Continue after the last tick: the old node's sequence state means nothing
-                # for the new node, but time order must hold.
-                self._seq = self._max_seq
+                # for the new node, but time order must hold: the tick counts as used up.
                 self._base = (self._tick << self._shift) | self._node_field
-            self._start, self._end = 1, 0
+            last_id = self._base | self._max_seq
+            self._state = _closed(count(last_id + 1), last_id)
 
     # -- internals -------------------------------------------------------------------------
 
@@ -258,16 +294,20 @@ class Generator:
         # the forked check in _next_slow.
         self._lock = threading.Lock()
         self._forked = True
-        self._start, self._end = 1, 0
+        _, _, ids, last_id = self._state
+        self._state = _closed(ids, last_id)
 
     def _enter_tick(self, tick: int) -> int:
         layout = self._layout
         self._tick = tick
-        self._seq = 0
-        self._base = (tick << self._shift) | self._node_field
-        self._start = layout.tick_start_ns(tick)
-        self._end = layout.tick_start_ns(tick + 1)
-        return self._base
+        self._base = base = (tick << self._shift) | self._node_field
+        self._state = (
+            layout.tick_start_ns(tick),
+            layout.tick_start_ns(tick + 1),
+            count(base + 1),
+            base | self._max_seq,
+        )
+        return base
 
     def _wait(self, wait_ns: int, error: Exception) -> None:
         if wait_ns > self._max_wait_ns:
@@ -287,7 +327,7 @@ class Generator:
             if tick > last:
                 return self._enter_tick(tick)
             if tick < last:
-                behind_ns = self._start - now
+                behind_ns = self._layout.tick_start_ns(last) - now
                 if self._on_backwards is Backwards.RAISE:
                     raise ClockMovedBackwards(behind_ns)
                 if self._on_backwards is Backwards.WAIT:
@@ -295,14 +335,18 @@ class Generator:
                     now = self._now()
                     continue
                 # HLC: keep counting in the last (logical) tick.
-            seq = self._seq + 1
-            if seq <= self._max_seq:
-                self._seq = seq
+            _, end, ids, last_id = self._state
+            value = next(ids)
+            if value <= last_id:
                 # Back inside the last tick's wall window: the fast path may resume.
-                if tick == last and self._end == 0:
-                    self._start = self._layout.tick_start_ns(last)
-                    self._end = self._layout.tick_start_ns(last + 1)
-                return self._base | seq
+                if tick == last and end == 0:
+                    self._state = (
+                        self._layout.tick_start_ns(last),
+                        self._layout.tick_start_ns(last + 1),
+                        ids,
+                        last_id,
+                    )
+                return value
             if self._on_overflow is Overflow.BORROW:
                 if last + 1 > self._layout.max_timestamp:
                     raise SequenceExhausted(
@@ -312,7 +356,7 @@ class Generator:
             exhausted = SequenceExhausted(
                 f"{self._layout.name}: all {self._max_seq + 1} sequence values of tick {last} "
                 f"are used (node {self._node}); the next tick starts in "
-                f"{(self._end - now) / 1e6:.3f} ms"
+                f"{(self._layout.tick_start_ns(last + 1) - now) / 1e6:.3f} ms"
             )
             if self._on_overflow is Overflow.RAISE:
                 raise exhausted
@@ -376,4 +420,8 @@ class ChronoSequence(Generator):
     @property
     def sequence(self) -> int:
         """Sequence number of the last ID issued within its ms (0 at start)."""
-        return self._seq
+        if self._tick < 0:
+            return 0
+        # repr(count(n)) is "count(n)": n is the next value the tick would hand out.
+        next_value = int(repr(self._state[2])[6:-1])
+        return min(next_value - 1 - self._base, self._max_seq)
