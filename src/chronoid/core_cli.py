@@ -70,7 +70,8 @@ def register(subparsers: Any) -> None:
 
 def make_batch_source(args: argparse.Namespace) -> tuple[Layout, Callable[[int], list[int]]]:
     """The layout and a ``batch(n)`` callable that ``chronoid new`` prints from."""
-    if getattr(args, "mode", None) is not None:
+    mode_options = ("mode", "registry", "state_file", "force")
+    if any(getattr(args, name, None) not in (None, False) for name in mode_options):
         if args.mode in ("a", "c") and args.node is not None:
             raise InvalidArgument(f"--node does not apply to --mode {args.mode}: it picks its own")
         return make_mode_batch_source(args)

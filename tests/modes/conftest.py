@@ -1,0 +1,186 @@
+"""Fixtures for the mode tests: registries on the shared servers with per-test namespaces, and
+Redis/etcd servers of our own (on spare ports) for the tests that stop them."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import psycopg
+import pytest
+import redis
+
+from chronoid.modes.registry import parse_registry_url
+from chronoid.modes.registry.base import NodeRegistry
+from tests.support import free_port
+
+BACKENDS = ("memory", "redis", "etcd", "postgres")
+
+RegistryFactory = Callable[..., NodeRegistry]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Each registry backend in turn."""
+    return str(request.param)
+
+
+@pytest.fixture
+def registry_url(backend: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A registry URL with a namespace of its own (key prefix or table), cleaned up after."""
+    tag = uuid.uuid4().hex[:12]
+    if backend == "memory":
+        yield f"memory://test-{tag}"
+        return
+    if backend == "redis":
+        base = request.getfixturevalue("redis_url")
+        prefix = f"chronoid-test-{tag}:"
+        yield f"{base}?prefix={prefix}"
+        client = redis.Redis.from_url(base)
+        keys = list(client.scan_iter(f"{prefix}*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
+        return
+    if backend == "etcd":
+        parsed = urlparse(request.getfixturevalue("etcd_url"))
+        prefix = f"/chronoid-test/{tag}/"
+        yield f"etcd://{parsed.hostname}:{parsed.port}?prefix={prefix}"
+        from etcd3gw.client import Etcd3Client
+
+        client = Etcd3Client(str(parsed.hostname), int(parsed.port or 2379), api_path="/v3/")
+        client.delete_prefix(prefix)
+        return
+    dsn = request.getfixturevalue("pg_dsn")
+    table = f"chronoid_test_leases_{tag}"
+    sep = "&" if "?" in dsn else "?"
+    yield f"{dsn}{sep}table={table}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+@pytest.fixture
+def make_registry(registry_url: str) -> Iterator[RegistryFactory]:
+    """``make_registry(node_range=None)``: a new client of the test's registry namespace."""
+    made: list[NodeRegistry] = []
+
+    def factory(node_range: tuple[int, int] | None = None) -> NodeRegistry:
+        registry = parse_registry_url(registry_url, node_range=node_range)
+        made.append(registry)
+        return registry
+
+    yield factory
+    for registry in made:
+        registry.close()
+
+
+def _wait_until(check: Callable[[], bool], what: str, timeout_s: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{what} did not happen within {timeout_s} s")
+
+
+class OwnServer:
+    """A server process this test started; ``stop()`` kills it, ``start()`` starts it again."""
+
+    def __init__(self, argv: list[str], ready: Callable[[], bool], log: Path) -> None:
+        self.argv = argv
+        self.ready = ready
+        self.log = log
+        self.process: subprocess.Popen[Any] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                self.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+        _wait_until(self.ready, f"{self.argv[0]} start")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self.process = None
+
+
+def _redis_ready(port: int) -> Callable[[], bool]:
+    def ready() -> bool:
+        try:
+            return bool(redis.Redis(port=port, socket_connect_timeout=0.2).ping())
+        except redis.RedisError:
+            return False
+
+    return ready
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[tuple[OwnServer, str]]:
+    """A redis-server of our own on a spare port (no persistence): (server, URL)."""
+    exe = shutil.which("redis-server")
+    assert exe, "redis-server is not installed (scripts/install.sh installs it)"
+    port = free_port()
+    server = OwnServer(
+        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        _redis_ready(port),
+        tmp_path / "redis.log",
+    )
+    server.start()
+    yield server, f"redis://127.0.0.1:{port}/0"
+    server.stop()
+
+
+def _etcd_ready(port: int) -> Callable[[], bool]:
+    import requests
+
+    def ready() -> bool:
+        try:
+            reply = requests.get(f"http://127.0.0.1:{port}/health", timeout=0.5)
+            return '"health":"true"' in reply.text
+        except requests.RequestException:
+            return False
+
+    return ready
+
+
+@pytest.fixture
+def own_etcd(tmp_path: Path) -> Iterator[tuple[OwnServer, str]]:
+    """An etcd of our own on spare ports, data in tmp_path (kept across restarts)."""
+    exe = shutil.which("etcd")
+    assert exe, "etcd is not installed (Debian package etcd-server)"
+    port, peer = free_port(), free_port()
+    server = OwnServer(
+        [
+            exe,
+            "--name",
+            "chronoid-own",
+            "--data-dir",
+            str(tmp_path / "etcd-data"),
+            "--listen-client-urls",
+            f"http://127.0.0.1:{port}",
+            "--advertise-client-urls",
+            f"http://127.0.0.1:{port}",
+            "--listen-peer-urls",
+            f"http://127.0.0.1:{peer}",
+            "--initial-advertise-peer-urls",
+            f"http://127.0.0.1:{peer}",
+            "--initial-cluster",
+            f"chronoid-own=http://127.0.0.1:{peer}",
+        ],
+        _etcd_ready(port),
+        tmp_path / "etcd.log",
+    )
+    server.start()
+    yield server, f"etcd://127.0.0.1:{port}"
+    server.stop()
+
+
+wait_until = _wait_until

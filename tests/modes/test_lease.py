@@ -1,0 +1,272 @@
+"""Mode C: leased nodes on every registry backend, outages, handover and exhaustion."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from chronoid.clock import ManualClock
+from chronoid.errors import (
+    ClockMovedBackwards,
+    InvalidArgument,
+    LeaseLost,
+    NodeSpaceExhausted,
+)
+from chronoid.layout import Layout
+from chronoid.modes import LeaseGenerator, parse_registry_url
+from chronoid.modes.registry.etcd import EtcdRegistry
+from chronoid.modes.registry.memory import MemoryRegistry
+from chronoid.modes.registry.redis import RedisRegistry
+from tests.modes.conftest import OwnServer, RegistryFactory, wait_until
+
+pytestmark = pytest.mark.integration
+
+FLEET = 64
+
+
+def _no_duplicates(ids: list[int]) -> None:
+    assert len(set(ids)) == len(ids), f"{len(ids) - len(set(ids))} duplicate IDs"
+
+
+# -- in-memory registry: deterministic lease arithmetic on a manual clock ----------------------
+
+
+def test_lease_runs_until_expiry_minus_margin_then_lease_lost() -> None:
+    clock = ManualClock()
+    registry = MemoryRegistry(now_ns=clock.now_ns)
+    # The renewal thread waits 60 s of real time: it never runs during this test.
+    gen = LeaseGenerator(
+        "chrono64s",
+        registry,
+        clock=clock,
+        ttl_ms=100_000,
+        renew_ms=60_000,
+        skew_margin_ms=1_000,
+        monotonic_ns=clock.now_ns,
+    )
+    first = gen.next_id()
+    assert gen.node_of(first) == gen.node  # plain node: one shift and a mask
+    clock.advance_ms(99_000 - 1)
+    gen.next_id()  # still inside ttl - margin
+    clock.advance_ms(1)
+    with pytest.raises(LeaseLost, match="past its deadline"):
+        gen.next_id()
+    with pytest.raises(LeaseLost):
+        gen.next_ids(10)
+    gen.close()
+
+
+def test_handover_waits_for_previous_holders_last_timestamp() -> None:
+    clock = ManualClock()
+    registry = MemoryRegistry(node_range=(5, 5), now_ns=clock.now_ns)
+    kwargs: dict[str, Any] = {"clock": clock, "ttl_ms": 10_000, "monotonic_ns": clock.now_ns}
+    old = LeaseGenerator("chrono64s", registry, **kwargs)
+    old_ids = old.next_ids(1000)
+    old.close()
+    clock.advance_ms(-500)  # the next holder's clock reads half a second earlier
+    new = LeaseGenerator("chrono64s", registry, max_wait_ms=2_000, **kwargs)
+    assert new.node == 5 and new.lease is not None
+    assert new.lease.not_before_ns > clock.now_ns() - 1  # recorded by the old holder
+    new_ids = new.next_ids(1000)
+    assert min(new_ids) > max(old_ids)
+    new.close()
+    clock.advance_ms(-5_000)
+    with pytest.raises(ClockMovedBackwards, match="previous holder"):
+        LeaseGenerator("chrono64s", registry, max_wait_ms=1_000, **kwargs)
+
+
+def test_a_layout_with_few_node_bits_runs_out_of_nodes() -> None:
+    tiny = Layout("tiny", "s", datetime(2020, 1, 1, tzinfo=UTC), 40, 2, 21)
+    registry = MemoryRegistry()
+    gens = [LeaseGenerator(tiny, registry, ttl_ms=30_000) for _ in range(4)]
+    assert sorted(g.node for g in gens) == [0, 1, 2, 3]
+    with pytest.raises(NodeSpaceExhausted, match="all 4 nodes 0..3"):
+        LeaseGenerator(tiny, registry, ttl_ms=30_000)
+    for g in gens:
+        g.close()
+
+
+def test_arguments_are_checked() -> None:
+    registry = MemoryRegistry()
+    with pytest.raises(InvalidArgument, match="registry must be a NodeRegistry"):
+        LeaseGenerator("chrono64s", "redis://nowhere")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument, match="ttl_ms"):
+        LeaseGenerator("chrono64s", registry, ttl_ms=10)
+    with pytest.raises(InvalidArgument, match="renew_ms"):
+        LeaseGenerator("chrono64s", registry, ttl_ms=1000, renew_ms=900, skew_margin_ms=200)
+    with pytest.raises(InvalidArgument, match="unknown registry URL"):
+        parse_registry_url("zookeeper://x")
+    with pytest.raises(InvalidArgument, match="nodes="):
+        parse_registry_url("memory://x?nodes=7")
+    with pytest.raises(InvalidArgument, match="node_range"):
+        MemoryRegistry(node_range=(3, 1))
+
+
+# -- every backend ---------------------------------------------------------------------------
+
+
+def test_64_generators_in_threads_get_64_distinct_nodes(make_registry: RegistryFactory) -> None:
+    registry = make_registry()
+    with ThreadPoolExecutor(16) as pool:
+        gens = list(pool.map(lambda _: LeaseGenerator("chrono64s", registry), range(FLEET)))
+    try:
+        assert len({g.node for g in gens}) == FLEET
+        ids = [i for g in gens for i in g.next_ids(500)]
+        _no_duplicates(ids)
+        assert all(gens[k].node_of(ids[k * 500]) == gens[k].node for k in range(FLEET))
+    finally:
+        for g in gens:
+            g.close()
+
+
+def _hold_a_lease(url: str, results: Any, release: Any) -> None:
+    gen = LeaseGenerator("chrono64s", parse_registry_url(url))
+    results.put((gen.node, gen.next_ids(200)))
+    release.wait(60)
+    gen.close()
+
+
+# An in-memory registry lives in one process: the server backends only.
+@pytest.mark.parametrize("backend", ["redis", "etcd", "postgres"])
+def test_64_generators_in_processes_get_64_distinct_nodes(registry_url: str) -> None:
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    release = ctx.Event()
+    procs = [
+        ctx.Process(target=_hold_a_lease, args=(registry_url, results, release))
+        for _ in range(FLEET)
+    ]
+    for p in procs:
+        p.start()
+    try:
+        got = [results.get(timeout=60) for _ in range(FLEET)]
+    finally:
+        release.set()
+        for p in procs:
+            p.join(timeout=60)
+    assert all(p.exitcode == 0 for p in procs)
+    assert len({node for node, _ in got}) == FLEET
+    _no_duplicates([i for _, ids in got for i in ids])
+
+
+def test_exhausting_the_node_range_is_a_clear_error(make_registry: RegistryFactory) -> None:
+    registry = make_registry(node_range=(10, 13))
+    gens = [LeaseGenerator("chrono64s", registry) for _ in range(4)]
+    try:
+        assert sorted(g.node for g in gens) == [10, 11, 12, 13]
+        with pytest.raises(NodeSpaceExhausted, match=r"all 4 nodes 10\.\.13"):
+            LeaseGenerator("chrono64s", registry)
+        gens.pop().close()
+        again = LeaseGenerator("chrono64s", registry)  # a released node is free again
+        gens.append(again)
+    finally:
+        for g in gens:
+            g.close()
+
+
+def test_release_records_last_timestamp_for_the_next_holder(
+    make_registry: RegistryFactory,
+) -> None:
+    clock = ManualClock()
+    registry = make_registry(node_range=(7, 7))
+    old = LeaseGenerator("chrono64s", registry, clock=clock)
+    old_ids = old.next_ids(100)
+    last_tick = old.layout.unpack(old_ids[-1]).timestamp
+    old.close()
+    clock.advance_ms(-3_000)
+    with pytest.raises(ClockMovedBackwards):
+        LeaseGenerator("chrono64s", registry, clock=clock, max_wait_ms=1_000)
+    new = LeaseGenerator("chrono64s", registry, clock=clock, max_wait_ms=5_000)
+    assert new.lease is not None
+    assert new.lease.not_before_ns == old.layout.tick_start_ns(last_tick + 1)
+    new_ids = new.next_ids(100)
+    new.close()
+    assert min(new_ids) > max(old_ids)
+
+
+# -- outages of a registry we started ourselves ----------------------------------------------
+
+
+def _outage(server: OwnServer, gen: LeaseGenerator, clock: ManualClock) -> list[int]:
+    """Stop the server mid-run, keep generating until LeaseLost, restart, recover."""
+    ids: list[int] = []
+
+    def produce() -> None:
+        clock.advance_ms(1_000)
+        ids.extend(gen.next_ids(500))
+
+    produce()
+    wait_until(lambda: gen.renewals >= 1, "a first renewal")
+    server.stop()
+    produce()  # the cached lease is still good: generation continues
+    after_stop = len(ids)
+    lost = None
+    deadline = time.monotonic() + 30
+    while lost is None and time.monotonic() < deadline:
+        try:
+            produce()
+        except LeaseLost as exc:
+            lost = exc
+        time.sleep(0.02)
+    assert lost is not None, "generation never stopped while the registry was down"
+    assert gen.renewal_failures >= 1 and gen.last_error
+    assert after_stop >= 1000
+    server.start()
+
+    def recovered() -> bool:
+        try:
+            produce()
+            return True
+        except LeaseLost:
+            return False
+
+    wait_until(recovered, "recovery after the registry restarted", timeout_s=30)
+    produce()
+    return ids
+
+
+def test_redis_outage_continues_on_the_lease_then_stops_then_recovers(
+    own_redis: tuple[OwnServer, str],
+) -> None:
+    server, url = own_redis
+    clock = ManualClock()
+    registry = RedisRegistry(url, prefix="outage:", timeout_s=0.5)
+    gen = LeaseGenerator(
+        "chrono64s", registry, clock=clock, ttl_ms=1_500, renew_ms=200, skew_margin_ms=300
+    )
+    try:
+        ids = _outage(server, gen, clock)
+    finally:
+        gen.close()
+        registry.close()
+    _no_duplicates(ids)
+    assert ids == sorted(ids)
+    # Redis ran without persistence, so the old lease was gone: a new one was acquired.
+    assert gen.acquisitions == 2
+
+
+def test_etcd_outage_continues_on_the_lease_then_stops_then_recovers(
+    own_etcd: tuple[OwnServer, str],
+) -> None:
+    server, url = own_etcd
+    clock = ManualClock()
+    host, port = url.removeprefix("etcd://").split(":")
+    registry = EtcdRegistry(host, int(port), prefix="/outage/", timeout_s=0.5)
+    gen = LeaseGenerator(
+        "chrono64s", registry, clock=clock, ttl_ms=3_000, renew_ms=400, skew_margin_ms=500
+    )
+    try:
+        ids = _outage(server, gen, clock)
+    finally:
+        gen.close()
+        registry.close()
+    _no_duplicates(ids)
+    assert ids == sorted(ids)
+    # etcd keeps leases across a restart (with their TTL refreshed): the renewal thread
+    # finds the old lease still ours and carries on, or acquires a new node if it expired.
+    assert gen.acquisitions in (1, 2)
