@@ -242,11 +242,41 @@ END $t$;
 CREATE OR REPLACE FUNCTION chronoid_version() RETURNS integer
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$ SELECT 1 $fn$;
 
+-- Error helpers. They only ever raise, so IMMUTABLE is honest, and it keeps the STABLE and
+-- IMMUTABLE SQL functions that call them in an ELSE branch inlinable.
+CREATE OR REPLACE FUNCTION chronoid__raise(message text) RETURNS bigint
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $fn$
+BEGIN
+  RAISE EXCEPTION '%', message USING ERRCODE = 'invalid_parameter_value';
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION chronoid__unsupported(variant text, only32 boolean DEFAULT false)
+RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+SELECT chronoid__raise(format(
+  'chronoid: variant %L is not served by chronoid_next%s: %s; allowed: %s',
+  variant, CASE WHEN only32 THEN '32' ELSE '' END,
+  CASE
+    WHEN variant LIKE 'uchrono%' THEN
+      'unsigned variants do not fit signed integer/bigint columns, use the chrono* form'
+    WHEN variant IN ('chrono32bs', 'uchrono32bs') THEN
+      'it has no node or sequence bits, so every ID of a 2-second tick would be equal'
+    WHEN only32 AND variant IN (SELECT name FROM chronoid_variants WHERE mode_b) THEN
+      'it is not a 32-bit variant, use chronoid_next'
+    ELSE 'unknown variant'
+  END,
+  CASE WHEN only32 THEN 'chrono32y, chrono32hy, chrono32q, chrono32mo, chrono32w, chrono32d, chrono32h, chrono32tm, chrono32m'
+       ELSE 'snowflake, chrono64mo, chrono64w, chrono64d, chrono64h, chrono64m, chrono64s, chrono64ds, chrono64cs, chrono64ms, chrono64us, chrono32y, chrono32hy, chrono32q, chrono32mo, chrono32w, chrono32d, chrono32h, chrono32tm, chrono32m' END))
+$fn$ SET search_path FROM CURRENT;
+
 -- (BASKET[idx mod 64] >> (64 - bits)) | 1, chronoid.mix.multiplier: a logical shift of the
 -- unsigned basket entry, which bigint holds in two's complement.
 CREATE OR REPLACE FUNCTION chronoid_multiplier(bits integer, idx integer) RETURNS bigint
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
-SELECT CASE WHEN bits = 0 THEN 1::bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+SELECT CASE
+  WHEN bits < 0 OR bits > 63 THEN
+    chronoid__raise('chronoid: field width must be 0..63 bits, got ' || bits::text)
+  WHEN bits = 0 THEN 1::bigint
   ELSE (((ARRAY[
   -7046029254386353131, 4354685564936845355, -2691343689449507777, 8709371129873690709,
   1663341875487337577, -5382687378899015553, 6018027440424182931, -1028001813962170199,
@@ -265,56 +295,36 @@ SELECT CASE WHEN bits = 0 THEN 1::bigint
   4204702121588007085, -2841327132798346045, 8559387686524852439, 1513358432138499309,
   -5532670822247853823, 5868043997075344663, -1177985257311008469, -8224014511697361599
 ]::bigint[])[(idx & 63) + 1] >> (64 - bits))
-        & ((1::bigint << bits) - 1)) | 1
+        & (9223372036854775807 >> (63 - bits))) | 1
 END
 $fn$;
 
 -- (GOLDEN_64 >> (64 - bits)) | 1, chronoid.mix.weyl_step_constant.
 CREATE OR REPLACE FUNCTION chronoid_weyl_step_constant(bits integer) RETURNS bigint
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
-SELECT CASE WHEN bits = 0 THEN 0::bigint
-  ELSE ((-7046029254386353131::bigint >> (64 - bits)) & ((1::bigint << bits) - 1)) | 1
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+SELECT CASE
+  WHEN bits < 0 OR bits > 63 THEN
+    chronoid__raise('chronoid: field width must be 0..63 bits, got ' || bits::text)
+  WHEN bits = 0 THEN 0::bigint
+  ELSE ((-7046029254386353131::bigint >> (64 - bits)) & (9223372036854775807 >> (63 - bits))) | 1
 END
 $fn$;
 
 -- ((value * M) XOR salt) mod 2^bits, chronoid.mix.mix. Fields up to 31 bits multiply in
 -- bigint without overflow ((v mod 2^b) * (M mod 2^b) < 2^62); wider ones go through numeric.
 CREATE OR REPLACE FUNCTION chronoid_mix(value bigint, bits integer, idx integer, salt bigint)
-RETURNS bigint LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
+RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
 SELECT CASE
+  WHEN bits < 0 OR bits > 63 THEN
+    chronoid__raise('chronoid: field width must be 0..63 bits, got ' || bits::text)
   WHEN bits <= 31 THEN
-    (((value & ((1::bigint << bits) - 1)) * chronoid_multiplier(bits, idx)) # salt)
-      & ((1::bigint << bits) - 1)
+    (((value & (9223372036854775807 >> (63 - bits))) * chronoid_multiplier(bits, idx)) # salt)
+      & (9223372036854775807 >> (63 - bits))
   ELSE
     (((value::numeric * chronoid_multiplier(bits, idx)::numeric)
-       % (2::numeric ^ bits))::bigint # salt) & ((1::bigint << bits) - 1)
+       % (2::numeric ^ bits))::bigint # salt) & (9223372036854775807 >> (63 - bits))
 END
 $fn$;
-
-CREATE OR REPLACE FUNCTION chronoid__raise(message text) RETURNS bigint
-LANGUAGE plpgsql VOLATILE AS $fn$
-BEGIN
-  RAISE EXCEPTION '%', message USING ERRCODE = 'invalid_parameter_value';
-END
-$fn$;
-
-CREATE OR REPLACE FUNCTION chronoid__unsupported(variant text, only32 boolean DEFAULT false)
-RETURNS bigint LANGUAGE sql VOLATILE AS $fn$
-SELECT chronoid__raise(format(
-  'chronoid: variant %L is not served by chronoid_next%s: %s; allowed: %s',
-  variant, CASE WHEN only32 THEN '32' ELSE '' END,
-  CASE
-    WHEN variant LIKE 'uchrono%' THEN
-      'unsigned variants do not fit signed integer/bigint columns, use the chrono* form'
-    WHEN variant IN ('chrono32bs', 'uchrono32bs') THEN
-      'it has no node or sequence bits, so every ID of a 2-second tick would be equal'
-    WHEN only32 AND variant IN (SELECT name FROM chronoid_variants WHERE mode_b) THEN
-      'it is not a 32-bit variant, use chronoid_next'
-    ELSE 'unknown variant'
-  END,
-  CASE WHEN only32 THEN 'chrono32y, chrono32hy, chrono32q, chrono32mo, chrono32w, chrono32d, chrono32h, chrono32tm, chrono32m'
-       ELSE 'snowflake, chrono64mo, chrono64w, chrono64d, chrono64h, chrono64m, chrono64s, chrono64ds, chrono64cs, chrono64ms, chrono64us, chrono32y, chrono32hy, chrono32q, chrono32mo, chrono32w, chrono32d, chrono32h, chrono32tm, chrono32m' END))
-$fn$ SET search_path FROM CURRENT;
 
 -- The pure reference: chronoid.mix.compose(layout, tick, node, sequence, salt, idx,
 -- mix_node=...), bit for bit. salt is an (N+S)-bit value: its low S bits salt the sequence.

@@ -73,11 +73,12 @@ def _tick_expr(layout: Layout, ts: str) -> str:
     to the variant's tick domain, whose CHECK rejects times before the epoch or past expiry.
 
     Speed over numeric: ``date_part('epoch', ts)`` is a float8 ``q``, the correctly rounded
-    ``µs / 1e6``. For whole-second units ``floor((q - epoch) / unit)`` is exact while
-    ``q < 2^34`` s (until 2514); for sub-second units ``round(q * 1e6)`` recovers the exact
-    µs while ``q < 2^32`` s (until 2106), later instants within 1 µs of a tick boundary may
-    land in the neighbouring tick. ``extract(epoch ...)`` (numeric) is exact forever but
-    costs about 80 ns more per ID (docs/postgres.md).
+    ``µs / 1e6`` of the µs count converted to float8. For whole-second units
+    ``floor((q - epoch) / unit)`` is exact while the µs count is below 2^53 (until 2255);
+    for sub-second units ``round(q * 1e6)`` recovers the exact µs while ``q < 2^32`` s
+    (until 2106). Later, an instant within 2 µs of a tick boundary may land in the
+    neighbouring tick (the ID stays unique: uniqueness never depends on the tick value).
+    ``extract(epoch ...)`` (numeric) is exact forever but costs about 80 ns more per ID.
     """
     if layout.unit.ns is not None:
         unit_us = layout.unit.ns // 1_000
@@ -314,47 +315,17 @@ END $t$;
 CREATE OR REPLACE FUNCTION chronoid_version() RETURNS integer
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$ SELECT {SCRIPT_VERSION} $fn$;
 
--- (BASKET[idx mod 64] >> (64 - bits)) | 1, chronoid.mix.multiplier: a logical shift of the
--- unsigned basket entry, which bigint holds in two's complement.
-CREATE OR REPLACE FUNCTION chronoid_multiplier(bits integer, idx integer) RETURNS bigint
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
-SELECT CASE WHEN bits = 0 THEN 1::bigint
-  ELSE ((({_basket_array()})[(idx & 63) + 1] >> (64 - bits))
-        & ((1::bigint << bits) - 1)) | 1
-END
-$fn$;
-
--- (GOLDEN_64 >> (64 - bits)) | 1, chronoid.mix.weyl_step_constant.
-CREATE OR REPLACE FUNCTION chronoid_weyl_step_constant(bits integer) RETURNS bigint
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
-SELECT CASE WHEN bits = 0 THEN 0::bigint
-  ELSE (({_signed64(GOLDEN_64)}::bigint >> (64 - bits)) & ((1::bigint << bits) - 1)) | 1
-END
-$fn$;
-
--- ((value * M) XOR salt) mod 2^bits, chronoid.mix.mix. Fields up to 31 bits multiply in
--- bigint without overflow ((v mod 2^b) * (M mod 2^b) < 2^62); wider ones go through numeric.
-CREATE OR REPLACE FUNCTION chronoid_mix(value bigint, bits integer, idx integer, salt bigint)
-RETURNS bigint LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
-SELECT CASE
-  WHEN bits <= 31 THEN
-    (((value & ((1::bigint << bits) - 1)) * chronoid_multiplier(bits, idx)) # salt)
-      & ((1::bigint << bits) - 1)
-  ELSE
-    (((value::numeric * chronoid_multiplier(bits, idx)::numeric)
-       % (2::numeric ^ bits))::bigint # salt) & ((1::bigint << bits) - 1)
-END
-$fn$;
-
+-- Error helpers. They only ever raise, so IMMUTABLE is honest, and it keeps the STABLE and
+-- IMMUTABLE SQL functions that call them in an ELSE branch inlinable.
 CREATE OR REPLACE FUNCTION chronoid__raise(message text) RETURNS bigint
-LANGUAGE plpgsql VOLATILE AS $fn$
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $fn$
 BEGIN
   RAISE EXCEPTION '%', message USING ERRCODE = 'invalid_parameter_value';
 END
 $fn$;
 
 CREATE OR REPLACE FUNCTION chronoid__unsupported(variant text, only32 boolean DEFAULT false)
-RETURNS bigint LANGUAGE sql VOLATILE AS $fn$
+RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
 SELECT chronoid__raise(format(
   'chronoid: variant %L is not served by chronoid_next%s: %s; allowed: %s',
   variant, CASE WHEN only32 THEN '32' ELSE '' END,
@@ -370,6 +341,46 @@ SELECT chronoid__raise(format(
   CASE WHEN only32 THEN '{", ".join(n for n in MODE_B_VARIANTS if n.startswith("chrono32"))}'
        ELSE '{mode_b_list}' END))
 $fn$ SET search_path FROM CURRENT;
+
+-- (BASKET[idx mod 64] >> (64 - bits)) | 1, chronoid.mix.multiplier: a logical shift of the
+-- unsigned basket entry, which bigint holds in two's complement.
+CREATE OR REPLACE FUNCTION chronoid_multiplier(bits integer, idx integer) RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+SELECT CASE
+  WHEN bits < 0 OR bits > 63 THEN
+    chronoid__raise('chronoid: field width must be 0..63 bits, got ' || bits::text)
+  WHEN bits = 0 THEN 1::bigint
+  ELSE ((({_basket_array()})[(idx & 63) + 1] >> (64 - bits))
+        & (9223372036854775807 >> (63 - bits))) | 1
+END
+$fn$;
+
+-- (GOLDEN_64 >> (64 - bits)) | 1, chronoid.mix.weyl_step_constant.
+CREATE OR REPLACE FUNCTION chronoid_weyl_step_constant(bits integer) RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+SELECT CASE
+  WHEN bits < 0 OR bits > 63 THEN
+    chronoid__raise('chronoid: field width must be 0..63 bits, got ' || bits::text)
+  WHEN bits = 0 THEN 0::bigint
+  ELSE (({_signed64(GOLDEN_64)}::bigint >> (64 - bits)) & (9223372036854775807 >> (63 - bits))) | 1
+END
+$fn$;
+
+-- ((value * M) XOR salt) mod 2^bits, chronoid.mix.mix. Fields up to 31 bits multiply in
+-- bigint without overflow ((v mod 2^b) * (M mod 2^b) < 2^62); wider ones go through numeric.
+CREATE OR REPLACE FUNCTION chronoid_mix(value bigint, bits integer, idx integer, salt bigint)
+RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+SELECT CASE
+  WHEN bits < 0 OR bits > 63 THEN
+    chronoid__raise('chronoid: field width must be 0..63 bits, got ' || bits::text)
+  WHEN bits <= 31 THEN
+    (((value & (9223372036854775807 >> (63 - bits))) * chronoid_multiplier(bits, idx)) # salt)
+      & (9223372036854775807 >> (63 - bits))
+  ELSE
+    (((value::numeric * chronoid_multiplier(bits, idx)::numeric)
+       % (2::numeric ^ bits))::bigint # salt) & (9223372036854775807 >> (63 - bits))
+END
+$fn$;
 
 -- The pure reference: chronoid.mix.compose(layout, tick, node, sequence, salt, idx,
 -- mix_node=...), bit for bit. salt is an (N+S)-bit value: its low S bits salt the sequence.
