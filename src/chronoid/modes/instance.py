@@ -273,9 +273,11 @@ class InstanceGenerator:
                     self._prepare(now)
                 first = self._counter
                 take = min(remaining, self._limit - first)
-                base, mult, salt, mask = self._base, self._mult, self._seq_salt, self._mask
+                # base | ((v ^ salt) & mask) == (base ^ salt) ^ (v & mask): the base has no
+                # low S bits and the salt no others; v steps by the multiplier.
+                top, mult, mask = self._base ^ self._seq_salt, self._mult, self._mask
                 out.extend(
-                    [base | (((c * mult) ^ salt) & mask) for c in range(first, first + take)]
+                    [top ^ (v & mask) for v in range(first * mult, (first + take) * mult, mult)]
                 )
                 self._counter = first + take
                 remaining -= take

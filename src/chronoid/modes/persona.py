@@ -211,14 +211,11 @@ class PersonaGenerator:
                     self._prepare(now)
                 first = self._count
                 take = min(remaining, self._ids_per_tick - first)
-                base, offset, mult = self._base, self._offset, self._mult
-                salt, mask = self._seq_salt, self._mask
-                out.extend(
-                    [
-                        base | ((((offset + c) * mult) ^ salt) & mask)
-                        for c in range(first, first + take)
-                    ]
-                )
+                # base | ((v ^ salt) & mask) == (base ^ salt) ^ (v & mask): the base has no
+                # low S bits and the salt no others; v steps by the multiplier.
+                top, mult, mask = self._base ^ self._seq_salt, self._mult, self._mask
+                start = (self._offset + first) * mult
+                out.extend([top ^ (v & mask) for v in range(start, start + take * mult, mult)])
                 self._count = first + take
                 remaining -= take
         return out

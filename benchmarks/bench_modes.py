@@ -1,0 +1,229 @@
+"""Operating modes A, B and C: cost per ID against the plain generator, and Mode A's real risk.
+
+Run ``.venv/bin/python benchmarks/bench_modes.py [--quick]``. It prints Markdown tables and
+writes them to ``benchmarks/results/modes.md`` (the README quotes that file).
+
+1. **Cost per ID**: ``next_id()`` (2,000 calls, fresh generators each round, below every
+   ceiling) and ``next_ids(10_000)`` on ``chrono64s`` for the plain Generator, Mode A
+   (PersonaGenerator), Mode B (InstanceGenerator) and Mode C (LeaseGenerator on an in-memory
+   registry: the registry is only touched by the renewal thread, so the backend does not
+   change the per-ID cost). Interleaved, shuffled rounds; medians; ratios to the plain
+   generator measured in the same round.
+2. **Mode A duplicate rate**: k personas x m IDs per window over a 2^12 suffix (a small
+   layout so that duplicates are frequent enough to count), fixed seeds, against the
+   calculator's ID-count birthday bound.
+3. **Mode A throughput budget**: from :mod:`chronoid.capacity`, the fleet-wide IDs/s that
+   keeps the risk of any duplicate under 1 in 1,000 per window, per day and per year.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import random
+import statistics
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from chronoid import Generator
+from chronoid.capacity import DAY_S, YEAR_S, birthday_probability, max_ids_per_second
+from chronoid.capacity import window_seconds as window_of
+from chronoid.clock import ManualClock
+from chronoid.layout import Layout
+from chronoid.modes import InstanceGenerator, LeaseGenerator, PersonaGenerator
+from chronoid.modes.registry.memory import MemoryRegistry
+from chronoid.variants import get_layout
+
+RESULTS = Path(__file__).resolve().parent / "results" / "modes.md"
+LAYOUT = "chrono64s"
+CALLS = 2000
+BATCH = 10_000
+
+Factory = Callable[[], tuple[Callable[[], int], Callable[[int], list[int]], Callable[[], None]]]
+
+
+def _plain() -> tuple[Callable[[], int], Callable[[int], list[int]], Callable[[], None]]:
+    gen = Generator(LAYOUT, random.randrange(1 << 15))
+    return gen.next_id, gen.next_ids, lambda: None
+
+
+def _mode_a() -> tuple[Callable[[], int], Callable[[int], list[int]], Callable[[], None]]:
+    gen = PersonaGenerator(LAYOUT)
+    return gen.next_id, gen.next_ids, lambda: None
+
+
+def _mode_b() -> tuple[Callable[[], int], Callable[[int], list[int]], Callable[[], None]]:
+    gen = InstanceGenerator(LAYOUT)
+    return gen.next_id, gen.next_ids, lambda: None
+
+
+_REGISTRY = MemoryRegistry()
+
+
+def _mode_c() -> tuple[Callable[[], int], Callable[[int], list[int]], Callable[[], None]]:
+    gen = LeaseGenerator(LAYOUT, _REGISTRY)
+    return gen.next_id, gen.next_ids, gen.close
+
+
+IMPLEMENTATIONS: dict[str, tuple[str, Factory]] = {
+    "plain": ("`Generator` (plain node, reference)", _plain),
+    "A": ("Mode A `PersonaGenerator`", _mode_a),
+    "B": ("Mode B `InstanceGenerator`", _mode_b),
+    "C": ("Mode C `LeaseGenerator` (in-memory registry)", _mode_c),
+}
+
+
+def _time_calls(next_id: Callable[[], int]) -> float:
+    gc.disable()
+    try:
+        start = time.perf_counter_ns()
+        for _ in range(CALLS):
+            next_id()
+        return (time.perf_counter_ns() - start) / CALLS
+    finally:
+        gc.enable()
+
+
+def _time_batch(next_ids: Callable[[int], list[int]]) -> float:
+    gc.disable()
+    try:
+        start = time.perf_counter_ns()
+        next_ids(BATCH)
+        return (time.perf_counter_ns() - start) / BATCH
+    finally:
+        gc.enable()
+
+
+def cost_table(rounds: int) -> str:
+    """Per-ID cost of each mode (ns) and its ratio to the plain generator."""
+    samples: dict[str, list[tuple[float, float]]] = {key: [] for key in IMPLEMENTATIONS}
+    for _ in range(rounds):
+        # A fresh second for every round, so no generator meets its 32,768 IDs/s ceiling.
+        time.sleep(1 - (time.time() % 1) + 0.001)
+        order = list(IMPLEMENTATIONS)
+        random.shuffle(order)
+        for key in order:
+            next_id, next_ids, close = IMPLEMENTATIONS[key][1]()
+            samples[key].append((_time_calls(next_id), 0.0))
+            close()
+        time.sleep(1 - (time.time() % 1) + 0.001)
+        for key in order:
+            next_id, next_ids, close = IMPLEMENTATIONS[key][1]()
+            call, _ = samples[key][-1]
+            samples[key][-1] = (call, _time_batch(next_ids))
+            close()
+    lines = [
+        f"| implementation ({LAYOUT}) | `next_id()` ns/ID | ratio | "
+        f"`next_ids({BATCH:,})` ns/ID | ratio |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for key, (label, _) in IMPLEMENTATIONS.items():
+        call_ratio = statistics.median(
+            s[0] / p[0] for s, p in zip(samples[key], samples["plain"], strict=True)
+        )
+        batch_ratio = statistics.median(
+            s[1] / p[1] for s, p in zip(samples[key], samples["plain"], strict=True)
+        )
+        call = statistics.median(s[0] for s in samples[key])
+        batch = statistics.median(s[1] for s in samples[key])
+        lines.append(
+            f"| {label} | {call:,.0f} | {call_ratio:.2f} | {batch:,.1f} | {batch_ratio:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def simulation_table(trials: int) -> str:
+    """Measured Mode A duplicate rate per window vs the ID-count birthday bound."""
+    layout = Layout("sim12", "s", datetime(2020, 1, 1, tzinfo=UTC), 51, 6, 6)
+    space = 1 << layout.suffix_bits
+    lines = [
+        "| personas k | IDs each m | IDs per window k·m | measured P(duplicate) | "
+        "birthday bound on k·m IDs |",
+        "| ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for k, m in ((64, 1), (48, 2), (24, 4), (12, 8), (6, 16)):
+        clock = ManualClock()
+        gens = [
+            PersonaGenerator(
+                layout,
+                clock=clock,
+                rotation_s=1,
+                force=True,
+                randbits=random.Random(1000 * k + i).getrandbits,
+            )
+            for i in range(k)
+        ]
+        hits = 0
+        for _ in range(trials):
+            clock.advance_ns(1_000_000_000)
+            ids = [i for g in gens for i in g.next_ids(m)]
+            hits += len(set(ids)) < len(ids)
+        bound = birthday_probability(k * m, space)
+        lines.append(f"| {k} | {m} | {k * m} | {hits / trials:.3f} | {bound:.3f} |")
+    return "\n".join(lines)
+
+
+def budget_table() -> str:
+    """Fleet-wide IDs/s that keeps P(any duplicate) under 1e-3 per window, day and year."""
+    lines = [
+        "| variant | window | suffix bits | per window | per day | per year |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for name in (
+        "chrono64mo",
+        "chrono64d",
+        "chrono64h",
+        "chrono64m",
+        "chrono64s",
+        "uchrono64s",
+        "chrono64ds",
+        "chrono64cs",
+        "chrono32y",
+    ):
+        layout = get_layout(name)
+        rates = [max_ids_per_second(layout, 1e-3, p) for p in (window_of(layout), DAY_S, YEAR_S)]
+        cells = " | ".join(f"{r:,.3g}" for r in rates)
+        lines.append(f"| `{name}` | {layout.unit.description} | {layout.suffix_bits} | {cells} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds and trials")
+    args = parser.parse_args()
+    rounds, trials = (5, 500) if args.quick else (15, 3000)
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    command = "`.venv/bin/python benchmarks/bench_modes.py" + (" --quick`" if args.quick else "`")
+    text = "\n".join(
+        [
+            f"Command: {command} · Python {platform.python_version()} · {stamp} · "
+            f"`os.cpu_count()` = {os.cpu_count()}",
+            "",
+            f"Cost per ID, {rounds} interleaved rounds (medians; ratio = median of per-round "
+            "ratios to the plain generator):",
+            "",
+            cost_table(rounds),
+            "",
+            f"Mode A duplicate rate per window, {trials} windows per row, fresh personas each "
+            "window, 2^12 suffix values (6 node + 6 sequence bits):",
+            "",
+            simulation_table(trials),
+            "",
+            "Mode A fleet throughput (IDs/s, all generators together) that keeps the "
+            "probability of at least one duplicate under 1 in 1,000 (`chronoid capacity`):",
+            "",
+            budget_table(),
+            "",
+        ]
+    )
+    print(text)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
