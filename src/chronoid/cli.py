@@ -22,6 +22,7 @@ _SUBCOMMAND_MODULES: tuple[str, ...] = (
     "chronoid.core_cli",
     "chronoid.modes.cli",
     "chronoid.postgres.cli",
+    "chronoid.sim.cli",
 )
 
 Handler = Callable[[argparse.Namespace], int]

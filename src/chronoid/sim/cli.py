@@ -1,0 +1,94 @@
+"""``chronoid sim``: run the evidence scenarios and write the report (a thin layer)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from chronoid.sim.model import Context, ScenarioResult, Verdict, stderr_progress
+
+__all__ = ["register", "run"]
+
+
+def register(subparsers: Any) -> None:
+    """Add ``chronoid sim`` to the ``chronoid`` parser."""
+    sim = subparsers.add_parser(
+        "sim",
+        help="simulate and benchmark the spec's claims; write report.md and plots",
+        description="Run the evidence scenarios (spec 002 §8) and write OUT/report.md with "
+        "PNG plots in OUT/plots. Deterministic for a given --seed.",
+    )
+    sim.add_argument(
+        "--scenario",
+        action="append",
+        metavar="NAME",
+        help="run only this scenario (repeatable; see --list)",
+    )
+    sim.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    sim.add_argument("--out", default="sim-report", help="output directory (default: sim-report)")
+    sim.add_argument(
+        "--full", action="store_true", help="spec-sized runs (1e9 IDs, 1M rows): much slower"
+    )
+    sim.add_argument(
+        "--seed", type=int, default=Context().seed, help=f"random seed (default {Context().seed})"
+    )
+    sim.add_argument(
+        "--pg-dsn",
+        default=Context().pg_dsn,
+        help="PostgreSQL for the storage scenarios (default: %(default)s)",
+    )
+    sim.set_defaults(handler=_cmd_sim)
+
+
+def run(
+    names: list[str] | None, ctx: Context, *, show_progress: bool = True
+) -> list[ScenarioResult]:
+    """Run the named scenarios (all when None) in report order; a progress line on stderr."""
+    from chronoid.sim.scenarios import SCENARIOS, get_scenario
+
+    chosen = [get_scenario(n) for n in names] if names else list(SCENARIOS)
+    results: list[ScenarioResult] = []
+    for i, scenario in enumerate(chosen, 1):
+        prefix = f"[{i}/{len(chosen)}] {scenario.name}"
+        if show_progress:
+            ctx.progress = stderr_progress(prefix)
+            ctx.progress("running")
+        started = time.perf_counter()
+        result = scenario.run(ctx)
+        result.seconds = time.perf_counter() - started
+        results.append(result)
+        if show_progress:
+            sys.stderr.write(
+                f"\r\x1b[2K{prefix}: {result.verdict.value} ({result.seconds:.1f} s)\n"
+            )
+            sys.stderr.flush()
+    return results
+
+
+def _cmd_sim(args: argparse.Namespace) -> int:
+    from chronoid.sim.report import write_report
+    from chronoid.sim.scenarios import SCENARIOS, get_scenario
+
+    if args.list:
+        width = max(len(s.name) for s in SCENARIOS)
+        for s in SCENARIOS:
+            print(f"{s.name:<{width}}  {s.summary}")
+        return 0
+    if args.scenario:
+        for name in args.scenario:
+            get_scenario(name)  # fail before running anything
+    ctx = Context(seed=args.seed, full=args.full, pg_dsn=args.pg_dsn)
+    started = time.perf_counter()
+    results = run(args.scenario, ctx)
+    elapsed = time.perf_counter() - started
+    path = write_report(results, Path(args.out), seed=args.seed, full=args.full, seconds=elapsed)
+    print(f"wrote {path} ({len(results)} scenarios, {elapsed:.0f} s)")
+    status = 0
+    for r in results:
+        if r.verdict is Verdict.NOT_RUN:
+            print(f"chronoid: error: {r.name} not run: {r.reason}", file=sys.stderr)
+            status = 1
+    return status
