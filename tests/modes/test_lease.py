@@ -13,6 +13,7 @@ import pytest
 from chronoid.clock import ManualClock
 from chronoid.errors import (
     ClockMovedBackwards,
+    GeneratorForked,
     InvalidArgument,
     LeaseLost,
     NodeSpaceExhausted,
@@ -270,3 +271,48 @@ def test_etcd_outage_continues_on_the_lease_then_stops_then_recovers(
     # etcd keeps leases across a restart (with their TTL refreshed): the renewal thread
     # finds the old lease still ours and carries on, or acquires a new node if it expired.
     assert gen.acquisitions in (1, 2)
+
+
+def test_a_lease_taken_away_stops_generation_at_once_then_a_new_node_is_leased(
+    redis_url: str,
+) -> None:
+    import redis as redis_client
+
+    prefix = f"chronoid-test-taken-{time.monotonic_ns()}:"
+    registry = RedisRegistry(redis_url, prefix=prefix)
+    gen = LeaseGenerator("chrono64s", registry, ttl_ms=30_000, renew_ms=100)
+    client = redis_client.Redis.from_url(redis_url)
+    try:
+        before = gen.next_ids(100)
+        old_node = gen.node
+        # Another holder "takes" the node: the token no longer matches.
+        client.set(f"{prefix}node:{old_node}", "someone-else")
+        wait_until(lambda: gen.acquisitions == 2, "a new lease after the node was taken")
+        after = gen.next_ids(100)
+        assert gen.node != old_node
+        assert min(after) > max(before)
+    finally:
+        gen.close()
+        registry.close()
+        client.delete(*client.keys(f"{prefix}*"))
+        client.close()
+
+
+def _use_inherited(gen: LeaseGenerator, out: Any) -> None:
+    try:
+        gen.next_id()
+        out.put("issued")
+    except GeneratorForked as exc:
+        out.put(str(exc))
+
+
+def test_a_forked_child_cannot_use_the_parents_lease() -> None:
+    gen = LeaseGenerator("chrono64s", MemoryRegistry())
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    child = ctx.Process(target=_use_inherited, args=(gen, out))
+    child.start()
+    assert "make a new LeaseGenerator in the child" in out.get(timeout=30)
+    child.join(timeout=30)
+    gen.next_id()  # the parent keeps its lease
+    gen.close()

@@ -60,6 +60,10 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 class LeaseGenerator:
     """Mode C: IDs on a node leased from a registry, renewed in the background.
 
+    Call :meth:`close` (or use it in a ``with`` block) to release the node; otherwise its
+    daemon thread renews the lease until the process exits. After a lost lease the thread may
+    lease a *different* node: read :attr:`node` (or ``node_of(id)``) per ID when routing.
+
     Args:
         layout: a Layout or variant name (default ``chrono64s``).
         registry: where nodes are leased (see :func:`chronoid.modes.parse_registry_url`).
