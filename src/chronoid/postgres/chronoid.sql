@@ -587,3 +587,22 @@ BEGIN
   EXECUTE body;
 END
 $bake$;
+
+-- Self-check on this server: chronoid_next draws v with nextval and reads it again with
+-- currval, relying on PostgreSQL evaluating an operator's left argument first. If a server
+-- ever evaluated them the other way round, the suffix would not be make()'s: refuse to
+-- install rather than risk duplicates. Uses one value of the chrono64s sequence.
+DO $check$
+DECLARE
+  made bigint;
+  v bigint;
+BEGIN
+  made := chronoid_next('chrono64s');
+  v := currval('chronoid_seq_chrono64s');
+  IF made & 1073741823 <> chronoid_make('chrono64s', clock_timestamp(), v) & 1073741823 THEN
+    RAISE EXCEPTION 'chronoid: self-check failed: chronoid_next does not match chronoid_make '
+      'for sequence value % on this server; not installing', v
+      USING ERRCODE = 'internal_error';
+  END IF;
+END
+$check$;
