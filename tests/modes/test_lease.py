@@ -238,7 +238,7 @@ def test_redis_outage_continues_on_the_lease_then_stops_then_recovers(
     clock = ManualClock()
     registry = RedisRegistry(url, prefix="outage:", timeout_s=0.5)
     gen = LeaseGenerator(
-        "chrono64s", registry, clock=clock, ttl_ms=1_500, renew_ms=200, skew_margin_ms=300
+        "chrono64s", registry, clock=clock, ttl_ms=3_000, renew_ms=200, skew_margin_ms=300
     )
     try:
         ids = _outage(server, gen, clock)
@@ -259,7 +259,7 @@ def test_etcd_outage_continues_on_the_lease_then_stops_then_recovers(
     host, port = url.removeprefix("etcd://").split(":")
     registry = EtcdRegistry(host, int(port), prefix="/outage/", timeout_s=0.5)
     gen = LeaseGenerator(
-        "chrono64s", registry, clock=clock, ttl_ms=3_000, renew_ms=400, skew_margin_ms=500
+        "chrono64s", registry, clock=clock, ttl_ms=4_000, renew_ms=400, skew_margin_ms=500
     )
     try:
         ids = _outage(server, gen, clock)
