@@ -316,3 +316,41 @@ def test_a_forked_child_cannot_use_the_parents_lease() -> None:
     child.join(timeout=30)
     gen.next_id()  # the parent keeps its lease
     gen.close()
+
+
+def test_sequence_overflow_waits_for_the_next_tick_on_the_same_node() -> None:
+    clock = ManualClock()
+    gen = LeaseGenerator("chrono64s", MemoryRegistry(), clock=clock)
+    ids = gen.next_ids(40_000)  # more than 2^15 in one second
+    gen.close()
+    assert clock.sleeps and sum(clock.sleeps) <= 1_000_000_000  # waited for the next tick
+    layout = gen.layout
+    assert {layout.node_of(i) for i in ids} == {gen.node}
+    assert len({layout.unpack(i).timestamp for i in ids}) == 2
+    _no_duplicates(ids)
+
+
+def test_postgres_registry_reconnects_after_its_connection_is_killed(pg_dsn: str) -> None:
+    import psycopg
+
+    from chronoid.modes.registry.postgres import PostgresRegistry
+
+    table = f"chronoid_test_leases_kill_{time.monotonic_ns()}"
+    registry = PostgresRegistry(pg_dsn, table=table)
+    gen = LeaseGenerator("chrono64s", registry, ttl_ms=30_000, renew_ms=100)
+    try:
+        wait_until(lambda: gen.renewals >= 1, "a first renewal")
+        assert registry._conn is not None
+        pid = registry._conn.info.backend_pid
+        with psycopg.connect(pg_dsn, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        wait_until(lambda: gen.renewal_failures >= 1, "a failed renewal")
+        renewed = gen.renewals
+        wait_until(lambda: gen.renewals > renewed, "a renewal on a new connection")
+        gen.next_ids(10)
+        assert gen.acquisitions == 1  # the same lease carried on
+    finally:
+        gen.close()
+        registry.close()
+        with psycopg.connect(pg_dsn, autocommit=True) as admin:
+            admin.execute(f"DROP TABLE IF EXISTS {table}")
