@@ -14,7 +14,13 @@ from chronoid.modes.instance import mode_b_id
 from chronoid.sim.cli import run
 from chronoid.sim.common import count_duplicate_trials, mode_b_np, parity_with_compose
 from chronoid.sim.model import Context, Verdict
-from chronoid.sim.report import write_report
+from chronoid.sim.report import (
+    README_BEGIN,
+    README_END,
+    summary_markdown,
+    update_readme,
+    write_report,
+)
 from chronoid.sim.scenarios import SCENARIOS, get_scenario
 from chronoid.sim.storage import postgres_btree
 from chronoid.variants import VARIANTS
@@ -130,3 +136,20 @@ def test_cli_unknown_scenario_fails_before_running(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "unknown scenario 'nope'" in proc.stderr
     assert not (tmp_path / "report.md").exists()
+
+
+def test_readme_block_is_replaced_and_markers_required(tmp_path: Path) -> None:
+    results = run(["boundaries"], Context(), show_progress=False)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n{README_BEGIN}\nstale\n{README_END}\n\n## next\n")
+    update_readme(readme, summary_markdown(results, "docs/report.md"))
+    text = readme.read_text()
+    assert "stale" not in text
+    assert (
+        "| [Min/max boundary saturation (Scenario 23)](docs/report.md#boundaries) | holds |" in text
+    )
+    assert text.endswith(f"{README_END}\n\n## next\n")
+    bare = tmp_path / "bare.md"
+    bare.write_text("# no markers\n")
+    with pytest.raises(InvalidArgument, match="no <!-- BEGIN sim-summary -->"):
+        update_readme(bare, "x")

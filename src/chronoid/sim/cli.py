@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -40,6 +41,11 @@ def register(subparsers: Any) -> None:
         default=Context().pg_dsn,
         help="PostgreSQL for the storage scenarios (default: %(default)s)",
     )
+    sim.add_argument(
+        "--readme",
+        metavar="PATH",
+        help="also refresh the verdict table between the sim-summary markers of this README",
+    )
     sim.set_defaults(handler=_cmd_sim)
 
 
@@ -69,7 +75,7 @@ def run(
 
 
 def _cmd_sim(args: argparse.Namespace) -> int:
-    from chronoid.sim.report import write_report
+    from chronoid.sim.report import summary_markdown, update_readme, write_report
     from chronoid.sim.scenarios import SCENARIOS, get_scenario
 
     if args.list:
@@ -84,8 +90,25 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     results = run(args.scenario, ctx)
     elapsed = time.perf_counter() - started
-    path = write_report(results, Path(args.out), seed=args.seed, full=args.full, seconds=elapsed)
+    command = " ".join(
+        [
+            "chronoid sim",
+            *(f"--scenario {n}" for n in args.scenario or []),
+            f"--out {args.out}",
+            *(["--full"] if args.full else []),
+            *([f"--seed {args.seed}"] if args.seed != Context().seed else []),
+            *([f"--readme {args.readme}"] if args.readme else []),
+        ]
+    )
+    path = write_report(
+        results, Path(args.out), seed=args.seed, full=args.full, seconds=elapsed, command=command
+    )
     print(f"wrote {path} ({len(results)} scenarios, {elapsed:.0f} s)")
+    if args.readme:
+        readme = Path(args.readme)
+        link = os.path.relpath(path, readme.resolve().parent)
+        update_readme(readme, summary_markdown(results, link))
+        print(f"refreshed the evidence summary in {readme}")
     status = 0
     for r in results:
         if r.verdict is Verdict.NOT_RUN:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -9,12 +10,22 @@ from pathlib import Path
 
 from chronoid.sim.model import Plot, ScenarioResult, Table, Verdict
 
-__all__ = ["NOT_COVERED", "draw_plot", "render_markdown", "write_report"]
+__all__ = [
+    "NOT_COVERED",
+    "README_BEGIN",
+    "README_END",
+    "draw_plot",
+    "render_markdown",
+    "summary_markdown",
+    "update_readme",
+    "write_report",
+]
+
+README_BEGIN = "<!-- BEGIN sim-summary -->"
+README_END = "<!-- END sim-summary -->"
+"""Markers of the README block that ``chronoid sim --readme README.md`` refreshes."""
 
 NOT_COVERED: tuple[str, ...] = (
-    'Scenario 1 "Perfect Storm" (10,000 nodes with identical node IDs and salts) as a '
-    "separate run: its question (do colliding generators separate?) is answered per width "
-    "by the divergence scenario.",
     "Mode C spin-wait timing (Scenario 14) and lease-based routing isolation: the core "
     "generator's WAIT overflow policy is covered by the core tests, not timed here.",
     "Mode B collisions between two instances that share a node (erratum 9: days to hours "
@@ -83,6 +94,33 @@ def _table_md(table: Table) -> list[str]:
     return [*lines, ""]
 
 
+def summary_markdown(results: Sequence[ScenarioResult], report_link: str) -> str:
+    """The verdict table for the README: one row per scenario, linking into the report."""
+    lines = ["| claim tested | verdict | our measurement |", "| --- | --- | --- |"]
+    for r in results:
+        lines.append(
+            f"| [{r.title}]({report_link}#{r.name}) | {_VERDICT_MARK[r.verdict]} | {r.headline} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def update_readme(readme: Path, summary: str) -> None:
+    """Replace the text between :data:`README_BEGIN` and :data:`README_END` in ``readme``.
+
+    Raises:
+        InvalidArgument: the file lacks the markers.
+    """
+    from chronoid.errors import InvalidArgument
+
+    text = readme.read_text(encoding="utf-8")
+    start = text.find(README_BEGIN)
+    end = text.find(README_END)
+    if start < 0 or end < start:
+        raise InvalidArgument(f"{readme} has no {README_BEGIN} ... {README_END} block to refresh")
+    head = text[: start + len(README_BEGIN)]
+    readme.write_text(head + "\n" + summary + text[end:], encoding="utf-8")
+
+
 def render_markdown(
     results: Sequence[ScenarioResult], *, seed: int, full: bool, seconds: float, command: str
 ) -> str:
@@ -98,7 +136,8 @@ def render_markdown(
         "```",
         "",
         f"Run: seed {seed}, {'full' if full else 'default (scaled)'} sizes, "
-        f"{seconds:.0f} s on {platform.machine()} with Python {platform.python_version()} "
+        f"{seconds:.0f} s on {platform.machine()} ({os.cpu_count()} CPUs, load average "
+        f"{os.getloadavg()[0]:.1f} at the end) with Python {platform.python_version()} "
         f"({datetime.now(UTC).strftime('%Y-%m-%d')}). Every number below comes from this run; "
         "the spec's own figures appear only in the quoted claims. Timings and sizes depend on "
         "the machine and set-up; ratios matter more than absolute values.",
@@ -147,16 +186,27 @@ def render_markdown(
 
 
 def write_report(
-    results: Sequence[ScenarioResult], out_dir: Path, *, seed: int, full: bool, seconds: float
+    results: Sequence[ScenarioResult],
+    out_dir: Path,
+    *,
+    seed: int,
+    full: bool,
+    seconds: float,
+    command: str | None = None,
 ) -> Path:
-    """Write ``out_dir/report.md`` and ``out_dir/plots/*.png``; returns the report's path."""
+    """Write ``out_dir/report.md`` and ``out_dir/plots/*.png``; returns the report's path.
+
+    ``command`` is the command line quoted as the way to regenerate the report (default:
+    built from ``out_dir``, ``full`` and ``seed``).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     for r in results:
         for plot in r.plots:
             draw_plot(plot, out_dir / "plots")
-    command = "chronoid sim --out " + str(out_dir) + (" --full" if full else "")
-    if seed != _default_seed():
-        command += f" --seed {seed}"
+    if command is None:
+        command = "chronoid sim --out " + str(out_dir) + (" --full" if full else "")
+        if seed != _default_seed():
+            command += f" --seed {seed}"
     text = render_markdown(results, seed=seed, full=full, seconds=seconds, command=command)
     path = out_dir / "report.md"
     path.write_text(text, encoding="utf-8")
