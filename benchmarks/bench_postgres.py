@@ -47,6 +47,7 @@ import uuid_utils
 from chronoid.generator import Generator
 from chronoid.modes.instance import InstanceGenerator
 from chronoid.postgres.installer import install
+from chronoid.variants import VARIANTS
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULT = ROOT / "benchmarks" / "results" / "postgres.md"
@@ -253,6 +254,43 @@ def round_trips(dsn: str, schema: str, calls: int, rounds: int) -> str:
     return "\n".join(lines)
 
 
+def concurrent_duplicates(dsn: str, schema: str, per_session: int) -> str:
+    """Duplicates among IDs drawn by 16 sessions at once, per variant.
+
+    The uniqueness bound is about sequence values per tick, and a session can be descheduled
+    between reading the clock and calling nextval: meanwhile other sessions draw values, so
+    one tick's values can span more than 2^(N+S) when that is small (``chrono64us``: 1,024).
+    """
+    lines = [
+        f"| variant | IDs per tick before a repeat (2^(N+S)) | IDs drawn by {SESSIONS} sessions "
+        "| duplicates |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for variant in ("chrono64us", "chrono64ms", "chrono64s"):
+        drawn: list[list[int]] = [[] for _ in range(SESSIONS)]
+
+        def work(i: int, variant: str = variant, drawn: list[list[int]] = drawn) -> None:
+            with _connect(dsn, schema) as conn:
+                for _ in range(per_session // 5_000):
+                    rows = conn.execute(
+                        "SELECT chronoid_next(%s) FROM generate_series(1, 5000)", (variant,)
+                    ).fetchall()
+                    drawn[i] += [r[0] for r in rows]
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(SESSIONS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        flat = [x for part in drawn for x in part]
+        layout = VARIANTS[variant]
+        lines.append(
+            f"| `{variant}` | {1 << layout.suffix_bits:,} | {len(flat):,} | "
+            f"{len(flat) - len(set(flat)):,} |"
+        )
+    return "\n".join(lines)
+
+
 # -- 3. ingestion ------------------------------------------------------------------------------
 
 
@@ -424,6 +462,8 @@ def main(argv: list[str] | None = None) -> int:
         cost = server_side(args.dsn, schema, cost_rows, rounds)
         print("round trips ...", file=sys.stderr)
         trips = round_trips(args.dsn, schema, 2_000 if args.quick else 5_000, rounds)
+        print("duplicates under concurrency ...", file=sys.stderr)
+        dups = concurrent_duplicates(args.dsn, schema, 10_000 if args.quick else 50_000)
         print("PostgreSQL ingestion ...", file=sys.stderr)
         pg = ingest_postgres(args.dsn, schema, ingest_rows)
     finally:
@@ -449,6 +489,11 @@ def main(argv: list[str] | None = None) -> int:
             "Round trips (one prepared single-row query per call, same connection):",
             "",
             trips,
+            "",
+            f"Duplicates when {SESSIONS} sessions draw IDs at once (`SELECT chronoid_next(v) "
+            "FROM generate_series(1, 5000)` in a loop per session):",
+            "",
+            dups,
             "",
             f"Ingestion into PostgreSQL: {ingest_rows:,} rows in batches of {BATCH:,}, one "
             "transaction per batch (`INSERT ... SELECT FROM unnest(...)`), key index from "
