@@ -26,12 +26,12 @@ README_END = "<!-- END sim-summary -->"
 """Markers of the README block that ``chronoid sim --readme README.md`` refreshes."""
 
 NOT_COVERED: tuple[str, ...] = (
-    "Mode C spin-wait timing (Scenario 14) and lease-based routing isolation: the core "
-    "generator's WAIT overflow policy is covered by the core tests, not timed here.",
+    "Mode C through `chronoid.modes.LeaseGenerator` and a live registry: the spin-wait "
+    "scenario uses the core generator that Mode C wraps; leases are tested by the modes work.",
     "Mode B collisions between two instances that share a node (erratum 9: days to hours "
     "depending on the variant): not simulated here.",
-    "Epoch-bit migration (Scenario 15), SQL/Python bit parity (Scenario 18, owned by the "
-    "PostgreSQL work) and the avalanche ratio of the mixer.",
+    "Epoch-bit migration (Scenario 15) and SQL/Python bit parity (Scenario 18, tested by "
+    "the PostgreSQL work's own tests).",
     "WAL volume (§4.3) and 100M-row index footprints (Graph C's scale): the storage "
     "scenarios run at 1,000,000 rows by default and 5,000,000 with `--full`.",
 )
