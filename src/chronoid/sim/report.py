@@ -28,8 +28,6 @@ README_END = "<!-- END sim-summary -->"
 NOT_COVERED: tuple[str, ...] = (
     "Mode C through `chronoid.modes.LeaseGenerator` and a live registry: the spin-wait "
     "scenario uses the core generator that Mode C wraps; leases are tested by the modes work.",
-    "Mode B collisions between two instances that share a node (erratum 9: days to hours "
-    "depending on the variant): not simulated here.",
     "Epoch-bit migration (Scenario 15) and SQL/Python bit parity (Scenario 18, tested by "
     "the PostgreSQL work's own tests).",
     "WAL volume (§4.3) and 100M-row index footprints (Graph C's scale): the storage "
