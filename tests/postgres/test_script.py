@@ -5,9 +5,10 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from chronoid.errors import InvalidArgument, SqlInstallError
+from chronoid.errors import InvalidArgument, SqlInstallError, UnknownVariant
 from chronoid.mix import multiplier, weyl_step_constant
 from chronoid.postgres.installer import (
+    expected_id,
     install,
     installed_settings,
     sql_text,
@@ -150,3 +151,12 @@ def test_bad_arguments_raise_named_errors(pg_dsn: str) -> None:
         install("")
     with pytest.raises(SqlInstallError, match="cannot connect"):
         install("postgresql://postgres@127.0.0.1:1/none")
+
+
+def test_python_helpers_validate(installed: Installed) -> None:
+    with pytest.raises(UnknownVariant, match="uchrono64s"):
+        expected_id(installed.settings, "uchrono64s", 0, 1)
+    with installed.connect() as conn, pytest.raises(SqlInstallError, match="is chronoid installed"):
+        installed_settings(conn, schema="chronoid_nowhere")
+    with installed.connect() as conn, pytest.raises(InvalidArgument, match="schema"):
+        installed_settings(conn, schema="1bad")
