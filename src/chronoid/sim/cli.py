@@ -75,8 +75,16 @@ def run(
 
 
 def _cmd_sim(args: argparse.Namespace) -> int:
-    from chronoid.sim.report import summary_markdown, update_readme, write_report
-    from chronoid.sim.scenarios import SCENARIOS, get_scenario
+    try:
+        from chronoid.sim.report import summary_markdown, update_readme, write_report
+        from chronoid.sim.scenarios import SCENARIOS, get_scenario
+    except ImportError as exc:  # the sim extra is optional: say how to get it
+        print(
+            f"chronoid: error: `chronoid sim` needs numpy and matplotlib ({exc}); "
+            "install them with: pip install 'chronoid[sim]'",
+            file=sys.stderr,
+        )
+        return 1
 
     if args.list:
         width = max(len(s.name) for s in SCENARIOS)
