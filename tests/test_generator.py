@@ -290,3 +290,14 @@ def test_offset_after_reassign_is_measured_from_the_last_tick(clock: ManualClock
     with pytest.raises(ClockMovedBackwards) as caught:
         gen.next_id()
     assert caught.value.offset_ns == 5 * MS
+
+
+def test_large_batch_across_many_ticks(clock: ManualClock) -> None:
+    # 300 ticks of chrono64ms in one call: each tick contributes its 1,024 values once.
+    layout = get_layout("chrono64ms")
+    gen = Generator(layout, 7, clock=clock)
+    batch = gen.next_ids(300 * 1024)
+    assert len(set(batch)) == len(batch) == 300 * 1024
+    assert strictly_increasing(batch)
+    ticks = [layout.unpack(v).timestamp for v in batch[::1024]]
+    assert ticks == list(range(ticks[0], ticks[0] + 300))

@@ -253,9 +253,10 @@ class Generator:
                 start, end, ids, last_id = self._state
                 now = self._now()
                 if start <= now < end:
-                    # One C call takes consecutive values (atomic under the GIL); values
-                    # past the tick's last ID are dropped, the rest comes from the next tick.
-                    chunk = list(islice(ids, remaining))
+                    # One C call takes consecutive values (atomic under the GIL), at most one
+                    # tick's worth so a huge batch stays linear in its size; values past the
+                    # tick's last ID are dropped, the rest comes from the next tick.
+                    chunk = list(islice(ids, min(remaining, self._max_seq + 1)))
                     if chunk[-1] > last_id:
                         del chunk[max(0, last_id - chunk[0] + 1) :]
                     if chunk:
