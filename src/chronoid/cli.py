@@ -22,6 +22,7 @@ _SUBCOMMAND_MODULES: tuple[str, ...] = (
     "chronoid.core_cli",
     "chronoid.modes.cli",
     "chronoid.postgres.cli",
+    "chronoid.sequencer.cli",
     "chronoid.sim.cli",
 )
 

@@ -99,3 +99,24 @@ class SqlInstallError(ChronoidError):
     The message carries PostgreSQL's own reason: no connection, missing privileges, a newer
     version already installed, or objects (column defaults) that still depend on them.
     """
+
+
+class ProtocolError(ChronoidError):
+    """Bytes on a sequencer connection that are not a valid inline or RESP command.
+
+    ``commands`` holds the commands that were complete before the fault (they are still
+    answered); the connection is closed after the error reply.
+    """
+
+    def __init__(self, message: str, commands: list[list[bytes]] | None = None) -> None:
+        self.commands: list[list[bytes]] = commands if commands is not None else []
+        super().__init__(message)
+
+
+class StoreUnavailable(ChronoidError):
+    """The sequencer's watermark store could not make a reservation durable (full disk, I/O
+    error, lost fencing): no value above the last durable reservation is issued."""
+
+
+class SequencerReplyError(ChronoidError):
+    """The sequencer server answered a client's command with an error reply (``-ERR ...``)."""

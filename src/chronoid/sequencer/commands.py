@@ -1,0 +1,285 @@
+"""Command dispatch: a parsed command and the connection's state in, reply bytes out.
+
+No I/O happens here apart from what :class:`~chronoid.sequencer.sequences.Sequences` does
+for reservations. The commands, byte for byte (``<name>`` defaults to ``default``):
+
+=========================  =================================================================
+``GETSEQ``                 ``:N`` the next value
+``GETSEQ <count>``         ``:N`` the first of ``count`` consecutive values (1..1,000,000)
+``GETSEQ <count> <name>``  the same on the named sequence ``name``
+``CURRENT [<name>]``       ``:N`` the value the next ``GETSEQ`` returns; consumes nothing
+``PING [<message>]``       ``+PONG`` (or the message as a bulk string)
+``AUTH [default] <pw>``    ``+OK`` or ``-WRONGPASS ...``
+``INFO [<section>]``       a bulk string of ``key:value`` lines
+``QUIT``                   ``+OK``, then the server closes the connection
+``CLIENT SETINFO|SETNAME`` ``+OK`` (what redis-py sends on connect)
+``COMMAND [DOCS ...]``     ``*0`` (redis-cli asks for command docs on connect)
+``CONFIG GET <key>``       ``*2 key ""`` (redis-benchmark reads its config on start)
+``SELECT 0``               ``+OK``
+``HELLO [2|3 [AUTH u p]]`` server facts as a RESP2 array or RESP3 map (redis-py 8 sends
+                           ``HELLO 3`` on connect); every other reply is the same in both
+=========================  =================================================================
+
+Anything else gets ``-ERR Unknown command 'X'. Supported: ...``. With a password set, every
+command but ``AUTH``, ``QUIT`` and ``HELLO ... AUTH`` gets ``-NOAUTH Authentication
+required.`` until authentication succeeds, and consumes nothing.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from chronoid.errors import InvalidArgument, StoreUnavailable
+from chronoid.sequencer.protocol import (
+    Command,
+    encode_array,
+    encode_bulk,
+    encode_error,
+    encode_integer,
+)
+from chronoid.sequencer.sequences import DEFAULT_NAME, MAX_COUNT, Sequences
+
+__all__ = ["SUPPORTED", "ConnectionState", "Dispatcher"]
+
+SUPPORTED = (
+    "GETSEQ",
+    "CURRENT",
+    "PING",
+    "AUTH",
+    "INFO",
+    "QUIT",
+    "CLIENT",
+    "COMMAND",
+    "CONFIG",
+    "SELECT",
+    "HELLO",
+)
+"""Every command name the server answers, in the order the unknown-command error lists them."""
+
+OK = b"+OK\r\n"
+PONG = b"+PONG\r\n"
+NOAUTH = b"-NOAUTH Authentication required.\r\n"
+WRONGPASS = b"-WRONGPASS invalid username-password pair or user is disabled.\r\n"
+_SUPPORTED_TEXT = ", ".join(SUPPORTED)
+
+
+@dataclass(slots=True)
+class ConnectionState:
+    """What one connection carries between commands."""
+
+    authenticated: bool = False
+    closing: bool = False  # set by QUIT: the server closes after writing the replies
+
+
+class Dispatcher:
+    """Runs commands against one :class:`Sequences`.
+
+    ``password`` (None: no authentication) is compared in constant time. ``info`` returns
+    extra ``INFO`` lines (connections, uptime) from the server, which owns those numbers.
+    """
+
+    def __init__(
+        self,
+        sequences: Sequences,
+        password: str | None = None,
+        info: Callable[[], dict[str, object]] | None = None,
+    ) -> None:
+        if password is not None and not password:
+            raise InvalidArgument("password must be a non-empty string or None, got ''")
+        self.sequences = sequences
+        self.password = password.encode() if password is not None else None
+        self.requests: dict[str, int] = {}
+        """Commands answered, by upper-case name (``OTHER`` for unknown ones)."""
+        self.errors = 0
+        """Error replies sent."""
+        self._info = info
+
+    def new_state(self) -> ConnectionState:
+        """State for a new connection: authenticated when no password is set."""
+        return ConnectionState(authenticated=self.password is None)
+
+    def execute(self, state: ConnectionState, command: Command) -> bytes:
+        """The reply to ``command``; never raises for anything a client can send."""
+        name = command[0].upper()
+        try:
+            text = name.decode("ascii")
+        except UnicodeDecodeError:
+            text = "OTHER"
+        requests = self.requests
+        key = text if text in _KNOWN else "OTHER"
+        requests[key] = requests.get(key, 0) + 1
+        if not state.authenticated and name not in _BEFORE_AUTH:
+            self.errors += 1
+            return NOAUTH
+        handler = _HANDLERS.get(name)
+        if handler is None:
+            self.errors += 1
+            shown = command[0].decode("utf-8", "replace")[:128]
+            return encode_error(f"ERR Unknown command '{shown}'. Supported: {_SUPPORTED_TEXT}")
+        reply = handler(self, state, command)
+        if reply[0] == 45:  # b"-"
+            self.errors += 1
+        return reply
+
+    # -- handlers --------------------------------------------------------------------------
+
+    def _getseq(self, state: ConnectionState, command: Command) -> bytes:
+        argc = len(command)
+        if argc == 1:
+            count = 1
+            name = DEFAULT_NAME
+        elif argc <= 3:
+            raw = command[1]
+            if not raw.isdigit() or len(raw) > 8:
+                return _bad_count(raw)
+            count = int(raw)
+            if not 1 <= count <= MAX_COUNT:
+                return _bad_count(raw)
+            name = command[2].decode("utf-8", "replace") if argc == 3 else DEFAULT_NAME
+        else:
+            return _wrong_args("GETSEQ")
+        try:
+            return b":%d\r\n" % self.sequences.take(count, name)
+        except InvalidArgument as exc:
+            return encode_error(f"ERR {exc}")
+        except StoreUnavailable as exc:
+            return encode_error(f"ERR reservation failed, not issuing: {exc}")
+
+    def _current(self, state: ConnectionState, command: Command) -> bytes:
+        if len(command) > 2:
+            return _wrong_args("CURRENT")
+        name = command[1].decode("utf-8", "replace") if len(command) == 2 else DEFAULT_NAME
+        try:
+            return encode_integer(self.sequences.current(name))
+        except InvalidArgument as exc:
+            return encode_error(f"ERR {exc}")
+
+    def _ping(self, state: ConnectionState, command: Command) -> bytes:
+        if len(command) == 1:
+            return PONG
+        if len(command) == 2:
+            return encode_bulk(command[1])
+        return _wrong_args("PING")
+
+    def _auth(self, state: ConnectionState, command: Command) -> bytes:
+        if len(command) == 2:
+            user, given = b"default", command[1]
+        elif len(command) == 3:
+            user, given = command[1], command[2]
+        else:
+            return _wrong_args("AUTH")
+        if self.password is None:
+            return encode_error(
+                "ERR AUTH <password> called without any password configured for the default "
+                "user. Are you sure your configuration is correct?"
+            )
+        if user == b"default" and hmac.compare_digest(given, self.password):
+            state.authenticated = True
+            return OK
+        return WRONGPASS
+
+    def _info_command(self, state: ConnectionState, command: Command) -> bytes:
+        stats = self.sequences.stats
+        lines = ["# Server", "server:chronoid-sequencer"]
+        if self._info is not None:
+            lines += [f"{k}:{v}" for k, v in self._info().items()]
+        lines += [
+            "# Stats",
+            f"values_issued:{stats.values_issued}",
+            f"reservations:{stats.reservations}",
+            f"synchronous_reservations:{stats.synchronous_reservations}",
+            f"reservation_errors:{stats.reservation_errors}",
+            f"reservation_seconds_total:{stats.reservation_seconds:.6f}",
+            f"error_replies:{self.errors}",
+            "# Sequences",
+        ]
+        for name in self.sequences.names():
+            lines.append(
+                f"seq_{name}:next={self.sequences.current(name)},block={self.sequences.block(name)}"
+            )
+        return encode_bulk("\r\n".join(lines) + "\r\n")
+
+    def _quit(self, state: ConnectionState, command: Command) -> bytes:
+        state.closing = True
+        return OK
+
+    def _client(self, state: ConnectionState, command: Command) -> bytes:
+        sub = command[1].upper() if len(command) > 1 else b""
+        if sub in (b"SETINFO", b"SETNAME"):
+            return OK
+        return encode_error("ERR CLIENT supports only SETINFO and SETNAME here")
+
+    def _command(self, state: ConnectionState, command: Command) -> bytes:
+        return b"*0\r\n"
+
+    def _config(self, state: ConnectionState, command: Command) -> bytes:
+        if len(command) == 3 and command[1].upper() == b"GET":
+            return encode_array([encode_bulk(command[2]), encode_bulk(b"")])
+        return encode_error("ERR CONFIG supports only CONFIG GET <key> (answered empty) here")
+
+    def _hello(self, state: ConnectionState, command: Command) -> bytes:
+        argc = len(command)
+        version = command[1] if argc > 1 else b"2"
+        if version not in (b"2", b"3"):
+            return b"-NOPROTO unsupported protocol version\r\n"
+        i = 2
+        while i < argc:
+            option = command[i].upper()
+            if option == b"AUTH" and i + 2 < argc:
+                reply = self._auth(state, [b"AUTH", command[i + 1], command[i + 2]])
+                if reply != OK:
+                    return reply
+                i += 3
+            elif option == b"SETNAME" and i + 1 < argc:
+                i += 2
+            else:
+                return encode_error(
+                    f"ERR Syntax error in HELLO option '{option.decode(errors='replace')}'"
+                )
+        if not state.authenticated:
+            return NOAUTH
+        facts = [
+            (b"server", encode_bulk(b"chronoid-sequencer")),
+            (b"version", encode_bulk(b"1.0.0")),
+            (b"proto", b":%s\r\n" % version),
+            (b"id", b":1\r\n"),
+            (b"mode", encode_bulk(b"standalone")),
+            (b"role", encode_bulk(b"master")),
+            (b"modules", b"*0\r\n"),
+        ]
+        body = b"".join(encode_bulk(key) + value for key, value in facts)
+        head = b"%%%d\r\n" % len(facts) if version == b"3" else b"*%d\r\n" % (2 * len(facts))
+        return head + body
+
+    def _select(self, state: ConnectionState, command: Command) -> bytes:
+        if len(command) == 2 and command[1] == b"0":
+            return OK
+        return encode_error("ERR DB index is out of range")
+
+
+_HANDLERS: dict[bytes, Callable[[Dispatcher, ConnectionState, Command], bytes]] = {
+    b"GETSEQ": Dispatcher._getseq,
+    b"CURRENT": Dispatcher._current,
+    b"PING": Dispatcher._ping,
+    b"AUTH": Dispatcher._auth,
+    b"INFO": Dispatcher._info_command,
+    b"QUIT": Dispatcher._quit,
+    b"CLIENT": Dispatcher._client,
+    b"COMMAND": Dispatcher._command,
+    b"CONFIG": Dispatcher._config,
+    b"SELECT": Dispatcher._select,
+    b"HELLO": Dispatcher._hello,
+}
+_KNOWN = frozenset(SUPPORTED)
+_BEFORE_AUTH = frozenset({b"AUTH", b"QUIT", b"HELLO"})
+
+
+def _bad_count(raw: bytes) -> bytes:
+    shown = raw.decode("utf-8", "replace")[:32]
+    return encode_error(f"ERR count must be an integer in 1..{MAX_COUNT}, got '{shown}'")
+
+
+def _wrong_args(name: str) -> bytes:
+    return encode_error(f"ERR wrong number of arguments for '{name.lower()}' command")

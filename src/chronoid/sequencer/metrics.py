@@ -1,0 +1,69 @@
+"""Prometheus metrics for the sequencer, read from its counters at scrape time.
+
+The request path only bumps plain integers (no Prometheus call per request); a custom
+collector turns them into metrics when ``/metrics`` is scraped. Needs the ``server`` extra
+(prometheus-client); imported only when ``--metrics-port`` is given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import start_http_server
+from prometheus_client.core import REGISTRY, CounterMetricFamily, GaugeMetricFamily
+
+from chronoid.sequencer.server import SequencerServer
+
+__all__ = ["serve_metrics"]
+
+
+class _Collector:
+    def __init__(self, server: SequencerServer) -> None:
+        self.server = server
+
+    def collect(self) -> Iterator[Any]:
+        server = self.server
+        dispatcher = server.dispatcher
+        stats = server.sequences.stats
+        requests = CounterMetricFamily(
+            "chronoid_sequencer_requests", "Commands answered, by command", labels=["command"]
+        )
+        for name, count in sorted(dispatcher.requests.items()):
+            requests.add_metric([name], count)
+        yield requests
+        yield CounterMetricFamily(
+            "chronoid_sequencer_values_issued", "Sequence values handed out", stats.values_issued
+        )
+        yield GaugeMetricFamily(
+            "chronoid_sequencer_active_connections",
+            "Open client connections",
+            len(server.connections),
+        )
+        yield CounterMetricFamily(
+            "chronoid_sequencer_reservations", "Durable watermark writes", stats.reservations
+        )
+        yield CounterMetricFamily(
+            "chronoid_sequencer_reservation_seconds",
+            "Time spent in watermark writes (s)",
+            stats.reservation_seconds,
+        )
+        yield CounterMetricFamily(
+            "chronoid_sequencer_reservation_errors",
+            "Watermark writes that failed",
+            stats.reservation_errors,
+        )
+        yield CounterMetricFamily(
+            "chronoid_sequencer_error_replies", "Error replies sent", dispatcher.errors
+        )
+        yield CounterMetricFamily(
+            "chronoid_sequencer_rejected_connections",
+            "Connections refused above --max-connections",
+            server.refused,
+        )
+
+
+def serve_metrics(server: SequencerServer, port: int, host: str = "127.0.0.1") -> None:
+    """Expose ``server``'s counters at ``http://host:port/metrics`` (a daemon thread)."""
+    REGISTRY.register(_Collector(server))
+    start_http_server(port, addr=host)

@@ -1,0 +1,294 @@
+"""In-memory counters backed by durable high-watermark reservations.
+
+Each named sequence hands out values from memory, below a *watermark* already made durable
+by the :class:`~chronoid.sequencer.store.WatermarkStore`. Before the values left below the
+watermark drop under half a block, the next block is reserved in a background thread, so a
+request never waits for an fsync unless it asks for more than the reserved headroom.
+
+Block size adapts to load: when the reservation before this one was made less than
+``GROW_WINDOW`` (1 s) ago the block doubles (up to ``block_max``); when it was made more than
+``SHRINK_WINDOW`` (60 s) ago it halves (down to ``block_min``). At most ``1.5 × block`` values
+sit reserved above the next value, so a crash leaves a gap below two blocks; a clean stop
+(:meth:`Sequences.close`) stores the exact next value and leaves no gap.
+
+If a reservation fails (full disk: ``ENOSPC``/``EDQUOT``, or any other error) the values
+already reserved are still handed out, then every request beyond them fails with
+:class:`StoreUnavailable` until a retry (at most once per second) succeeds: a repeat is never
+risked. Only the event-loop thread may call :meth:`Sequences.take` and :meth:`current`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from chronoid.errors import InvalidArgument, StoreUnavailable
+from chronoid.sequencer.store import WatermarkStore
+
+__all__ = [
+    "BLOCK_MAX",
+    "BLOCK_MIN",
+    "DEFAULT_NAME",
+    "MAX_COUNT",
+    "MAX_VALUE",
+    "NAME_PATTERN",
+    "Sequences",
+]
+
+log = logging.getLogger("chronoid.sequencer")
+
+DEFAULT_NAME = "default"
+"""The sequence that ``GETSEQ`` and ``CURRENT`` without a name use."""
+BLOCK_MIN = 1024
+"""Smallest reservation block (values)."""
+BLOCK_MAX = 65536
+"""Largest reservation block (values): the bound on the gap a crash leaves is 2 × this."""
+MAX_COUNT = 1_000_000
+"""Largest ``GETSEQ <count>`` (values per request)."""
+MAX_VALUE = 2**63 - 1
+"""Largest value handed out, so every client can store it in a signed 64-bit integer."""
+MAX_SEQUENCES = 1000
+"""Most named sequences one server holds (each costs a little memory and state file)."""
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+"""What a sequence name may be: 1-64 letters, digits, ``_ . : -``."""
+GROW_WINDOW = 1.0
+"""Reservations closer together than this (s) double the block."""
+SHRINK_WINDOW = 60.0
+"""Reservations further apart than this (s) halve the block."""
+RETRY_AFTER = 1.0
+"""After a failed reservation, wait this long (s) before trying the store again."""
+
+
+@dataclass(slots=True)
+class _Sequence:
+    name: str
+    next: int
+    limit: int  # durable watermark: values below it may be handed out
+    block: int
+    reserved_at: float = 0.0
+    prefetching: bool = False  # set by the loop before submit, cleared by the writer
+    future: Future[None] | None = None
+    failure: BaseException | None = None
+    failed_at: float = 0.0
+    stored: int = 0  # last watermark written (for the clean stop)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass(slots=True)
+class SequenceStats:
+    """Counters for INFO and metrics (since the process started)."""
+
+    values_issued: int = 0
+    reservations: int = 0
+    reservation_seconds: float = 0.0
+    reservation_errors: int = 0
+    synchronous_reservations: int = 0
+
+
+class Sequences:
+    """All named sequences of one server, reserving ahead through ``store``.
+
+    ``initial`` is where the default sequence starts when the store has no value for it, or
+    when it is above the stored value. A lower ``initial`` is ignored (a sequence never moves
+    backwards) unless ``force_initial`` is true.
+    """
+
+    def __init__(
+        self,
+        store: WatermarkStore,
+        initial: int = 1,
+        *,
+        force_initial: bool = False,
+        block_min: int = BLOCK_MIN,
+        block_max: int = BLOCK_MAX,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if (
+            not isinstance(initial, int)
+            or isinstance(initial, bool)
+            or not 1 <= initial <= MAX_VALUE
+        ):
+            raise InvalidArgument(f"initial must be an int in 1..{MAX_VALUE}, got {initial!r}")
+        if not 1 <= block_min <= block_max:
+            raise InvalidArgument(
+                f"need 1 <= block_min <= block_max (values), got {block_min} and {block_max}"
+            )
+        self.store = store
+        self.block_min = block_min
+        self.block_max = block_max
+        self.stats = SequenceStats()
+        self._clock = clock
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chronoid-reserve")
+        self._closed = False
+        stored = store.load()
+        self._sequences: dict[str, _Sequence] = {}
+        for name, high in stored.items():
+            self._sequences[name] = _Sequence(name, high, high, block_min, stored=high)
+        default = self._sequences.get(DEFAULT_NAME)
+        if default is None:
+            default = _Sequence(DEFAULT_NAME, initial, initial, block_min)
+            self._sequences[DEFAULT_NAME] = default
+        elif initial > default.next or (force_initial and initial != default.next):
+            if initial < default.next:
+                log.warning(
+                    "--force-initial moves sequence %r back from %d to %d: values may repeat",
+                    DEFAULT_NAME,
+                    default.next,
+                    initial,
+                )
+            default.next = default.limit = initial
+        elif initial < default.next and initial != 1:
+            log.warning(
+                "--initial=%d is below the stored next value %d of %r; keeping %d "
+                "(use --force-initial to move it back)",
+                initial,
+                default.next,
+                DEFAULT_NAME,
+                default.next,
+            )
+        # Reserve the first block of the default sequence before serving anything.
+        self._reserve_now(default, default.next + 1)
+
+    # -- issuing (event-loop thread) -------------------------------------------------------
+
+    def take(self, count: int = 1, name: str = DEFAULT_NAME) -> int:
+        """Hand out ``count`` consecutive values of ``name``; returns the first.
+
+        Raises :class:`InvalidArgument` for a count outside 1..MAX_COUNT or a bad name and
+        :class:`StoreUnavailable` when the values cannot be reserved durably; either way
+        nothing is consumed.
+        """
+        if not 1 <= count <= MAX_COUNT:
+            raise InvalidArgument(f"count must be an int in 1..{MAX_COUNT}, got {count!r}")
+        seq = self._sequences.get(name)
+        if seq is None:
+            seq = self._create(name)
+        first = seq.next
+        end = first + count
+        if end > seq.limit:
+            self._reserve_now(seq, end)
+        seq.next = end
+        if not seq.prefetching and seq.limit - end < seq.block >> 1:
+            self._prefetch(seq)
+        self.stats.values_issued += count
+        return first
+
+    def current(self, name: str = DEFAULT_NAME) -> int:
+        """The value the next ``take(1, name)`` returns (1 for a sequence never used)."""
+        seq = self._sequences.get(name)
+        if seq is None:
+            _check_name(name)
+            return 1
+        return seq.next
+
+    def names(self) -> list[str]:
+        """Every sequence name, sorted."""
+        return sorted(self._sequences)
+
+    def block(self, name: str = DEFAULT_NAME) -> int:
+        """The current reservation block of ``name`` (values)."""
+        seq = self._sequences.get(name)
+        return seq.block if seq is not None else self.block_min
+
+    def close(self) -> None:
+        """Wait for reservations in flight, then store each sequence's exact next value."""
+        if self._closed:
+            return
+        self._closed = True
+        self._executor.shutdown(wait=True)
+        for seq in self._sequences.values():
+            if seq.stored == seq.next:
+                continue
+            try:
+                self.store.reserve(seq.name, seq.next)
+                seq.stored = seq.next
+            except (OSError, StoreUnavailable) as exc:
+                # The larger watermark stays stored: a gap, never a repeat.
+                log.error("could not store the exact next value of %r: %s", seq.name, exc)
+
+    # -- reservations ----------------------------------------------------------------------
+
+    def _create(self, name: str) -> _Sequence:
+        _check_name(name)
+        if len(self._sequences) >= MAX_SEQUENCES:
+            raise InvalidArgument(
+                f"too many sequences: at most {MAX_SEQUENCES}; {name!r} would be one more"
+            )
+        seq = _Sequence(name, 1, 1, self.block_min)
+        self._sequences[name] = seq
+        return seq
+
+    def _next_block(self, seq: _Sequence) -> int:
+        now = self._clock()
+        if seq.reserved_at:
+            elapsed = now - seq.reserved_at
+            if elapsed < GROW_WINDOW:
+                seq.block = min(seq.block * 2, self.block_max)
+            elif elapsed > SHRINK_WINDOW:
+                seq.block = max(seq.block // 2, self.block_min)
+        seq.reserved_at = now
+        return seq.block
+
+    def _prefetch(self, seq: _Sequence) -> None:
+        if seq.failure is not None or self._closed:
+            return  # the synchronous path retries (rate limited) once the headroom is gone
+        high = min(max(seq.limit, seq.next) + self._next_block(seq), MAX_VALUE + 1)
+        if high <= seq.limit:
+            return
+        seq.prefetching = True
+        seq.future = self._executor.submit(self._write, seq, high)
+
+    def _reserve_now(self, seq: _Sequence, end: int) -> None:
+        """Raise the watermark to at least ``end`` before returning (blocks on the store)."""
+        future = seq.future
+        if future is not None:
+            future.result()  # _write never raises; it records failures on seq
+            seq.future = None
+        if end <= seq.limit:
+            return
+        if end > MAX_VALUE + 1:
+            raise InvalidArgument(
+                f"sequence {seq.name!r} cannot go past {MAX_VALUE}: next is {seq.next}"
+            )
+        if seq.failure is not None and self._clock() - seq.failed_at < RETRY_AFTER:
+            raise StoreUnavailable(
+                f"cannot reserve values of sequence {seq.name!r}: {seq.failure}"
+            ) from seq.failure
+        self.stats.synchronous_reservations += 1
+        high = min(end + self._next_block(seq), MAX_VALUE + 1)
+        self._write(seq, high)
+        if seq.failure is not None:
+            raise StoreUnavailable(
+                f"cannot reserve values of sequence {seq.name!r}: {seq.failure}"
+            ) from seq.failure
+
+    def _write(self, seq: _Sequence, high: int) -> None:
+        """Store ``high`` and only then let values below it out (either thread)."""
+        with seq.lock:
+            started = time.perf_counter()
+            try:
+                self.store.reserve(seq.name, high)
+            except Exception as exc:  # any failure: issue nothing above the old watermark
+                seq.failure = exc
+                seq.failed_at = self._clock()
+                self.stats.reservation_errors += 1
+                log.error("reservation of %r up to %d failed: %s", seq.name, high, exc)
+            else:
+                seq.stored = high
+                if high > seq.limit:
+                    seq.limit = high
+                seq.failure = None
+                self.stats.reservations += 1
+            finally:
+                self.stats.reservation_seconds += time.perf_counter() - started
+                seq.prefetching = False
+
+
+def _check_name(name: str) -> None:
+    if not isinstance(name, str) or NAME_PATTERN.fullmatch(name) is None:
+        raise InvalidArgument(f"sequence name must be 1-64 of A-Z a-z 0-9 _ . : -, got {name!r}")
