@@ -53,7 +53,7 @@ def test_column_defaults_give_unique_decodable_ids(conn: psycopg.Connection) -> 
     conn.execute(
         "CREATE TEMP TABLE chronoid_events ("
         " id bigint PRIMARY KEY DEFAULT chronoid_next('chrono64s'),"
-        " small integer UNIQUE DEFAULT chronoid_next32('chrono32d'),"
+        " small integer UNIQUE DEFAULT chronoid_next32('chrono32y'),"
         " at timestamptz DEFAULT clock_timestamp())"
     )
     conn.execute(
@@ -71,7 +71,7 @@ def test_column_defaults_give_unique_decodable_ids(conn: psycopg.Connection) -> 
 def test_the_uniqueness_bound_is_exact(conn: psycopg.Connection) -> None:
     """Within one tick, any 2^(N+S) consecutive sequence values give distinct IDs, and value
     v + 2^(N+S) repeats v: the guarantee documented in docs/postgres.md, no more, no less."""
-    for variant in ("chrono32m", "chrono32h", "chrono32tm"):
+    for variant in ("chrono32w",):  # the smallest suffix served: 2^17 values per tick
         layout = get_layout(variant)
         span = 1 << layout.suffix_bits
         ids = [
@@ -91,6 +91,8 @@ def test_the_uniqueness_bound_is_exact(conn: psycopg.Connection) -> None:
     [
         ("chronoid_next('uchrono64s')", "unsigned variants do not fit"),
         ("chronoid_next('chrono32bs')", "no node or sequence bits"),
+        ("chronoid_next('chrono64us')", "fewer than 2.16 IDs per tick"),
+        ("chronoid_next32('chrono32h')", "fewer than 2.16 IDs per tick"),
         ("chronoid_next('chrono64x')", "unknown variant"),
         ("chronoid_next32('chrono64s')", "not a 32-bit variant"),
         ("chronoid_make('nope', now(), 1)", "unknown variant"),

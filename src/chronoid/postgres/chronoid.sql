@@ -68,7 +68,7 @@ INSERT INTO chronoid_variants VALUES
   ('chrono64ds', 64, true, 'ds', 100000, NULL, 1577836800000000, 36, 14, 13, true),
   ('chrono64cs', 64, true, 'cs', 10000, NULL, 1577836800000000, 40, 11, 12, true),
   ('chrono64ms', 64, true, 'ms', 1000, NULL, 1577836800000000, 43, 10, 10, true),
-  ('chrono64us', 64, true, 'us', 1, NULL, 1577836800000000, 53, 5, 5, true),
+  ('chrono64us', 64, true, 'us', 1, NULL, 1577836800000000, 53, 5, 5, false),
   ('uchrono32y', 32, false, 'y', NULL, 12, 1577836800000000, 8, 13, 11, false),
   ('chrono32y', 32, true, 'y', NULL, 12, 1577836800000000, 8, 12, 11, true),
   ('uchrono32hy', 32, false, 'hy', NULL, 6, 1577836800000000, 9, 12, 11, false),
@@ -80,13 +80,13 @@ INSERT INTO chronoid_variants VALUES
   ('uchrono32w', 32, false, 'w', 604800000000, NULL, 1577836800000000, 14, 9, 9, false),
   ('chrono32w', 32, true, 'w', 604800000000, NULL, 1577836800000000, 14, 8, 9, true),
   ('uchrono32d', 32, false, 'd', 86400000000, NULL, 1577836800000000, 17, 8, 7, false),
-  ('chrono32d', 32, true, 'd', 86400000000, NULL, 1577836800000000, 17, 7, 7, true),
+  ('chrono32d', 32, true, 'd', 86400000000, NULL, 1577836800000000, 17, 7, 7, false),
   ('uchrono32h', 32, false, 'h', 3600000000, NULL, 1577836800000000, 22, 5, 5, false),
-  ('chrono32h', 32, true, 'h', 3600000000, NULL, 1577836800000000, 22, 4, 5, true),
+  ('chrono32h', 32, true, 'h', 3600000000, NULL, 1577836800000000, 22, 4, 5, false),
   ('uchrono32tm', 32, false, 'tm', 600000000, NULL, 1577836800000000, 24, 4, 4, false),
-  ('chrono32tm', 32, true, 'tm', 600000000, NULL, 1577836800000000, 24, 3, 4, true),
+  ('chrono32tm', 32, true, 'tm', 600000000, NULL, 1577836800000000, 24, 3, 4, false),
   ('uchrono32m', 32, false, 'm', 60000000, NULL, 1577836800000000, 28, 2, 2, false),
-  ('chrono32m', 32, true, 'm', 60000000, NULL, 1577836800000000, 28, 1, 2, true),
+  ('chrono32m', 32, true, 'm', 60000000, NULL, 1577836800000000, 28, 1, 2, false),
   ('uchrono32bs', 32, false, 'bs', 2000000, NULL, 1577836800000000, 32, 0, 0, false),
   ('chrono32bs', 32, true, 'bs', 2000000, NULL, 1577836800000000, 31, 0, 0, false);
 
@@ -100,16 +100,11 @@ CREATE SEQUENCE IF NOT EXISTS chronoid_seq_chrono64s AS bigint NO CYCLE;
 CREATE SEQUENCE IF NOT EXISTS chronoid_seq_chrono64ds AS bigint NO CYCLE;
 CREATE SEQUENCE IF NOT EXISTS chronoid_seq_chrono64cs AS bigint NO CYCLE;
 CREATE SEQUENCE IF NOT EXISTS chronoid_seq_chrono64ms AS bigint NO CYCLE;
-CREATE SEQUENCE IF NOT EXISTS chronoid_seq_chrono64us AS bigint NO CYCLE;
 CREATE SEQUENCE IF NOT EXISTS chronoid_seq_chrono32y AS bigint NO CYCLE;
 CREATE SEQUENCE IF NOT EXISTS chronoid_seq_chrono32hy AS bigint NO CYCLE;
 CREATE SEQUENCE IF NOT EXISTS chronoid_seq_chrono32q AS bigint NO CYCLE;
 CREATE SEQUENCE IF NOT EXISTS chronoid_seq_chrono32mo AS bigint NO CYCLE;
 CREATE SEQUENCE IF NOT EXISTS chronoid_seq_chrono32w AS bigint NO CYCLE;
-CREATE SEQUENCE IF NOT EXISTS chronoid_seq_chrono32d AS bigint NO CYCLE;
-CREATE SEQUENCE IF NOT EXISTS chronoid_seq_chrono32h AS bigint NO CYCLE;
-CREATE SEQUENCE IF NOT EXISTS chronoid_seq_chrono32tm AS bigint NO CYCLE;
-CREATE SEQUENCE IF NOT EXISTS chronoid_seq_chrono32m AS bigint NO CYCLE;
 
 DO $d$ BEGIN
   CREATE DOMAIN chronoid_tick_snowflake AS bigint
@@ -172,12 +167,6 @@ DO $d$ BEGIN
 EXCEPTION WHEN duplicate_object THEN NULL;
 END $d$;
 DO $d$ BEGIN
-  CREATE DOMAIN chronoid_tick_chrono64us AS bigint
-    CONSTRAINT clock_outside_epoch_and_expiry
-    CHECK (VALUE >= 0 AND VALUE <= 9007199254740991);
-EXCEPTION WHEN duplicate_object THEN NULL;
-END $d$;
-DO $d$ BEGIN
   CREATE DOMAIN chronoid_tick_chrono32y AS bigint
     CONSTRAINT clock_outside_epoch_and_expiry
     CHECK (VALUE >= 0 AND VALUE <= 255);
@@ -205,30 +194,6 @@ DO $d$ BEGIN
   CREATE DOMAIN chronoid_tick_chrono32w AS bigint
     CONSTRAINT clock_outside_epoch_and_expiry
     CHECK (VALUE >= 0 AND VALUE <= 16383);
-EXCEPTION WHEN duplicate_object THEN NULL;
-END $d$;
-DO $d$ BEGIN
-  CREATE DOMAIN chronoid_tick_chrono32d AS bigint
-    CONSTRAINT clock_outside_epoch_and_expiry
-    CHECK (VALUE >= 0 AND VALUE <= 131071);
-EXCEPTION WHEN duplicate_object THEN NULL;
-END $d$;
-DO $d$ BEGIN
-  CREATE DOMAIN chronoid_tick_chrono32h AS bigint
-    CONSTRAINT clock_outside_epoch_and_expiry
-    CHECK (VALUE >= 0 AND VALUE <= 4194303);
-EXCEPTION WHEN duplicate_object THEN NULL;
-END $d$;
-DO $d$ BEGIN
-  CREATE DOMAIN chronoid_tick_chrono32tm AS bigint
-    CONSTRAINT clock_outside_epoch_and_expiry
-    CHECK (VALUE >= 0 AND VALUE <= 16777215);
-EXCEPTION WHEN duplicate_object THEN NULL;
-END $d$;
-DO $d$ BEGIN
-  CREATE DOMAIN chronoid_tick_chrono32m AS bigint
-    CONSTRAINT clock_outside_epoch_and_expiry
-    CHECK (VALUE >= 0 AND VALUE <= 268435455);
 EXCEPTION WHEN duplicate_object THEN NULL;
 END $d$;
 
@@ -263,10 +228,13 @@ SELECT chronoid__raise(format(
       'it has no node or sequence bits, so every ID of a 2-second tick would be equal'
     WHEN only32 AND variant IN (SELECT name FROM chronoid_variants WHERE mode_b) THEN
       'it is not a 32-bit variant, use chronoid_next'
+    WHEN variant IN (SELECT name FROM chronoid_variants WHERE NOT mode_b) THEN
+      'fewer than 2^16 IDs per tick: a session stalled between its clock read and '
+      || 'nextval() could repeat an ID; use a coarser variant or Mode B/C in the application'
     ELSE 'unknown variant'
   END,
-  CASE WHEN only32 THEN 'chrono32y, chrono32hy, chrono32q, chrono32mo, chrono32w, chrono32d, chrono32h, chrono32tm, chrono32m'
-       ELSE 'snowflake, chrono64mo, chrono64w, chrono64d, chrono64h, chrono64m, chrono64s, chrono64ds, chrono64cs, chrono64ms, chrono64us, chrono32y, chrono32hy, chrono32q, chrono32mo, chrono32w, chrono32d, chrono32h, chrono32tm, chrono32m' END))
+  CASE WHEN only32 THEN 'chrono32y, chrono32hy, chrono32q, chrono32mo, chrono32w'
+       ELSE 'snowflake, chrono64mo, chrono64w, chrono64d, chrono64h, chrono64m, chrono64s, chrono64ds, chrono64cs, chrono64ms, chrono32y, chrono32hy, chrono32q, chrono32mo, chrono32w' END))
 $fn$ SET search_path FROM CURRENT;
 
 -- (BASKET[idx mod 64] >> (64 - bits)) | 1, chronoid.mix.multiplier: a logical shift of the
@@ -432,8 +400,6 @@ SELECT CASE variant
     (((((round(date_part('epoch', at) * 1000000)::bigint + 0) / 10000) - 157783680000))::@schema@.chronoid_tick_chrono64cs)::bigint
   WHEN 'chrono64ms' THEN
     (((((round(date_part('epoch', at) * 1000000)::bigint + 0) / 1000) - 1577836800000))::@schema@.chronoid_tick_chrono64ms)::bigint
-  WHEN 'chrono64us' THEN
-    (((((round(date_part('epoch', at) * 1000000)::bigint + 0) / 1) - 1577836800000000))::@schema@.chronoid_tick_chrono64us)::bigint
   WHEN 'chrono32y' THEN
     (((((round(date_part('epoch', date_trunc('month', at, 'UTC')) / 2629746)::bigint + 0) / 12) - 50))::@schema@.chronoid_tick_chrono32y)::bigint
   WHEN 'chrono32hy' THEN
@@ -444,14 +410,6 @@ SELECT CASE variant
     (((((round(date_part('epoch', date_trunc('month', at, 'UTC')) / 2629746)::bigint + 0) / 1) - 600))::@schema@.chronoid_tick_chrono32mo)::bigint
   WHEN 'chrono32w' THEN
     ((floor((date_part('epoch', at) - 1577836800) / 604800)::bigint)::@schema@.chronoid_tick_chrono32w)::bigint
-  WHEN 'chrono32d' THEN
-    ((floor((date_part('epoch', at) - 1577836800) / 86400)::bigint)::@schema@.chronoid_tick_chrono32d)::bigint
-  WHEN 'chrono32h' THEN
-    ((floor((date_part('epoch', at) - 1577836800) / 3600)::bigint)::@schema@.chronoid_tick_chrono32h)::bigint
-  WHEN 'chrono32tm' THEN
-    ((floor((date_part('epoch', at) - 1577836800) / 600)::bigint)::@schema@.chronoid_tick_chrono32tm)::bigint
-  WHEN 'chrono32m' THEN
-    ((floor((date_part('epoch', at) - 1577836800) / 60)::bigint)::@schema@.chronoid_tick_chrono32m)::bigint
   ELSE @schema@.chronoid__unsupported(variant)
 END
 $fn$;
@@ -481,8 +439,6 @@ SELECT CASE variant
     (((((((round(date_part('epoch', at) * 1000000)::bigint + 0) / 10000) - 157783680000))::@schema@.chronoid_tick_chrono64cs)::bigint << 23) | (((((value & 4095) * @MS:chrono64cs@) & 4095) | (((((((value >> 12) & 2047) * @K1:chrono64cs@) + @K0:chrono64cs@) & 2047)) << 12)) # @SALT:chrono64cs@))
   WHEN 'chrono64ms' THEN
     (((((((round(date_part('epoch', at) * 1000000)::bigint + 0) / 1000) - 1577836800000))::@schema@.chronoid_tick_chrono64ms)::bigint << 20) | (((((value & 1023) * @MS:chrono64ms@) & 1023) | (((((((value >> 10) & 1023) * @K1:chrono64ms@) + @K0:chrono64ms@) & 1023)) << 10)) # @SALT:chrono64ms@))
-  WHEN 'chrono64us' THEN
-    (((((((round(date_part('epoch', at) * 1000000)::bigint + 0) / 1) - 1577836800000000))::@schema@.chronoid_tick_chrono64us)::bigint << 10) | (((((value & 31) * @MS:chrono64us@) & 31) | (((((((value >> 5) & 31) * @K1:chrono64us@) + @K0:chrono64us@) & 31)) << 5)) # @SALT:chrono64us@))
   WHEN 'chrono32y' THEN
     (((((((round(date_part('epoch', date_trunc('month', at, 'UTC')) / 2629746)::bigint + 0) / 12) - 50))::@schema@.chronoid_tick_chrono32y)::bigint << 23) | (((((value & 2047) * @MS:chrono32y@) & 2047) | (((((((value >> 11) & 4095) * @K1:chrono32y@) + @K0:chrono32y@) & 4095)) << 11)) # @SALT:chrono32y@))
   WHEN 'chrono32hy' THEN
@@ -493,14 +449,6 @@ SELECT CASE variant
     (((((((round(date_part('epoch', date_trunc('month', at, 'UTC')) / 2629746)::bigint + 0) / 1) - 600))::@schema@.chronoid_tick_chrono32mo)::bigint << 19) | (((((value & 1023) * @MS:chrono32mo@) & 1023) | (((((((value >> 10) & 511) * @K1:chrono32mo@) + @K0:chrono32mo@) & 511)) << 10)) # @SALT:chrono32mo@))
   WHEN 'chrono32w' THEN
     ((((floor((date_part('epoch', at) - 1577836800) / 604800)::bigint)::@schema@.chronoid_tick_chrono32w)::bigint << 17) | (((((value & 511) * @MS:chrono32w@) & 511) | (((((((value >> 9) & 255) * @K1:chrono32w@) + @K0:chrono32w@) & 255)) << 9)) # @SALT:chrono32w@))
-  WHEN 'chrono32d' THEN
-    ((((floor((date_part('epoch', at) - 1577836800) / 86400)::bigint)::@schema@.chronoid_tick_chrono32d)::bigint << 14) | (((((value & 127) * @MS:chrono32d@) & 127) | (((((((value >> 7) & 127) * @K1:chrono32d@) + @K0:chrono32d@) & 127)) << 7)) # @SALT:chrono32d@))
-  WHEN 'chrono32h' THEN
-    ((((floor((date_part('epoch', at) - 1577836800) / 3600)::bigint)::@schema@.chronoid_tick_chrono32h)::bigint << 9) | (((((value & 31) * @MS:chrono32h@) & 31) | (((((((value >> 5) & 15) * @K1:chrono32h@) + @K0:chrono32h@) & 15)) << 5)) # @SALT:chrono32h@))
-  WHEN 'chrono32tm' THEN
-    ((((floor((date_part('epoch', at) - 1577836800) / 600)::bigint)::@schema@.chronoid_tick_chrono32tm)::bigint << 7) | (((((value & 15) * @MS:chrono32tm@) & 15) | (((((((value >> 4) & 7) * @K1:chrono32tm@) + @K0:chrono32tm@) & 7)) << 4)) # @SALT:chrono32tm@))
-  WHEN 'chrono32m' THEN
-    ((((floor((date_part('epoch', at) - 1577836800) / 60)::bigint)::@schema@.chronoid_tick_chrono32m)::bigint << 3) | (((((value & 3) * @MS:chrono32m@) & 3) | (((((((value >> 2) & 1) * @K1:chrono32m@) + @K0:chrono32m@) & 1)) << 2)) # @SALT:chrono32m@))
   ELSE @schema@.chronoid__unsupported(variant)
 END
 $fn$;
@@ -530,8 +478,6 @@ SELECT CASE variant
     (((((((round(date_part('epoch', clock_timestamp()) * 1000000)::bigint + 0) / 10000) - 157783680000))::@schema@.chronoid_tick_chrono64cs)::bigint << 23) | (((((nextval('@schema@.chronoid_seq_chrono64cs'::regclass) & 4095) * @MS:chrono64cs@) & 4095) | (((((((currval('@schema@.chronoid_seq_chrono64cs'::regclass) >> 12) & 2047) * @K1:chrono64cs@) + @K0:chrono64cs@) & 2047)) << 12)) # @SALT:chrono64cs@))
   WHEN 'chrono64ms' THEN
     (((((((round(date_part('epoch', clock_timestamp()) * 1000000)::bigint + 0) / 1000) - 1577836800000))::@schema@.chronoid_tick_chrono64ms)::bigint << 20) | (((((nextval('@schema@.chronoid_seq_chrono64ms'::regclass) & 1023) * @MS:chrono64ms@) & 1023) | (((((((currval('@schema@.chronoid_seq_chrono64ms'::regclass) >> 10) & 1023) * @K1:chrono64ms@) + @K0:chrono64ms@) & 1023)) << 10)) # @SALT:chrono64ms@))
-  WHEN 'chrono64us' THEN
-    (((((((round(date_part('epoch', clock_timestamp()) * 1000000)::bigint + 0) / 1) - 1577836800000000))::@schema@.chronoid_tick_chrono64us)::bigint << 10) | (((((nextval('@schema@.chronoid_seq_chrono64us'::regclass) & 31) * @MS:chrono64us@) & 31) | (((((((currval('@schema@.chronoid_seq_chrono64us'::regclass) >> 5) & 31) * @K1:chrono64us@) + @K0:chrono64us@) & 31)) << 5)) # @SALT:chrono64us@))
   WHEN 'chrono32y' THEN
     (((((((round(date_part('epoch', date_trunc('month', clock_timestamp(), 'UTC')) / 2629746)::bigint + 0) / 12) - 50))::@schema@.chronoid_tick_chrono32y)::bigint << 23) | (((((nextval('@schema@.chronoid_seq_chrono32y'::regclass) & 2047) * @MS:chrono32y@) & 2047) | (((((((currval('@schema@.chronoid_seq_chrono32y'::regclass) >> 11) & 4095) * @K1:chrono32y@) + @K0:chrono32y@) & 4095)) << 11)) # @SALT:chrono32y@))
   WHEN 'chrono32hy' THEN
@@ -542,14 +488,6 @@ SELECT CASE variant
     (((((((round(date_part('epoch', date_trunc('month', clock_timestamp(), 'UTC')) / 2629746)::bigint + 0) / 1) - 600))::@schema@.chronoid_tick_chrono32mo)::bigint << 19) | (((((nextval('@schema@.chronoid_seq_chrono32mo'::regclass) & 1023) * @MS:chrono32mo@) & 1023) | (((((((currval('@schema@.chronoid_seq_chrono32mo'::regclass) >> 10) & 511) * @K1:chrono32mo@) + @K0:chrono32mo@) & 511)) << 10)) # @SALT:chrono32mo@))
   WHEN 'chrono32w' THEN
     ((((floor((date_part('epoch', clock_timestamp()) - 1577836800) / 604800)::bigint)::@schema@.chronoid_tick_chrono32w)::bigint << 17) | (((((nextval('@schema@.chronoid_seq_chrono32w'::regclass) & 511) * @MS:chrono32w@) & 511) | (((((((currval('@schema@.chronoid_seq_chrono32w'::regclass) >> 9) & 255) * @K1:chrono32w@) + @K0:chrono32w@) & 255)) << 9)) # @SALT:chrono32w@))
-  WHEN 'chrono32d' THEN
-    ((((floor((date_part('epoch', clock_timestamp()) - 1577836800) / 86400)::bigint)::@schema@.chronoid_tick_chrono32d)::bigint << 14) | (((((nextval('@schema@.chronoid_seq_chrono32d'::regclass) & 127) * @MS:chrono32d@) & 127) | (((((((currval('@schema@.chronoid_seq_chrono32d'::regclass) >> 7) & 127) * @K1:chrono32d@) + @K0:chrono32d@) & 127)) << 7)) # @SALT:chrono32d@))
-  WHEN 'chrono32h' THEN
-    ((((floor((date_part('epoch', clock_timestamp()) - 1577836800) / 3600)::bigint)::@schema@.chronoid_tick_chrono32h)::bigint << 9) | (((((nextval('@schema@.chronoid_seq_chrono32h'::regclass) & 31) * @MS:chrono32h@) & 31) | (((((((currval('@schema@.chronoid_seq_chrono32h'::regclass) >> 5) & 15) * @K1:chrono32h@) + @K0:chrono32h@) & 15)) << 5)) # @SALT:chrono32h@))
-  WHEN 'chrono32tm' THEN
-    ((((floor((date_part('epoch', clock_timestamp()) - 1577836800) / 600)::bigint)::@schema@.chronoid_tick_chrono32tm)::bigint << 7) | (((((nextval('@schema@.chronoid_seq_chrono32tm'::regclass) & 15) * @MS:chrono32tm@) & 15) | (((((((currval('@schema@.chronoid_seq_chrono32tm'::regclass) >> 4) & 7) * @K1:chrono32tm@) + @K0:chrono32tm@) & 7)) << 4)) # @SALT:chrono32tm@))
-  WHEN 'chrono32m' THEN
-    ((((floor((date_part('epoch', clock_timestamp()) - 1577836800) / 60)::bigint)::@schema@.chronoid_tick_chrono32m)::bigint << 3) | (((((nextval('@schema@.chronoid_seq_chrono32m'::regclass) & 3) * @MS:chrono32m@) & 3) | (((((((currval('@schema@.chronoid_seq_chrono32m'::regclass) >> 2) & 1) * @K1:chrono32m@) + @K0:chrono32m@) & 1)) << 2)) # @SALT:chrono32m@))
   ELSE @schema@.chronoid__unsupported(variant)
 END
 $fn$;

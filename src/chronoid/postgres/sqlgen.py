@@ -23,6 +23,7 @@ from chronoid.mix import BASKET, GOLDEN_64
 from chronoid.variants import VARIANTS
 
 __all__ = [
+    "MIN_SUFFIX_BITS",
     "MODE_B_VARIANTS",
     "SCRIPT_VERSION",
     "SQL_VARIANTS",
@@ -43,13 +44,22 @@ SQL_VARIANTS: tuple[str, ...] = tuple(
 )
 """Layouts whose IDs fit a signed ``bigint``: compose and decode accept these."""
 
+MIN_SUFFIX_BITS = 16
+"""Fewest node + sequence bits ``chronoid_next`` accepts.
+
+Two IDs of one tick repeat when 2^(N+S) sequence values are drawn between them. A session
+that stalls between reading the clock and ``nextval`` lets the others draw that many: with
+``chrono64us``'s 2^10 it happened 4 times in 800,000 IDs over 16 sessions. From 2^16 values
+per tick a stall must outlast 65,536 draws, and the variants below that (``chrono64us`` and
+the 32-bit sort keys ``d``, ``h``, ``tm``, ``m``, ``bs``) are refused rather than served."""
+
 MODE_B_VARIANTS: tuple[str, ...] = tuple(
     name
     for name, layout in VARIANTS.items()
-    if layout.signed and layout.node_bits + layout.sequence_bits > 0
+    if layout.signed and layout.node_bits + layout.sequence_bits >= MIN_SUFFIX_BITS
 )
-"""Layouts ``chronoid_next`` serves: signed (they fit ``bigint``/``integer`` columns) and with
-at least one suffix bit (``chrono32bs`` has none, so every ID of a tick would be equal)."""
+"""Layouts ``chronoid_next`` serves: signed (they fit ``bigint``/``integer`` columns) with at
+least :data:`MIN_SUFFIX_BITS` suffix bits."""
 
 
 def _signed64(value: int) -> int:
@@ -336,6 +346,9 @@ SELECT chronoid__raise(format(
       'it has no node or sequence bits, so every ID of a 2-second tick would be equal'
     WHEN only32 AND variant IN (SELECT name FROM chronoid_variants WHERE mode_b) THEN
       'it is not a 32-bit variant, use chronoid_next'
+    WHEN variant IN (SELECT name FROM chronoid_variants WHERE NOT mode_b) THEN
+      'fewer than 2^{MIN_SUFFIX_BITS} IDs per tick: a session stalled between its clock read and '
+      || 'nextval() could repeat an ID; use a coarser variant or Mode B/C in the application'
     ELSE 'unknown variant'
   END,
   CASE WHEN only32 THEN '{", ".join(n for n in MODE_B_VARIANTS if n.startswith("chrono32"))}'
