@@ -1,0 +1,241 @@
+"""Clients of the sequencer: a small synchronous client and an in-process range cache.
+
+:class:`SequencerClient` keeps one connection open (reconnecting once if it was dropped) and
+speaks RESP. :class:`RangeCache` fetches blocks of values with ``GETSEQ <n>`` and hands them
+out in-process, fetching the next block in a background thread while the current one is
+being used (double buffering), so a caller gets a value without a round trip. Values from a
+cache are unique and increasing per cache; across processes they are unique but interleave
+by block, and values a process never uses are skipped (a gap, never a repeat).
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+from collections import deque
+from collections.abc import Iterator
+
+from chronoid.errors import InvalidArgument, SequencerReplyError
+from chronoid.sequencer.sequences import DEFAULT_NAME, MAX_COUNT
+
+__all__ = ["RangeCache", "SequencerClient"]
+
+
+class SequencerClient:
+    """A blocking connection to ``chronoid serve``; not thread-safe (one per thread).
+
+    ``timeout`` is in seconds. ``password`` is sent with ``AUTH`` on connect; ``ssl_context``
+    wraps the socket in TLS (``server_hostname`` is ``host``).
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 10001,
+        *,
+        password: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        timeout: float = 5.0,
+    ) -> None:
+        if not isinstance(port, int) or not 1 <= port <= 65535:
+            raise InvalidArgument(f"port must be an int in 1..65535, got {port!r}")
+        if timeout <= 0:
+            raise InvalidArgument(f"timeout must be > 0 seconds, got {timeout!r}")
+        self.host = host
+        self.port = port
+        self.password = password
+        self.ssl_context = ssl_context
+        self.timeout = timeout
+        self._sock: socket.socket | None = None
+        self._buffer = b""
+
+    def getseq(self, count: int = 1, name: str = DEFAULT_NAME) -> int:
+        """Reserve ``count`` consecutive values of ``name``; returns the first."""
+        if not isinstance(count, int) or not 1 <= count <= MAX_COUNT:
+            raise InvalidArgument(f"count must be an int in 1..{MAX_COUNT}, got {count!r}")
+        if name == DEFAULT_NAME:
+            args: tuple[bytes, ...] = (b"GETSEQ", b"%d" % count) if count != 1 else (b"GETSEQ",)
+        else:
+            args = (b"GETSEQ", b"%d" % count, name.encode())
+        return self._int(self.call(*args))
+
+    def current(self, name: str = DEFAULT_NAME) -> int:
+        """The value the next ``GETSEQ`` of ``name`` returns (consumes nothing)."""
+        return self._int(self.call(b"CURRENT", name.encode()))
+
+    def ping(self) -> bool:
+        """True when the server answers ``PING``."""
+        return self.call(b"PING") == b"PONG"
+
+    def call(self, *args: bytes) -> int | bytes:
+        """Send one command; an integer or simple/bulk string reply, or raise on an error."""
+        for attempt in (0, 1):
+            fresh = self._sock is None
+            sock = self._connect()
+            try:
+                sock.sendall(_encode(args))
+                return self._read_reply()
+            except (ConnectionError, BrokenPipeError, EOFError):
+                self.close()
+                if fresh or attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        """Close the connection (the next call reconnects)."""
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            finally:
+                self._sock = None
+                self._buffer = b""
+
+    def __enter__(self) -> SequencerClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _connect(self) -> socket.socket:
+        if self._sock is not None:
+            return self._sock
+        sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.ssl_context is not None:
+            sock = self.ssl_context.wrap_socket(sock, server_hostname=self.host)
+        self._sock = sock
+        self._buffer = b""
+        if self.password is not None:
+            sock.sendall(_encode((b"AUTH", self.password.encode())))
+            self._read_reply()
+        return sock
+
+    def _read_line(self) -> bytes:
+        assert self._sock is not None
+        while True:
+            end = self._buffer.find(b"\r\n")
+            if end >= 0:
+                line = self._buffer[:end]
+                self._buffer = self._buffer[end + 2 :]
+                return line
+            chunk = self._sock.recv(65536)
+            if not chunk:
+                raise EOFError("the sequencer closed the connection")
+            self._buffer += chunk
+
+    def _read_reply(self) -> int | bytes:
+        line = self._read_line()
+        kind, rest = line[:1], line[1:]
+        if kind == b":":
+            return int(rest)
+        if kind == b"+":
+            return rest
+        if kind == b"-":
+            raise SequencerReplyError(rest.decode("utf-8", "replace"))
+        if kind == b"$":
+            length = int(rest)
+            if length < 0:
+                return b""
+            assert self._sock is not None
+            while len(self._buffer) < length + 2:
+                chunk = self._sock.recv(65536)
+                if not chunk:
+                    raise EOFError("the sequencer closed the connection")
+                self._buffer += chunk
+            data = self._buffer[:length]
+            self._buffer = self._buffer[length + 2 :]
+            return data
+        raise SequencerReplyError(f"unexpected reply {line[:64]!r}")
+
+    @staticmethod
+    def _int(reply: int | bytes) -> int:
+        if not isinstance(reply, int):
+            raise SequencerReplyError(f"expected an integer reply, got {reply!r}")
+        return reply
+
+
+def _encode(args: tuple[bytes, ...]) -> bytes:
+    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+
+
+class RangeCache:
+    """Values of one sequence handed out in-process from blocks of ``block`` values.
+
+    ``next()`` is thread-safe and takes no lock while the current block lasts. When a block
+    is opened and less than one further block is fetched, a background thread fetches the
+    next one with ``GETSEQ <block>``, so ``next()`` waits for the server only when values are
+    used faster than one round trip per block. The client is owned by the cache.
+    """
+
+    def __init__(
+        self, client: SequencerClient, block: int = 10_000, name: str = DEFAULT_NAME
+    ) -> None:
+        if not isinstance(block, int) or not 1 <= block <= MAX_COUNT:
+            raise InvalidArgument(f"block must be an int in 1..{MAX_COUNT} values, got {block!r}")
+        self.client = client
+        self.block = block
+        self.name = name
+        self._ready: deque[range] = deque()
+        self._lock = threading.Lock()
+        self._fetched = threading.Condition(self._lock)
+        self._fetching = False
+        self._error: BaseException | None = None
+        self._current: Iterator[int] = iter(())
+
+    def next(self) -> int:
+        """The next value (fetching a block from the server only when none is ready)."""
+        try:
+            return next(self._current)
+        except StopIteration:
+            return self._open_next_block()
+
+    __next__ = next
+
+    def __iter__(self) -> RangeCache:
+        return self
+
+    def close(self) -> None:
+        """Close the client connection (unused values are skipped, never reused)."""
+        with self._lock:
+            while self._fetching:
+                self._fetched.wait()
+            self.client.close()
+
+    def _open_next_block(self) -> int:
+        with self._lock:
+            # Another thread may have opened a block while this one waited for the lock.
+            for value in self._current:
+                return value
+            while not self._ready:
+                if self._error is not None:
+                    error, self._error = self._error, None
+                    raise error
+                if not self._fetching:
+                    self._fetching = True
+                    self._lock.release()
+                    try:
+                        self._fetch()
+                    finally:
+                        self._lock.acquire()
+                else:
+                    self._fetched.wait()
+            self._current = iter(self._ready.popleft())
+            if not self._ready and not self._fetching:
+                self._fetching = True
+                threading.Thread(target=self._fetch, daemon=True).start()
+            return next(self._current)
+
+    def _fetch(self) -> None:
+        try:
+            first = self.client.getseq(self.block, self.name)
+        except BaseException as exc:  # handed to the next caller of next()
+            with self._lock:
+                self._error = exc
+                self._fetching = False
+                self._fetched.notify_all()
+            return
+        with self._lock:
+            self._ready.append(range(first, first + self.block))
+            self._fetching = False
+            self._fetched.notify_all()

@@ -1,0 +1,153 @@
+"""The sans-I/O parser and encoder: exact forms, limits, and fuzzing three ways."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chronoid.errors import InvalidArgument, ProtocolError
+from chronoid.sequencer.protocol import (
+    Parser,
+    encode_array,
+    encode_bulk,
+    encode_error,
+    encode_integer,
+    encode_simple,
+)
+
+
+def resp(*words: bytes) -> bytes:
+    return b"*%d\r\n" % len(words) + b"".join(b"$%d\r\n%s\r\n" % (len(w), w) for w in words)
+
+
+def test_inline_crlf_and_bare_lf_and_pipelining() -> None:
+    parser = Parser()
+    assert parser.feed(b"GETSEQ\r\nCURRENT\nGETSEQ 10 tx\r\n\r\n  \n") == [
+        [b"GETSEQ"],
+        [b"CURRENT"],
+        [b"GETSEQ", b"10", b"tx"],
+    ]
+    assert parser.buffered == 0
+
+
+def test_resp_arrays_mixed_with_inline_and_split() -> None:
+    parser = Parser()
+    data = resp(b"GETSEQ", b"5") + b"PING\r\n" + resp(b"CLIENT", b"SETINFO", b"lib-name", b"x y")
+    assert parser.feed(data[:7]) == []
+    assert parser.feed(data[7:]) == [
+        [b"GETSEQ", b"5"],
+        [b"PING"],
+        [b"CLIENT", b"SETINFO", b"lib-name", b"x y"],
+    ]
+
+
+def test_bulk_may_hold_crlf_and_empty_arrays_are_ignored() -> None:
+    assert Parser().feed(b"*0\r\n*-1\r\n" + resp(b"PING", b"a\r\nb")) == [[b"PING", b"a\r\nb"]]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"*1\r\n:5\r\n", "expected '$', got ':'"),
+        (b"*x\r\n", "invalid multibulk length"),
+        (b"*1\r\n$-5\r\n", "invalid bulk length"),
+        (b"*1\r\n$2\r\nabcd\r\n", "not ended by CRLF"),
+        (b"*2000\r\n", "invalid multibulk length"),
+        (b"*1\r\n$999999\r\n", "invalid bulk length"),
+    ],
+)
+def test_malformed_input_is_a_protocol_error(data: bytes, message: str) -> None:
+    parser = Parser(max_bulk=1024)
+    with pytest.raises(ProtocolError, match=re.escape(message)):
+        parser.feed(data)
+    with pytest.raises(ProtocolError):  # the stream cannot be resynchronised
+        parser.feed(b"PING\r\n")
+
+
+def test_commands_before_the_fault_are_kept() -> None:
+    with pytest.raises(ProtocolError) as info:
+        Parser().feed(b"GETSEQ\r\nPING\r\n*1\r\n:1\r\n")
+    assert info.value.commands == [[b"GETSEQ"], [b"PING"]]
+
+
+def test_oversize_inline_line_with_and_without_newline() -> None:
+    with pytest.raises(ProtocolError, match="too big inline request"):
+        Parser(max_line=16).feed(b"A" * 17 + b"\r\n")
+    parser = Parser(max_line=16)
+    parser.feed(b"A" * 16)
+    with pytest.raises(ProtocolError, match="too big inline request"):
+        parser.feed(b"A")
+
+
+def test_limits_are_validated() -> None:
+    with pytest.raises(InvalidArgument, match="max_line"):
+        Parser(max_line=0)
+
+
+def test_encoders() -> None:
+    assert encode_integer(42) == b":42\r\n"
+    assert encode_simple("OK") == b"+OK\r\n"
+    assert encode_error("ERR a\r\nb") == b"-ERR a  b\r\n"
+    assert encode_bulk("hé") == b"$3\r\nh\xc3\xa9\r\n"
+    assert encode_array([encode_integer(1), encode_bulk(b"")]) == b"*2\r\n:1\r\n$0\r\n\r\n"
+
+
+words = st.binary(min_size=1, max_size=20)
+inline_words = st.binary(min_size=1, max_size=10).filter(
+    lambda w: not any(c in w for c in b" \t\r\n\x0b\x0c") and not w.startswith(b"*")
+)
+commands = st.one_of(
+    st.lists(words, min_size=1, max_size=5).map(lambda ws: ("resp", ws)),
+    st.lists(inline_words, min_size=1, max_size=5).map(lambda ws: ("inline", ws)),
+)
+
+
+def encode_command(kind: str, ws: list[bytes]) -> bytes:
+    return resp(*ws) if kind == "resp" else b" ".join(ws) + b"\r\n"
+
+
+def feed_all(parser: Parser, chunks: list[bytes]) -> list[list[bytes]]:
+    out: list[list[bytes]] = []
+    for chunk in chunks:
+        out += parser.feed(chunk)
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(commands, max_size=8), st.data())
+def test_fuzz_same_commands_whole_chunked_and_bytewise(
+    cmds: list[tuple[str, list[bytes]]], data: st.DataObject
+) -> None:
+    stream = b"".join(encode_command(k, ws) for k, ws in cmds)
+    expected = [ws for _, ws in cmds]
+    assert Parser().feed(stream) == expected
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=10)))
+    chunks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
+    assert feed_all(Parser(), chunks) == expected
+    assert feed_all(Parser(), [stream[i : i + 1] for i in range(len(stream))]) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300), st.data())
+def test_fuzz_arbitrary_bytes_raise_only_protocol_error(raw: bytes, data: st.DataObject) -> None:
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(raw)), max_size=6)))
+    chunks = [raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)], strict=True)]
+    results = []
+    for pieces in ([raw], chunks, [raw[i : i + 1] for i in range(len(raw))]):
+        parser = Parser(max_line=64, max_bulk=64, max_args=8)
+        try:
+            got = feed_all(parser, pieces)
+            failed = False
+        except ProtocolError:
+            failed = True
+            got = []
+        for command in got:
+            assert command and all(isinstance(w, bytes) for w in command)
+        results.append((failed, got))
+    # Splitting never changes the verdict or, without a fault, the commands.
+    assert results[0][0] == results[1][0] == results[2][0]
+    if not results[0][0]:
+        assert results[0][1] == results[1][1] == results[2][1]
