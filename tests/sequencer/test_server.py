@@ -1,0 +1,249 @@
+"""``chronoid serve`` against real clients: raw sockets, nc, redis-cli, redis-py, TLS."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+import redis
+
+from chronoid.sequencer.client import RangeCache, SequencerClient
+from chronoid.sequencer.commands import SUPPORTED
+from tests.sequencer.conftest import ServerProcess, StartServer, exchange
+from tests.support import free_port
+
+REDIS_CLI = "/usr/bin/redis-cli"
+
+
+def cli(port: int, *args: str, extra: tuple[str, ...] = ()) -> str:
+    done = subprocess.run(
+        [REDIS_CLI, "-p", str(port), *extra, *args],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def test_spec_telnet_session_byte_for_byte(server: ServerProcess) -> None:
+    session = b"GETSEQ\r\nGETSEQ\r\nGETSEQ\r\nCURRENT\r\nCURRENT\r\nGETSEQ\r\n"
+    expected = b":1\r\n:2\r\n:3\r\n:4\r\n:4\r\n:4\r\n"
+    assert exchange(server.port, session, expect=len(expected)) == expected
+
+
+def test_unknown_command_lists_every_supported_command(server: ServerProcess) -> None:
+    expected = b"-ERR Unknown command 'FOOBAR'. Supported: " + ", ".join(SUPPORTED).encode()
+    assert exchange(server.port, b"FOOBAR\r\n", expect=len(expected) + 2) == expected + b"\r\n"
+    assert b"GETSEQ, CURRENT" in expected
+
+
+def test_nc_inline_with_bare_newline(server: ServerProcess) -> None:
+    def nc(text: str) -> bytes:
+        done = subprocess.run(
+            f"printf '{text}' | nc -q1 127.0.0.1 {server.port}",
+            shell=True,
+            capture_output=True,
+            timeout=10,
+            check=True,
+        )
+        return done.stdout
+
+    assert nc("CURRENT\\n") == b":1\r\n"
+    assert nc("GETSEQ\\nGETSEQ 10\\nCURRENT\\n") == b":1\r\n:2\r\n:12\r\n"
+
+
+def test_batch_errors_consume_nothing(server: ServerProcess) -> None:
+    request = (
+        b"GETSEQ 100\r\nGETSEQ\r\nGETSEQ 5 tx\r\nGETSEQ 1 events\r\nCURRENT tx\r\n"
+        b"GETSEQ 0\r\nGETSEQ -3\r\nGETSEQ abc\r\nGETSEQ 99999999999\r\nCURRENT\r\nQUIT\r\n"
+    )
+    lines = exchange(server.port, request).split(b"\r\n")
+    assert lines[:5] == [b":1", b":101", b":1", b":1", b":6"]
+    assert all(
+        line.startswith(b"-ERR count must be an integer in 1..1000000") for line in lines[5:9]
+    )
+    assert lines[9:] == [b":102", b"+OK", b""]
+
+
+def test_redis_cli(server: ServerProcess) -> None:
+    assert cli(server.port, "GETSEQ") == "1"
+    assert cli(server.port, "GETSEQ", "10", "tx") == "1"
+    assert cli(server.port, "CURRENT", "tx") == "11"
+    assert cli(server.port, "PING") == "PONG"
+    assert "values_issued:11" in cli(server.port, "INFO")
+    assert cli(server.port, "FOOBAR").startswith("ERR Unknown command 'FOOBAR'")
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_redis_py_commands_pipelines_and_errors(server: ServerProcess, protocol: int) -> None:
+    r = redis.Redis(port=server.port, protocol=protocol, client_name="t")
+    assert r.execute_command("GETSEQ") == 1
+    pipe = r.pipeline(transaction=False)
+    for _ in range(100):
+        pipe.execute_command("GETSEQ")
+    assert pipe.execute() == list(range(2, 102))
+    assert r.execute_command("GETSEQ", 1000) == 102
+    assert r.execute_command("CURRENT") == 1102
+    assert r.ping() is True
+    with pytest.raises(redis.ResponseError, match="count must be"):
+        r.execute_command("GETSEQ", 0)
+    r.close()
+
+
+def test_python_client_and_range_cache(server: ServerProcess) -> None:
+    with SequencerClient(port=server.port) as client:
+        assert client.getseq() == 1
+        assert client.getseq(10, "orders") == 1
+        assert client.current("orders") == 11
+        assert client.ping()
+    cache = RangeCache(SequencerClient(port=server.port), block=50)
+    values = [cache.next() for _ in range(1000)]
+    assert values == sorted(set(values)) and values[0] == 2
+    cache.close()
+
+
+def test_connection_limit_replies_like_redis(start_server: StartServer) -> None:
+    srv = start_server("--max-connections", "2")
+    held: list[socket.socket] = []
+    try:
+        # The readiness probe's closed connection may still count for a moment: retry.
+        for _ in range(100):
+            sock = socket.create_connection(("127.0.0.1", srv.port))
+            sock.sendall(b"PING\r\n")
+            if sock.recv(100) == b"+PONG\r\n":
+                held.append(sock)
+                if len(held) == 2:
+                    break
+            else:
+                sock.close()
+        assert len(held) == 2
+        assert exchange(srv.port, b"") == b"-ERR max number of clients reached\r\n"
+        with pytest.raises(redis.ConnectionError, match="max number of clients reached"):
+            redis.Redis(port=srv.port, protocol=2).ping()
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def test_oversize_line_closes_only_that_connection(server: ServerProcess) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as other:
+        got = exchange(server.port, b"A" * (70 * 1024))
+        assert got == b"-ERR Protocol error: too big inline request\r\n"
+        bulk = exchange(server.port, b"GETSEQ\r\n*1\r\n$999999\r\n")
+        assert bulk == b":1\r\n-ERR Protocol error: invalid bulk length\r\n"
+        other.sendall(b"GETSEQ\r\n")
+        assert other.recv(100) == b":2\r\n"
+
+
+def test_idle_connection_is_closed(start_server: StartServer) -> None:
+    srv = start_server("--idle-timeout", "1")
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as sock:
+        sock.sendall(b"PING\r\n")
+        assert sock.recv(100) == b"+PONG\r\n"
+        assert sock.recv(100) == b""  # closed by the server, not by the 10 s timeout
+
+
+def test_password_from_file(start_server: StartServer, tmp_path: Path) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("s3cret\n")
+    srv = start_server("--password-file", str(secret))
+    got = exchange(
+        srv.port,
+        b"GETSEQ\r\nCURRENT\r\nAUTH nope\r\nAUTH s3cret\r\nCURRENT\r\nGETSEQ\r\nQUIT\r\n",
+    )
+    assert got == (
+        b"-NOAUTH Authentication required.\r\n-NOAUTH Authentication required.\r\n"
+        b"-WRONGPASS invalid username-password pair or user is disabled.\r\n"
+        b"+OK\r\n:1\r\n:1\r\n+OK\r\n"
+    )
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis(port=srv.port, password="bad").ping()
+    assert redis.Redis(port=srv.port, password="s3cret").execute_command("GETSEQ") == 2
+    assert redis.Redis(port=srv.port, password="s3cret", protocol=2).ping()
+    assert cli(srv.port, "GETSEQ", extra=("-a", "s3cret", "--no-auth-warning")) == "3"
+    with SequencerClient(port=srv.port, password="s3cret") as client:
+        assert client.getseq() == 4
+
+
+def test_password_from_environment(start_server: StartServer) -> None:
+    srv = start_server(env={"CHRONOID_PASSWORD": "envpw"})
+    assert exchange(srv.port, b"PING\r\n", expect=5).startswith(b"-NOAUTH")
+    assert exchange(srv.port, b"AUTH default envpw\r\nGETSEQ\r\n", expect=9) == b"+OK\r\n:1\r\n"
+
+
+def test_tls(start_server: StartServer, tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )  # fmt: skip
+    srv = start_server("--tls-cert", str(cert), "--tls-key", str(key))
+    context = ssl.create_default_context(cafile=str(cert))
+    with SequencerClient("127.0.0.1", srv.port, ssl_context=context) as client:
+        assert client.getseq() == 1
+    r = redis.Redis(port=srv.port, ssl=True, ssl_ca_certs=str(cert))
+    assert r.execute_command("GETSEQ") == 2
+    assert cli(srv.port, "GETSEQ", extra=("--tls", "--cacert", str(cert))) == "3"
+    # A plain-text client gets nothing it could mistake for a value.
+    assert not exchange(srv.port, b"GETSEQ\r\n").startswith(b":")
+
+
+def test_metrics_endpoint(start_server: StartServer) -> None:
+    metrics_port = free_port()
+    srv = start_server("--metrics-port", str(metrics_port))
+    exchange(srv.port, b"GETSEQ 5\r\nFOO\r\nQUIT\r\n")
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as page:
+        text = page.read().decode()
+    assert "chronoid_sequencer_values_issued_total 5.0" in text
+    assert 'chronoid_sequencer_requests_total{command="GETSEQ"} 1.0' in text
+    assert "chronoid_sequencer_error_replies_total 1.0" in text
+    assert "chronoid_sequencer_reservations_total" in text
+
+
+def test_help_subprocess() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "chronoid", "serve", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    for flag in ("--initial", "--port", "--host", "--max-connections", "--data-dir",
+                 "--force-initial", "--password-file", "--tls-cert", "--metrics-port",
+                 "--idle-timeout"):  # fmt: skip
+        assert flag in done.stdout
+
+
+def test_sigterm_stops_cleanly_without_gap(start_server: StartServer) -> None:
+    srv = start_server()
+    assert exchange(srv.port, b"GETSEQ 41\r\nQUIT\r\n") == b":1\r\n+OK\r\n"
+    assert srv.stop(signal.SIGTERM) == 0
+    state = json.loads((srv.data_dir / "sequencer.json").read_text())
+    assert state["sequences"]["default"] == 42
+    again = start_server(data_dir=srv.data_dir)
+    assert exchange(again.port, b"GETSEQ\r\nQUIT\r\n") == b":42\r\n+OK\r\n"
+    assert again.stop(signal.SIGINT) == 0
+
+
+def test_bad_arguments_exit_non_zero(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "chronoid", "serve", "--data-dir", str(tmp_path),
+         "--port", str(free_port()), "--tls-cert", str(tmp_path / "c.pem")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "--tls-cert and --tls-key go together" in done.stderr
