@@ -73,6 +73,12 @@ def register(subparsers: Any) -> None:
         default=300.0,
         help="close connections idle for this many seconds; 0 never (default 300)",
     )
+    serve.add_argument(
+        "--event-loop",
+        choices=("auto", "asyncio", "uvloop"),
+        default="auto",
+        help="auto: uvloop when installed (default), else asyncio",
+    )
     serve.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     serve.set_defaults(handler=_cmd_serve)
 
@@ -105,7 +111,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             serve_metrics(server, args.metrics_port, args.host)
 
     try:
-        run(sequences, config, password=password, ssl_context=ssl_context, on_started=on_started)
+        run(
+            sequences,
+            config,
+            password=password,
+            ssl_context=ssl_context,
+            on_started=on_started,
+            event_loop=args.event_loop,
+        )
     finally:
         sequences.close()
     return 0

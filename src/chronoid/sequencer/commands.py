@@ -123,6 +123,21 @@ class Dispatcher:
             self.errors += 1
         return reply
 
+    def getseq_repeated(self, state: ConnectionState, times: int) -> bytes | None:
+        """Replies to ``times`` pipelined plain ``GETSEQ`` commands, or None to take the
+        general path (not authenticated, or the store refused: each command then gets its
+        own reply). The values are the same the general path would hand out: one event-loop
+        thread runs both, so no other connection can take a value in between.
+        """
+        if not state.authenticated:
+            return None
+        try:
+            first = self.sequences.take(times)
+        except (InvalidArgument, StoreUnavailable):
+            return None
+        self.requests["GETSEQ"] = self.requests.get("GETSEQ", 0) + times
+        return (":%d\r\n" * times % tuple(range(first, first + times))).encode()
+
     # -- handlers --------------------------------------------------------------------------
 
     def _getseq(self, state: ConnectionState, command: Command) -> bytes:
