@@ -247,3 +247,10 @@ def test_bad_arguments_exit_non_zero(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 1
     assert "--tls-cert and --tls-key go together" in done.stderr
+
+
+def test_plain_asyncio_event_loop(start_server: StartServer) -> None:
+    srv = start_server("--event-loop", "asyncio")
+    pipelined = b"*1\r\n$6\r\nGETSEQ\r\n" * 50 + b"GETSEQ 5\r\nCURRENT\r\nQUIT\r\n"
+    expected = b"".join(b":%d\r\n" % v for v in range(1, 51)) + b":51\r\n:56\r\n+OK\r\n"
+    assert exchange(srv.port, pipelined) == expected

@@ -1,0 +1,88 @@
+"""Command dispatch without a network: exact reply bytes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from chronoid.errors import InvalidArgument
+from chronoid.sequencer.commands import SUPPORTED, Dispatcher
+from chronoid.sequencer.sequences import Sequences
+from chronoid.sequencer.store import FileStore
+
+
+@pytest.fixture
+def dispatcher(tmp_path: Path) -> Dispatcher:
+    return Dispatcher(Sequences(FileStore(tmp_path)))
+
+
+def run(d: Dispatcher, *lines: str) -> bytes:
+    state = d.new_state()
+    return b"".join(d.execute(state, line.encode().split()) for line in lines)
+
+
+def test_spec_commands(dispatcher: Dispatcher) -> None:
+    assert run(dispatcher, "GETSEQ", "GETSEQ", "GETSEQ", "CURRENT", "CURRENT", "GETSEQ") == (
+        b":1\r\n:2\r\n:3\r\n:4\r\n:4\r\n:4\r\n"
+    )
+    assert run(dispatcher, "getseq") == b":5\r\n"  # names are case-insensitive, as in Redis
+
+
+def test_unknown_command_lists_everything(dispatcher: Dispatcher) -> None:
+    assert run(dispatcher, "FOOBAR") == (
+        b"-ERR Unknown command 'FOOBAR'. Supported: " + ", ".join(SUPPORTED).encode() + b"\r\n"
+    )
+    assert run(dispatcher, "PING a b") == b"-ERR wrong number of arguments for 'ping' command\r\n"
+
+
+def test_connect_handshakes(dispatcher: Dispatcher) -> None:
+    assert run(dispatcher, "CLIENT SETINFO lib-name redis-py") == b"+OK\r\n"
+    assert run(dispatcher, "COMMAND DOCS") == b"*0\r\n"
+    assert run(dispatcher, "SELECT 0") == b"+OK\r\n"
+    assert run(dispatcher, "SELECT 1") == b"-ERR DB index is out of range\r\n"
+    assert run(dispatcher, "CONFIG GET save") == b"*2\r\n$4\r\nsave\r\n$0\r\n\r\n"
+    hello3 = run(dispatcher, "HELLO 3")
+    assert hello3.startswith(b"%7\r\n$6\r\nserver\r\n") and b"$5\r\nproto\r\n:3\r\n" in hello3
+    assert run(dispatcher, "HELLO 2").startswith(b"*14\r\n")
+    assert run(dispatcher, "HELLO 4") == b"-NOPROTO unsupported protocol version\r\n"
+    assert run(dispatcher, "PING") == b"+PONG\r\n"
+    assert run(dispatcher, "PING hi") == b"$2\r\nhi\r\n"
+    assert run(dispatcher, "QUIT") == b"+OK\r\n"
+    info = run(dispatcher, "INFO")
+    assert info.startswith(b"$") and b"seq_default:next=1" in info
+
+
+def test_auth(tmp_path: Path) -> None:
+    d = Dispatcher(Sequences(FileStore(tmp_path)), password="pw")
+    state = d.new_state()
+    assert d.execute(state, [b"GETSEQ"]) == b"-NOAUTH Authentication required.\r\n"
+    assert d.getseq_repeated(state, 5) is None  # the fast path refuses too
+    assert d.execute(state, [b"HELLO", b"3"]) == b"-NOAUTH Authentication required.\r\n"
+    assert d.execute(state, [b"AUTH", b"bad"]) == (
+        b"-WRONGPASS invalid username-password pair or user is disabled.\r\n"
+    )
+    assert d.execute(state, [b"AUTH", b"someone", b"pw"]).startswith(b"-WRONGPASS")
+    assert d.execute(state, [b"HELLO", b"3", b"AUTH", b"default", b"pw"]).startswith(b"%7")
+    assert d.execute(state, [b"GETSEQ"]) == b":1\r\n"  # nothing was consumed before AUTH
+    with pytest.raises(InvalidArgument, match="password"):
+        Dispatcher(d.sequences, password="")
+
+
+def test_fast_path_gives_the_general_path_values(dispatcher: Dispatcher) -> None:
+    state = dispatcher.new_state()
+    assert dispatcher.getseq_repeated(state, 3) == b":1\r\n:2\r\n:3\r\n"
+    assert dispatcher.execute(state, [b"GETSEQ"]) == b":4\r\n"
+    assert dispatcher.requests["GETSEQ"] == 4
+
+
+def test_counts_and_names(dispatcher: Dispatcher) -> None:
+    assert run(dispatcher, "GETSEQ 10", "GETSEQ 3 tx", "CURRENT tx", "CURRENT") == (
+        b":1\r\n:1\r\n:4\r\n:11\r\n"
+    )
+    for bad in ("0", "-1", "abc", "1000001", "99999999999", "1.5"):
+        reply = run(dispatcher, f"GETSEQ {bad}")
+        assert reply.startswith(b"-ERR count must be an integer in 1..1000000"), bad
+    assert run(dispatcher, "GETSEQ 1 bad/name").startswith(b"-ERR sequence name")
+    assert run(dispatcher, "GETSEQ 1 a b").startswith(b"-ERR wrong number of arguments")
+    assert run(dispatcher, "CURRENT") == b":11\r\n"  # errors consumed nothing
