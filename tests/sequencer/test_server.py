@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import socket
@@ -14,7 +15,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from chronoid.sequencer.client import RangeCache, SequencerClient
+from chronoid.errors import SequencerReplyError
+from chronoid.sequencer.client import AsyncSequencerClient, RangeCache, SequencerClient
 from chronoid.sequencer.commands import SUPPORTED
 from tests.sequencer.conftest import ServerProcess, StartServer, exchange
 from tests.support import free_port
@@ -254,3 +256,17 @@ def test_plain_asyncio_event_loop(start_server: StartServer) -> None:
     pipelined = b"*1\r\n$6\r\nGETSEQ\r\n" * 50 + b"GETSEQ 5\r\nCURRENT\r\nQUIT\r\n"
     expected = b"".join(b":%d\r\n" % v for v in range(1, 51)) + b":51\r\n:56\r\n+OK\r\n"
     assert exchange(srv.port, pipelined) == expected
+
+
+def test_asyncio_client(server: ServerProcess) -> None:
+    async def main() -> list[int]:
+        async with AsyncSequencerClient(port=server.port) as client:
+            firsts = await asyncio.gather(*(client.getseq(10) for _ in range(20)))
+            assert await client.current() == 201
+            assert await client.getseq(1, "async") == 1
+            with pytest.raises(SequencerReplyError, match="Unknown command"):
+                await client.call(b"NOPE")
+            return list(firsts)
+
+    firsts = asyncio.run(main())
+    assert sorted(firsts) == list(range(1, 201, 10))

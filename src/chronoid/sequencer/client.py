@@ -10,6 +10,8 @@ by block, and values a process never uses are skipped (a gap, never a repeat).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import socket
 import ssl
 import threading
@@ -19,7 +21,7 @@ from collections.abc import Iterator
 from chronoid.errors import InvalidArgument, SequencerReplyError
 from chronoid.sequencer.sequences import DEFAULT_NAME, MAX_COUNT
 
-__all__ = ["RangeCache", "SequencerClient"]
+__all__ = ["AsyncSequencerClient", "RangeCache", "SequencerClient"]
 
 
 class SequencerClient:
@@ -239,3 +241,90 @@ class RangeCache:
             self._ready.append(range(first, first + self.block))
             self._fetching = False
             self._fetched.notify_all()
+
+
+class AsyncSequencerClient:
+    """The asyncio form of :class:`SequencerClient`: one reused connection, one command at a
+    time (a lock serialises concurrent callers so replies cannot be mixed up)."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 10001,
+        *,
+        password: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        timeout: float = 5.0,
+    ) -> None:
+        if not isinstance(port, int) or not 1 <= port <= 65535:
+            raise InvalidArgument(f"port must be an int in 1..65535, got {port!r}")
+        if timeout <= 0:
+            raise InvalidArgument(f"timeout must be > 0 seconds, got {timeout!r}")
+        self.host = host
+        self.port = port
+        self.password = password
+        self.ssl_context = ssl_context
+        self.timeout = timeout
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._lock = asyncio.Lock()
+
+    async def getseq(self, count: int = 1, name: str = DEFAULT_NAME) -> int:
+        """Reserve ``count`` consecutive values of ``name``; returns the first."""
+        if not isinstance(count, int) or not 1 <= count <= MAX_COUNT:
+            raise InvalidArgument(f"count must be an int in 1..{MAX_COUNT}, got {count!r}")
+        reply = await self.call(b"GETSEQ", b"%d" % count, name.encode())
+        return SequencerClient._int(reply)
+
+    async def current(self, name: str = DEFAULT_NAME) -> int:
+        """The value the next ``GETSEQ`` of ``name`` returns (consumes nothing)."""
+        return SequencerClient._int(await self.call(b"CURRENT", name.encode()))
+
+    async def call(self, *args: bytes) -> int | bytes:
+        """Send one command; an integer or string reply, or raise on an error reply."""
+        async with self._lock:
+            if self._writer is None:
+                await asyncio.wait_for(self._connect(), self.timeout)
+            assert self._writer is not None
+            self._writer.write(_encode(args))
+            return await asyncio.wait_for(self._read_reply(), self.timeout)
+
+    async def close(self) -> None:
+        """Close the connection (the next call reconnects)."""
+        writer, self._writer, self._reader = self._writer, None, None
+        if writer is not None:
+            writer.close()
+            with contextlib.suppress(ConnectionError, ssl.SSLError):
+                await writer.wait_closed()
+
+    async def __aenter__(self) -> AsyncSequencerClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def _connect(self) -> None:
+        self._reader, self._writer = await asyncio.open_connection(
+            self.host,
+            self.port,
+            ssl=self.ssl_context,
+            server_hostname=self.host if self.ssl_context is not None else None,
+        )
+        if self.password is not None:
+            self._writer.write(_encode((b"AUTH", self.password.encode())))
+            await self._read_reply()
+
+    async def _read_reply(self) -> int | bytes:
+        assert self._reader is not None
+        line = await self._reader.readuntil(b"\r\n")
+        kind, rest = line[:1], line[1:-2]
+        if kind == b":":
+            return int(rest)
+        if kind == b"+":
+            return rest
+        if kind == b"-":
+            raise SequencerReplyError(rest.decode("utf-8", "replace"))
+        if kind == b"$":
+            length = int(rest)
+            return b"" if length < 0 else (await self._reader.readexactly(length + 2))[:-2]
+        raise SequencerReplyError(f"unexpected reply {line[:64]!r}")
