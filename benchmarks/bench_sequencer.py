@@ -113,7 +113,7 @@ def servers(workdir: Path) -> Iterator[dict[str, Server]]:
 
 def redis_benchmark(
     server: Server, n: int, clients: int, pipeline: int, command: list[str]
-) -> tuple[float, float]:  # noqa: E501
+) -> tuple[float, float]:
     """(requests/s, server CPU µs per request)."""
     cpu = server.cpu_seconds()
     done = subprocess.run(
