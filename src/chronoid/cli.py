@@ -23,6 +23,7 @@ _SUBCOMMAND_MODULES: tuple[str, ...] = (
     "chronoid.modes.cli",
     "chronoid.postgres.cli",
     "chronoid.sequencer.cli",
+    "chronoid.stream.cli",
     "chronoid.sim.cli",
 )
 

@@ -1,0 +1,154 @@
+"""The engine: one scheduler task per frequency, a buffer, and a consumer feeding the sinks.
+
+Fixes the spec's engine bug: every event built is offered to the buffer. Producers never
+wait for the consumer (a full buffer drops and counts); the consumer writes to the sinks in
+order. :meth:`Engine.stop` (wired to SIGINT/SIGTERM by the CLI) ends the schedulers, then the
+consumer flushes what the buffer still holds before the sinks close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import tzinfo
+
+from chronoid.errors import InvalidArgument
+from chronoid.stream.buffer import Buffer
+from chronoid.stream.event import Event, Frequency, build
+from chronoid.stream.scheduler import Scheduler
+from chronoid.stream.sequencer import EventSequencer
+from chronoid.stream.sinks import Sink
+from chronoid.stream.timesource import SystemTimeSource, TimeSource
+
+__all__ = ["MAX_STEP_NS", "Engine", "EngineStats"]
+
+MAX_STEP_NS = 1_000_000_000
+"""Longest single wait (ns): the wall clock is re-read at least this often."""
+
+
+@dataclass
+class EngineStats:
+    """Counters for monitoring (events, not bytes)."""
+
+    emitted: int = 0
+    late: int = 0
+    dropped: int = 0
+    written: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+
+
+class Engine:
+    """Emits events at aligned boundaries for several frequencies at once.
+
+    Args:
+        frequencies: one or more frequencies (no duplicates).
+        sinks: where events go, in order.
+        zone: calendar for day boundaries.
+        time_source: wall clock and waiting (default: the system's).
+        buffer_size: events held between producers and sinks.
+        catch_up: after a forward jump, also emit skipped boundaries, flagged late.
+        max_events: stop by itself after emitting this many events (None: run until stopped).
+        producer_version, instance_id: copied into every event.
+    """
+
+    def __init__(
+        self,
+        frequencies: Sequence[Frequency],
+        sinks: Sequence[Sink],
+        zone: tzinfo,
+        *,
+        time_source: TimeSource | None = None,
+        buffer_size: int = 1024,
+        catch_up: bool = False,
+        max_events: int | None = None,
+        producer_version: str = "",
+        instance_id: str = "",
+    ) -> None:
+        if not frequencies:
+            raise InvalidArgument("at least one frequency is needed")
+        if len(set(frequencies)) != len(frequencies):
+            raise InvalidArgument(f"duplicate frequencies: {[f.label for f in frequencies]}")
+        if max_events is not None and max_events < 1:
+            raise InvalidArgument(f"max_events must be >= 1, got {max_events}")
+        self._time = time_source or SystemTimeSource()
+        self._sinks = list(sinks)
+        self.buffer = Buffer(buffer_size)
+        self.sequencer = EventSequencer()
+        start = self._time.now_ns()
+        self.schedulers = [Scheduler(f, zone, start, catch_up=catch_up) for f in frequencies]
+        self._max_events = max_events
+        self._producer_version = producer_version
+        self._instance_id = instance_id
+        self._stopping = asyncio.Event()
+        self._writing: asyncio.Future[None] | None = None
+        self.stats = EngineStats()
+
+    def stop(self) -> None:
+        """Ask the engine to finish: schedulers end, the buffer is flushed to the sinks."""
+        self._stopping.set()
+
+    async def run(self) -> EngineStats:
+        """Run until :meth:`stop` or ``max_events``; returns the final counters."""
+        consumer = asyncio.create_task(self._consume())
+        producers = [asyncio.create_task(self._produce(s)) for s in self.schedulers]
+        stopper = asyncio.create_task(self._stopping.wait())
+        try:
+            await asyncio.wait([stopper, *producers], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._stopping.set()
+            for task in producers:
+                task.cancel()
+            await asyncio.gather(*producers, return_exceptions=True)
+            stopper.cancel()
+            consumer.cancel()
+            await asyncio.gather(consumer, return_exceptions=True)
+            if self._writing is not None:
+                await self._writing
+            await self._flush()
+            for sink in self._sinks:
+                await sink.close()
+        self.stats.dropped = self.buffer.dropped
+        self.stats.skipped = {s.frequency.label: s.skipped for s in self.schedulers}
+        return self.stats
+
+    async def _produce(self, scheduler: Scheduler) -> None:
+        time_source = self._time
+        while not self._stopping.is_set():
+            now = time_source.now_ns()
+            target = scheduler.plan(now)
+            while now < target:
+                await time_source.sleep(min(target - now, MAX_STEP_NS))
+                now = time_source.now_ns()
+            for tick in scheduler.due(now):
+                sequence = self.sequencer.next(tick.frequency)
+                event = build(
+                    tick.frequency,
+                    tick.boundary,
+                    sequence,
+                    self._producer_version,
+                    self._instance_id,
+                    late=tick.late,
+                )
+                self.stats.emitted += 1
+                self.stats.late += tick.late
+                self.buffer.offer(event)
+                if self._max_events is not None and self.stats.emitted >= self._max_events:
+                    return
+
+    async def _write(self, event: Event) -> None:
+        for sink in self._sinks:
+            await sink.write(event)
+        self.stats.written += 1
+
+    async def _consume(self) -> None:
+        while True:
+            event = await self.buffer.get()
+            # Shielded: stopping cancels the consumer only while it waits for an event, never
+            # halfway through delivering one.
+            self._writing = asyncio.ensure_future(self._write(event))
+            await asyncio.shield(self._writing)
+
+    async def _flush(self) -> None:
+        while (event := self.buffer.get_nowait()) is not None:
+            await self._write(event)
