@@ -1,0 +1,74 @@
+"""How late ChronoStream emits: emit time minus boundary, over real wall-clock seconds.
+
+Runs the real engine (system clock, asyncio) for ``--seconds`` second ticks and reports the
+lateness distribution (p50, p99, max) of the moment each event reaches the sink minus the
+boundary it stands for. Writes ``benchmarks/results/stream.md``.
+
+    .venv/bin/python benchmarks/bench_stream.py              # 60 s
+    .venv/bin/python benchmarks/bench_stream.py --quick      # 10 s
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import platform
+import statistics
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from chronoid.stream import Engine, Event, Frequency
+
+RESULTS = Path(__file__).with_name("results") / "stream.md"
+
+
+class TimingSink:
+    """Records emit time minus boundary (ns) for every event."""
+
+    def __init__(self) -> None:
+        self.lateness_ns: list[int] = []
+
+    async def write(self, event: Event) -> None:
+        self.lateness_ns.append(time.time_ns() - event.timestamp)
+
+    async def close(self) -> None:
+        return None
+
+
+def percentile(values: list[int], q: float) -> float:
+    ordered = sorted(values)
+    return float(ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=60, help="second ticks to measure")
+    parser.add_argument("--quick", action="store_true", help="10 seconds")
+    args = parser.parse_args()
+    seconds = 10 if args.quick else args.seconds
+    sink = TimingSink()
+    engine = Engine([Frequency.SECOND], [sink], UTC, max_events=seconds)
+    asyncio.run(engine.run())
+    ms = [v / 1e6 for v in sink.lateness_ns]
+    command = "`.venv/bin/python benchmarks/bench_stream.py" + (" --quick`" if args.quick else "`")
+    table = "\n".join(
+        [
+            f"Command: {command} · Python {platform.python_version()} · "
+            f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {len(ms)} second ticks, real clock",
+            "",
+            "| emit time − boundary | ms |",
+            "| --- | ---: |",
+            f"| p50 | {statistics.median(ms):.2f} |",
+            f"| p99 | {percentile(sink.lateness_ns, 0.99) / 1e6:.2f} |",
+            f"| max | {max(ms):.2f} |",
+            f"| min | {min(ms):.2f} |",
+        ]
+    )
+    print(table)
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(table + "\n")
+
+
+if __name__ == "__main__":
+    main()
