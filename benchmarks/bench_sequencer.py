@@ -262,16 +262,16 @@ def main(argv: list[str] | None = None) -> int:
         f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"state on {fs}; redis-benchmark `-n {n}`, median of {rounds} interleaved round(s).",
         "",
-        "| redis-benchmark | chronoid GETSEQ req/s | peer | peer req/s | ratio | "
-        "CPU µs/req chronoid | CPU µs/req peer |",
-        "|---|---:|---|---:|---:|---:|---:|",
+        "| redis-benchmark | chronoid GETSEQ req/s | peer | peer req/s | req/s ratio | "
+        "server CPU µs/req chronoid | peer | CPU ratio |",
+        "|---|---:|---|---:|---:|---:|---:|---:|",
     ]
     peer_names = {"redis": "Redis INCR", "redis-always": "Redis INCR, appendfsync always"}
     for row in rows:
         out.append(
             f"| `{row.setting}` | {row.chronoid_rps:,.0f} | {peer_names[row.peer]} | "
             f"{row.peer_rps:,.0f} | {row.ratio:.2f}× | {row.chronoid_cpu_us:.1f} | "
-            f"{row.peer_cpu_us:.1f} |"
+            f"{row.peer_cpu_us:.1f} | {row.chronoid_cpu_us / row.peer_cpu_us:.2f}× |"
         )
     out += [
         "",
