@@ -69,6 +69,7 @@ def test_kill_9_restarts_never_repeat_and_gap_is_bounded(
     gaps = [values[i] - values[i - 1] - 1 for i in boundaries[1:] if 0 < i < len(values)]
     assert gaps, "no restart happened between two received values"
     # Within one run values are consecutive; across a crash the gap is below two blocks.
+    print(f"restarts: {len(gaps)}, largest gap {max(gaps)} values, values {len(values)}")
     assert max(gaps) <= 2 * BLOCK_MAX
     inner = [
         values[i] - values[i - 1] - 1 for i in range(1, len(values)) if i not in set(boundaries)
