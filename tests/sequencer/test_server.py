@@ -270,3 +270,16 @@ def test_asyncio_client(server: ServerProcess) -> None:
 
     firsts = asyncio.run(main())
     assert sorted(firsts) == list(range(1, 201, 10))
+
+
+def test_initial_on_existing_state_never_moves_backwards_unless_forced(
+    start_server: StartServer,
+) -> None:
+    first = start_server("--initial=1000")
+    assert exchange(first.port, b"GETSEQ\r\nQUIT\r\n") == b":1000\r\n+OK\r\n"
+    assert first.stop() == 0
+    lower = start_server("--initial=5", data_dir=first.data_dir)
+    assert exchange(lower.port, b"CURRENT\r\nQUIT\r\n") == b":1001\r\n+OK\r\n"
+    assert lower.stop() == 0
+    forced = start_server("--initial=5", "--force-initial", data_dir=first.data_dir)
+    assert exchange(forced.port, b"GETSEQ\r\nQUIT\r\n") == b":5\r\n+OK\r\n"
