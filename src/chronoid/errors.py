@@ -120,3 +120,8 @@ class StoreUnavailable(ChronoidError):
 
 class SequencerReplyError(ChronoidError):
     """The sequencer server answered a client's command with an error reply (``-ERR ...``)."""
+
+
+class SinkError(ChronoidError):
+    """A ChronoStream sink could not deliver an event (Redis unreachable, stream key of the wrong
+    type): the engine stops rather than dropping every later event unseen."""

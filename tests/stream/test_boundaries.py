@@ -63,6 +63,36 @@ def test_dst_days_last_23_or_25_hours(zone: str, day: str, hours: int) -> None:
     assert (local_end.hour, local_end.minute) == (0, 0)
 
 
+def test_a_missing_local_midnight_starts_the_day_after_the_gap() -> None:
+    tz = ZoneInfo("America/Santiago")  # 2026-09-06 00:00 -04 does not exist: 01:00 -03
+    start = next_boundary(at("2026-09-05T12:00:00", "America/Santiago"), Frequency.DAY, tz)
+    assert datetime.fromtimestamp(start / S, tz).isoformat() == "2026-09-06T01:00:00-03:00"
+    end = next_boundary(start, Frequency.DAY, tz)
+    assert datetime.fromtimestamp(end / S, tz).isoformat() == "2026-09-07T00:00:00-03:00"
+    assert end - start == 23 * 3600 * S
+
+
+@pytest.mark.parametrize(
+    ("zone", "day", "hours"),
+    [("Europe/Berlin", "2026-03-29", 23), ("America/New_York", "2026-11-01", 25)],
+)
+def test_second_minute_hour_boundaries_run_on_through_dst_days(
+    zone: str, day: str, hours: int
+) -> None:
+    tz = ZoneInfo(zone)
+    start = at(f"{day}T00:00:00", zone)
+    end = next_boundary(start, Frequency.DAY, tz)
+    for frequency, unit in ((Frequency.HOUR, 3600 * S), (Frequency.MINUTE, 60 * S)):
+        count, _ = boundaries_between(start, end, frequency, tz, 0)
+        assert count * unit == hours * 3600 * S
+    boundary, seconds = start, 0
+    while boundary < end:  # step one second at a time through the whole day
+        nxt = next_boundary(boundary, Frequency.SECOND, tz)
+        assert nxt - boundary == S
+        boundary, seconds = nxt, seconds + 1
+    assert seconds == hours * 3600
+
+
 def test_day_boundaries_follow_the_zone_not_utc() -> None:
     tz = ZoneInfo("Asia/Tokyo")
     boundary = next_boundary(at("2026-05-01T12:00:00", "Asia/Tokyo"), Frequency.DAY, tz)

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import redis
 
-from chronoid.errors import InvalidArgument
+from chronoid.errors import InvalidArgument, SinkError
 from chronoid.stream import Engine, Event, FakeTimeSource, Frequency, RedisStreamSink
 from chronoid.stream.sinks import parse_sink
 
@@ -202,7 +202,52 @@ def test_cli_prints_json_lines() -> None:
     assert lines[1]["timestamp"] - lines[0]["timestamp"] == S
 
 
-def test_cli_stops_cleanly_on_sigint() -> None:
+class FailingSink(ListSink):
+    """Fails on the third event, as a sink whose server went away."""
+
+    async def write(self, event: Event) -> None:
+        if len(self.events) == 2:
+            raise SinkError("server went away")
+        await super().write(event)
+
+
+def test_a_failing_sink_ends_the_run_with_its_error() -> None:
+    sink = FailingSink()
+    engine = Engine([Frequency.SECOND], [sink], UTC, time_source=FakeTimeSource(START))
+    # No max_events: before the fix the producers ran (and dropped) forever.
+    with pytest.raises(SinkError, match="went away"):
+        asyncio.run(asyncio.wait_for(engine.run(), timeout=10))
+    assert len(sink.events) == 2 and sink.closed
+
+
+def test_cli_exits_quietly_when_the_reader_closes_the_pipe() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "chronoid", "stream", "--freq", "second"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    json.loads(process.stdout.readline())
+    process.stdout.close()  # as `chronoid stream | head -n 1` does
+    assert process.wait(timeout=10) == 0
+    assert "Traceback" not in process.stderr.read()
+
+
+def test_cli_reports_an_unreachable_redis_in_one_line() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "chronoid", "stream", "--sink", "redis://127.0.0.1:1/0?stream=x"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("chronoid: error: XADD to Redis stream 'x'"), result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_cli_stops_cleanly_on_a_signal(signum: signal.Signals) -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "chronoid", "stream", "--freq", "second", "--tz", "Europe/Berlin"],
         stdout=subprocess.PIPE,
@@ -212,9 +257,9 @@ def test_cli_stops_cleanly_on_sigint() -> None:
     )
     assert process.stdout is not None
     first = json.loads(process.stdout.readline())
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     _, err = process.communicate(timeout=20)
-    assert process.returncode == 0, err
+    assert process.returncode in (0, 130), err
     assert "Traceback" not in err
     assert first["sequence"] == 1
 

@@ -9,6 +9,7 @@ consumer flushes what the buffer still holds before the sinks close.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import tzinfo
@@ -89,27 +90,44 @@ class Engine:
         self._stopping.set()
 
     async def run(self) -> EngineStats:
-        """Run until :meth:`stop` or ``max_events``; returns the final counters."""
+        """Run until :meth:`stop` or ``max_events``; returns the final counters.
+
+        Raises:
+            SinkError, OSError: a sink failed; the run ends at once (what the buffer holds
+                is not delivered) and every sink is closed.
+        """
         consumer = asyncio.create_task(self._consume())
         producers = [asyncio.create_task(self._produce(s)) for s in self.schedulers]
         stopper = asyncio.create_task(self._stopping.wait())
+        tasks = [stopper, consumer, *producers]
         try:
-            await asyncio.wait([stopper, *producers], return_when=asyncio.FIRST_COMPLETED)
+            # The consumer is watched too: a sink that fails (closed pipe, Redis down) ends
+            # the run with its error instead of leaving producers to fill and drop forever.
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
             self._stopping.set()
-            for task in producers:
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*producers, return_exceptions=True)
-            stopper.cancel()
-            consumer.cancel()
-            await asyncio.gather(consumer, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self.stats.dropped = self.buffer.dropped
+            self.stats.skipped = {s.frequency.label: s.skipped for s in self.schedulers}
+        failure = next(
+            (t.exception() for t in (consumer, *producers) if not t.cancelled() and t.exception()),
+            None,
+        )
+        try:
+            if failure is not None:
+                raise failure
             if self._writing is not None:
                 await self._writing
             await self._flush()
+        except BaseException:
             for sink in self._sinks:
-                await sink.close()
-        self.stats.dropped = self.buffer.dropped
-        self.stats.skipped = {s.frequency.label: s.skipped for s in self.schedulers}
+                with contextlib.suppress(Exception):
+                    await sink.close()
+            raise
+        for sink in self._sinks:
+            await sink.close()
         return self.stats
 
     async def _produce(self, scheduler: Scheduler) -> None:

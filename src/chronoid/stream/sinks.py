@@ -12,7 +12,7 @@ import sys
 from typing import IO, Any, Protocol
 from urllib.parse import parse_qs, urlparse
 
-from chronoid.errors import InvalidArgument
+from chronoid.errors import InvalidArgument, SinkError
 from chronoid.stream.event import Event
 
 __all__ = ["RedisStreamSink", "Sink", "StdoutSink", "parse_sink"]
@@ -62,15 +62,30 @@ class RedisStreamSink:
             ) from exc
         if maxlen is not None and maxlen < 1:
             raise InvalidArgument(f"maxlen must be >= 1, got {maxlen}")
+        if not stream:
+            raise InvalidArgument("the Redis stream key must not be empty")
+        try:
+            self._client: Any = aioredis.Redis.from_url(url)
+        except ValueError as exc:
+            raise InvalidArgument(
+                f"bad Redis URL {url!r} ({exc}); expected redis://host:port/db"
+            ) from None
         self.stream = stream
         self._maxlen = maxlen
-        self._client: Any = aioredis.Redis.from_url(url)
+        self._url = url
 
     async def write(self, event: Event) -> None:
+        from redis.exceptions import RedisError
+
         fields = {key: str(value) for key, value in event.to_dict().items()}
-        await self._client.xadd(
-            self.stream, fields, maxlen=self._maxlen, approximate=self._maxlen is not None
-        )
+        try:
+            await self._client.xadd(
+                self.stream, fields, maxlen=self._maxlen, approximate=self._maxlen is not None
+            )
+        except (RedisError, OSError) as exc:
+            raise SinkError(
+                f"XADD to Redis stream {self.stream!r} at {self._url} failed: {exc}"
+            ) from exc
 
     async def close(self) -> None:
         await self._client.aclose()
