@@ -17,7 +17,15 @@ import pytest
 import redis
 
 from chronoid.errors import InvalidArgument, SinkError
-from chronoid.stream import Engine, Event, FakeTimeSource, Frequency, RedisStreamSink
+from chronoid.stream import (
+    Buffer,
+    Engine,
+    Event,
+    FakeTimeSource,
+    Frequency,
+    RedisStreamSink,
+    build,
+)
 from chronoid.stream.sinks import parse_sink
 
 S = 1_000_000_000
@@ -273,3 +281,44 @@ def test_cli_rejects_bad_arguments() -> None:
     )
     assert result.returncode == 1
     assert "unknown time zone 'Mars/Olympus'" in result.stderr
+
+
+def test_a_buffer_nobody_reads_fills_then_counts_drops() -> None:
+    buffer = Buffer(3)
+    events = [build(Frequency.SECOND, i * S, i) for i in range(1, 11)]
+    assert [buffer.offer(e) for e in events] == [True] * 3 + [False] * 7  # never blocks
+    assert (len(buffer), buffer.dropped, buffer.offered, buffer.capacity) == (3, 7, 10, 3)
+    assert [buffer.get_nowait(), buffer.get_nowait()] == events[:2]  # first in, first out
+    assert buffer.offer(events[3])
+    with pytest.raises(InvalidArgument, match="capacity"):
+        Buffer(0)
+
+
+def test_catch_up_is_capped_per_jump() -> None:
+    sink = ListSink()
+    clock = FakeTimeSource(START)
+    clock.on_sleep.append(lambda s: s.jump(10 * S) if s.sleeps == 3 else None)
+    engine = Engine(
+        [Frequency.SECOND],
+        [sink],
+        UTC,
+        time_source=clock,
+        catch_up=True,
+        max_catch_up=2,
+        max_events=10,
+    )
+    stats = asyncio.run(engine.run())
+    assert stats.late == sum(e.late for e in sink.events) == 2
+    assert stats.skipped == {"second": 10}
+    with pytest.raises(InvalidArgument, match="max_catch_up"):
+        Engine([Frequency.SECOND], [], UTC, catch_up=True, max_catch_up=-1)
+
+
+def test_time_between_construction_and_run_is_not_a_forward_jump() -> None:
+    sink = ListSink()
+    clock = FakeTimeSource(START)
+    engine = Engine([Frequency.SECOND], [sink], UTC, time_source=clock, catch_up=True, max_events=3)
+    clock.jump(30 * S)  # the caller did other things before run()
+    stats = asyncio.run(engine.run())
+    assert stats.late == 0 and stats.skipped == {"second": 0}
+    assert sink.events[0].timestamp == (START + 30 * S) // S * S + S

@@ -44,6 +44,12 @@ def register(subparsers: Any) -> None:
         help="after a forward clock jump, also emit the skipped boundaries, flagged late",
     )
     parser.add_argument(
+        "--max-catch-up",
+        type=int,
+        default=1000,
+        help="with --catch-up, at most this many late events per jump (default: 1000)",
+    )
+    parser.add_argument(
         "--buffer-size", type=int, default=1024, help="events held for the sink (default: 1024)"
     )
     parser.add_argument(
@@ -68,6 +74,8 @@ def _cmd_stream(args: argparse.Namespace) -> int:
     zone = _zone(args.tz)
     if args.buffer_size < 1:
         raise InvalidArgument(f"--buffer-size must be >= 1, got {args.buffer_size}")
+    if args.max_catch_up < 0:
+        raise InvalidArgument(f"--max-catch-up must be >= 0, got {args.max_catch_up}")
     if args.count is not None and args.count < 1:
         raise InvalidArgument(f"--count must be >= 1, got {args.count}")
     sink = parse_sink(args.sink)
@@ -79,6 +87,7 @@ def _cmd_stream(args: argparse.Namespace) -> int:
             zone,
             buffer_size=args.buffer_size,
             catch_up=args.catch_up,
+            max_catch_up=args.max_catch_up,
             max_events=args.count,
             producer_version=_version(),
             instance_id=args.instance_id,

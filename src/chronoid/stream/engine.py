@@ -49,6 +49,8 @@ class Engine:
         time_source: wall clock and waiting (default: the system's).
         buffer_size: events held between producers and sinks.
         catch_up: after a forward jump, also emit skipped boundaries, flagged late.
+        max_catch_up: at most this many late events per frequency and jump (count); older
+            skipped boundaries are only counted.
         max_events: stop by itself after emitting this many events (None: run until stopped).
         producer_version, instance_id: copied into every event.
     """
@@ -62,6 +64,7 @@ class Engine:
         time_source: TimeSource | None = None,
         buffer_size: int = 1024,
         catch_up: bool = False,
+        max_catch_up: int = 1000,
         max_events: int | None = None,
         producer_version: str = "",
         instance_id: str = "",
@@ -76,8 +79,13 @@ class Engine:
         self._sinks = list(sinks)
         self.buffer = Buffer(buffer_size)
         self.sequencer = EventSequencer()
+        # Provisional start; run() moves it to the moment the loop starts, so time spent
+        # between construction and run() is not mistaken for a forward jump.
         start = self._time.now_ns()
-        self.schedulers = [Scheduler(f, zone, start, catch_up=catch_up) for f in frequencies]
+        self.schedulers = [
+            Scheduler(f, zone, start, catch_up=catch_up, max_catch_up=max_catch_up)
+            for f in frequencies
+        ]
         self._max_events = max_events
         self._producer_version = producer_version
         self._instance_id = instance_id
@@ -96,6 +104,9 @@ class Engine:
             SinkError, OSError: a sink failed; the run ends at once (what the buffer holds
                 is not delivered) and every sink is closed.
         """
+        start = self._time.now_ns()
+        for scheduler in self.schedulers:
+            scheduler.begin(start)
         consumer = asyncio.create_task(self._consume())
         producers = [asyncio.create_task(self._produce(s)) for s in self.schedulers]
         stopper = asyncio.create_task(self._stopping.wait())

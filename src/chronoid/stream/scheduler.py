@@ -68,6 +68,15 @@ class Scheduler:
         """Boundaries passed over without a regular event (late ones included)."""
         self._floor = start_ns
 
+    def begin(self, now_ns: int) -> None:
+        """Start (again) from ``now_ns``: boundaries up to it are neither due nor skipped.
+
+        Only moves the start forward and only before the first emission, so it can never
+        allow a boundary at or before one already emitted.
+        """
+        if self.last_emitted is None:
+            self._floor = max(self._floor, now_ns)
+
     def plan(self, now_ns: int) -> int:
         """The boundary to wait for, given the wall clock reads ``now_ns``.
 
