@@ -118,6 +118,11 @@ class StoreUnavailable(ChronoidError):
     error, lost fencing): no value above the last durable reservation is issued."""
 
 
+class LeadershipLost(StoreUnavailable):
+    """This sequencer's term as leader is over (its lease expired or a newer term exists): the
+    store refused a fenced write or renewal, so the member stops issuing and stands by."""
+
+
 class SequencerReplyError(ChronoidError):
     """The sequencer server answered a client's command with an error reply (``-ERR ...``)."""
 
