@@ -5,12 +5,21 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import ssl
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chronoid.errors import InvalidArgument
+from chronoid.sequencer.ha import DEFAULT_TTL
+from chronoid.sequencer.sequences import MAX_VALUE, Sequences
+from chronoid.sequencer.store import FileStore, WatermarkStore, default_data_dir
+
+if TYPE_CHECKING:
+    from chronoid.sequencer.ha import Elector
+    from chronoid.sequencer.server import ServerConfig
 
 __all__ = ["register"]
 
@@ -25,7 +34,9 @@ def register(subparsers: Any) -> None:
         description=(
             "Serve unique, increasing sequence numbers over a Redis-compatible protocol "
             "(GETSEQ, CURRENT, ...). Values are reserved durably ahead of use in --data-dir, "
-            "so no value is ever handed out twice across crashes and restarts."
+            "so no value is ever handed out twice across crashes and restarts. With --ha, "
+            "several servers share one PostgreSQL database or etcd cluster: one leads and "
+            "issues, the others stand by and redirect clients to it (-MOVED 0 host:port)."
         ),
     )
     serve.add_argument(
@@ -80,13 +91,58 @@ def register(subparsers: Any) -> None:
         help="auto: uvloop when installed (default), else asyncio",
     )
     serve.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    ha = serve.add_argument_group("failover (see docs/sequencer.md)")
+    ha.add_argument(
+        "--ha",
+        metavar="URL",
+        default=None,
+        help="keep the lease and watermarks in this store instead of --data-dir: "
+        "postgresql://... or etcd://host:port[,host:port...]",
+    )
+    ha.add_argument(
+        "--cluster",
+        default="default",
+        help="name of the group of servers sharing one sequence space in the store "
+        "(default 'default')",
+    )
+    ha.add_argument(
+        "--advertise",
+        metavar="HOST:PORT",
+        default=None,
+        help="address standbys send clients to while this server leads "
+        "(default --host:--port; required with --host 0.0.0.0)",
+    )
+    ha.add_argument(
+        "--member",
+        default=None,
+        help="this server's name in the store (default <hostname>:<pid>)",
+    )
+    ha.add_argument(
+        "--lease-ttl",
+        type=float,
+        default=DEFAULT_TTL,
+        help=f"leader lease in seconds: failover after a crash takes about this long "
+        f"(default {DEFAULT_TTL:g}; at least 1; etcd rounds up to whole seconds, minimum 2)",
+    )
+    site = serve.add_argument_group("multi-site")
+    site.add_argument(
+        "--sites",
+        type=int,
+        default=1,
+        help="number of sites issuing independently: each draws from its own disjoint "
+        "range of values, so sites keep issuing through a partition (default 1)",
+    )
+    site.add_argument(
+        "--site",
+        type=int,
+        default=0,
+        help="this site's index in 0..--sites-1 (default 0)",
+    )
     serve.set_defaults(handler=_cmd_serve)
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from chronoid.sequencer.sequences import Sequences
     from chronoid.sequencer.server import SequencerServer, ServerConfig, run
-    from chronoid.sequencer.store import FileStore, default_data_dir
 
     logging.basicConfig(
         level=args.log_level,
@@ -101,8 +157,25 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     )
     password = _password(args.password_file)
     ssl_context = _ssl_context(args.tls_cert, args.tls_key)
-    data_dir = args.data_dir if args.data_dir is not None else default_data_dir()
-    sequences = Sequences(FileStore(data_dir), args.initial, force_initial=args.force_initial)
+    floor, ceiling = site_range(args.site, args.sites)
+    if not 1 <= args.initial <= ceiling - floor + 1:
+        raise InvalidArgument(
+            f"--initial must be in 1..{ceiling - floor + 1} (this site's range), got {args.initial}"
+        )
+    initial = floor + args.initial - 1
+
+    def make_sequences(store: WatermarkStore) -> Sequences:
+        return Sequences(
+            store, initial, force_initial=args.force_initial, floor=floor, ceiling=ceiling
+        )
+
+    sequences: Sequences | None = None
+    elector: Elector | None = None
+    if args.ha is None:
+        data_dir = args.data_dir if args.data_dir is not None else default_data_dir()
+        sequences = make_sequences(FileStore(data_dir))
+    else:
+        elector = _elector(args, config, make_sequences)
     on_started = None
     if args.metrics_port is not None:
         from chronoid.sequencer.metrics import serve_metrics
@@ -118,10 +191,65 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             ssl_context=ssl_context,
             on_started=on_started,
             event_loop=args.event_loop,
+            elector=elector,
         )
     finally:
-        sequences.close()
+        if sequences is not None:
+            sequences.close()
     return 0
+
+
+def site_range(site: int, sites: int) -> tuple[int, int]:
+    """The values (first, last) site ``site`` of ``sites`` issues: disjoint equal ranges."""
+    if not 1 <= sites <= 1024:
+        raise InvalidArgument(f"--sites must be in 1..1024, got {sites}")
+    if not 0 <= site < sites:
+        raise InvalidArgument(f"--site must be in 0..{sites - 1} (--sites {sites}), got {site}")
+    span = MAX_VALUE // sites
+    return site * span + 1, (site + 1) * span
+
+
+def _elector(
+    args: argparse.Namespace,
+    config: ServerConfig,
+    make_sequences: Callable[[WatermarkStore], Sequences],
+) -> Elector:
+    from chronoid.sequencer.ha import Elector, check_address, open_coordinator
+
+    if args.data_dir is not None:
+        raise InvalidArgument(
+            "--data-dir and --ha exclude each other: with --ha the watermarks live in the store"
+        )
+    if args.force_initial:
+        raise InvalidArgument(
+            "--force-initial cannot be used with --ha: every new leader would move the "
+            "sequence back; set the value once without --ha on a fresh store instead"
+        )
+    if not args.lease_ttl >= 1.0:
+        raise InvalidArgument(f"--lease-ttl must be >= 1 second, got {args.lease_ttl}")
+    if args.advertise is not None:
+        address = check_address(args.advertise)
+    elif config.host in ("0.0.0.0", "::", ""):
+        raise InvalidArgument(
+            f"--advertise HOST:PORT is required with --host {config.host}: standbys must "
+            "tell clients an address they can reach"
+        )
+    elif config.port == 0:
+        raise InvalidArgument("--advertise HOST:PORT is required with --port 0")
+    else:
+        address = check_address(f"{config.host}:{config.port}")
+    member = args.member or f"{socket.gethostname()}:{os.getpid()}"
+    # Statements and writes time out well inside the lease, so a sick store ends the term
+    # before the lease does.
+    timeout = min(1.0, args.lease_ttl / 3)
+    coordinator = open_coordinator(args.ha, args.cluster, timeout)
+    return Elector(
+        coordinator,
+        member=member,
+        address=address,
+        make_sequences=make_sequences,
+        ttl=args.lease_ttl,
+    )
 
 
 def _password(path: Path | None) -> str | None:

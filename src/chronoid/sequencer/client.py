@@ -6,6 +6,12 @@ out in-process, fetching the next block in a background thread while the current
 being used (double buffering), so a caller gets a value without a round trip. Values from a
 cache are unique and increasing per cache; across processes they are unique but interleave
 by block, and values a process never uses are skipped (a gap, never a repeat).
+
+With failover (``chronoid serve --ha``) both clients follow a standby's ``-MOVED 0 host:port``
+to the leader. Given ``servers``, the synchronous client also moves on to the next server when
+one is unreachable or answers ``-TRYAGAIN`` (no leader yet), for up to ``failover_timeout``
+seconds. A command retried on another server after a lost reply may skip values (a gap), never
+repeat one: the servers' fencing sees to that.
 """
 
 from __future__ import annotations
@@ -15,20 +21,46 @@ import contextlib
 import socket
 import ssl
 import threading
+import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from chronoid.errors import InvalidArgument, SequencerReplyError
 from chronoid.sequencer.sequences import DEFAULT_NAME, MAX_COUNT
 
-__all__ = ["AsyncSequencerClient", "RangeCache", "SequencerClient"]
+__all__ = ["AsyncSequencerClient", "RangeCache", "SequencerClient", "parse_address"]
+
+MAX_REDIRECTS = 5
+"""Redirects followed for one command (a loop of standbys naming each other stops here)."""
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """``"host:port"`` (IPv6 as ``[::1]:10001``) as ``(host, port)``; InvalidArgument if not."""
+    host, sep, port = text.strip().rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise InvalidArgument(f"server address must be host:port, got {text!r}")
+    return host, int(port)
+
+
+def _redirect(error: SequencerReplyError) -> tuple[str, int] | None:
+    """The leader named by a ``MOVED <slot> host:port`` error, else None."""
+    parts = str(error).split()
+    if len(parts) == 3 and parts[0] == "MOVED":
+        try:
+            return parse_address(parts[2])
+        except InvalidArgument:
+            return None
+    return None
 
 
 class SequencerClient:
     """A blocking connection to ``chronoid serve``; not thread-safe (one per thread).
 
     ``timeout`` is in seconds. ``password`` is sent with ``AUTH`` on connect; ``ssl_context``
-    wraps the socket in TLS (``server_hostname`` is ``host``).
+    wraps the socket in TLS (``server_hostname`` is ``host``). ``servers`` lists further
+    members of a failover cluster (``"host:port"``) to try, after ``host:port``, when a server
+    is unreachable or has no leader, for up to ``failover_timeout`` seconds per command.
     """
 
     def __init__(
@@ -39,13 +71,27 @@ class SequencerClient:
         password: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
         timeout: float = 5.0,
+        servers: Sequence[str] = (),
+        failover_timeout: float = 10.0,
     ) -> None:
         if not isinstance(port, int) or not 1 <= port <= 65535:
             raise InvalidArgument(f"port must be an int in 1..65535, got {port!r}")
         if timeout <= 0:
             raise InvalidArgument(f"timeout must be > 0 seconds, got {timeout!r}")
+        if isinstance(servers, str):
+            raise InvalidArgument("servers must be a list of 'host:port' strings, not one string")
+        if failover_timeout < 0:
+            raise InvalidArgument(f"failover_timeout must be >= 0 s, got {failover_timeout!r}")
         self.host = host
         self.port = port
+        self.servers = [(host, port)]
+        for text in servers:
+            address = parse_address(text)
+            if address not in self.servers:
+                self.servers.append(address)
+        self.failover_timeout = failover_timeout if len(self.servers) > 1 else 0.0
+        self.redirects = 0
+        """Redirects and server switches so far (for tests and logs)."""
         self.password = password
         self.ssl_context = ssl_context
         self.timeout = timeout
@@ -71,7 +117,48 @@ class SequencerClient:
         return self.call(b"PING") == b"PONG"
 
     def call(self, *args: bytes) -> int | bytes:
-        """Send one command; an integer or simple/bulk string reply, or raise on an error."""
+        """Send one command; an integer or simple/bulk string reply, or raise on an error.
+
+        Follows ``MOVED`` redirects; with ``servers``, tries the next server on a connection
+        failure or ``TRYAGAIN`` until ``failover_timeout`` has passed.
+        """
+        deadline = time.monotonic() + self.failover_timeout
+        redirects = 0
+        pause = 0.05
+        while True:
+            try:
+                return self._call_here(args)
+            except SequencerReplyError as exc:
+                target = _redirect(exc)
+                if target is not None and redirects < MAX_REDIRECTS:
+                    redirects += 1
+                    self._switch(target)
+                    continue
+                if not str(exc).startswith("TRYAGAIN") or time.monotonic() >= deadline:
+                    raise
+                self._switch(self._next_server())
+            except (OSError, EOFError):
+                # Unreachable (perhaps a leader a redirect named that has died since): the
+                # next call starts at the next server either way.
+                self._switch(self._next_server())
+                if time.monotonic() >= deadline:
+                    raise
+            time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+            pause = min(pause * 2, 0.5)
+
+    def _next_server(self) -> tuple[str, int]:
+        here = (self.host, self.port)
+        index = self.servers.index(here) if here in self.servers else -1
+        return self.servers[(index + 1) % len(self.servers)]
+
+    def _switch(self, address: tuple[str, int]) -> None:
+        self.close()
+        self.host, self.port = address
+        self.redirects += 1
+        if address not in self.servers:
+            self.servers.append(address)
+
+    def _call_here(self, args: tuple[bytes, ...]) -> int | bytes:
         for attempt in (0, 1):
             fresh = self._sock is None
             sock = self._connect()
@@ -281,13 +368,25 @@ class AsyncSequencerClient:
         return SequencerClient._int(await self.call(b"CURRENT", name.encode()))
 
     async def call(self, *args: bytes) -> int | bytes:
-        """Send one command; an integer or string reply, or raise on an error reply."""
+        """Send one command; an integer or string reply, or raise on an error reply.
+
+        Follows a standby's ``MOVED`` redirect to the leader.
+        """
         async with self._lock:
-            if self._writer is None:
-                await asyncio.wait_for(self._connect(), self.timeout)
-            assert self._writer is not None
-            self._writer.write(_encode(args))
-            return await asyncio.wait_for(self._read_reply(), self.timeout)
+            for _ in range(MAX_REDIRECTS):
+                if self._writer is None:
+                    await asyncio.wait_for(self._connect(), self.timeout)
+                assert self._writer is not None
+                self._writer.write(_encode(args))
+                try:
+                    return await asyncio.wait_for(self._read_reply(), self.timeout)
+                except SequencerReplyError as exc:
+                    target = _redirect(exc)
+                    if target is None:
+                        raise
+                    await self.close()
+                    self.host, self.port = target
+            raise SequencerReplyError(f"more than {MAX_REDIRECTS} redirects for {args[0]!r}")
 
     async def close(self) -> None:
         """Close the connection (the next call reconnects)."""

@@ -20,6 +20,9 @@ for reservations. The commands, byte for byte (``<name>`` defaults to ``default`
                            ``HELLO 3`` on connect); every other reply is the same in both
 =========================  =================================================================
 
+With failover (:mod:`chronoid.sequencer.ha`) a member that may not issue answers ``GETSEQ``
+and ``CURRENT`` with ``-MOVED 0 <leader host:port>`` or ``-TRYAGAIN <why>``.
+
 Anything else gets ``-ERR Unknown command 'X'. Supported: ...``. With a password set, every
 command but ``AUTH``, ``QUIT`` and ``HELLO ... AUTH`` gets ``-NOAUTH Authentication
 required.`` until authentication succeeds, and consumes nothing.
@@ -30,6 +33,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from chronoid.errors import InvalidArgument, StoreUnavailable
 from chronoid.sequencer.protocol import (
@@ -39,9 +43,9 @@ from chronoid.sequencer.protocol import (
     encode_error,
     encode_integer,
 )
-from chronoid.sequencer.sequences import DEFAULT_NAME, MAX_COUNT, Sequences
+from chronoid.sequencer.sequences import DEFAULT_NAME, MAX_COUNT, Sequences, SequenceStats
 
-__all__ = ["SUPPORTED", "ConnectionState", "Dispatcher"]
+__all__ = ["SUPPORTED", "ConnectionState", "Dispatcher", "Gate"]
 
 SUPPORTED = (
     "GETSEQ",
@@ -65,6 +69,22 @@ WRONGPASS = b"-WRONGPASS invalid username-password pair or user is disabled.\r\n
 _SUPPORTED_TEXT = ", ".join(SUPPORTED)
 
 
+class Gate(Protocol):
+    """Decides per command whether this server may issue (failover leadership)."""
+
+    def serving(self) -> Sequences | None:
+        """The sequences to issue from, or None when this member may not issue."""
+        ...
+
+    def refusal(self) -> bytes:
+        """The error reply sent instead of a value (a redirect or why not)."""
+        ...
+
+    def info(self) -> dict[str, object]:
+        """INFO lines about leadership."""
+        ...
+
+
 @dataclass(slots=True)
 class ConnectionState:
     """What one connection carries between commands."""
@@ -74,7 +94,8 @@ class ConnectionState:
 
 
 class Dispatcher:
-    """Runs commands against one :class:`Sequences`.
+    """Runs commands against one :class:`Sequences`, or against whichever the ``gate``
+    allows (failover: the current term's, or none on a standby).
 
     ``password`` (None: no authentication) is compared in constant time. ``info`` returns
     extra ``INFO`` lines (connections, uptime) from the server, which owns those numbers.
@@ -82,13 +103,18 @@ class Dispatcher:
 
     def __init__(
         self,
-        sequences: Sequences,
+        sequences: Sequences | None,
         password: str | None = None,
         info: Callable[[], dict[str, object]] | None = None,
+        *,
+        gate: Gate | None = None,
     ) -> None:
         if password is not None and not password:
             raise InvalidArgument("password must be a non-empty string or None, got ''")
+        if (sequences is None) == (gate is None):
+            raise InvalidArgument("a Dispatcher needs exactly one of sequences and gate")
         self.sequences = sequences
+        self.gate = gate
         self.password = password.encode() if password is not None else None
         self.requests: dict[str, int] = {}
         """Commands answered, by upper-case name (``OTHER`` for unknown ones)."""
@@ -131,8 +157,11 @@ class Dispatcher:
         """
         if not state.authenticated:
             return None
+        sequences = self.sequences if self.gate is None else self.gate.serving()
+        if sequences is None:
+            return None
         try:
-            first = self.sequences.take(times)
+            first = sequences.take(times)
         except (InvalidArgument, StoreUnavailable):
             return None
         self.requests["GETSEQ"] = self.requests.get("GETSEQ", 0) + times
@@ -155,8 +184,11 @@ class Dispatcher:
             name = command[2].decode("utf-8", "replace") if argc == 3 else DEFAULT_NAME
         else:
             return _wrong_args("GETSEQ")
+        sequences = self.sequences if self.gate is None else self.gate.serving()
+        if sequences is None:
+            return self._refuse()
         try:
-            return b":%d\r\n" % self.sequences.take(count, name)
+            return b":%d\r\n" % sequences.take(count, name)
         except InvalidArgument as exc:
             return encode_error(f"ERR {exc}")
         except StoreUnavailable as exc:
@@ -166,8 +198,11 @@ class Dispatcher:
         if len(command) > 2:
             return _wrong_args("CURRENT")
         name = command[1].decode("utf-8", "replace") if len(command) == 2 else DEFAULT_NAME
+        sequences = self.sequences if self.gate is None else self.gate.serving()
+        if sequences is None:
+            return self._refuse()
         try:
-            return encode_integer(self.sequences.current(name))
+            return encode_integer(sequences.current(name))
         except InvalidArgument as exc:
             return encode_error(f"ERR {exc}")
 
@@ -195,11 +230,18 @@ class Dispatcher:
             return OK
         return WRONGPASS
 
+    def _refuse(self) -> bytes:
+        assert self.gate is not None
+        return self.gate.refusal()
+
     def _info_command(self, state: ConnectionState, command: Command) -> bytes:
-        stats = self.sequences.stats
+        sequences = self.sequences if self.gate is None else self.gate.serving()
+        stats = sequences.stats if sequences is not None else SequenceStats()
         lines = ["# Server", "server:chronoid-sequencer"]
         if self._info is not None:
             lines += [f"{k}:{v}" for k, v in self._info().items()]
+        if self.gate is not None:
+            lines += ["# Replication"] + [f"{k}:{v}" for k, v in self.gate.info().items()]
         lines += [
             "# Stats",
             f"values_issued:{stats.values_issued}",
@@ -210,10 +252,11 @@ class Dispatcher:
             f"error_replies:{self.errors}",
             "# Sequences",
         ]
-        for name in self.sequences.names():
-            lines.append(
-                f"seq_{name}:next={self.sequences.current(name)},block={self.sequences.block(name)}"
-            )
+        if sequences is not None:
+            for name in sequences.names():
+                lines.append(
+                    f"seq_{name}:next={sequences.current(name)},block={sequences.block(name)}"
+                )
         return encode_bulk("\r\n".join(lines) + "\r\n")
 
     def _quit(self, state: ConnectionState, command: Command) -> bytes:
@@ -261,12 +304,15 @@ class Dispatcher:
             (b"proto", b":%s\r\n" % version),
             (b"id", b":1\r\n"),
             (b"mode", encode_bulk(b"standalone")),
-            (b"role", encode_bulk(b"master")),
+            (b"role", encode_bulk(b"master" if self._issuing() else b"replica")),
             (b"modules", b"*0\r\n"),
         ]
         body = b"".join(encode_bulk(key) + value for key, value in facts)
         head = b"%%%d\r\n" % len(facts) if version == b"3" else b"*%d\r\n" % (2 * len(facts))
         return head + body
+
+    def _issuing(self) -> bool:
+        return self.gate is None or self.gate.serving() is not None
 
     def _select(self, state: ConnectionState, command: Command) -> bytes:
         if len(command) == 2 and command[1] == b"0":

@@ -13,6 +13,7 @@ from typing import Any
 from prometheus_client import start_http_server
 from prometheus_client.core import REGISTRY, CounterMetricFamily, GaugeMetricFamily
 
+from chronoid.sequencer.sequences import SequenceStats
 from chronoid.sequencer.server import SequencerServer
 
 __all__ = ["serve_metrics"]
@@ -25,7 +26,10 @@ class _Collector:
     def collect(self) -> Iterator[Any]:
         server = self.server
         dispatcher = server.dispatcher
-        stats = server.sequences.stats
+        elector = server.elector
+        sequences = elector.serving() if elector is not None else server.sequences
+        # With failover each term has its own counters (a reset, as Prometheus expects).
+        stats = sequences.stats if sequences is not None else SequenceStats()
         requests = CounterMetricFamily(
             "chronoid_sequencer_requests", "Commands answered, by command", labels=["command"]
         )
@@ -61,6 +65,17 @@ class _Collector:
             "Connections refused above --max-connections",
             server.refused,
         )
+        if elector is not None:
+            yield GaugeMetricFamily(
+                "chronoid_sequencer_leader",
+                "1 while this member leads and may issue, else 0",
+                int(sequences is not None),
+            )
+            yield CounterMetricFamily(
+                "chronoid_sequencer_step_downs",
+                "Terms this member ended (lease lost, store failure)",
+                elector.step_downs,
+            )
 
 
 def serve_metrics(server: SequencerServer, port: int, host: str = "127.0.0.1") -> None:

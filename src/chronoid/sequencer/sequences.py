@@ -96,6 +96,9 @@ class Sequences:
     ``initial`` is where the default sequence starts when the store has no value for it, or
     when it is above the stored value. A lower ``initial`` is ignored (a sequence never moves
     backwards) unless ``force_initial`` is true.
+
+    ``floor`` and ``ceiling`` bound every value of every sequence (multi-site mode gives each
+    site a disjoint range): new sequences start at ``floor`` and none goes past ``ceiling``.
     """
 
     def __init__(
@@ -106,14 +109,20 @@ class Sequences:
         force_initial: bool = False,
         block_min: int = BLOCK_MIN,
         block_max: int = BLOCK_MAX,
+        floor: int = 1,
+        ceiling: int = MAX_VALUE,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if not 1 <= floor <= ceiling <= MAX_VALUE:
+            raise InvalidArgument(
+                f"need 1 <= floor <= ceiling <= {MAX_VALUE}, got {floor} and {ceiling}"
+            )
         if (
             not isinstance(initial, int)
             or isinstance(initial, bool)
-            or not 1 <= initial <= MAX_VALUE
+            or not floor <= initial <= ceiling
         ):
-            raise InvalidArgument(f"initial must be an int in 1..{MAX_VALUE}, got {initial!r}")
+            raise InvalidArgument(f"initial must be an int in {floor}..{ceiling}, got {initial!r}")
         if not 1 <= block_min <= block_max:
             raise InvalidArgument(
                 f"need 1 <= block_min <= block_max (values), got {block_min} and {block_max}"
@@ -121,6 +130,8 @@ class Sequences:
         self.store = store
         self.block_min = block_min
         self.block_max = block_max
+        self.floor = floor
+        self.ceiling = ceiling
         self.stats = SequenceStats()
         self._clock = clock
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chronoid-reserve")
@@ -128,7 +139,13 @@ class Sequences:
         stored = store.load()
         self._sequences: dict[str, _Sequence] = {}
         for name, high in stored.items():
-            self._sequences[name] = _Sequence(name, high, high, block_min, stored=high)
+            if high > ceiling + 1:
+                raise InvalidArgument(
+                    f"stored watermark {high} of sequence {name!r} is above this server's "
+                    f"range {floor}..{ceiling}: the store belongs to another site"
+                )
+            start = max(high, floor)
+            self._sequences[name] = _Sequence(name, start, start, block_min, stored=high)
         default = self._sequences.get(DEFAULT_NAME)
         if default is None:
             default = _Sequence(DEFAULT_NAME, initial, initial, block_min)
@@ -142,7 +159,7 @@ class Sequences:
                     initial,
                 )
             default.next = default.limit = initial
-        elif initial < default.next and initial != 1:
+        elif initial < default.next and initial != floor:
             log.warning(
                 "--initial=%d is below the stored next value %d of %r; keeping %d "
                 "(use --force-initial to move it back)",
@@ -179,11 +196,11 @@ class Sequences:
         return first
 
     def current(self, name: str = DEFAULT_NAME) -> int:
-        """The value the next ``take(1, name)`` returns (1 for a sequence never used)."""
+        """The value the next ``take(1, name)`` returns (``floor`` for a new sequence)."""
         seq = self._sequences.get(name)
         if seq is None:
             _check_name(name)
-            return 1
+            return self.floor
         return seq.next
 
     def names(self) -> list[str]:
@@ -211,6 +228,11 @@ class Sequences:
                 # The larger watermark stays stored: a gap, never a repeat.
                 log.error("could not store the exact next value of %r: %s", seq.name, exc)
 
+    def abandon(self) -> None:
+        """Stop without storing anything more (the term is over: writes would be fenced)."""
+        self._closed = True
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
     # -- reservations ----------------------------------------------------------------------
 
     def _create(self, name: str) -> _Sequence:
@@ -219,7 +241,7 @@ class Sequences:
             raise InvalidArgument(
                 f"too many sequences: at most {MAX_SEQUENCES}; {name!r} would be one more"
             )
-        seq = _Sequence(name, 1, 1, self.block_min)
+        seq = _Sequence(name, self.floor, self.floor, self.block_min)
         self._sequences[name] = seq
         return seq
 
@@ -237,7 +259,7 @@ class Sequences:
     def _prefetch(self, seq: _Sequence) -> None:
         if seq.failure is not None or self._closed:
             return  # the synchronous path retries (rate limited) once the headroom is gone
-        high = min(max(seq.limit, seq.next) + self._next_block(seq), MAX_VALUE + 1)
+        high = min(max(seq.limit, seq.next) + self._next_block(seq), self.ceiling + 1)
         if high <= seq.limit:
             return
         seq.prefetching = True
@@ -251,16 +273,16 @@ class Sequences:
             seq.future = None
         if end <= seq.limit:
             return
-        if end > MAX_VALUE + 1:
+        if end > self.ceiling + 1:
             raise InvalidArgument(
-                f"sequence {seq.name!r} cannot go past {MAX_VALUE}: next is {seq.next}"
+                f"sequence {seq.name!r} cannot go past {self.ceiling}: next is {seq.next}"
             )
         if seq.failure is not None and self._clock() - seq.failed_at < RETRY_AFTER:
             raise StoreUnavailable(
                 f"cannot reserve values of sequence {seq.name!r}: {seq.failure}"
             ) from seq.failure
         self.stats.synchronous_reservations += 1
-        high = min(end + self._next_block(seq), MAX_VALUE + 1)
+        high = min(end + self._next_block(seq), self.ceiling + 1)
         self._write(seq, high)
         if seq.failure is not None:
             raise StoreUnavailable(

@@ -19,7 +19,7 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from chronoid.errors import InvalidArgument, ProtocolError
 from chronoid.sequencer.commands import ConnectionState, Dispatcher
@@ -30,6 +30,9 @@ from chronoid.sequencer.protocol import (
     encode_error,
 )
 from chronoid.sequencer.sequences import Sequences
+
+if TYPE_CHECKING:
+    from chronoid.sequencer.ha import Elector
 
 __all__ = ["MAX_CLIENTS_REPLY", "SequencerServer", "ServerConfig", "run"]
 
@@ -151,20 +154,27 @@ class _Connection(asyncio.Protocol):
 
 
 class SequencerServer:
-    """One listening sequencer: call :meth:`start`, then :meth:`close` (async)."""
+    """One listening sequencer: call :meth:`start`, then :meth:`close` (async).
+
+    Standalone it issues from ``sequences``; with failover pass ``elector`` instead (and
+    ``sequences=None``): it campaigns once the listener is bound and issues only while it
+    leads.
+    """
 
     def __init__(
         self,
-        sequences: Sequences,
+        sequences: Sequences | None,
         config: ServerConfig,
         *,
         password: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        elector: Elector | None = None,
     ) -> None:
         self.sequences = sequences
+        self.elector = elector
         self.config = config
         self.ssl_context = ssl_context
-        self.dispatcher = Dispatcher(sequences, password, info=self._info)
+        self.dispatcher = Dispatcher(sequences, password, info=self._info, gate=elector)
         self.connections: set[_Connection] = set()
         self.accepted = 0
         self.refused = 0
@@ -195,9 +205,12 @@ class SequencerServer:
             reuse_address=True,
         )
         self._sweeper = asyncio.create_task(self._sweep())
+        if self.elector is not None:
+            self.elector.start()
 
     async def close(self) -> None:
-        """Stop accepting, close every connection, then store the exact next values."""
+        """Stop accepting, close every connection, then store the exact next values (and
+        resign, with failover)."""
         self.closing = True
         if self._sweeper is not None:
             self._sweeper.cancel()
@@ -209,7 +222,12 @@ class SequencerServer:
         if self._server is not None:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._server.wait_closed(), 2.0)
-        await asyncio.get_running_loop().run_in_executor(None, self.sequences.close)
+        if self.elector is not None:
+            closer = self.elector.close
+        else:
+            assert self.sequences is not None
+            closer = self.sequences.close
+        await asyncio.get_running_loop().run_in_executor(None, closer)
 
     async def _sweep(self) -> None:
         # Once a second: refresh the cached clock and close idle connections.
@@ -238,13 +256,14 @@ class SequencerServer:
 
 
 def run(
-    sequences: Sequences,
+    sequences: Sequences | None,
     config: ServerConfig,
     *,
     password: str | None = None,
     ssl_context: ssl.SSLContext | None = None,
     on_started: Callable[[SequencerServer], None] | None = None,
     event_loop: str = "auto",
+    elector: Elector | None = None,
 ) -> None:
     """Serve until SIGINT or SIGTERM, then shut down cleanly (no gap in the sequences).
 
@@ -263,7 +282,9 @@ def run(
             asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
     async def main() -> None:
-        server = SequencerServer(sequences, config, password=password, ssl_context=ssl_context)
+        server = SequencerServer(
+            sequences, config, password=password, ssl_context=ssl_context, elector=elector
+        )
         await server.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -1,0 +1,362 @@
+"""Failover: one leader per cluster, chosen by a lease in an existing store, fenced writes.
+
+Several ``chronoid serve --ha URL`` members point at one PostgreSQL database or one etcd
+cluster. The store decides who leads, we add no consensus of our own:
+
+* **Lease.** A member becomes leader by taking the cluster's lease row/key when it is free or
+  expired (store clock), which also gives it a *fencing token* (the PostgreSQL epoch, the etcd
+  key's create revision) larger than every earlier term's. It renews every ``ttl / 3``.
+* **Fencing.** Every watermark write is a compare-and-set conditioned on that token (and, in
+  PostgreSQL, on the lease being live), so a deposed leader's write fails instead of moving a
+  watermark its successor already relies on.
+* **Serving only inside the lease.** The leader answers ``GETSEQ`` only while its local lease
+  deadline has not passed: ``send time of the last successful renewal + ttl × 0.8``. The
+  store's lease runs until ``commit time + ttl``, which is later, so the old leader has stopped
+  before any successor can start, whatever paused it (SIGSTOP, a VM pause, a long GC). The 20 %
+  margin covers clock-rate differences up to 20 % over one TTL.
+* **Stepping down.** A renewal the store refuses, a lease that can no longer be confirmed
+  (store unreachable past the deadline) or a watermark write that fails or exceeds the
+  store's write timeout (a sick disk or store, tikv/pd#10671) ends the term: the member stops
+  issuing at once, resigns if it can, and stands by.
+
+Values stay unique across terms without any extra step: a new leader starts at the stored
+watermark, which is above everything the old one could hand out. A crash leaves a gap below
+two reservation blocks; a clean stop (SIGTERM) stores the exact next value and resigns, so the
+standby takes over at once and without a gap.
+
+Standbys answer ``GETSEQ``/``CURRENT`` with Redis Cluster's redirect ``-MOVED 0 host:port``
+naming the leader (``redis-cli -c`` and :class:`~chronoid.sequencer.client.SequencerClient`
+follow it) or ``-TRYAGAIN ...`` saying why no leader is known.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from chronoid.errors import InvalidArgument, LeadershipLost, StoreUnavailable
+from chronoid.sequencer.protocol import encode_error
+from chronoid.sequencer.sequences import Sequences
+from chronoid.sequencer.store import WatermarkStore
+
+__all__ = [
+    "DEFAULT_TTL",
+    "LEASE_SAFETY",
+    "Coordinator",
+    "Elector",
+    "check_address",
+    "open_coordinator",
+]
+
+log = logging.getLogger("chronoid.sequencer")
+
+DEFAULT_TTL = 3.0
+"""Lease time to live (s): failover after a crash takes at most about this long."""
+LEASE_SAFETY = 0.8
+"""The leader serves for this fraction of the TTL after sending its last successful renewal."""
+RENEWALS = 3
+"""Renewals per TTL (the leader renews every ``ttl / RENEWALS`` seconds)."""
+STANDBY_POLL = 0.2
+"""How often (s, at most ``ttl / 4``) a standby asks the store whether the lease is free."""
+
+
+class Coordinator(Protocol):
+    """A store that holds the cluster's leader lease and its fenced watermarks.
+
+    Every method blocks and may be called from several threads at once. Methods raise
+    :class:`StoreUnavailable` when the store cannot be reached within its timeout and
+    :class:`LeadershipLost` when it refuses because the term ``token`` is over.
+    """
+
+    description: str
+    """What the store is, for logs (no passwords)."""
+
+    def campaign(self, member: str, address: str, ttl: float) -> int | None:
+        """Take the lease if no live one exists: the new term's fencing token, else None."""
+        ...
+
+    def renew(self, token: int, ttl: float) -> None:
+        """Extend term ``token``'s lease to ``ttl`` from now (store clock)."""
+        ...
+
+    def resign(self, token: int) -> None:
+        """End term ``token`` now so a standby takes over at once (best effort)."""
+        ...
+
+    def leader(self) -> str | None:
+        """The advertised ``host:port`` of the member holding a live lease, or None."""
+        ...
+
+    def load(self, token: int) -> dict[str, int]:
+        """Every stored watermark of the cluster by sequence name."""
+        ...
+
+    def reserve(self, token: int, name: str, high: int) -> None:
+        """Store watermark ``high`` of ``name`` only if term ``token`` is still live."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+def check_address(address: str) -> str:
+    """``address`` if it is ``host:port`` with a port in 1..65535, else InvalidArgument."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise InvalidArgument(f"address must be host:port with a port in 1..65535, got {address!r}")
+    if any(c.isspace() for c in address):
+        raise InvalidArgument(f"address must not contain spaces, got {address!r}")
+    return address
+
+
+def open_coordinator(url: str, cluster: str, timeout: float) -> Coordinator:
+    """The coordinator for ``postgresql://...`` or ``etcd://host:port[,host:port...]``."""
+    if url.startswith(("postgresql://", "postgres://")):
+        from chronoid.sequencer.ha_postgres import PostgresCoordinator
+
+        return PostgresCoordinator(url, cluster, timeout=timeout)
+    if url.startswith("etcd://"):
+        from chronoid.sequencer.ha_etcd import EtcdCoordinator, parse_etcd_endpoints
+
+        return EtcdCoordinator(parse_etcd_endpoints(url), cluster, timeout=timeout)
+    raise InvalidArgument(
+        f"--ha must be a postgresql://... or etcd://host:port[,host:port...] URL, got {url!r}"
+    )
+
+
+@dataclass(slots=True)
+class _Term:
+    token: int
+    deadline: float  # time.monotonic() after which this member must not issue
+    sequences: Sequences
+    failed: str | None = None  # set by any thread when a watermark write failed
+
+
+class _FencedStore:
+    """The :class:`WatermarkStore` of one term: every write carries the term's token."""
+
+    def __init__(self, coordinator: Coordinator, token: int, elector: Elector) -> None:
+        self._coordinator = coordinator
+        self._token = token
+        self._elector = elector
+
+    def load(self) -> dict[str, int]:
+        return self._coordinator.load(self._token)
+
+    def reserve(self, name: str, high: int) -> None:
+        try:
+            self._coordinator.reserve(self._token, name, high)
+        except Exception as exc:
+            self._elector.fail(self._token, f"watermark write of {name!r} failed: {exc}")
+            raise
+
+
+class Elector:
+    """Campaigns, renews and steps down in its own thread; the event loop asks
+    :meth:`serving` before every ``GETSEQ``/``CURRENT``.
+
+    ``make_sequences`` builds the term's :class:`Sequences` over the fenced store (it loads
+    the watermarks and reserves a first block, so it runs only after the lease is won).
+    """
+
+    def __init__(
+        self,
+        coordinator: Coordinator,
+        *,
+        member: str,
+        address: str,
+        make_sequences: Callable[[WatermarkStore], Sequences],
+        ttl: float = DEFAULT_TTL,
+    ) -> None:
+        if not ttl >= 1.0:
+            raise InvalidArgument(f"lease ttl must be >= 1 second, got {ttl!r}")
+        if not member:
+            raise InvalidArgument("member name must be non-empty")
+        self.coordinator = coordinator
+        self.member = member
+        self.address = check_address(address)
+        self.ttl = float(ttl)
+        self.leader_address: str | None = None
+        """The leader's advertised address as last seen (this member's own while leading)."""
+        self.reason = "not started"
+        """Why this member is not serving (for refusals and INFO)."""
+        self.terms_won = 0
+        self.step_downs = 0
+        self._make_sequences = make_sequences
+        self._term: _Term | None = None
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="chronoid-elector", daemon=True)
+
+    # -- read by the event loop ------------------------------------------------------------
+
+    def serving(self) -> Sequences | None:
+        """The term's sequences while this member may issue, else None."""
+        term = self._term
+        if term is None or term.failed is not None or time.monotonic() >= term.deadline:
+            return None
+        return term.sequences
+
+    def refusal(self) -> bytes:
+        """The error reply a member that may not issue sends instead."""
+        leader = self.leader_address
+        if leader is not None and leader != self.address:
+            return b"-MOVED 0 %s\r\n" % leader.encode()
+        term = self._term
+        if term is not None and term.failed is None:
+            reason = "this member's lease is not confirmed by the store"
+        else:
+            reason = self.reason
+        return encode_error(f"TRYAGAIN no sequencer leader available: {reason}")
+
+    def info(self) -> dict[str, object]:
+        """INFO lines about leadership."""
+        term = self._term
+        return {
+            "role": "leader" if self.serving() is not None else "standby",
+            "ha_store": self.coordinator.description,
+            "ha_member": self.member,
+            "ha_term": term.token if term is not None else 0,
+            "ha_leader": self.leader_address or "",
+            "ha_lease_ttl": self.ttl,
+            "ha_terms_won": self.terms_won,
+            "ha_step_downs": self.step_downs,
+            "ha_reason": "" if self.serving() is not None else self.reason,
+        }
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start campaigning in the background."""
+        self.reason = "campaigning"
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop campaigning; a leader stores its exact next values, then resigns."""
+        self._stopping.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        term, self._term = self._term, None
+        if term is not None:
+            term.sequences.close()
+            try:
+                self.coordinator.resign(term.token)
+            except StoreUnavailable as exc:
+                log.warning("could not resign term %d (it expires by itself): %s", term.token, exc)
+            else:
+                log.info("resigned term %d", term.token)
+        self.coordinator.close()
+
+    def fail(self, token: int, reason: str) -> None:
+        """A watermark write of term ``token`` failed: stop issuing now (any thread)."""
+        term = self._term
+        if term is not None and term.token == token and term.failed is None:
+            term.failed = reason
+            self._wake.set()
+
+    # -- the elector thread ----------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                if self._term is None:
+                    self._stand_by()
+                else:
+                    self._lead(self._term)
+            except Exception:  # never let the thread die: a dead elector would serve on
+                log.exception("unexpected error in the elector; retrying")
+                term = self._term
+                if term is not None:
+                    self._step_down(term, "unexpected elector error", resign=True)
+                self._sleep(self._poll())
+
+    def _poll(self) -> float:
+        return min(STANDBY_POLL, self.ttl / 4)
+
+    def _sleep(self, seconds: float) -> None:
+        self._wake.wait(seconds)
+        self._wake.clear()
+
+    def _stand_by(self) -> None:
+        sent = time.monotonic()
+        try:
+            token = self.coordinator.campaign(self.member, self.address, self.ttl)
+            if token is None:
+                self.leader_address = self.coordinator.leader()
+                self.reason = f"standing by; leader {self.leader_address or 'unknown'}"
+                self._sleep(self._poll())
+                return
+        except StoreUnavailable as exc:
+            self.leader_address = None
+            self.reason = f"store unavailable: {exc}"
+            log.warning("cannot campaign: %s", exc)
+            self._sleep(self._poll())
+            return
+        deadline = sent + self.ttl * LEASE_SAFETY
+        try:
+            sequences = self._make_sequences(_FencedStore(self.coordinator, token, self))
+        except (StoreUnavailable, OSError) as exc:
+            self.reason = f"won term {token} but could not load/reserve: {exc}"
+            log.error("%s; resigning", self.reason)
+            self._resign_quietly(token)
+            self._sleep(self._poll())
+            return
+        self.terms_won += 1
+        self.leader_address = self.address
+        self._term = _Term(token, deadline, sequences)
+        log.info(
+            "leader of %s: term %d, lease %.1f s, next value %d",
+            self.coordinator.description,
+            token,
+            self.ttl,
+            sequences.current(),
+        )
+
+    def _lead(self, term: _Term) -> None:
+        self._sleep(self.ttl / RENEWALS)
+        if term.failed is not None:
+            self._step_down(term, term.failed, resign=True)
+            return
+        if self._stopping.is_set():
+            return
+        sent = time.monotonic()
+        try:
+            self.coordinator.renew(term.token, self.ttl)
+        except LeadershipLost as exc:
+            self._step_down(term, f"lease lost: {exc}", resign=False)
+            return
+        except StoreUnavailable as exc:
+            if time.monotonic() >= term.deadline:
+                self._step_down(
+                    term,
+                    f"lease can no longer be confirmed, stopped issuing at its deadline: {exc}",
+                    resign=False,
+                )
+            else:
+                log.warning("lease renewal failed (still within the lease): %s", exc)
+            return
+        term.deadline = max(term.deadline, sent + self.ttl * LEASE_SAFETY)
+
+    def _step_down(self, term: _Term, reason: str, *, resign: bool) -> None:
+        if self._term is not term:
+            return
+        self._term = None
+        self.leader_address = None
+        self.reason = reason
+        self.step_downs += 1
+        log.warning("stepping down from term %d: %s", term.token, reason)
+        term.sequences.abandon()
+        if resign:
+            self._resign_quietly(term.token)
+
+    def _resign_quietly(self, token: int) -> None:
+        try:
+            self.coordinator.resign(token)
+        except StoreUnavailable as exc:
+            log.warning("could not resign term %d (it expires by itself): %s", token, exc)

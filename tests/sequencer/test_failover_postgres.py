@@ -1,0 +1,305 @@
+"""Failover through PostgreSQL: lease, fencing, redirects, kill -9, SIGSTOP, a sick store.
+
+Real ``chronoid serve --ha postgresql://...`` processes against the machine's PostgreSQL;
+each test uses its own cluster name, so tests never see each other's lease.
+"""
+
+from __future__ import annotations
+
+import itertools
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+
+from chronoid.errors import (
+    InvalidArgument,
+    LeadershipLost,
+    SequencerReplyError,
+    StoreUnavailable,
+)
+from chronoid.sequencer.cli import site_range
+from chronoid.sequencer.client import SequencerClient
+from chronoid.sequencer.ha_postgres import PostgresCoordinator
+from chronoid.sequencer.sequences import BLOCK_MAX, MAX_VALUE
+from tests.sequencer.ha_support import Load, Member, make_members, wait_for_leader
+from tests.support import free_port
+
+TTL = 1.0
+
+
+@pytest.fixture
+def cluster() -> str:
+    return "t-" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+def members(pg_dsn: str, cluster: str, tmp_path: Path) -> Iterator[list[Member]]:
+    group = make_members(pg_dsn, cluster, tmp_path, 2, TTL)
+    yield group
+    for member in group:
+        if member.process is not None and member.process.poll() is None:
+            member.process.kill()
+            member.process.wait(timeout=10)
+
+
+# -- the coordinator itself ------------------------------------------------------------------
+
+
+def test_one_campaign_wins_and_tokens_grow(pg_dsn: str, cluster: str) -> None:
+    a = PostgresCoordinator(pg_dsn, cluster)
+    b = PostgresCoordinator(pg_dsn, cluster)
+    try:
+        first = a.campaign("a", "127.0.0.1:1", 2.0)
+        assert first is not None
+        assert b.campaign("b", "127.0.0.1:2", 2.0) is None
+        assert b.leader() == "127.0.0.1:1"
+        a.renew(first, 2.0)
+        a.reserve(first, "default", 100)
+        assert b.load(first) == {"default": 100}
+        a.resign(first)  # a clean hand-over: the standby wins at once
+        second = b.campaign("b", "127.0.0.1:2", 2.0)
+        assert second is not None and second > first
+        # The old term is fenced: its renewal and its writes are refused; nothing changes.
+        with pytest.raises(LeadershipLost, match="expired or a newer term"):
+            a.renew(first, 2.0)
+        with pytest.raises(LeadershipLost, match="fenced"):
+            a.reserve(first, "default", 999)
+        assert a.load(second) == {"default": 100}
+    finally:
+        a.close()
+        b.close()
+
+
+def test_an_expired_lease_is_taken_over_and_cannot_write(pg_dsn: str, cluster: str) -> None:
+    a = PostgresCoordinator(pg_dsn, cluster)
+    b = PostgresCoordinator(pg_dsn, cluster)
+    try:
+        token = a.campaign("a", "127.0.0.1:1", 1.0)
+        assert token is not None
+        time.sleep(1.1)
+        # Expired, nobody took over yet: still no write (the store's clock decides).
+        with pytest.raises(LeadershipLost):
+            a.reserve(token, "default", 5)
+        assert b.campaign("b", "127.0.0.1:2", 1.0) == token + 1
+    finally:
+        a.close()
+        b.close()
+
+
+def test_coordinator_arguments_and_unreachable_store() -> None:
+    with pytest.raises(InvalidArgument, match="cluster name"):
+        PostgresCoordinator("postgresql://postgres@127.0.0.1/test", "bad name")
+    with pytest.raises(InvalidArgument, match="timeout"):
+        PostgresCoordinator("postgresql://postgres@127.0.0.1/test", timeout=0)
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable, match="cannot connect"):
+        PostgresCoordinator(f"postgresql://postgres@127.0.0.1:{free_port()}/test")
+    assert time.monotonic() - started < 5
+
+
+# -- members ---------------------------------------------------------------------------------
+
+
+def test_one_leader_and_the_standby_redirects(members: list[Member]) -> None:
+    for member in members:
+        member.start()
+    leader = wait_for_leader(members, 10)
+    standby = next(m for m in members if m is not leader)
+    deadline = time.monotonic() + 5
+    while standby.info()["ha_leader"] != leader.address:  # its first poll of the store
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert standby.role() == "standby"
+    assert standby.raw(b"GETSEQ") == f"-MOVED 0 {leader.address}\r\n".encode()
+    assert standby.raw(b"CURRENT").startswith(b"-MOVED 0 ")
+    # redis-py parses the redirect into MovedError naming the leader ...
+    r = redis.Redis(port=standby.port)
+    with pytest.raises(redis.exceptions.MovedError) as moved:
+        r.execute_command("GETSEQ")
+    assert (moved.value.host, moved.value.port) == ("127.0.0.1", leader.port)
+    r.close()
+    # ... and our client follows it.
+    with SequencerClient("127.0.0.1", standby.port) as client:
+        first = client.getseq()
+        assert client.getseq() == first + 1
+        assert client.port == leader.port
+    info = standby.info()
+    assert info["ha_leader"] == leader.address and info["role"] == "standby"
+
+
+def test_kill_9_the_leader_ten_times_under_load(members: list[Member]) -> None:
+    for member in members:
+        member.start()
+    load = Load(members).start()
+    failovers = []
+    try:
+        for _ in range(10):
+            leader = wait_for_leader(members, 10)
+            load.first_after(time.monotonic(), 10)  # the leader is serving the load
+            leader.kill()
+            killed_at = time.monotonic()
+            failovers.append(load.first_after(killed_at, 4 * TTL + 5) - killed_at)
+            leader.start()  # back as a standby
+    finally:
+        load.stop()
+    values = [v for _, v in load.values]
+    assert len(values) == len(set(values)), "a value was issued twice"
+    assert values == sorted(values), "one client saw values go backwards"
+    gaps = [b - a for a, b in itertools.pairwise(values)]
+    assert max(gaps) <= 2 * BLOCK_MAX  # a crash loses at most 1.5 blocks
+    assert max(failovers) <= 2 * TTL + 0.5, failovers  # issue: within 2 x lease TTL
+    print(
+        f"failover after kill -9 (ttl {TTL} s): p50 {statistics.median(failovers):.2f} s, "
+        f"max {max(failovers):.2f} s; {len(values)} values, max gap {max(gaps)}"
+    )
+
+
+def test_a_paused_leader_issues_nothing_after_its_successor_starts(
+    members: list[Member],
+) -> None:
+    for member in members:
+        member.start()
+    old = wait_for_leader(members, 10)
+    load = Load(members).start()
+    try:
+        load.first_after(time.monotonic(), 10)
+        old.signal(signal.SIGSTOP)
+        new = next(m for m in members if m is not old)
+        wait_for_leader([new], 4 * TTL + 5)
+        load.first_after(time.monotonic(), 5)  # the clients found the new leader
+        time.sleep(TTL)
+        old.signal(signal.SIGCONT)
+        # The very first thing the resumed old leader answers is a refusal, not a value.
+        reply = old.raw(b"GETSEQ")
+        assert reply.startswith((b"-MOVED", b"-TRYAGAIN")), reply
+        time.sleep(0.5)
+    finally:
+        load.stop()
+        old.signal(signal.SIGCONT)
+    assert old.raw(b"GETSEQ") == f"-MOVED 0 {new.address}\r\n".encode()
+    values = [v for _, v in load.values]
+    assert len(values) == len(set(values)) and values == sorted(values)
+    assert "stepping down" in old.log() and "lease lost" in old.log()
+
+
+def test_a_clean_stop_hands_over_at_once_without_a_gap(members: list[Member]) -> None:
+    for member in members:
+        member.start()
+    leader = wait_for_leader(members, 10)
+    with SequencerClient("127.0.0.1", leader.port) as client:
+        last = client.getseq(5000)
+    assert leader.stop() == 0
+    stopped = time.monotonic()
+    standby = next(m for m in members if m is not leader)
+    with SequencerClient(
+        "127.0.0.1", standby.port, servers=[leader.address], timeout=1, failover_timeout=5
+    ) as client:
+        value = client.getseq()
+    assert value == last + 5000  # the exact next value: no gap on a planned hand-over
+    assert time.monotonic() - stopped < TTL  # resigned: no waiting for the lease to expire
+    assert "resigned term" in leader.log()
+
+
+def test_a_leader_whose_watermark_write_hangs_steps_down(
+    members: list[Member], pg_dsn: str, cluster: str
+) -> None:
+    for member in members:
+        member.start()
+    leader = wait_for_leader(members, 10)
+    with SequencerClient("127.0.0.1", leader.port) as client:
+        client.getseq()
+    # A "sick store": hold the watermark row locked, so the next write cannot finish.
+    with psycopg.connect(pg_dsn) as blocker:
+        blocker.execute(
+            "SELECT * FROM chronoid_seq_watermark WHERE cluster = %s FOR UPDATE", (cluster,)
+        )
+        started = time.monotonic()
+        with (
+            SequencerClient("127.0.0.1", leader.port, timeout=5) as client,
+            pytest.raises(SequencerReplyError, match="reservation failed"),
+        ):
+            client.getseq(500_000)  # needs a write now
+        while leader.role() == "leader":
+            assert time.monotonic() - started < TTL, "the leader held on with a stuck write"
+            time.sleep(0.02)
+        assert time.monotonic() - started < TTL
+        blocker.rollback()
+    assert "watermark write" in leader.log() and "stepping down" in leader.log()
+    wait_for_leader(members, 10)  # once the store is healthy, the cluster serves again
+
+
+def test_failover_command_line_is_checked(pg_dsn: str, tmp_path: Path) -> None:
+    def serve(*args: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "-m", "chronoid", "serve", *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert result.returncode != 0
+        return result.stderr
+
+    assert "exclude each other" in serve("--ha", pg_dsn, "--data-dir", str(tmp_path))
+    assert "--force-initial cannot be used with --ha" in serve("--ha", pg_dsn, "--force-initial")
+    assert "--advertise HOST:PORT is required" in serve("--ha", pg_dsn, "--host", "0.0.0.0")
+    assert "--lease-ttl must be >= 1" in serve("--ha", pg_dsn, "--lease-ttl", "0.5")
+    assert "postgresql://... or etcd://" in serve("--ha", "mysql://x")
+    assert "host:port" in serve("--ha", pg_dsn, "--advertise", "nohost")
+    assert "--site must be in 0..1" in serve("--sites", "2", "--site", "2")
+
+
+# -- multi-site ------------------------------------------------------------------------------
+
+
+def test_sites_draw_from_disjoint_ranges() -> None:
+    ranges = [site_range(i, 3) for i in range(3)]
+    assert ranges[0][0] == 1 and ranges[-1][1] <= MAX_VALUE
+    for (_, end), (start, _) in itertools.pairwise(ranges):
+        assert start == end + 1
+    assert site_range(0, 1) == (1, MAX_VALUE)
+    with pytest.raises(InvalidArgument, match="--sites"):
+        site_range(0, 0)
+
+
+def test_two_sites_issue_independently_and_never_overlap(
+    pg_dsn: str, tmp_path: Path, cluster: str
+) -> None:
+    # Each site is its own failover cluster in its own store: here one database, two
+    # cluster names. Cut off from each other, both keep issuing from their own range.
+    sites = [
+        Member(
+            pg_dsn,
+            f"{cluster}-{i}",
+            free_port(),
+            tmp_path / f"s{i}.log",
+            TTL,
+            ("--sites", "2", "--site", str(i)),
+        )
+        for i in range(2)
+    ]
+    try:
+        for site in sites:
+            site.start()
+        got = []
+        for site in sites:
+            wait_for_leader([site], 10)
+            with SequencerClient("127.0.0.1", site.port) as client:
+                got.append([client.getseq(1000) for _ in range(3)])
+        (lo0, hi0), (lo1, _) = site_range(0, 2), site_range(1, 2)
+        assert got[0] == [lo0, lo0 + 1000, lo0 + 2000]
+        assert got[1] == [lo1, lo1 + 1000, lo1 + 2000]
+        assert hi0 < lo1
+    finally:
+        for site in sites:
+            if site.process is not None:
+                site.process.kill()
+                site.process.wait()
