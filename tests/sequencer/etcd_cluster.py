@@ -1,0 +1,204 @@
+"""A throwaway 3-member etcd cluster on loopback, for failover tests.
+
+Each member is a real ``etcd`` subprocess (Debian's etcd-server package) with its own client
+and peer port and a data directory under the test's ``tmp_path``. ``stop(i)`` kills one member
+(SIGKILL by default: a crash, not a clean leave), ``start(i)`` brings it back on the same ports
+and data directory, so it rejoins as the same member. Raft timings are twice as fast as etcd's
+defaults (heartbeat 50 ms, election timeout 500 ms) to keep elections short; etcd's minimum
+lease TTL follows from them (1.5 election timeouts, so 1 s here, 2 s with the defaults).
+
+Use it as a context manager::
+
+    with EtcdCluster(tmp_path) as cluster:
+        coordinator = EtcdCoordinator(cluster.endpoints)
+        cluster.stop(0)
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from tests.support import free_port
+
+ETCD = "etcd"
+HEARTBEAT_MS = 50
+ELECTION_TIMEOUT_MS = 500
+
+
+class EtcdCluster:
+    """``size`` etcd members on 127.0.0.1 with state under ``root``; started by ``__enter__``.
+
+    Args:
+        root: a directory of the test's own (``tmp_path``): data dirs and logs go there.
+        size: number of members (3 tolerates one failure).
+        ready_s: how long to wait for a member to report healthy (s).
+    """
+
+    def __init__(self, root: Path, size: int = 3, *, ready_s: float = 20.0) -> None:
+        if shutil.which(ETCD) is None:
+            raise RuntimeError("etcd is not installed (apt-get install etcd-server)")
+        self.root = root
+        self.ready_s = ready_s
+        self.names = [f"m{i}" for i in range(size)]
+        self.client_ports = [free_port() for _ in range(size)]
+        self.peer_ports = [free_port() for _ in range(size)]
+        self.processes: list[subprocess.Popen[bytes] | None] = [None] * size
+        peers = zip(self.names, self.peer_ports, strict=True)
+        self._initial_cluster = ",".join(f"{name}=http://127.0.0.1:{port}" for name, port in peers)
+        self._token = f"chronoid-{root.name}-{self.client_ports[0]}"
+
+    @property
+    def endpoints(self) -> list[tuple[str, int]]:
+        """The members' client endpoints, in member order."""
+        return [("127.0.0.1", port) for port in self.client_ports]
+
+    def log(self, i: int) -> Path:
+        """The file that receives member ``i``'s output."""
+        return self.root / f"etcd-{self.names[i]}.log"
+
+    def start(self, i: int, *, wait: bool = True) -> None:
+        """Start (or restart) member ``i``; with ``wait``, block until it reports healthy."""
+        if self.running(i):
+            raise RuntimeError(f"etcd member {i} is already running")
+        name, client, peer = self.names[i], self.client_ports[i], self.peer_ports[i]
+        data_dir = self.root / f"etcd-{name}"
+        with self.log(i).open("ab") as log:
+            self.processes[i] = subprocess.Popen(
+                [
+                    ETCD,
+                    "--name",
+                    name,
+                    "--data-dir",
+                    str(data_dir),
+                    "--listen-client-urls",
+                    f"http://127.0.0.1:{client}",
+                    "--advertise-client-urls",
+                    f"http://127.0.0.1:{client}",
+                    "--listen-peer-urls",
+                    f"http://127.0.0.1:{peer}",
+                    "--initial-advertise-peer-urls",
+                    f"http://127.0.0.1:{peer}",
+                    "--initial-cluster",
+                    self._initial_cluster,
+                    "--initial-cluster-state",
+                    "new",  # ignored once the data dir exists, so a restart rejoins
+                    "--initial-cluster-token",
+                    self._token,
+                    "--heartbeat-interval",
+                    str(HEARTBEAT_MS),
+                    "--election-timeout",
+                    str(ELECTION_TIMEOUT_MS),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        if wait:
+            self.wait_healthy(i)
+
+    def stop(self, i: int, sig: int = signal.SIGKILL) -> None:
+        """Stop member ``i`` with ``sig`` (SIGKILL: a crash) and wait until it has exited."""
+        process = self.processes[i]
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(sig)
+        process.wait(timeout=10)
+
+    def running(self, i: int) -> bool:
+        """Whether member ``i``'s process is alive."""
+        process = self.processes[i]
+        return process is not None and process.poll() is None
+
+    def healthy(self, i: int) -> bool:
+        """Whether member ``i`` answers ``/health`` with true (it sees a leader and a quorum)."""
+        url = f"http://127.0.0.1:{self.client_ports[i]}/health"
+        try:
+            with urllib.request.urlopen(url, timeout=1.0) as response:
+                return bool(json.load(response).get("health") == "true")
+        except (OSError, ValueError, urllib.error.URLError):
+            return False
+
+    def wait_healthy(self, i: int) -> None:
+        """Block until member ``i`` is healthy; RuntimeError with its log tail if it is not."""
+        end = time.monotonic() + self.ready_s
+        while time.monotonic() < end:
+            process = self.processes[i]
+            if process is None or process.poll() is not None:
+                raise RuntimeError(f"etcd member {i} exited:\n{self._tail(i)}")
+            if self.healthy(i):
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"etcd member {i} not healthy after {self.ready_s} s:\n{self._tail(i)}")
+
+    def restore(self) -> None:
+        """Restart every stopped member and wait until all are healthy."""
+        for i in range(len(self.names)):
+            if not self.running(i):
+                self.start(i, wait=False)
+        for i in range(len(self.names)):
+            self.wait_healthy(i)
+
+    def raft_leader(self) -> int:
+        """The index of the member that is raft leader now (RuntimeError if none is)."""
+        statuses = [
+            self._post(i, "maintenance/status", {}) if self.running(i) else {}
+            for i in range(len(self.names))
+        ]
+        ids = [status.get("header", {}).get("member_id") for status in statuses]
+        for status in statuses:
+            if status.get("leader") in ids:
+                return ids.index(status["leader"])
+        raise RuntimeError("no etcd member knows a raft leader")
+
+    def _post(self, i: int, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.client_ports[i]}/v3/{path}",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=2.0) as response:
+                answer: dict[str, Any] = json.load(response)
+                return answer
+        except OSError:
+            return {}
+
+    def _tail(self, i: int, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log(i).read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def close(self) -> None:
+        """Kill every member that is still running."""
+        for i in range(len(self.names)):
+            self.stop(i)
+
+    def __enter__(self) -> EtcdCluster:
+        try:
+            # Members wait for each other's votes: start them all, then wait for each.
+            for i in range(len(self.names)):
+                self.start(i, wait=False)
+            for i in range(len(self.names)):
+                self.wait_healthy(i)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
