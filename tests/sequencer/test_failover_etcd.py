@@ -1,0 +1,102 @@
+"""Failover through etcd, end to end: ``chronoid serve --ha etcd://...`` members against a
+3-member etcd cluster this test starts on loopback (the machine's own etcd is not touched).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.sequencer.etcd_cluster import EtcdCluster
+from tests.sequencer.ha_support import Load, Member, make_members, wait_for_leader
+
+TTL = 2.0
+
+
+@pytest.fixture
+def etcd_cluster(tmp_path: Path) -> Iterator[EtcdCluster]:
+    with EtcdCluster(tmp_path) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def members(etcd_cluster: EtcdCluster, tmp_path: Path) -> Iterator[list[Member]]:
+    url = "etcd://" + ",".join(f"{h}:{p}" for h, p in etcd_cluster.endpoints)
+    group = make_members(url, "e2e", tmp_path, 2, TTL)
+    yield group
+    for member in group:
+        if member.process is not None and member.process.poll() is None:
+            member.process.kill()
+            member.process.wait(timeout=10)
+
+
+def _check(load: Load) -> None:
+    values = [v for _, v in load.values]
+    assert values, load.errors[-3:]
+    assert len(values) == len(set(values)), "a value was issued twice"
+    assert values == sorted(values), "one client saw values go backwards"
+
+
+def test_kill_9_the_leader_under_load(members: list[Member]) -> None:
+    for member in members:
+        member.start()
+    load = Load(members).start()
+    failovers = []
+    try:
+        for _ in range(3):
+            leader = wait_for_leader(members, 15)
+            load.first_after(time.monotonic(), 10)
+            leader.kill()
+            killed = time.monotonic()
+            failovers.append(load.first_after(killed, 4 * TTL + 5) - killed)
+            leader.start()
+    finally:
+        load.stop()
+    _check(load)
+    assert max(failovers) <= 2 * TTL + 0.5, failovers
+
+
+def test_one_etcd_member_down_the_service_goes_on_two_down_it_stops_and_says_why(
+    members: list[Member], etcd_cluster: EtcdCluster
+) -> None:
+    for member in members:
+        member.start()
+    leader = wait_for_leader(members, 15)
+    load = Load(members).start()
+    try:
+        load.first_after(time.monotonic(), 10)
+        # One of three down (the first endpoint every member talks to): quorum holds.
+        etcd_cluster.stop(0)
+        stopped = time.monotonic()
+        time.sleep(2 * TTL)
+        load.first_after(time.monotonic(), 2 * TTL)  # values keep coming
+        assert leader.role() == "leader"
+        # Two of three down: no quorum, the lease cannot be confirmed, issuing stops.
+        etcd_cluster.stop(1)
+        stopped = time.monotonic()
+        deadline = stopped + 2 * TTL + 3
+        while leader.role() == "leader":
+            assert time.monotonic() < deadline, "the leader kept issuing without a quorum"
+            time.sleep(0.05)
+        refused_after = time.monotonic() - stopped
+        time.sleep(0.5)
+        count = len(load.values)
+        time.sleep(1.0)
+        assert len(load.values) == count, "values were issued without a quorum"
+        reply = leader.raw(b"GETSEQ")
+        assert reply.startswith(b"-TRYAGAIN no sequencer leader available"), reply
+        log = leader.log()
+        assert "stepping down" in log
+        assert "lease can no longer be confirmed" in log or "watermark write" in log
+        # Quorum back: the cluster serves again, still without a repeat.
+        etcd_cluster.start(0)
+        etcd_cluster.start(1)
+        wait_for_leader(members, 30)
+        load.first_after(time.monotonic(), 15)
+    finally:
+        load.stop()
+    _check(load)
+    assert refused_after <= TTL + 3, refused_after
