@@ -40,7 +40,11 @@ def register(subparsers: Any) -> None:
         ),
     )
     serve.add_argument(
-        "--initial", type=int, default=1, help="first value of a new default sequence (default 1)"
+        "--initial",
+        type=int,
+        default=1,
+        help="first value of a new default sequence (default 1; with --sites, counted from the "
+        "start of this site's range)",
     )
     serve.add_argument("--port", type=int, default=10001, help="TCP port (default 10001)")
     serve.add_argument(
@@ -122,7 +126,8 @@ def register(subparsers: Any) -> None:
         type=float,
         default=DEFAULT_TTL,
         help=f"leader lease in seconds: failover after a crash takes about this long "
-        f"(default {DEFAULT_TTL:g}; at least 1; etcd rounds up to whole seconds, minimum 2)",
+        f"(default {DEFAULT_TTL:g}; at least 1; etcd rounds up to whole seconds, minimum 2 with "
+        "its default election timeout)",
     )
     site = serve.add_argument_group("multi-site")
     site.add_argument(
