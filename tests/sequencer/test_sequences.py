@@ -156,3 +156,12 @@ def test_constructor_arguments_are_validated(tmp_path: Path) -> None:
         Sequences(FileStore(tmp_path), block_min=10, block_max=5)
     with pytest.raises(InvalidArgument, match="watermark"):
         FileStore(tmp_path).reserve("x", 0)
+
+
+def test_an_abandoned_term_issues_what_it_reserved_then_refuses(tmp_path: Path) -> None:
+    sequences = Sequences(FileStore(tmp_path), block_min=16, block_max=16)
+    first = sequences.take()
+    sequences.abandon()  # the term is over: no prefetch is scheduled, nothing crashes
+    taken = [sequences.take() for _ in range(15)]
+    assert taken == list(range(first + 1, first + 16))
+    assert FileStore(tmp_path).load()["default"] >= first + 16

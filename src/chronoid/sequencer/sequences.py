@@ -263,7 +263,10 @@ class Sequences:
         if high <= seq.limit:
             return
         seq.prefetching = True
-        seq.future = self._executor.submit(self._write, seq, high)
+        try:
+            seq.future = self._executor.submit(self._write, seq, high)
+        except RuntimeError:  # abandon() shut the executor down meanwhile (another thread)
+            seq.prefetching = False
 
     def _reserve_now(self, seq: _Sequence, end: int) -> None:
         """Raise the watermark to at least ``end`` before returning (blocks on the store)."""
