@@ -6,6 +6,7 @@ each test uses its own cluster name, so tests never see each other's lease.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import signal
 import statistics
@@ -27,7 +28,7 @@ from chronoid.errors import (
     StoreUnavailable,
 )
 from chronoid.sequencer.cli import site_range
-from chronoid.sequencer.client import SequencerClient
+from chronoid.sequencer.client import AsyncSequencerClient, SequencerClient
 from chronoid.sequencer.ha_postgres import PostgresCoordinator
 from chronoid.sequencer.sequences import BLOCK_MAX, MAX_VALUE
 from tests.sequencer.ha_support import Load, Member, make_members, wait_for_leader
@@ -127,11 +128,17 @@ def test_one_leader_and_the_standby_redirects(members: list[Member]) -> None:
         r.execute_command("GETSEQ")
     assert (moved.value.host, moved.value.port) == ("127.0.0.1", leader.port)
     r.close()
-    # ... and our client follows it.
+    # ... and our clients follow it.
     with SequencerClient("127.0.0.1", standby.port) as client:
         first = client.getseq()
         assert client.getseq() == first + 1
         assert client.port == leader.port
+
+    async def follow() -> tuple[int, int]:
+        async with AsyncSequencerClient("127.0.0.1", standby.port) as client:
+            return await client.getseq(), client.port
+
+    assert asyncio.run(follow()) == (first + 2, leader.port)
     info = standby.info()
     assert info["ha_leader"] == leader.address and info["role"] == "standby"
 
@@ -206,6 +213,14 @@ def test_a_clean_stop_hands_over_at_once_without_a_gap(members: list[Member]) ->
         value = client.getseq()
     assert value == last + 5000  # the exact next value: no gap on a planned hand-over
     assert time.monotonic() - stopped < TTL  # resigned: no waiting for the lease to expire
+
+    async def from_the_dead_one() -> int:  # the async client rotates through servers too
+        async with AsyncSequencerClient(
+            "127.0.0.1", leader.port, servers=[standby.address], timeout=1, failover_timeout=5
+        ) as client:
+            return await client.getseq()
+
+    assert asyncio.run(from_the_dead_one()) == value + 1
     assert "resigned term" in leader.log()
 
 
@@ -233,7 +248,11 @@ def test_a_leader_whose_watermark_write_hangs_steps_down(
             time.sleep(0.02)
         assert time.monotonic() - started < TTL
         blocker.rollback()
-    assert "watermark write" in leader.log() and "stepping down" in leader.log()
+    # Issuing stops the moment the write fails; the elector thread logs why just after.
+    while "stepping down" not in leader.log():
+        assert time.monotonic() - started < 2 * TTL, leader.log()
+        time.sleep(0.02)
+    assert "stepping down from term 1: watermark write" in leader.log()
     wait_for_leader(members, 10)  # once the store is healthy, the cluster serves again
 
 

@@ -332,7 +332,11 @@ class Elector:
             self._step_down(term, f"lease lost: {exc}", resign=False)
             return
         except StoreUnavailable as exc:
-            if time.monotonic() >= term.deadline:
+            if term.failed is not None:
+                # A stuck watermark write can hold up the renewal too (it locks the lease
+                # row): name the root cause, not its echo.
+                self._step_down(term, term.failed, resign=True)
+            elif time.monotonic() >= term.deadline:
                 self._step_down(
                     term,
                     f"lease can no longer be confirmed, stopped issuing at its deadline: {exc}",
