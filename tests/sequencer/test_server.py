@@ -9,13 +9,14 @@ import socket
 import ssl
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 import redis
 
-from chronoid.errors import SequencerReplyError
+from chronoid.errors import InvalidArgument, SequencerReplyError
 from chronoid.sequencer.client import AsyncSequencerClient, RangeCache, SequencerClient
 from chronoid.sequencer.commands import SUPPORTED
 from tests.sequencer.conftest import ServerProcess, StartServer, exchange
@@ -270,6 +271,68 @@ def test_asyncio_client(server: ServerProcess) -> None:
 
     firsts = asyncio.run(main())
     assert sorted(firsts) == list(range(1, 201, 10))
+
+
+def test_clients_reconnect_after_the_server_closed_an_idle_connection(
+    start_server: StartServer,
+) -> None:
+    srv = start_server("--idle-timeout", "1")
+
+    async def main() -> tuple[int, int]:
+        async with AsyncSequencerClient(port=srv.port) as client:
+            first = await client.getseq()
+            await asyncio.sleep(1.5)  # the server closes the idle connection meanwhile
+            return first, await client.getseq()
+
+    assert asyncio.run(main()) == (1, 2)
+    with SequencerClient(port=srv.port) as client:
+        first = client.getseq()
+        time.sleep(1.5)
+        assert client.getseq() == first + 1
+
+
+def test_a_timed_out_command_never_answers_the_next_one(start_server: StartServer) -> None:
+    """A reply that arrives after the client gave up must not be read as the answer to the
+    client's next command: the client drops that connection."""
+    srv = start_server()
+
+    async def main() -> None:
+        async with AsyncSequencerClient(port=srv.port, timeout=0.3) as client:
+            first = await client.getseq()
+            srv.process.send_signal(signal.SIGSTOP)
+            try:
+                with pytest.raises(TimeoutError):
+                    await client.getseq()  # the server takes first + 1 once resumed
+            finally:
+                srv.process.send_signal(signal.SIGCONT)
+            await asyncio.sleep(0.2)  # the late reply has arrived on the old connection
+            assert await client.current() == first + 2
+
+    asyncio.run(main())
+    with SequencerClient(port=srv.port, timeout=0.3) as client:
+        first = client.getseq()
+        srv.process.send_signal(signal.SIGSTOP)
+        try:
+            with pytest.raises(TimeoutError):
+                client.getseq()
+        finally:
+            srv.process.send_signal(signal.SIGCONT)
+        time.sleep(0.2)
+        assert client.current() == first + 2
+
+
+def test_clients_check_their_arguments() -> None:
+    for make in (SequencerClient, AsyncSequencerClient):
+        with pytest.raises(InvalidArgument, match="port"):
+            make(port=0)
+        with pytest.raises(InvalidArgument, match="timeout"):
+            make(timeout=0)
+        with pytest.raises(InvalidArgument, match="not one string"):
+            make(servers="127.0.0.1:1")
+        with pytest.raises(InvalidArgument, match="host:port"):
+            make(servers=["nowhere"])
+        with pytest.raises(InvalidArgument, match="failover_timeout"):
+            make(failover_timeout=-1)
 
 
 def test_initial_on_existing_state_never_moves_backwards_unless_forced(

@@ -8,10 +8,11 @@ cache are unique and increasing per cache; across processes they are unique but 
 by block, and values a process never uses are skipped (a gap, never a repeat).
 
 With failover (``chronoid serve --ha``) both clients follow a standby's ``-MOVED 0 host:port``
-to the leader. Given ``servers``, the synchronous client also moves on to the next server when
-one is unreachable or answers ``-TRYAGAIN`` (no leader yet), for up to ``failover_timeout``
-seconds. A command retried on another server after a lost reply may skip values (a gap), never
-repeat one: the servers' fencing sees to that.
+to the leader. Given ``servers``, they also move on to the next server when one is unreachable
+or answers ``-TRYAGAIN`` (no leader yet), for up to ``failover_timeout`` seconds. A command
+retried on another server after a lost reply may skip values (a gap), never repeat one: the
+servers' fencing sees to that. A connection that failed or timed out is closed, never reused:
+a late reply on it would otherwise be read as the answer to the next command.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 from chronoid.errors import InvalidArgument, SequencerReplyError
 from chronoid.sequencer.sequences import DEFAULT_NAME, MAX_COUNT
@@ -54,7 +56,103 @@ def _redirect(error: SequencerReplyError) -> tuple[str, int] | None:
     return None
 
 
-class SequencerClient:
+class _Route:
+    """Which server a client talks to, and what it does after a failure (no I/O, so both
+    clients share one policy): follow ``MOVED``, rotate through ``servers`` on a connection
+    failure or ``TRYAGAIN`` until ``failover_timeout`` has passed, else give up."""
+
+    def __init__(
+        self, host: str, port: int, servers: Sequence[str], failover_timeout: float
+    ) -> None:
+        if not isinstance(port, int) or not 1 <= port <= 65535:
+            raise InvalidArgument(f"port must be an int in 1..65535, got {port!r}")
+        if isinstance(servers, str):
+            raise InvalidArgument("servers must be a list of 'host:port' strings, not one string")
+        if failover_timeout < 0:
+            raise InvalidArgument(f"failover_timeout must be >= 0 s, got {failover_timeout!r}")
+        self.address = (host, port)
+        self.servers = [self.address]
+        for text in servers:
+            address = parse_address(text)
+            if address not in self.servers:
+                self.servers.append(address)
+        self.failover_timeout = failover_timeout if len(self.servers) > 1 else 0.0
+        self.switches = 0
+
+    def begin(self) -> _Attempt:
+        return _Attempt(time.monotonic() + self.failover_timeout)
+
+    def after(self, attempt: _Attempt, exc: BaseException) -> float:
+        """Move on after ``exc`` and return the pause before retrying; re-raise to give up.
+
+        Only called for errors that end the connection's usefulness: reply errors other than
+        ``MOVED``/``TRYAGAIN`` are the caller's answer and are raised before getting here.
+        """
+        if isinstance(exc, SequencerReplyError):
+            target = _redirect(exc)
+            if target is not None:
+                if attempt.redirects >= MAX_REDIRECTS:
+                    raise SequencerReplyError(f"more than {MAX_REDIRECTS} redirects: {exc}")
+                attempt.redirects += 1
+                self._switch(target)
+                return 0.0
+        # TRYAGAIN, unreachable or timed out (perhaps a leader a redirect named has died
+        # since): the next try, and the next call, start at the next server.
+        self._switch(self._next_server())
+        remaining = attempt.deadline - time.monotonic()
+        if remaining <= 0:
+            raise exc
+        pause, attempt.pause = attempt.pause, min(attempt.pause * 2, 0.5)
+        return min(pause, remaining)
+
+    @staticmethod
+    def retryable(exc: SequencerReplyError) -> bool:
+        return _redirect(exc) is not None or str(exc).startswith("TRYAGAIN")
+
+    def _next_server(self) -> tuple[str, int]:
+        index = self.servers.index(self.address) if self.address in self.servers else -1
+        return self.servers[(index + 1) % len(self.servers)]
+
+    def _switch(self, address: tuple[str, int]) -> None:
+        self.address = address
+        self.switches += 1
+        if address not in self.servers:
+            self.servers.append(address)
+
+
+@dataclass(slots=True)
+class _Attempt:
+    deadline: float
+    redirects: int = 0
+    pause: float = 0.05
+
+
+class _Routed:
+    """What both clients expose of their :class:`_Route`."""
+
+    _route: _Route
+
+    @property
+    def host(self) -> str:
+        """The server the next command goes to (after redirects, the leader)."""
+        return self._route.address[0]
+
+    @property
+    def port(self) -> int:
+        return self._route.address[1]
+
+    @property
+    def servers(self) -> list[tuple[str, int]]:
+        """Every server known: the first, ``servers`` and any leader a redirect named."""
+        return self._route.servers
+
+    @property
+    def redirects(self) -> int:
+        """Redirects and server switches so far (for tests and logs)."""
+        return self._route.switches
+
+
+class SequencerClient(_Routed):
     """A blocking connection to ``chronoid serve``; not thread-safe (one per thread).
 
     ``timeout`` is in seconds. ``password`` is sent with ``AUTH`` on connect; ``ssl_context``
@@ -74,24 +172,9 @@ class SequencerClient:
         servers: Sequence[str] = (),
         failover_timeout: float = 10.0,
     ) -> None:
-        if not isinstance(port, int) or not 1 <= port <= 65535:
-            raise InvalidArgument(f"port must be an int in 1..65535, got {port!r}")
+        self._route = _Route(host, port, servers, failover_timeout)
         if timeout <= 0:
             raise InvalidArgument(f"timeout must be > 0 seconds, got {timeout!r}")
-        if isinstance(servers, str):
-            raise InvalidArgument("servers must be a list of 'host:port' strings, not one string")
-        if failover_timeout < 0:
-            raise InvalidArgument(f"failover_timeout must be >= 0 s, got {failover_timeout!r}")
-        self.host = host
-        self.port = port
-        self.servers = [(host, port)]
-        for text in servers:
-            address = parse_address(text)
-            if address not in self.servers:
-                self.servers.append(address)
-        self.failover_timeout = failover_timeout if len(self.servers) > 1 else 0.0
-        self.redirects = 0
-        """Redirects and server switches so far (for tests and logs)."""
         self.password = password
         self.ssl_context = ssl_context
         self.timeout = timeout
@@ -122,41 +205,19 @@ class SequencerClient:
         Follows ``MOVED`` redirects; with ``servers``, tries the next server on a connection
         failure or ``TRYAGAIN`` until ``failover_timeout`` has passed.
         """
-        deadline = time.monotonic() + self.failover_timeout
-        redirects = 0
-        pause = 0.05
+        attempt = self._route.begin()
         while True:
             try:
                 return self._call_here(args)
             except SequencerReplyError as exc:
-                target = _redirect(exc)
-                if target is not None and redirects < MAX_REDIRECTS:
-                    redirects += 1
-                    self._switch(target)
-                    continue
-                if not str(exc).startswith("TRYAGAIN") or time.monotonic() >= deadline:
+                if not _Route.retryable(exc):
                     raise
-                self._switch(self._next_server())
-            except (OSError, EOFError):
-                # Unreachable (perhaps a leader a redirect named that has died since): the
-                # next call starts at the next server either way.
-                self._switch(self._next_server())
-                if time.monotonic() >= deadline:
-                    raise
-            time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
-            pause = min(pause * 2, 0.5)
-
-    def _next_server(self) -> tuple[str, int]:
-        here = (self.host, self.port)
-        index = self.servers.index(here) if here in self.servers else -1
-        return self.servers[(index + 1) % len(self.servers)]
-
-    def _switch(self, address: tuple[str, int]) -> None:
-        self.close()
-        self.host, self.port = address
-        self.redirects += 1
-        if address not in self.servers:
-            self.servers.append(address)
+                self.close()
+                pause = self._route.after(attempt, exc)
+            except (OSError, EOFError) as exc:
+                self.close()
+                pause = self._route.after(attempt, exc)
+            time.sleep(pause)
 
     def _call_here(self, args: tuple[bytes, ...]) -> int | bytes:
         for attempt in (0, 1):
@@ -165,10 +226,15 @@ class SequencerClient:
             try:
                 sock.sendall(_encode(args))
                 return self._read_reply()
-            except (ConnectionError, BrokenPipeError, EOFError):
+            except (ConnectionError, EOFError):
+                # A reused connection the server closed meanwhile (idle timeout, restart):
+                # one retry on a fresh one.
                 self.close()
                 if fresh or attempt:
                     raise
+            except OSError:  # timed out: a late reply must not answer the next command
+                self.close()
+                raise
         raise AssertionError("unreachable")
 
     def close(self) -> None:
@@ -196,8 +262,12 @@ class SequencerClient:
         self._sock = sock
         self._buffer = b""
         if self.password is not None:
-            sock.sendall(_encode((b"AUTH", self.password.encode())))
-            self._read_reply()
+            try:
+                sock.sendall(_encode((b"AUTH", self.password.encode())))
+                self._read_reply()
+            except BaseException:  # refused or lost: never keep an unauthenticated connection
+                self.close()
+                raise
         return sock
 
     def _read_line(self) -> bytes:
@@ -330,9 +400,10 @@ class RangeCache:
             self._fetched.notify_all()
 
 
-class AsyncSequencerClient:
-    """The asyncio form of :class:`SequencerClient`: one reused connection, one command at a
-    time (a lock serialises concurrent callers so replies cannot be mixed up)."""
+class AsyncSequencerClient(_Routed):
+    """The asyncio form of :class:`SequencerClient`, with the same arguments: one reused
+    connection, one command at a time (a lock serialises concurrent callers so replies cannot
+    be mixed up)."""
 
     def __init__(
         self,
@@ -342,13 +413,12 @@ class AsyncSequencerClient:
         password: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
         timeout: float = 5.0,
+        servers: Sequence[str] = (),
+        failover_timeout: float = 10.0,
     ) -> None:
-        if not isinstance(port, int) or not 1 <= port <= 65535:
-            raise InvalidArgument(f"port must be an int in 1..65535, got {port!r}")
+        self._route = _Route(host, port, servers, failover_timeout)
         if timeout <= 0:
             raise InvalidArgument(f"timeout must be > 0 seconds, got {timeout!r}")
-        self.host = host
-        self.port = port
         self.password = password
         self.ssl_context = ssl_context
         self.timeout = timeout
@@ -370,23 +440,55 @@ class AsyncSequencerClient:
     async def call(self, *args: bytes) -> int | bytes:
         """Send one command; an integer or string reply, or raise on an error reply.
 
-        Follows a standby's ``MOVED`` redirect to the leader.
+        Follows ``MOVED`` redirects; with ``servers``, tries the next server on a connection
+        failure or ``TRYAGAIN`` until ``failover_timeout`` has passed.
         """
         async with self._lock:
-            for _ in range(MAX_REDIRECTS):
-                if self._writer is None:
+            attempt = self._route.begin()
+            while True:
+                try:
+                    return await self._call_here(args)
+                except SequencerReplyError as exc:
+                    if not _Route.retryable(exc):
+                        raise
+                    self._drop()
+                    pause = self._route.after(attempt, exc)
+                except (OSError, EOFError) as exc:  # TimeoutError is an OSError
+                    pause = self._route.after(attempt, exc)
+                await asyncio.sleep(pause)
+
+    async def _call_here(self, args: tuple[bytes, ...]) -> int | bytes:
+        for attempt in (0, 1):
+            fresh = self._writer is None
+            if fresh:
+                try:
                     await asyncio.wait_for(self._connect(), self.timeout)
+                except BaseException:  # unreachable, timed out or refused AUTH: start over
+                    self._drop()
+                    raise
+            try:
                 assert self._writer is not None
                 self._writer.write(_encode(args))
-                try:
-                    return await asyncio.wait_for(self._read_reply(), self.timeout)
-                except SequencerReplyError as exc:
-                    target = _redirect(exc)
-                    if target is None:
-                        raise
-                    await self.close()
-                    self.host, self.port = target
-            raise SequencerReplyError(f"more than {MAX_REDIRECTS} redirects for {args[0]!r}")
+                return await asyncio.wait_for(self._read_reply(), self.timeout)
+            except SequencerReplyError:
+                raise  # an answer: the connection is still in step
+            except (ConnectionError, EOFError):
+                # A reused connection the server closed meanwhile (idle timeout, restart):
+                # one retry on a fresh one.
+                self._drop()
+                if fresh or attempt:
+                    raise
+            except BaseException:
+                # Timed out or cancelled mid-command: a late reply must not be read as the
+                # answer to the next command.
+                self._drop()
+                raise
+        raise AssertionError("unreachable")
+
+    def _drop(self) -> None:
+        writer, self._writer, self._reader = self._writer, None, None
+        if writer is not None:
+            writer.close()
 
     async def close(self) -> None:
         """Close the connection (the next call reconnects)."""
