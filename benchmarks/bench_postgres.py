@@ -47,6 +47,7 @@ import uuid_utils
 from chronoid.generator import Generator
 from chronoid.modes.instance import InstanceGenerator
 from chronoid.postgres.installer import install
+from chronoid.postgres.sqlgen import _tick_expr
 from chronoid.variants import VARIANTS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -224,6 +225,53 @@ def server_side(dsn: str, schema: str, rows: int, rounds: int) -> str:
         "sessions, so its table has a "
         "non-unique index; every other table has a primary key."
     )
+    return "\n".join(lines)
+
+
+def breakdown(dsn: str, schema: str, rows: int, rounds: int) -> str:
+    """Where ``chronoid_next('chrono64s')``'s time goes, in one session.
+
+    Each part is the generated function's own SQL (from ``chronoid.postgres.sqlgen``) run as
+    ``SELECT count(part) FROM generate_series(1, R)`` minus the same with a constant; the
+    differences between nested parts give the cost of each step.
+    """
+    layout = VARIANTS["chrono64s"]
+    seq = f"{schema}.chronoid_seq_chrono64s"
+    tick = _tick_expr(layout, "clock_timestamp()").replace("@schema@", schema)
+    parts = {
+        "base": "1",
+        "nextval": f"nextval('{seq}')",
+        "nextval+currval": f"nextval('{seq}') + currval('{seq}')",
+        "clock": "date_part('epoch', clock_timestamp())",
+        "tick": _tick_expr(layout, "clock_timestamp()", checked=False),
+        "tick+check": tick,
+        "chronoid_next": "chronoid_next('chrono64s')",
+    }
+    samples: dict[str, list[float]] = {name: [] for name in parts}
+    with _connect(dsn, schema) as conn:
+        for _ in range(rounds):
+            order = list(parts)
+            random.shuffle(order)
+            for name in order:
+                start = time.perf_counter()
+                conn.execute(f"SELECT count({parts[name]}) FROM generate_series(1, {rows})")
+                samples[name].append((time.perf_counter() - start) / rows * 1e9)
+    ns = {name: _median(v) - _median(samples["base"]) for name, v in samples.items()}
+    steps = [
+        ("`nextval()` of the variant's sequence (draws v)", ns["nextval"]),
+        ("`currval()` (reads v a second time)", ns["nextval+currval"] - ns["nextval"]),
+        ("`date_part('epoch', clock_timestamp())` (reads the clock)", ns["clock"]),
+        ("tick arithmetic (`floor`, offset, cast)", ns["tick"] - ns["clock"]),
+        ("tick range check (the domain's CHECK)", ns["tick+check"] - ns["tick"]),
+        (
+            "mixing and packing (the rest)",
+            ns["chronoid_next"] - ns["nextval+currval"] - ns["tick+check"],
+        ),
+        ("**`chronoid_next('chrono64s')`**", ns["chronoid_next"]),
+    ]
+    lines = ["| step | ns/row | share of `nextval()` |", "| --- | ---: | ---: |"]
+    for label, value in steps:
+        lines.append(f"| {label} | {value:,.0f} | {value / ns['nextval']:.2f}× |")
     return "\n".join(lines)
 
 
@@ -462,6 +510,8 @@ def main(argv: list[str] | None = None) -> int:
             version = conn.execute("SHOW server_version").fetchone()
         print("server-side cost per row ...", file=sys.stderr)
         cost = server_side(args.dsn, schema, cost_rows, rounds)
+        print("where chronoid_next's time goes ...", file=sys.stderr)
+        parts = breakdown(args.dsn, schema, cost_rows, 3 * rounds)
         print("round trips ...", file=sys.stderr)
         trips = round_trips(args.dsn, schema, 2_000 if args.quick else 5_000, rounds)
         print("duplicates under concurrency ...", file=sys.stderr)
@@ -487,6 +537,12 @@ def main(argv: list[str] | None = None) -> int:
             f"Server-side cost per row ({rounds} interleaved rounds, medians):",
             "",
             cost,
+            "",
+            f"Where `chronoid_next('chrono64s')`'s time goes (one session, {cost_rows:,} rows "
+            f"per query, {3 * rounds} interleaved rounds, medians; each step is the difference "
+            "between nested parts of the generated SQL):",
+            "",
+            parts,
             "",
             "Round trips (one prepared single-row query per call, same connection):",
             "",
