@@ -41,13 +41,24 @@ class EtcdCluster:
         root: a directory of the test's own (``tmp_path``): data dirs and logs go there.
         size: number of members (3 tolerates one failure).
         ready_s: how long to wait for a member to report healthy (s).
+        heartbeat_ms, election_timeout_ms: raft timings (etcd's defaults are 100 and 1000).
     """
 
-    def __init__(self, root: Path, size: int = 3, *, ready_s: float = 20.0) -> None:
+    def __init__(
+        self,
+        root: Path,
+        size: int = 3,
+        *,
+        ready_s: float = 20.0,
+        heartbeat_ms: int = HEARTBEAT_MS,
+        election_timeout_ms: int = ELECTION_TIMEOUT_MS,
+    ) -> None:
         if shutil.which(ETCD) is None:
             raise RuntimeError("etcd is not installed (apt-get install etcd-server)")
         self.root = root
         self.ready_s = ready_s
+        self.heartbeat_ms = heartbeat_ms
+        self.election_timeout_ms = election_timeout_ms
         self.names = [f"m{i}" for i in range(size)]
         self.client_ports = [free_port() for _ in range(size)]
         self.peer_ports = [free_port() for _ in range(size)]
@@ -94,9 +105,9 @@ class EtcdCluster:
                     "--initial-cluster-token",
                     self._token,
                     "--heartbeat-interval",
-                    str(HEARTBEAT_MS),
+                    str(self.heartbeat_ms),
                     "--election-timeout",
-                    str(ELECTION_TIMEOUT_MS),
+                    str(self.election_timeout_ms),
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=log,

@@ -8,6 +8,7 @@ keys, and removes its keys at the end.
 from __future__ import annotations
 
 import base64
+import logging
 import socket
 import threading
 import time
@@ -22,7 +23,9 @@ import pytest
 import requests
 
 from chronoid.errors import InvalidArgument, LeadershipLost, StoreUnavailable
+from chronoid.sequencer.ha import Elector
 from chronoid.sequencer.ha_etcd import EtcdCoordinator, parse_etcd_endpoints
+from chronoid.sequencer.sequences import Sequences
 from tests.sequencer.etcd_cluster import EtcdCluster
 from tests.support import free_port
 
@@ -530,3 +533,54 @@ def test_cluster_without_quorum_is_unavailable_not_lost(
     assert b.load(token)["ids"] in (100, 200)
     a.reserve(token, "ids", 50)
     assert b.load(token) == {"ids": 50}
+
+
+def test_a_member_that_stepped_down_without_quorum_resigns_once_it_is_back(
+    cluster: EtcdCluster, make3: Factory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """When etcd elects a raft leader again it renews every lease, so a term that could not
+    resign during the outage would block the cluster for another whole TTL: the elector keeps
+    its resignation and delivers it as soon as a quorum answers."""
+    caplog.set_level(logging.INFO, logger="chronoid.sequencer")
+    ttl = 2.0
+    elector = Elector(
+        make3(timeout=0.5),
+        member="m1",
+        address="127.0.0.1:1",
+        make_sequences=lambda store: Sequences(store, block_min=16, block_max=16),
+        ttl=ttl,
+    )
+    elector.start()
+    try:
+        first = _wait_serving(elector, 10)
+        token = int(elector.info()["ha_term"])  # type: ignore[call-overload]
+        first.take()
+        cluster.stop(0)
+        cluster.stop(1)
+        _wait_until(lambda: elector.info()["ha_step_downs"] == 1, 2 * ttl + 3)
+        assert "lease can no longer be confirmed" in str(elector.info()["ha_reason"])
+        assert elector.serving() is None
+        time.sleep(0.5)
+        cluster.start(1)
+        _wait_healthy(cluster, [1, 2])
+        back = time.monotonic()
+        _wait_serving(elector, 3 * ttl)
+        assert int(elector.info()["ha_term"]) > token  # type: ignore[call-overload]
+        assert f"resigned term {token}" in caplog.text
+        assert time.monotonic() - back < 2 * ttl
+    finally:
+        elector.close()
+
+
+def _wait_until(condition: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def _wait_serving(elector: Elector, timeout: float) -> Sequences:
+    _wait_until(lambda: elector.serving() is not None, timeout)
+    sequences = elector.serving()
+    assert sequences is not None
+    return sequences

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -165,3 +166,60 @@ def test_an_abandoned_term_issues_what_it_reserved_then_refuses(tmp_path: Path) 
     taken = [sequences.take() for _ in range(15)]
     assert taken == list(range(first + 1, first + 16))
     assert FileStore(tmp_path).load()["default"] >= first + 16
+
+
+class StallingStore:
+    """A FileStore whose writes hang while ``gate`` is clear (a commit on a stalled disk)."""
+
+    def __init__(self, path: Path) -> None:
+        self.inner = FileStore(path)
+        self.gate = threading.Event()
+        self.gate.set()
+        self.stalled = threading.Event()
+
+    def load(self) -> dict[str, int]:
+        return self.inner.load()
+
+    def reserve(self, name: str, high: int) -> None:
+        if not self.gate.is_set():
+            self.stalled.set()
+            self.gate.wait()
+        self.inner.reserve(name, high)
+
+
+def test_a_stalled_reservation_fails_the_request_instead_of_freezing_the_server(
+    tmp_path: Path,
+) -> None:
+    store = StallingStore(tmp_path)
+    sequences = Sequences(store, block_min=16, block_max=16, wait_timeout=0.2)
+    store.gate.clear()
+    taken = [sequences.take()]
+    while not store.stalled.is_set():  # the background reservation is now stuck
+        taken.append(sequences.take())
+    while True:  # hand out the headroom; the request past it must not wait for ever
+        try:
+            taken.append(sequences.take())
+        except StoreUnavailable as exc:
+            assert "writing for more than 0.2 s" in str(exc)
+            break
+    store.gate.set()
+    taken += [sequences.take() for _ in range(40)]
+    assert taken == list(range(taken[0], taken[0] + len(taken)))
+    sequences.close()
+    assert FileStore(tmp_path).load()["default"] == taken[-1] + 1
+
+
+def test_a_reservation_cancelled_by_stepping_down_refuses_cleanly(tmp_path: Path) -> None:
+    store = StallingStore(tmp_path)
+    sequences = Sequences(store, block_min=16, block_max=16, wait_timeout=5)
+    sequences.take(1, "b")
+    store.gate.clear()
+    while not store.stalled.is_set():  # the one reservation thread is stuck on "default"
+        sequences.take()
+    for _ in range(12):  # "b" queues its reservation behind it
+        sequences.take(1, "b")
+    sequences.abandon()  # the term is over: the queued reservation is cancelled
+    with pytest.raises(StoreUnavailable, match="cancelled"):
+        while True:
+            sequences.take(1, "b")
+    store.gate.set()

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from chronoid.errors import InvalidArgument
 from chronoid.sequencer.ha import DEFAULT_TTL
-from chronoid.sequencer.sequences import MAX_VALUE, Sequences
+from chronoid.sequencer.sequences import MAX_VALUE, WAIT_TIMEOUT, Sequences
 from chronoid.sequencer.store import FileStore, WatermarkStore, default_data_dir
 
 if TYPE_CHECKING:
@@ -171,7 +171,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     def make_sequences(store: WatermarkStore) -> Sequences:
         return Sequences(
-            store, initial, force_initial=args.force_initial, floor=floor, ceiling=ceiling
+            store,
+            initial,
+            force_initial=args.force_initial,
+            floor=floor,
+            ceiling=ceiling,
+            # With --ha, no wait should outlast the lease: the term is over by then anyway.
+            wait_timeout=args.lease_ttl if args.ha is not None else WAIT_TIMEOUT,
         )
 
     sequences: Sequences | None = None

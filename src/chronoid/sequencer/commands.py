@@ -164,6 +164,8 @@ class Dispatcher:
             first = sequences.take(times)
         except (InvalidArgument, StoreUnavailable):
             return None
+        if not self._still_serving(sequences):
+            return None  # the values taken become a gap; each command is refused
         self.requests["GETSEQ"] = self.requests.get("GETSEQ", 0) + times
         return (":%d\r\n" * times % tuple(range(first, first + times))).encode()
 
@@ -188,11 +190,20 @@ class Dispatcher:
         if sequences is None:
             return self._refuse()
         try:
-            return b":%d\r\n" % sequences.take(count, name)
+            first = sequences.take(count, name)
         except InvalidArgument as exc:
             return encode_error(f"ERR {exc}")
         except StoreUnavailable as exc:
             return encode_error(f"ERR reservation failed, not issuing: {exc}")
+        if not self._still_serving(sequences):
+            return self._refuse()  # the values taken become a gap
+        return b":%d\r\n" % first
+
+    def _still_serving(self, sequences: Sequences) -> bool:
+        """Whether the term that lent ``sequences`` is still live after a take(): a take that
+        had to reserve can block past the lease deadline, and a value handed out then could
+        come after values a successor already issued (unique still, but out of order)."""
+        return self.gate is None or self.gate.serving() is sequences
 
     def _current(self, state: ConnectionState, command: Command) -> bytes:
         if len(command) > 2:

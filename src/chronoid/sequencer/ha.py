@@ -62,6 +62,18 @@ RENEWALS = 3
 """Renewals per TTL (the leader renews every ``ttl / RENEWALS`` seconds)."""
 STANDBY_POLL = 0.2
 """How often (s, at most ``ttl / 4``) a standby asks the store whether the lease is free."""
+COOL_OFF_POLLS = 2
+"""After stepping down for a failure of its own, a member waits this many standby polls
+before campaigning again, so a healthy standby gets the lease first."""
+
+
+def _boot_clock() -> float:
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
+_now: Callable[[], float] = _boot_clock if hasattr(time, "CLOCK_BOOTTIME") else time.monotonic
+"""The clock of lease deadlines: Linux's ``CLOCK_BOOTTIME`` keeps counting while the machine
+is suspended, where ``time.monotonic`` stops, so a resumed leader sees its lease run out."""
 
 
 class Coordinator(Protocol):
@@ -132,8 +144,9 @@ def open_coordinator(url: str, cluster: str, timeout: float) -> Coordinator:
 @dataclass(slots=True)
 class _Term:
     token: int
-    deadline: float  # time.monotonic() after which this member must not issue
+    deadline: float  # _now() after which this member must not issue
     sequences: Sequences
+    next_renewal: float  # _now() at which the elector renews next
     failed: str | None = None  # set by any thread when a watermark write failed
 
 
@@ -189,6 +202,8 @@ class Elector:
         self.step_downs = 0
         self._make_sequences = make_sequences
         self._term: _Term | None = None
+        self._unresigned: int | None = None  # a term to resign once the store answers
+        self._cool_off_until = 0.0
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="chronoid-elector", daemon=True)
@@ -198,7 +213,7 @@ class Elector:
     def serving(self) -> Sequences | None:
         """The term's sequences while this member may issue, else None."""
         term = self._term
-        if term is None or term.failed is not None or time.monotonic() >= term.deadline:
+        if term is None or term.failed is not None or _now() >= term.deadline:
             return None
         return term.sequences
 
@@ -241,8 +256,14 @@ class Elector:
         self._stopping.set()
         self._wake.set()
         if self._thread.is_alive():
-            self._thread.join()
+            # Bounded: a store call stuck past its own timeouts (a commit waiting on a stalled
+            # disk) must not keep the process from exiting; the lease then expires by itself.
+            self._thread.join(timeout=2 * self.ttl)
+            if self._thread.is_alive():
+                log.warning("the elector is stuck in a store call; closing without it")
         term, self._term = self._term, None
+        if self._unresigned is not None:
+            self._resign_quietly(self._unresigned)
         if term is not None:
             term.sequences.close()
             try:
@@ -284,7 +305,13 @@ class Elector:
         self._wake.clear()
 
     def _stand_by(self) -> None:
-        sent = time.monotonic()
+        if self._unresigned is not None:
+            self._resign_quietly(self._unresigned)
+        cooling = self._cool_off_until - _now()
+        if cooling > 0:
+            self._sleep(cooling)
+            return
+        sent = _now()
         try:
             token = self.coordinator.campaign(self.member, self.address, self.ttl)
             if token is None:
@@ -298,18 +325,24 @@ class Elector:
             log.warning("cannot campaign: %s", exc)
             self._sleep(self._poll())
             return
-        deadline = sent + self.ttl * LEASE_SAFETY
         try:
             sequences = self._make_sequences(_FencedStore(self.coordinator, token, self))
-        except (StoreUnavailable, OSError) as exc:
+        except Exception as exc:  # whatever it is, this term cannot serve: free the lease
             self.reason = f"won term {token} but could not load/reserve: {exc}"
             log.error("%s; resigning", self.reason)
             self._resign_quietly(token)
-            self._sleep(self._poll())
+            self._cool_off()
             return
         self.terms_won += 1
         self.leader_address = self.address
-        self._term = _Term(token, deadline, sequences)
+        # The deadline and the renewal schedule count from the campaign's send time: loading
+        # and reserving took part of the lease already.
+        self._term = _Term(
+            token,
+            deadline=sent + self.ttl * LEASE_SAFETY,
+            sequences=sequences,
+            next_renewal=sent + self.ttl / RENEWALS,
+        )
         log.info(
             "leader of %s: term %d, lease %.1f s, next value %d",
             self.coordinator.description,
@@ -319,35 +352,43 @@ class Elector:
         )
 
     def _lead(self, term: _Term) -> None:
-        self._sleep(self.ttl / RENEWALS)
+        wait = term.next_renewal - _now()
+        if wait > 0:
+            self._sleep(wait)  # fail() wakes it early
         if term.failed is not None:
             self._step_down(term, term.failed, resign=True)
             return
-        if self._stopping.is_set():
+        if self._stopping.is_set() or _now() < term.next_renewal:
             return
-        sent = time.monotonic()
+        sent = _now()
         try:
             self.coordinator.renew(term.token, self.ttl)
         except LeadershipLost as exc:
             self._step_down(term, f"lease lost: {exc}", resign=False)
             return
         except StoreUnavailable as exc:
+            # Try again soon, not a whole renewal period later: the lease is running out.
+            term.next_renewal = _now() + self._poll()
             if term.failed is not None:
                 # A stuck watermark write can hold up the renewal too (it locks the lease
                 # row): name the root cause, not its echo.
                 self._step_down(term, term.failed, resign=True)
-            elif time.monotonic() >= term.deadline:
+            elif _now() >= term.deadline:
                 self._step_down(
                     term,
                     f"lease can no longer be confirmed, stopped issuing at its deadline: {exc}",
-                    resign=False,
+                    resign=True,
                 )
             else:
                 log.warning("lease renewal failed (still within the lease): %s", exc)
             return
         term.deadline = max(term.deadline, sent + self.ttl * LEASE_SAFETY)
+        term.next_renewal = sent + self.ttl / RENEWALS
 
     def _step_down(self, term: _Term, reason: str, *, resign: bool) -> None:
+        """End ``term``; with ``resign`` (a failure of this member's own, not a lost lease)
+        free the lease, now or as soon as the store answers, and cool off before campaigning.
+        """
         if self._term is not term:
             return
         self._term = None
@@ -358,9 +399,27 @@ class Elector:
         term.sequences.abandon()
         if resign:
             self._resign_quietly(term.token)
+            self._cool_off()
+
+    def _cool_off(self) -> None:
+        self._cool_off_until = _now() + COOL_OFF_POLLS * self._poll()
 
     def _resign_quietly(self, token: int) -> None:
+        """Resign ``token``; if the store does not answer, keep it to retry while standing by.
+
+        Resigning is fenced (it ends the term only if it is still the live one), so a late
+        retry cannot end a successor's term; until it succeeds, the lease frees itself when it
+        expires, which can be much later (etcd renews every lease when its raft leader changes).
+        """
         try:
             self.coordinator.resign(token)
         except StoreUnavailable as exc:
-            log.warning("could not resign term %d (it expires by itself): %s", token, exc)
+            if self._unresigned != token:
+                log.warning(
+                    "could not resign term %d yet (retrying while standing by): %s", token, exc
+                )
+            self._unresigned = token
+            return
+        if self._unresigned == token:
+            log.info("resigned term %d", token)
+        self._unresigned = None

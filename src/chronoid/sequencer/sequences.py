@@ -24,7 +24,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from chronoid.errors import InvalidArgument, StoreUnavailable
@@ -37,6 +37,7 @@ __all__ = [
     "MAX_COUNT",
     "MAX_VALUE",
     "NAME_PATTERN",
+    "WAIT_TIMEOUT",
     "Sequences",
 ]
 
@@ -62,6 +63,9 @@ SHRINK_WINDOW = 60.0
 """Reservations further apart than this (s) halve the block."""
 RETRY_AFTER = 1.0
 """After a failed reservation, wait this long (s) before trying the store again."""
+WAIT_TIMEOUT = 10.0
+"""Longest time (s) a request waits for a reservation in flight or the write lock: a store
+stuck past its own timeouts (a commit waiting on a stalled disk) must not freeze the server."""
 
 
 @dataclass(slots=True)
@@ -99,6 +103,9 @@ class Sequences:
 
     ``floor`` and ``ceiling`` bound every value of every sequence (multi-site mode gives each
     site a disjoint range): new sequences start at ``floor`` and none goes past ``ceiling``.
+
+    ``wait_timeout`` bounds how long a request waits for a reservation another thread is
+    writing; past it the request fails with :class:`StoreUnavailable` and nothing is issued.
     """
 
     def __init__(
@@ -112,6 +119,7 @@ class Sequences:
         floor: int = 1,
         ceiling: int = MAX_VALUE,
         clock: Callable[[], float] = time.monotonic,
+        wait_timeout: float = WAIT_TIMEOUT,
     ) -> None:
         if not 1 <= floor <= ceiling <= MAX_VALUE:
             raise InvalidArgument(
@@ -127,6 +135,11 @@ class Sequences:
             raise InvalidArgument(
                 f"need 1 <= block_min <= block_max (values), got {block_min} and {block_max}"
             )
+        if not 0 < wait_timeout < float("inf"):
+            raise InvalidArgument(
+                f"wait_timeout must be a number of seconds > 0, got {wait_timeout!r}"
+            )
+        self.wait_timeout = wait_timeout
         self.store = store
         self.block_min = block_min
         self.block_max = block_max
@@ -272,7 +285,17 @@ class Sequences:
         """Raise the watermark to at least ``end`` before returning (blocks on the store)."""
         future = seq.future
         if future is not None:
-            future.result()  # _write never raises; it records failures on seq
+            try:
+                future.result(self.wait_timeout)  # _write never raises; it records failures
+            except CancelledError:  # abandon() cancelled it: the term is over
+                raise StoreUnavailable(
+                    f"sequence {seq.name!r}: its reservation was cancelled (stepping down)"
+                ) from None
+            except TimeoutError:
+                raise StoreUnavailable(
+                    f"sequence {seq.name!r}: a reservation has been writing for more than "
+                    f"{self.wait_timeout:g} s (a stalled store?)"
+                ) from None
             seq.future = None
         if end <= seq.limit:
             return
@@ -286,17 +309,32 @@ class Sequences:
             ) from seq.failure
         self.stats.synchronous_reservations += 1
         high = min(end + self._next_block(seq), self.ceiling + 1)
-        self._write(seq, high)
+        self._write(seq, high, wait=self.wait_timeout)
         if seq.failure is not None:
             raise StoreUnavailable(
                 f"cannot reserve values of sequence {seq.name!r}: {seq.failure}"
             ) from seq.failure
 
-    def _write(self, seq: _Sequence, high: int) -> None:
-        """Store ``high`` and only then let values below it out (either thread)."""
-        with seq.lock:
+    def _write(self, seq: _Sequence, high: int, *, wait: float = -1) -> None:
+        """Store ``high`` and only then let values below it out (either thread).
+
+        ``wait``: how long to wait for the sequence's write lock (-1: as long as it takes).
+        """
+        if not seq.lock.acquire(timeout=wait):
+            seq.failure = StoreUnavailable(
+                f"another reservation of {seq.name!r} has held the store for more than "
+                f"{wait:g} s (a stalled store?)"
+            )
+            seq.failed_at = self._clock()
+            self.stats.reservation_errors += 1
+            return
+        try:
             started = time.perf_counter()
             try:
+                if high <= seq.limit:
+                    # Already covered by a write that landed meanwhile. Writing it anyway
+                    # could lower the stored watermark under values already handed out.
+                    return
                 self.store.reserve(seq.name, high)
             except Exception as exc:  # any failure: issue nothing above the old watermark
                 seq.failure = exc
@@ -312,6 +350,8 @@ class Sequences:
             finally:
                 self.stats.reservation_seconds += time.perf_counter() - started
                 seq.prefetching = False
+        finally:
+            seq.lock.release()
 
 
 def _check_name(name: str) -> None:
