@@ -31,6 +31,7 @@ follow it) or ``-TRYAGAIN ...`` saying why no leader is known.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -67,11 +68,11 @@ COOL_OFF_POLLS = 2
 before campaigning again, so a healthy standby gets the lease first."""
 
 
-def _boot_clock() -> float:
-    return time.clock_gettime(time.CLOCK_BOOTTIME)
-
-
-_now: Callable[[], float] = _boot_clock if hasattr(time, "CLOCK_BOOTTIME") else time.monotonic
+_now: Callable[[], float] = (
+    functools.partial(time.clock_gettime, time.CLOCK_BOOTTIME)
+    if hasattr(time, "CLOCK_BOOTTIME")
+    else time.monotonic
+)
 """The clock of lease deadlines: Linux's ``CLOCK_BOOTTIME`` keeps counting while the machine
 is suspended, where ``time.monotonic`` stops, so a resumed leader sees its lease run out."""
 
@@ -104,7 +105,11 @@ class Coordinator(Protocol):
         ...
 
     def load(self, token: int) -> dict[str, int]:
-        """Every stored watermark of the cluster by sequence name."""
+        """Every stored watermark of the cluster by sequence name.
+
+        Not fenced (a store may ignore ``token``): a stale read costs nothing, because no value
+        is issued before the term's first fenced :meth:`reserve` succeeds.
+        """
         ...
 
     def reserve(self, token: int, name: str, high: int) -> None:
