@@ -427,4 +427,4 @@ class Elector:
             return
         if self._unresigned == token:
             log.info("resigned term %d", token)
-        self._unresigned = None
+            self._unresigned = None
