@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install everything chronoid's tests and benchmarks need on a Debian machine:
-# the servers the integration tests talk to (PostgreSQL, Redis, etcd) when missing,
+# the servers the integration tests talk to (PostgreSQL, Redis, etcd, NATS) when missing,
 # and a virtualenv in .venv with chronoid and its dev dependencies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +11,7 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
+[ -x /usr/sbin/nats-server ] || command -v nats-server >/dev/null 2>&1 || need+=(nats-server)
 command -v nc >/dev/null 2>&1 || need+=(netcat-openbsd)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v curl >/dev/null 2>&1 || need+=(curl)

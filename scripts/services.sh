@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Start the servers the integration tests need, if they are not already answering:
-# PostgreSQL on 127.0.0.1:5432 (trust auth, database "test"), Redis on 127.0.0.1:6379 and
-# etcd on 127.0.0.1:2379. Safe to run again; prints what it started.
+# PostgreSQL on 127.0.0.1:5432 (trust auth, database "test"), Redis on 127.0.0.1:6379,
+# etcd on 127.0.0.1:2379 and NATS with JetStream on 127.0.0.1:4222. Safe to run again; prints
+# what it started.
 set -euo pipefail
 
 pg_ok() { psql -h 127.0.0.1 -U postgres -d test -Atqc 'select 1' >/dev/null 2>&1; }
@@ -48,4 +49,14 @@ if ! etcd_ok; then
     for _ in $(seq 100); do etcd_ok && break; sleep 0.1; done
 fi
 etcd_ok || { echo "services.sh: etcd did not become healthy" >&2; exit 1; }
-echo "services.sh: PostgreSQL, Redis and etcd are up"
+nats_ok() { (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; }
+if ! nats_ok; then
+    echo "services.sh: starting NATS (JetStream)"
+    datadir=${CHRONOID_NATS_DIR:-/tmp/chronoid-nats-4222}
+    mkdir -p "$datadir"
+    setsid nohup "$(command -v nats-server || echo /usr/sbin/nats-server)" -a 127.0.0.1 -p 4222 \
+        -js -sd "$datadir" >"$datadir.log" 2>&1 </dev/null &
+    for _ in $(seq 100); do nats_ok && break; sleep 0.1; done
+fi
+nats_ok || { echo "services.sh: NATS did not start" >&2; exit 1; }
+echo "services.sh: PostgreSQL, Redis, etcd and NATS are up"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command: start missing servers, then lint, type-check and run every test,
-# the integration tests against real PostgreSQL, Redis and etcd included.
+# the integration tests against real PostgreSQL, Redis, etcd and NATS included.
 # Extra arguments go to pytest (e.g. scripts/test.sh -k layout).
 set -euo pipefail
 cd "$(dirname "$0")/.."

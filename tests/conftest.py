@@ -1,9 +1,9 @@
 """Shared fixtures: the real servers integration tests talk to.
 
-A test that needs PostgreSQL, Redis or etcd takes the matching fixture. If the server does
-not answer, the test fails with the reason (it never skips silently): ``scripts/test.sh``
-starts all three. Addresses can be overridden with CHRONOID_TEST_PG_DSN,
-CHRONOID_TEST_REDIS_URL and CHRONOID_TEST_ETCD_URL.
+A test that needs PostgreSQL, Redis, etcd or NATS takes the matching fixture. If the server
+does not answer, the test fails with the reason (it never skips silently): ``scripts/test.sh``
+starts all four. Addresses can be overridden with CHRONOID_TEST_PG_DSN,
+CHRONOID_TEST_REDIS_URL, CHRONOID_TEST_ETCD_URL and CHRONOID_TEST_NATS_URL.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import pytest
 PG_DSN = os.environ.get("CHRONOID_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("CHRONOID_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 ETCD_URL = os.environ.get("CHRONOID_TEST_ETCD_URL", "http://127.0.0.1:2379")
+NATS_URL = os.environ.get("CHRONOID_TEST_NATS_URL", "nats://127.0.0.1:4222")
 
 
 def _require_port(url: str, what: str) -> None:
@@ -52,3 +53,10 @@ def etcd_url() -> str:
     """URL of the real etcd server's HTTP/JSON gateway (fails the test if it is down)."""
     _require_port(ETCD_URL, "etcd")
     return ETCD_URL
+
+
+@pytest.fixture(scope="session")
+def nats_url() -> str:
+    """URL of the real NATS server, started with JetStream (fails the test if it is down)."""
+    _require_port(NATS_URL, "NATS")
+    return NATS_URL

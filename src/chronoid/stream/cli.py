@@ -22,7 +22,8 @@ def register(subparsers: Any) -> None:
         help="emit events at aligned wall-clock boundaries",
         description=(
             "Emit one event per aligned boundary (second, minute, hour or day) as JSON lines "
-            "on stdout or to a Redis Stream, until SIGINT/SIGTERM (the buffer is flushed)."
+            "on stdout, to a Redis Stream or to NATS JetStream, until SIGINT/SIGTERM (the "
+            "buffer is flushed)."
         ),
     )
     parser.add_argument(
@@ -36,7 +37,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--sink",
         default="stdout",
-        help="stdout (default) or redis://host:port/db?stream=NAME&maxlen=N",
+        help=(
+            "stdout (default), redis://host:port/db?stream=NAME&maxlen=N or "
+            "nats://host:port?subject=NAME&stream=NAME (JetStream; the stream is created if "
+            "missing)"
+        ),
     )
     parser.add_argument(
         "--catch-up",
