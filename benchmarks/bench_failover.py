@@ -125,9 +125,7 @@ def measure_etcd_member_loss(
                     stopped = time.monotonic()
                     time.sleep(2 * ttl)
                     load.first_after(stopped, 30)
-                    now = time.monotonic()
-                    times = [stopped, *(t for t, _ in load.values if stopped < t < now), now]
-                    pause = max(b - a for a, b in itertools.pairwise(times))
+                    pause = load.longest_pause(stopped, time.monotonic())
                     downs = sum(int(m.info()["ha_step_downs"]) for m in members) - downs
                     results[kind].append((pause, downs))
                     print(

@@ -7,6 +7,7 @@ failover-time checks.
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import socket
@@ -179,6 +180,13 @@ class Load:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=40)
+
+    def longest_pause(self, since: float, until: float | None = None) -> float:
+        """The longest time without a value after ``since`` (s), up to ``until`` if given."""
+        times = [since, *(t for t, _ in self.values if since < t and (until is None or t < until))]
+        if until is not None:
+            times.append(until)
+        return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
 
     def first_after(self, moment: float, timeout: float) -> float:
         """When the first value after ``moment`` arrived (waits up to ``timeout``)."""
