@@ -56,6 +56,14 @@ class SequenceExhausted(ChronoidError):
     """Every sequence value of the current tick is used and the policy says raise."""
 
 
+class SequenceRangeExhausted(SequenceExhausted, InvalidArgument):
+    """A sequencer sequence has handed out its last value (2^63 - 1, or its site's ceiling).
+
+    Nothing is consumed by the refused request; on the wire it is an ``-ERR`` reply, never
+    a value outside signed 64-bit.
+    """
+
+
 class GeneratorForked(ChronoidError):
     """A generator inherited through ``os.fork()`` was used in the child.
 
@@ -90,7 +98,20 @@ class LeaseLost(ChronoidError):
 
 
 class StateFileError(ChronoidError):
-    """A Mode B state file that cannot be read, belongs to another layout, or cannot be written."""
+    """A state file (Mode B's, or the sequencer's in its data directory) that cannot be read,
+    fails validation, belongs to another layout or instance, or cannot be written.
+
+    The message names the file and says what is wrong in it; the owner refuses to start
+    rather than guess, since a guessed state could hand out a value twice.
+    """
+
+
+class StateInUse(StateFileError):
+    """Another live owner holds the lock of this state file or data directory.
+
+    Two owners of one state would hand out the same values, so the second one is refused;
+    the message names the lock file and, where known, the PID holding it.
+    """
 
 
 class SqlInstallError(ChronoidError):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from chronoid.errors import InvalidArgument, StoreUnavailable
+from chronoid.errors import InvalidArgument, StateFileError, StoreUnavailable
 from chronoid.sequencer.sequences import BLOCK_MIN, MAX_COUNT, Sequences
 from chronoid.sequencer.store import FileStore
 
@@ -68,24 +68,34 @@ def test_watermark_is_always_above_what_was_handed_out(tmp_path: Path) -> None:
 def test_restart_resumes_above_every_reservation_and_clean_stop_has_no_gap(
     tmp_path: Path,
 ) -> None:
-    seqs = Sequences(FileStore(tmp_path))
+    store = FileStore(tmp_path)
+    seqs = Sequences(store)
     last = [seqs.take() for _ in range(5000)][-1]
-    # Simulated crash: no close(); the next process resumes above the watermark.
-    crashed = Sequences(FileStore(tmp_path))
+    # Simulated crash: no Sequences.close(); the lock goes with the process.
+    store.close()
+    store = FileStore(tmp_path)
+    crashed = Sequences(store)
     first = crashed.take()
     assert last < first <= last + 1 + 2 * crashed.block_max
     crashed.close()
+    store.close()
     assert Sequences(FileStore(tmp_path)).take() == first + 1
 
 
 def test_initial_never_moves_backwards_unless_forced(tmp_path: Path) -> None:
-    seqs = Sequences(FileStore(tmp_path), initial=1000)
-    assert seqs.take() == 1000
-    seqs.close()
-    assert Sequences(FileStore(tmp_path), initial=5).current() == 1001
-    assert Sequences(FileStore(tmp_path), initial=5000).current() == 5000
-    forced = Sequences(FileStore(tmp_path), initial=7, force_initial=True)
-    assert forced.take() == 7
+    def reopen(**options: object) -> Sequences:
+        store = FileStore(tmp_path)
+        try:
+            sequences = Sequences(store, **options)  # type: ignore[arg-type]
+            sequences.close()
+            return sequences
+        finally:
+            store.close()
+
+    assert reopen(initial=1000).current() == 1000
+    assert reopen(initial=5).current() == 1000
+    assert reopen(initial=5000).current() == 5000
+    assert reopen(initial=7, force_initial=True).current() == 7
 
 
 def test_named_sequences_are_independent(tmp_path: Path) -> None:
@@ -146,7 +156,7 @@ def test_full_disk_stops_issuing_and_recovers(tmp_path: Path) -> None:
 
 def test_corrupt_state_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "sequencer.json").write_text("{not json")
-    with pytest.raises(StoreUnavailable, match="not a chronoid sequencer state file"):
+    with pytest.raises(StateFileError, match="not a valid chronoid sequencer state file"):
         Sequences(FileStore(tmp_path))
 
 
@@ -160,11 +170,13 @@ def test_constructor_arguments_are_validated(tmp_path: Path) -> None:
 
 
 def test_an_abandoned_term_issues_what_it_reserved_then_refuses(tmp_path: Path) -> None:
-    sequences = Sequences(FileStore(tmp_path), block_min=16, block_max=16)
+    store = FileStore(tmp_path)
+    sequences = Sequences(store, block_min=16, block_max=16)
     first = sequences.take()
     sequences.abandon()  # the term is over: no prefetch is scheduled, nothing crashes
     taken = [sequences.take() for _ in range(15)]
     assert taken == list(range(first + 1, first + 16))
+    store.close()
     assert FileStore(tmp_path).load()["default"] >= first + 16
 
 
@@ -206,6 +218,7 @@ def test_a_stalled_reservation_fails_the_request_instead_of_freezing_the_server(
     taken += [sequences.take() for _ in range(40)]
     assert taken == list(range(taken[0], taken[0] + len(taken)))
     sequences.close()
+    store.inner.close()
     assert FileStore(tmp_path).load()["default"] == taken[-1] + 1
 
 

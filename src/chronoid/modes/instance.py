@@ -25,17 +25,21 @@ node space, or Mode C, when uniqueness must hold across a fleet. The salt and mu
 fixed for the instance's life (spec 002 §7.2 re-rolls the salt on each step; that could map a
 new node and sequence onto an ID already issued in the same window, so chronoid does not).
 
-Durable state: with ``state_file``, the generator reserves counter values ahead of use and
-writes the high-water mark atomically (temporary file, fsync, rename, fsync of the directory)
-before issuing any of them, like a sequencer. A restart, even after a crash, resumes above
-every counter the previous process could have used, so it never repeats an ID in the same
-window. A lock on ``<state_file>.lock`` keeps two live processes off one state file.
+Durable state: with ``state_file``, the generator persists ahead, like the sequencer's
+watermark: before it issues an ID it has made durable (atomically: temporary file, fsync,
+rename, fsync of the directory) a high-water mark above it, in the counter (``reserved``) and
+in the tick (``tick``: the highest tick it may use before its next write, up to
+``persist_ahead_s`` ahead of the clock, or ahead of the borrowed ticks in a burst). A restart,
+even after kill -9 and whatever the clock says then, resumes strictly above that mark: in a
+later tick, or in the marked tick with counters the previous process never reached. If the
+clock is behind the mark, the generator borrows ticks (it never waits or raises for it), so
+IDs after such a restart may carry timestamps up to ``persist_ahead_s`` ahead of the clock. A
+lock held on ``<state_file>.lock`` keeps two live generators off one state file; temporary
+files that a crash left behind are removed at start.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import secrets
@@ -46,25 +50,45 @@ from collections.abc import Callable
 from typing import Any
 
 from chronoid.clock import SYSTEM_CLOCK, Clock
+from chronoid.durable import HeldLock, remove_leftovers, write_atomically
 from chronoid.errors import (
     GeneratorForked,
     InvalidArgument,
     InvalidNode,
     SequenceExhausted,
     StateFileError,
+    TimestampOutOfRange,
 )
 from chronoid.generator import MAX_BATCH
 from chronoid.layout import Layout
 from chronoid.mix import compose, mix, multiplier, weyl_step_constant
 from chronoid.variants import get_layout
 
-__all__ = ["DEFAULT_RESERVE", "STATE_VERSION", "InstanceGenerator", "mode_b_id", "mode_b_node"]
+__all__ = [
+    "DEFAULT_PERSIST_AHEAD_S",
+    "DEFAULT_RESERVE",
+    "STATE_VERSION",
+    "InstanceGenerator",
+    "mode_b_id",
+    "mode_b_node",
+]
 
-STATE_VERSION = 1
-"""Format version written into state files."""
+STATE_VERSION = 2
+"""Format version written into state files. Version 1 recorded the tick of its last write,
+not a mark above every tick used; it is still read, conservatively (see ``_resume_v1``)."""
 
 DEFAULT_RESERVE = 1 << 16
 """Counter values reserved per state-file write (IDs): one fsync per 65,536 IDs at most."""
+
+DEFAULT_PERSIST_AHEAD_S = 1.0
+"""How far ahead of the clock (s) the durable tick mark is set: about one state-file write
+per second for ticks shorter than that, and the most a restart after a crash runs ahead."""
+
+_STATE_KEYS = frozenset(
+    ("version", "layout", "base_node", "salt", "index", "reserved", "tick", "tick_first")
+)
+_MAX_COUNTER = 1 << 63
+"""Largest counter a state file may hold (IDs): far beyond any real process's count."""
 
 
 def mode_b_node(layout: Layout, counter: int, base_node: int) -> int:
@@ -101,26 +125,11 @@ def _after_fork_in_child() -> None:
         generator._forked = True
         generator._lock = threading.Lock()
         generator._fast_end = 0
+        # The child must not keep the parent's state file locked after the parent ends.
+        generator._unlock()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def _write_atomically(path: str, payload: bytes) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = f"{path}.tmp.{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, payload)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def _check_int(name: str, value: object, low: int, high: int) -> int:
@@ -138,8 +147,10 @@ class InstanceGenerator:
         clock: where time comes from (default: the system clock).
         rotation_s: seconds between timed node steps (default 600 s, > 0).
         state_file: path of the durable state (optional). If it exists, its node, salt,
-            index and counter high-water mark are resumed.
+            index and high-water marks are resumed (see the module docstring).
         reserve: counter values reserved per state-file write (default 65,536 IDs).
+        persist_ahead_s: how far ahead of the clock the durable tick mark goes (default 1 s,
+            0 < value <= 3600): fewer writes against more run-ahead after a crash.
         salt, index: mixing parameters (default: drawn from :mod:`secrets`).
 
     Raises:
@@ -156,6 +167,7 @@ class InstanceGenerator:
         rotation_s: float = 600.0,
         state_file: str | os.PathLike[str] | None = None,
         reserve: int = DEFAULT_RESERVE,
+        persist_ahead_s: float = DEFAULT_PERSIST_AHEAD_S,
         salt: int | None = None,
         index: int | None = None,
         randbits: Callable[[int], int] = secrets.randbits,
@@ -168,6 +180,15 @@ class InstanceGenerator:
         ):
             raise InvalidArgument(f"rotation_s must be a number of seconds > 0, got {rotation_s!r}")
         self._reserve = _check_int("reserve", reserve, 1, 1 << 40)
+        if (
+            isinstance(persist_ahead_s, bool)
+            or not isinstance(persist_ahead_s, int | float)
+            or not 0 < persist_ahead_s <= 3600
+        ):
+            raise InvalidArgument(
+                f"persist_ahead_s must be a number of seconds in (0, 3600], got {persist_ahead_s!r}"
+            )
+        self._ahead_ns = int(persist_ahead_s * 1e9)
         if node is not None and (
             not isinstance(node, int) or isinstance(node, bool) or not 0 <= node <= lay.max_node
         ):
@@ -186,25 +207,28 @@ class InstanceGenerator:
         self._mask = lay.max_sequence
         self._span = 1 << lay.suffix_bits
         self._state_path = os.fspath(state_file) if state_file is not None else None
-        self._lock_fd: int | None = None
+        self._held: HeldLock | None = None
         self._forked = False
         self._lock = threading.Lock()
 
         self._counter = 0
-        self._reserved = -1 if self._state_path else (1 << 200)
+        durable = self._state_path is not None
+        self._reserved = -1 if durable else (1 << 200)  # counters below it may be issued
+        self._durable_tick = -1 if durable else (1 << 200)  # ticks up to it may be used
+        self._borrow_ahead = 1  # ticks marked per write in a burst of borrowing (doubles)
         self._tick = -1
         self._tick_first = 0
-        self._restart_floor: int | None = None
         stored = self._open_state() if self._state_path else None
         if stored is not None:
             self.base_node = self._stored_value(stored, "base_node", node)
             self.salt = self._stored_value(stored, "salt", salt)
             self.index = self._stored_value(stored, "index", index)
-            self._counter = self._reserved = int(stored["reserved"])
-            self._tick = int(stored["tick"])
-            # Any tick the previous process used since its last write started at or above
-            # this counter: a conservative floor for the 2^(N+S) span of the next window.
-            self._tick_first = self._restart_floor = int(stored["tick_first"])
+            self._counter = self._reserved = stored["reserved"]
+            # The previous process used no tick above the mark and, in the marked tick, no
+            # counter below this floor nor at or above ``reserved``: resuming there, or in
+            # any later tick with a fresh window, repeats nothing.
+            self._tick = self._durable_tick = stored["tick"]
+            self._tick_first = stored["tick_first"]
         else:
             self.base_node = node if node is not None else randbits(lay.node_bits)
             self.salt = salt if salt is not None else randbits(lay.suffix_bits)
@@ -284,15 +308,16 @@ class InstanceGenerator:
         return out
 
     def close(self) -> None:
-        """Record the exact counter (if durable) and release the state file's lock."""
+        """Record the exact counter and last tick (if durable) and release the state file."""
         with self._lock:
-            if self._lock_fd is None or self._forked:
+            if self._held is None or self._forked:
                 return
-            if self._counter < self._reserved:
-                self._write_state(self._counter)
+            if self._counter < self._reserved or self._tick < self._durable_tick:
+                # Nothing above these was used: the next run may start right here.
+                self._write_state(self._counter, self._tick, self._tick_first)
                 self._reserved = self._counter
-            os.close(self._lock_fd)
-            self._lock_fd = None
+                self._durable_tick = self._tick
+            self._unlock()
 
     def __enter__(self) -> InstanceGenerator:
         return self
@@ -308,16 +333,17 @@ class InstanceGenerator:
                 f"this Mode B generator (node {self.base_node}) was inherited through os.fork(); "
                 "its counter lives in the parent, so make a new generator in the child"
             )
-        if self._state_path is not None and self._lock_fd is None:
+        if self._state_path is not None and self._held is None:
             raise StateFileError(f"{self._state_path}: this generator was closed")
         layout = self._layout
         tick = layout.tick_of_ns(now)
         if tick > self._tick:
+            # A tick above every durable mark of a previous process: a fresh window.
             self._tick = tick
-            floor = self._restart_floor
-            self._tick_first = self._counter if floor is None else floor
-        self._restart_floor = None
-        # tick < self._tick: the clock went back; keep counting in the last tick.
+            self._tick_first = self._counter
+            self._borrow_ahead = 1
+        # tick < self._tick: the clock went back (or a restart resumed above it); keep
+        # counting in the last tick.
         if now >= self._rotate_at:
             self._rotate_at = now + self._rotation_ns
             if self._counter & self._mask:
@@ -330,10 +356,11 @@ class InstanceGenerator:
             self._tick += 1
             self._tick_first = self._counter
             self.borrowed_ticks += 1
-        if self._counter >= self._reserved:
-            # Durable before use: the mark is on disk before any counter below it is issued.
-            self._write_state(self._counter + self._reserve)
-            self._reserved = self._counter + self._reserve
+            if self._tick > self._durable_tick:
+                self._durable_tick_ahead(self._tick + self._borrow_ahead - 1)
+                self._borrow_ahead = min(self._borrow_ahead * 2, 1 << 20)
+        if self._counter >= self._reserved or self._tick > self._durable_tick:
+            self._durable_tick_ahead(self._tick)
         lap = self._counter >> self._s_bits
         node = (self.base_node + lap * self._step) & layout.max_node
         node_field = mix(node, layout.node_bits, self.index, self._node_salt) << self._s_bits
@@ -341,8 +368,27 @@ class InstanceGenerator:
         self._limit = min((lap + 1) << self._s_bits, self._reserved, self._tick_first + self._span)
         self._fast_end = min(layout.tick_start_ns(self._tick + 1), self._rotate_at)
 
+    def _durable_tick_ahead(self, tick: int) -> None:
+        """Make marks durable above the counter and above ``tick`` (and the clock's next
+        ``persist_ahead_s``) before anything under them is issued."""
+        layout = self._layout
+        try:
+            clock_tick = layout.tick_of_ns(self._now() + self._ahead_ns)
+        except TimestampOutOfRange:
+            clock_tick = layout.max_timestamp
+        mark = min(max(self._durable_tick, tick, clock_tick), layout.max_timestamp)
+        reserved = self._reserved
+        if self._counter >= reserved:
+            reserved = self._counter + self._reserve
+        # In the current tick the window began at tick_first; a later tick up to the mark is
+        # entered after this write, so at or above the counter now.
+        floor = self._tick_first if mark == self._tick else self._counter
+        self._write_state(reserved, mark, floor)
+        self._reserved = reserved
+        self._durable_tick = mark
+
     def _stored_value(self, stored: dict[str, Any], key: str, given: int | None) -> int:
-        value = int(stored[key])
+        value: int = stored[key]
         if given is not None and given != value:
             raise StateFileError(
                 f"{self._state_path}: the state file has {key} {value}, but {given} was given; "
@@ -354,18 +400,11 @@ class InstanceGenerator:
         path = self._state_path
         assert path is not None
         try:
-            fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+            self._held = HeldLock(f"{path}.lock", owner=f"Mode B state file {path}")
+            remove_leftovers(path)
         except OSError as exc:
-            raise StateFileError(f"{path}: cannot open the lock file: {exc}") from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(fd)
-            raise StateFileError(
-                f"{path}: in use by another live generator (two instances on one state file "
-                "would issue the same IDs)"
-            ) from exc
-        self._lock_fd = fd
+            self._unlock()
+            raise StateFileError(f"{path}: cannot lock the state file: {exc}") from exc
         try:
             with open(path, "rb") as handle:
                 raw = handle.read()
@@ -375,29 +414,77 @@ class InstanceGenerator:
             self._unlock()
             raise StateFileError(f"{path}: cannot read the state file: {exc}") from exc
         try:
-            stored = json.loads(raw)
-            if not isinstance(stored, dict) or stored.get("version") != STATE_VERSION:
-                raise ValueError(f"not a version {STATE_VERSION} Mode B state")
-            for key in ("base_node", "salt", "index", "reserved", "tick", "tick_first"):
-                int(stored[key])
-        except (ValueError, KeyError, TypeError) as exc:
+            return self._validated(raw)
+        except StateFileError:
             self._unlock()
-            raise StateFileError(f"{path}: not a valid Mode B state file ({exc})") from exc
-        if stored.get("layout") != self._layout.name:
-            self._unlock()
-            raise StateFileError(
-                f"{path}: the state belongs to layout {stored.get('layout')!r}, "
-                f"not {self._layout.name!r}"
+            raise
+
+    def _validated(self, raw: bytes) -> dict[str, Any]:
+        """The state in ``raw``, every field checked against this layout; else StateFileError."""
+        path, lay = self._state_path, self._layout
+
+        def fail(what: str) -> StateFileError:
+            return StateFileError(
+                f"{path}: not a valid Mode B state file: {what}; refusing to guess (restore it, "
+                "or remove it to start a new instance)"
             )
+
+        try:
+            stored = json.loads(raw) if raw.strip() else None
+        except (ValueError, RecursionError) as exc:
+            raise fail(f"not JSON ({exc})") from exc
+        if not isinstance(stored, dict):
+            raise fail("empty" if stored is None else f"a {type(stored).__name__}, not an object")
+        if set(stored) != _STATE_KEYS:
+            raise fail(f"keys {sorted(stored)}, expected {sorted(_STATE_KEYS)}")
+        version = stored["version"]
+        if type(version) is not int or version not in (1, STATE_VERSION):
+            raise fail(f"version {version!r}; this chronoid reads versions 1 and {STATE_VERSION}")
+        if stored["layout"] != lay.name:
+            raise StateFileError(
+                f"{path}: the state belongs to layout {stored['layout']!r}, not {lay.name!r}"
+            )
+        reserved = stored["reserved"]
+        limits = {
+            "base_node": (0, lay.max_node),
+            "salt": (0, (1 << lay.suffix_bits) - 1),
+            "index": (0, 63),
+            "reserved": (0, _MAX_COUNTER),
+            "tick": (-1, lay.max_timestamp),
+            "tick_first": (0, reserved if type(reserved) is int else 0),
+        }
+        for key, (low, high) in limits.items():
+            value = stored[key]
+            if type(value) is not int or not low <= value <= high:
+                raise fail(f"{key} is {value!r}, expected an integer in {low}..{high}")
+        if version == 1:
+            self._resume_v1(stored)
         return stored
 
-    def _unlock(self) -> None:
-        if self._lock_fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(self._lock_fd)
-            self._lock_fd = None
+    def _resume_v1(self, stored: dict[str, Any]) -> None:
+        """Turn a version 1 state into marks a restart may trust.
 
-    def _write_state(self, reserved: int) -> None:
+        Version 1 wrote ``tick`` at each reservation, and the process then went on into later
+        ticks: by the clock (no later than the clock now, unless it was stepped back since)
+        and by borrowing (one tick per 2^(N+S) counters, so at most that many up to
+        ``reserved``). Resuming one tick above the larger bound, in a fresh window, repeats
+        nothing unless the clock went back across the crash.
+        """
+        lay = self._layout
+        borrowed = (stored["reserved"] - stored["tick_first"]) // self._span
+        now_tick = lay.tick_of_ns(self._now())
+        mark = max(stored["tick"], now_tick) + borrowed + 1
+        if mark > lay.max_timestamp:
+            raise SequenceExhausted(f"{lay.name}: Mode B reached the layout's expiry")
+        stored["tick"] = mark
+        stored["tick_first"] = stored["reserved"]
+
+    def _unlock(self) -> None:
+        if self._held is not None:
+            self._held.close()
+            self._held = None
+
+    def _write_state(self, reserved: int, tick: int, tick_first: int) -> None:
         if self._state_path is None:
             return
         state = {
@@ -407,16 +494,16 @@ class InstanceGenerator:
             "salt": self.salt,
             "index": self.index,
             "reserved": reserved,
-            "tick": self._tick,
-            "tick_first": self._tick_first,
+            "tick": tick,
+            "tick_first": tick_first,
         }
         try:
-            _write_atomically(self._state_path, json.dumps(state).encode())
+            write_atomically(self._state_path, json.dumps(state).encode())
         except OSError as exc:
             raise StateFileError(f"{self._state_path}: cannot write the state: {exc}") from exc
 
     def __del__(self) -> None:
-        if getattr(self, "_lock_fd", None) is not None:
+        if getattr(self, "_held", None) is not None:
             self._unlock()
 
     def __repr__(self) -> str:

@@ -42,9 +42,10 @@ def register(subparsers: Any) -> None:
     serve.add_argument(
         "--initial",
         type=int,
-        default=1,
+        default=None,
         help="first value of a new default sequence (default 1; with --sites, counted from the "
-        "start of this site's range)",
+        "start of this site's range). Also the way to resume when the state file of a data "
+        "directory that was used before is lost: give a value above every one handed out",
     )
     serve.add_argument("--port", type=int, default=10001, help="TCP port (default 10001)")
     serve.add_argument(
@@ -163,11 +164,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     password = _password(args.password_file)
     ssl_context = _ssl_context(args.tls_cert, args.tls_key)
     floor, ceiling = site_range(args.site, args.sites)
-    if not 1 <= args.initial <= ceiling - floor + 1:
+    given = 1 if args.initial is None else args.initial
+    if not 1 <= given <= ceiling - floor + 1:
         raise InvalidArgument(
-            f"--initial must be in 1..{ceiling - floor + 1} (this site's range), got {args.initial}"
+            f"--initial must be in 1..{ceiling - floor + 1} (this site's range), got {given}"
         )
-    initial = floor + args.initial - 1
+    initial = floor + given - 1
 
     def make_sequences(store: WatermarkStore) -> Sequences:
         return Sequences(
@@ -182,9 +184,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     sequences: Sequences | None = None
     elector: Elector | None = None
+    store: FileStore | None = None
     if args.ha is None:
         data_dir = args.data_dir if args.data_dir is not None else default_data_dir()
-        sequences = make_sequences(FileStore(data_dir))
+        # Held until the process ends: one server per data directory.
+        store = FileStore(data_dir, missing_ok=args.initial is not None)
+        sequences = make_sequences(store)
     else:
         elector = _elector(args, config, make_sequences)
     on_started = None
@@ -207,6 +212,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     finally:
         if sequences is not None:
             sequences.close()
+        if store is not None:
+            store.close()
     return 0
 
 

@@ -265,9 +265,11 @@ class Dispatcher:
         ]
         if sequences is not None:
             for name in sequences.names():
-                lines.append(
-                    f"seq_{name}:next={sequences.current(name)},block={sequences.block(name)}"
-                )
+                try:
+                    next_value = str(sequences.current(name))
+                except InvalidArgument:  # exhausted: never print a value past the range
+                    next_value = "exhausted"
+                lines.append(f"seq_{name}:next={next_value},block={sequences.block(name)}")
         return encode_bulk("\r\n".join(lines) + "\r\n")
 
     def _quit(self, state: ConnectionState, command: Command) -> bytes:

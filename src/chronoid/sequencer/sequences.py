@@ -27,7 +27,7 @@ from collections.abc import Callable
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from chronoid.errors import InvalidArgument, StoreUnavailable
+from chronoid.errors import InvalidArgument, SequenceRangeExhausted, StoreUnavailable
 from chronoid.sequencer.store import WatermarkStore
 
 __all__ = [
@@ -181,8 +181,10 @@ class Sequences:
                 DEFAULT_NAME,
                 default.next,
             )
-        # Reserve the first block of the default sequence before serving anything.
-        self._reserve_now(default, default.next + 1)
+        # Reserve the first block of the default sequence before serving anything (an
+        # exhausted one still starts: it answers every request with an error).
+        if default.next <= ceiling:
+            self._reserve_now(default, default.next + 1)
 
     # -- issuing (event-loop thread) -------------------------------------------------------
 
@@ -209,11 +211,16 @@ class Sequences:
         return first
 
     def current(self, name: str = DEFAULT_NAME) -> int:
-        """The value the next ``take(1, name)`` returns (``floor`` for a new sequence)."""
+        """The value the next ``take(1, name)`` returns (``floor`` for a new sequence).
+
+        Raises :class:`SequenceRangeExhausted` once the last value (``ceiling``) is out.
+        """
         seq = self._sequences.get(name)
         if seq is None:
             _check_name(name)
             return self.floor
+        if seq.next > self.ceiling:
+            raise _exhausted(seq.name, self.ceiling)
         return seq.next
 
     def names(self) -> list[str]:
@@ -300,8 +307,11 @@ class Sequences:
         if end <= seq.limit:
             return
         if end > self.ceiling + 1:
-            raise InvalidArgument(
-                f"sequence {seq.name!r} cannot go past {self.ceiling}: next is {seq.next}"
+            if seq.next > self.ceiling:
+                raise _exhausted(seq.name, self.ceiling)
+            raise SequenceRangeExhausted(
+                f"sequence {seq.name!r} has only {self.ceiling - seq.next + 1} values left "
+                f"(up to {self.ceiling}); {end - seq.next} were asked for"
             )
         if seq.failure is not None and self._clock() - seq.failed_at < RETRY_AFTER:
             raise StoreUnavailable(
@@ -357,3 +367,9 @@ class Sequences:
 def _check_name(name: str) -> None:
     if not isinstance(name, str) or NAME_PATTERN.fullmatch(name) is None:
         raise InvalidArgument(f"sequence name must be 1-64 of A-Z a-z 0-9 _ . : -, got {name!r}")
+
+
+def _exhausted(name: str, ceiling: int) -> SequenceRangeExhausted:
+    return SequenceRangeExhausted(
+        f"sequence {name!r} is exhausted: its last value {ceiling} has been handed out"
+    )
