@@ -9,16 +9,14 @@ import os
 import random
 import signal
 import socket
-import subprocess
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from chronoid.sequencer.sequences import BLOCK_MAX
 from tests.sequencer.conftest import StartServer
-from tests.support import free_port
+from tests.support import free_port, tiny_tmpfs
 
 RESTARTS = 20
 PIPELINE = 16
@@ -75,22 +73,6 @@ def test_kill_9_restarts_never_repeat_and_gap_is_bounded(
         values[i] - values[i - 1] - 1 for i in range(1, len(values)) if i not in set(boundaries)
     ]
     assert max(inner, default=0) == 0
-
-
-@contextlib.contextmanager
-def tiny_tmpfs(path: Path, size: str) -> Iterator[Path]:
-    path.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
 
 
 def test_real_full_disk_stops_issuing_then_recovers(
