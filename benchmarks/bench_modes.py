@@ -137,6 +137,66 @@ def cost_table(rounds: int) -> str:
     return "\n".join(lines)
 
 
+def durable_table(rounds: int, seconds: float = 1.5) -> str:
+    """Mode B's cost per ID with a state file against without one (issue 14 item 6).
+
+    Each sample runs for ``seconds`` after a first ID (the first state-file write is not
+    counted), so the once-a-second tick-mark write of ``chrono64ms`` is amortised as it would
+    be in a long-lived process. Interleaved rounds; medians; ratio = durable / in-memory.
+    """
+    import tempfile
+
+    def rate(call: Callable[[], object], ids_per_call: int) -> float:
+        gc.disable()
+        try:
+            calls = 0
+            start = time.perf_counter_ns()
+            end = start + int(seconds * 1e9)
+            now = start
+            while now < end:
+                for _ in range(100):
+                    call()
+                calls += 100
+                now = time.perf_counter_ns()
+            return (now - start) / (calls * ids_per_call)
+        finally:
+            gc.enable()
+
+    cases = [(layout, durable) for layout in ("chrono64s", "chrono64ms") for durable in (0, 1)]
+    samples: dict[tuple[str, int], list[tuple[float, float]]] = {case: [] for case in cases}
+    with tempfile.TemporaryDirectory() as scratch:
+        for round_ in range(rounds):
+            random.shuffle(cases)
+            for layout, durable in cases:
+                results = []
+                for batch in (1, BATCH):
+                    path = Path(scratch) / f"{layout}-{round_}-{batch}.json"
+                    gen = InstanceGenerator(layout, state_file=path if durable else None)
+                    gen.next_id()
+                    if batch == 1:
+                        results.append(rate(gen.next_id, 1))
+                    else:
+                        results.append(rate(lambda g=gen: g.next_ids(BATCH), BATCH))
+                    gen.close()
+                samples[(layout, durable)].append((results[0], results[1]))
+    lines = [
+        "| layout | `next_id()` ns/ID in memory | with state file | ratio | "
+        f"`next_ids({BATCH:,})` ns/ID in memory | with state file | ratio |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for layout in ("chrono64s", "chrono64ms"):
+        plain, durable_ = samples[(layout, 0)], samples[(layout, 1)]
+        cells = []
+        for i in (0, 1):
+            ratio = statistics.median(d[i] / p[i] for d, p in zip(durable_, plain, strict=True))
+            cells.append(
+                f"{statistics.median(p[i] for p in plain):,.1f} | "
+                f"{statistics.median(d[i] for d in durable_):,.1f} | {ratio:.2f}"
+            )
+        lines.append(f"| `{layout}` | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines)
+
+
 def simulation_table(trials: int) -> str:
     """Measured Mode A duplicate rate per window vs the ID-count birthday bound."""
     layout = Layout("sim12", "s", datetime(2020, 1, 1, tzinfo=UTC), 51, 6, 6)
@@ -221,8 +281,16 @@ def budget_table() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds and trials")
+    parser.add_argument(
+        "--mode-b-durable",
+        action="store_true",
+        help="only Mode B's cost per ID with a state file against without (prints, writes nothing)",
+    )
     args = parser.parse_args()
     rounds, trials = (5, 500) if args.quick else (15, 10_000)
+    if args.mode_b_durable:
+        print(durable_table(3 if args.quick else 7))
+        return
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     command = "`.venv/bin/python benchmarks/bench_modes.py" + (" --quick`" if args.quick else "`")
     text = "\n".join(
