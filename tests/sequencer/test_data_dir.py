@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from chronoid.errors import StateFileError, StateInUse, StoreUnavailable
+from chronoid import errors as chronoid_errors
+from chronoid.errors import StateFileError, StoreUnavailable
 from chronoid.sequencer.store import FileStore
 from tests.sequencer.conftest import ServerProcess, StartServer, exchange, wait_for_port
 from tests.support import free_port
@@ -196,6 +197,19 @@ def test_state_file_replaced_by_an_older_copy_is_overwritten(
     assert min(take(last.port, 10)) > max(second)
 
 
+def test_an_older_copy_restored_while_the_server_was_stopped_does_not_rewind_it(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    srv = start_server()
+    state = srv.data_dir / "sequencer.json"
+    shutil.copy2(state, tmp_path / "backup.json")  # the first block's watermark
+    issued = take(srv.port, 5000)
+    assert srv.stop() == 0
+    shutil.copy2(tmp_path / "backup.json", state)  # "restore from backup"
+    restarted = start_server(data_dir=srv.data_dir)
+    assert take(restarted.port, 1)[0] > max(issued)
+
+
 def test_a_used_data_dir_without_state_refuses_to_start_until_told_where_to_resume(
     start_server: StartServer,
 ) -> None:
@@ -328,7 +342,7 @@ def test_a_deleted_lock_file_is_taken_again_when_nobody_else_did(tmp_path: Path)
     (tmp_path / "sequencer.lock").unlink()
     store.check()
     assert (tmp_path / "sequencer.lock").read_text().strip() == str(os.getpid())
-    with pytest.raises(StateInUse, match=f"PID {os.getpid()}"):
+    with pytest.raises(chronoid_errors.StateInUse, match=f"PID {os.getpid()}"):
         FileStore(tmp_path)
     store.reserve("default", 20)
     store.close()

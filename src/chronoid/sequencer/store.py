@@ -49,7 +49,9 @@ STATE_FILE_NAME = "sequencer.json"
 LOCK_FILE_NAME = "sequencer.lock"
 """Locked (``flock``) by the server owning the directory; holds its PID."""
 MARKER_FILE_NAME = "sequencer.initialized"
-"""Written after the first state file: the directory has handed out values before."""
+"""Created (and its directory entry fsynced) with the first state file: the directory has
+handed out values before. It also holds a copy of the last state written, not fsynced, so a
+state file restored from an older copy while the server was stopped is noticed."""
 STATE_VERSIONS = (1,)
 """State-file versions this chronoid reads (it writes the last one)."""
 WATCH_INTERVAL_S = 0.5
@@ -156,21 +158,35 @@ class FileStore:
         """
         with self._lock:
             self._marked = self._marker.exists()
+            last = self._last_written()
             try:
                 raw = self.path.read_bytes()
             except FileNotFoundError:
                 if self._marked and not self._missing_ok:
+                    hint = f" (its last copy says {last})" if last else ""
                     raise StateFileError(
                         f"{self.path} is missing, but {self.data_dir} has handed out values "
-                        f"before ({self._marker.name} exists): resuming at 1 could repeat "
-                        "them. Restore the file, or start with --initial N above every value "
-                        "ever handed out (named sequences other than 'default' restart at 1)"
+                        f"before ({self._marker.name} exists{hint}): resuming at 1 could "
+                        "repeat them. Restore the file, or start with --initial N above every "
+                        "value ever handed out (named sequences other than 'default' restart "
+                        "at 1)"
                     ) from None
                 state: dict[str, int] = {}
             except OSError as exc:
                 raise StateFileError(f"cannot read {self.path}: {exc}") from exc
             else:
                 state = _decode(raw, self.path)
+                behind = {n: h for n, h in last.items() if h > state.get(n, 0)}
+                if behind:
+                    # Watermarks never go down except at a clean stop, which writes the
+                    # marker too: this file is older than the last one written here.
+                    log.error(
+                        "%s is older than the last state this directory wrote (restored from "
+                        "a backup?): resuming at the later watermarks %s",
+                        self.path,
+                        behind,
+                    )
+                    state.update(behind)
             self._identity = identity_of(self.path)
             self._state = state
             started = self._loaded
@@ -262,10 +278,24 @@ class FileStore:
         data = json.dumps({"version": STATE_VERSIONS[-1], "sequences": state}, sort_keys=True)
         self._identity = write_atomically(self.path, data.encode())
         self._state = state
+        # The copy is best effort (no fsync: after a power loss it may be older or torn,
+        # never newer than the state file); the marker's existence is made durable.
+        fd = os.open(self._marker, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            os.pwrite(fd, data.encode(), 0)
+            os.ftruncate(fd, len(data))
+        finally:
+            os.close(fd)
         if not self._marked:
-            self._marker.touch(mode=0o600)
             fsync_directory(self.data_dir)
             self._marked = True
+
+    def _last_written(self) -> dict[str, int]:
+        """The copy of the last state written here, or {} if missing or torn."""
+        try:
+            return _decode(self._marker.read_bytes(), self._marker)
+        except (OSError, StateFileError):
+            return {}
 
 
 _MAX_MARK = 2**63
