@@ -108,17 +108,19 @@ def test_two_servers_on_the_per_user_default_dir_are_refused(tmp_path: Path) -> 
     env = {k: v for k, v in os.environ.items() if k != "CHRONOID_PASSWORD"}
     env["XDG_STATE_HOME"] = str(tmp_path / "state")
     ports = [free_port(), free_port()]
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "chronoid", "serve", "--port", str(port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            env=env,
-        )
-        for port in ports
-    ]
+    procs: list[subprocess.Popen[bytes]] = []
     try:
-        wait_for_port(ports[0], procs[0])
+        for port in ports:
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "chronoid", "serve", "--port", str(port)],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                    env=env,
+                )
+            )
+            if len(procs) == 1:
+                wait_for_port(port, procs[0])
         assert procs[1].wait(timeout=20) != 0
         assert procs[1].stderr is not None
         line = procs[1].stderr.read().decode().strip()
@@ -174,6 +176,18 @@ def test_state_file_deleted_while_running_is_written_again_before_a_crash(
     restarted = crash_and_restart(start_server, srv)
     after = take(restarted.port, 100)
     assert min(after) > max(issued), "the restart handed out a value again"
+
+
+def test_a_data_dir_deleted_while_running_is_written_again_before_a_crash(
+    start_server: StartServer,
+) -> None:
+    srv = start_server()
+    issued = take(srv.port, 100)
+    shutil.rmtree(srv.data_dir)  # rm -rf: state, lock and marker
+    wait_until((srv.data_dir / "sequencer.initialized").exists)
+    issued += take(srv.port, 100)  # it still owns the directory and issues
+    restarted = crash_and_restart(start_server, srv)
+    assert min(take(restarted.port, 100)) > max(issued), "the restart handed out a value again"
 
 
 def test_state_file_replaced_by_an_older_copy_is_overwritten(

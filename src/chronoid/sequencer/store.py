@@ -252,10 +252,14 @@ class FileStore:
             raise StoreUnavailable(f"the store of {self.data_dir} was closed")
         if self._held.guards_path():
             return
-        if identity_of(self.path) == self._identity and self._held.retake():
-            # Nobody wrote the state meanwhile (a server that starts writes it at once).
-            log.error("%s was deleted or replaced: locked it again", self._held.path)
-            return
+        if identity_of(self.path) in (None, self._identity):
+            # Nobody wrote the state meanwhile (a server that starts writes it at once), so
+            # nobody else issued from here: lock the path again (the whole directory may
+            # have been deleted: recreate it) and go on.
+            self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if self._held.retake():
+                log.error("%s was deleted or replaced: locked it again", self._held.path)
+                return
         # The lock file went away underneath and either another process holds the new one or
         # the state file changed too: another server may be issuing from this directory.
         # Values below the last watermark were this server's alone; it must write no more.
@@ -280,6 +284,7 @@ class FileStore:
         self._state = state
         # The copy is best effort (no fsync: after a power loss it may be older or torn,
         # never newer than the state file); the marker's existence is made durable.
+        self._marked = self._marked and self._marker.exists()  # deleted underneath?
         fd = os.open(self._marker, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             os.pwrite(fd, data.encode(), 0)
