@@ -415,7 +415,7 @@ class InstanceGenerator:
             raise StateFileError(f"{path}: cannot read the state file: {exc}") from exc
         try:
             return self._validated(raw)
-        except StateFileError:
+        except BaseException:  # refused (or expired): let another generator use the file
             self._unlock()
             raise
 
