@@ -104,3 +104,17 @@ def test_leftovers_are_only_the_temporary_files_of_that_path(tmp_path: Path) -> 
     removed = remove_leftovers(tmp_path / "s.json")
     assert sorted(p.name for p in removed) == ["s.json.tmp", "s.json.tmp.1", "s.json.tmp.22"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.json", "t.json.tmp.1"]
+
+
+def test_planted_symlinks_never_redirect_a_write(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    (tmp_path / "x.lock").symlink_to(victim)
+    with pytest.raises(OSError):
+        HeldLock(tmp_path / "x.lock", owner="dir")
+    (tmp_path / f"s.json.tmp.{os.getpid()}").symlink_to(victim)
+    remove_leftovers(tmp_path / "s.json")  # removes the link, not what it points to
+    (tmp_path / f"s.json.tmp.{os.getpid()}").symlink_to(victim)
+    with pytest.raises(OSError):
+        write_atomically(tmp_path / "s.json", b"data")
+    assert victim.read_bytes() == b"precious"

@@ -91,7 +91,9 @@ def write_atomically(
     target = Path(path)
     tmp = target.with_name(f"{target.name}{TMP_INFIX}.{os.getpid()}")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+        # O_NOFOLLOW: a symlink planted under the temporary name must not redirect the write.
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW
+        fd = os.open(tmp, flags, mode)
         try:
             view = memoryview(data)
             while view:
@@ -127,7 +129,7 @@ def remove_leftovers(path: str | os.PathLike[str]) -> list[Path]:
     except FileNotFoundError:
         return removed
     for entry in entries:
-        if entry.name.startswith(prefix) and entry.is_file(follow_symlinks=False):
+        if entry.name.startswith(prefix) and not entry.is_dir(follow_symlinks=False):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(entry.path)
                 removed.append(Path(entry.path))
@@ -154,7 +156,8 @@ class HeldLock:
             raise StateInUse(self._refusal())
 
     def _take(self) -> int | None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        # O_NOFOLLOW: the PID is written into the file, so never through a planted symlink.
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

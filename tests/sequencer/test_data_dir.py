@@ -229,12 +229,18 @@ def test_a_used_data_dir_without_state_refuses_to_start_until_told_where_to_resu
 ) -> None:
     srv = start_server()
     issued = take(srv.port, 50)
+    client = redis.Redis(port=srv.port, socket_timeout=10)
+    named = [client.execute_command("GETSEQ", 1, "tx") for _ in range(5)]
+    client.close()
     assert srv.stop() == 0
     (srv.data_dir / "sequencer.json").unlink()
     line = refused(start_server(data_dir=srv.data_dir, wait=False))
     assert "sequencer.json is missing" in line and "--initial" in line, line
     resumed = start_server("--initial", "1000", data_dir=srv.data_dir)
     assert take(resumed.port, 1) == [1000] and max(issued) < 1000
+    client = redis.Redis(port=resumed.port, socket_timeout=10)
+    assert client.execute_command("GETSEQ", 1, "tx") > max(named)  # from the marker's copy
+    client.close()
 
 
 # -- the top of the range ----------------------------------------------------------------

@@ -168,25 +168,30 @@ class FileStore:
                         f"{self.path} is missing, but {self.data_dir} has handed out values "
                         f"before ({self._marker.name} exists{hint}): resuming at 1 could "
                         "repeat them. Restore the file, or start with --initial N above every "
-                        "value ever handed out (named sequences other than 'default' restart "
-                        "at 1)"
+                        "value of 'default' ever handed out (other names resume at the copy's "
+                        "watermarks, or at 1 without one)"
                     ) from None
                 state: dict[str, int] = {}
             except OSError as exc:
                 raise StateFileError(f"cannot read {self.path}: {exc}") from exc
             else:
                 state = _decode(raw, self.path)
-                behind = {n: h for n, h in last.items() if h > state.get(n, 0)}
-                if behind:
-                    # Watermarks never go down except at a clean stop, which writes the
-                    # marker too: this file is older than the last one written here.
-                    log.error(
-                        "%s is older than the last state this directory wrote (restored from "
-                        "a backup?): resuming at the later watermarks %s",
-                        self.path,
-                        behind,
-                    )
-                    state.update(behind)
+            # Watermarks never go down except at a clean stop or --force-initial, which write
+            # the copy too: a copy ahead of the file means the file is older than the last
+            # one written here (restored from a backup, or lost and resumed with --initial).
+            behind = {n: h for n, h in last.items() if h > state.get(n, 0)}
+            if behind:
+                log.error(
+                    "%s is missing or older than the last state this directory wrote "
+                    "(restored from a backup?): resuming at the later watermarks %s",
+                    self.path,
+                    behind,
+                )
+                state.update(behind)
+                try:
+                    self._write(state)
+                except OSError as exc:
+                    raise StoreUnavailable(f"cannot write {self.path}: {exc}") from exc
             self._identity = identity_of(self.path)
             self._state = state
             started = self._loaded
