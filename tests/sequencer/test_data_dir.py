@@ -88,7 +88,7 @@ def test_a_second_server_on_the_same_data_dir_is_refused_naming_the_holder(
 def test_two_servers_racing_to_start_on_one_dir_never_both_issue(
     start_server: StartServer, tmp_path: Path
 ) -> None:
-    for round_ in range(3):
+    for round_ in range(2):
         data = tmp_path / f"data{round_}"
         a = start_server(data_dir=data, wait=False)
         b = start_server(data_dir=data, wait=False)
