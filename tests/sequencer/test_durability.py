@@ -100,6 +100,8 @@ def test_real_full_disk_stops_issuing_then_recovers(
                 received.append(int(line[1:]))
             assert error.startswith(b"-ERR reservation failed"), error
             assert b"No space left on device" in error
+            # The failed write left no (zero-byte) temporary file behind.
+            assert not list(disk.glob("sequencer.json.tmp*"))
             state = json.loads((disk / "sequencer.json").read_text())["sequences"]
             assert received and received[-1] < state["default"]
             sock.sendall(b"CURRENT\r\n")
