@@ -55,7 +55,8 @@ import weakref
 from collections.abc import Callable
 from typing import TypeVar
 
-from chronoid.clock import SYSTEM_CLOCK, Clock, boottime_ns
+from chronoid import clock as clocks
+from chronoid.clock import SYSTEM_CLOCK, Clock
 from chronoid.errors import (
     ClockMovedBackwards,
     GeneratorForked,
@@ -174,7 +175,7 @@ class LeaseGenerator:
         self._max_wait_ns = int(max_wait_ms * 1_000_000)
         # Read at construction (not bound as a default argument), so the clock module stays
         # the one home of the lease clock.
-        self._lease_now: Callable[[], int] = lease_clock_ns or boottime_ns
+        self._lease_now: Callable[[], int] = lease_clock_ns or clocks.boottime_ns
         self._on_fork = on_fork
         self._forked = False
         self._pid = os.getpid()
