@@ -247,8 +247,9 @@ class LeaseGenerator:
             value = self._issue()
         except GeneratorForked:
             return self._in_child(self.next_id)
-        # Take, then check: the ID was made before this reading, under the lease read above.
-        if self._lease_now() < hold[0] and self._hold[1] is hold[1]:
+        # Take, then check: the ID was made before this reading, under the lease read above
+        # (a renewal meanwhile replaced the tuple but kept the lease: the slow check says so).
+        if self._lease_now() < hold[0] and (self._hold is hold or self._hold[1] is hold[1]):
             return value
         return self._refuse(self.next_id)
 
