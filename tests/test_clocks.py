@@ -71,8 +71,8 @@ def test_an_hlc_generator_that_issued_before_keeps_going_before_the_epoch() -> N
 
 
 def test_the_hlc_lead_stays_bounded_under_a_load_above_the_tick_capacity() -> None:
-    # 15.4: 2,048 IDs per ms on a 1,024-per-ms layout: borrowing alone would lead by 1.5 s
-    # after 1.5 s; the bound (max_lead_ms, 100 ms here) makes the generator wait instead.
+    # 15.4: 2,048 IDs per ms on a 1,024-per-ms layout: borrowing alone would lead by 300 ms
+    # after 300 ms; the bound (max_lead_ms, 100 ms here) makes the generator wait instead.
     clock = ManualClock()
     gen = Generator("chrono64ms", 1, clock=clock, on_backwards=Backwards.HLC, max_lead_ms=100)
     worst = 0
