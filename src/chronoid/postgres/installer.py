@@ -20,6 +20,7 @@ from chronoid.postgres.sqlgen import (
     SCRIPT_VERSION,
     build_uninstall_script,
 )
+from chronoid.redact import redact_dsn
 from chronoid.variants import get_layout
 
 __all__ = [
@@ -83,7 +84,7 @@ def _check_schema(schema: str | None) -> None:
 
 def _connect(dsn: str) -> Any:
     if not isinstance(dsn, str) or not dsn:
-        raise InvalidArgument(f"dsn must be a non-empty connection string, got {dsn!r}")
+        raise InvalidArgument(f"dsn must be a non-empty connection string, got {redact_dsn(dsn)!r}")
     try:
         import psycopg
     except ImportError as exc:  # pragma: no cover - psycopg is a declared extra
@@ -93,7 +94,9 @@ def _connect(dsn: str) -> Any:
     try:
         return psycopg.connect(dsn, connect_timeout=10)
     except psycopg.Error as exc:
-        raise SqlInstallError(f"cannot connect to PostgreSQL with {dsn!r}: {exc}") from exc
+        raise SqlInstallError(
+            redact_dsn(f"cannot connect to PostgreSQL with {dsn!r}: {exc}")
+        ) from exc
 
 
 def _run(dsn: str, schema: str | None, sql: str, *, create_schema: bool) -> InstallSettings | None:

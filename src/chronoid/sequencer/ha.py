@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from chronoid.errors import InvalidArgument, LeadershipLost, StoreUnavailable
+from chronoid.redact import redact_dsn
 from chronoid.sequencer.protocol import encode_error
 from chronoid.sequencer.sequences import Sequences
 from chronoid.sequencer.store import WatermarkStore
@@ -142,7 +143,8 @@ def open_coordinator(url: str, cluster: str, timeout: float) -> Coordinator:
 
         return EtcdCoordinator(parse_etcd_endpoints(url), cluster, timeout=timeout)
     raise InvalidArgument(
-        f"--ha must be a postgresql://... or etcd://host:port[,host:port...] URL, got {url!r}"
+        "--ha must be a postgresql://... or etcd://host:port[,host:port...] URL, "
+        f"got {redact_dsn(url)!r}"
     )
 
 

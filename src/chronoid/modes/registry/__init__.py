@@ -31,6 +31,7 @@ from chronoid.modes.registry.base import (
     new_token,
     node_bounds,
 )
+from chronoid.redact import redact_dsn
 
 __all__ = [
     "SCHEMES",
@@ -74,7 +75,7 @@ def parse_registry_url(url: str, *, node_range: tuple[int, int] | None = None) -
     scheme = parts.scheme.lower()
     if scheme not in SCHEMES:
         raise InvalidArgument(
-            f"unknown registry URL {url!r}: use memory://, redis://host:port/db, "
+            f"unknown registry URL {redact_dsn(url)!r}: use memory://, redis://host:port/db, "
             "etcd://host:port or postgresql://user@host/db"
         )
     params = dict(parse_qsl(parts.query, keep_blank_values=True))
