@@ -13,6 +13,7 @@ from importlib import resources
 from typing import Any
 
 from chronoid.errors import InvalidArgument, SqlInstallError, UnknownVariant
+from chronoid.extras import require_extra
 from chronoid.layout import Layout
 from chronoid.modes.instance import mode_b_id
 from chronoid.postgres.sqlgen import (
@@ -85,12 +86,8 @@ def _check_schema(schema: str | None) -> None:
 def _connect(dsn: str) -> Any:
     if not isinstance(dsn, str) or not dsn:
         raise InvalidArgument(f"dsn must be a non-empty connection string, got {redact_dsn(dsn)!r}")
-    try:
-        import psycopg
-    except ImportError as exc:  # pragma: no cover - psycopg is a declared extra
-        raise SqlInstallError(
-            "psycopg 3 is needed for chronoid pg (pip install 'chronoid[postgres]')"
-        ) from exc
+    import psycopg
+
     try:
         return psycopg.connect(dsn, connect_timeout=10)
     except psycopg.Error as exc:
@@ -100,6 +97,7 @@ def _connect(dsn: str) -> Any:
 
 
 def _run(dsn: str, schema: str | None, sql: str, *, create_schema: bool) -> InstallSettings | None:
+    require_extra("postgres", "installing chronoid's SQL functions (chronoid pg)", "psycopg")
     import psycopg
 
     _check_schema(schema)

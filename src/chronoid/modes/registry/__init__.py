@@ -24,6 +24,7 @@ import threading
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from chronoid.errors import InvalidArgument
+from chronoid.extras import require_extra
 from chronoid.modes.registry.base import (
     Lease,
     NodeRegistry,
@@ -94,10 +95,12 @@ def parse_registry_url(url: str, *, node_range: tuple[int, int] | None = None) -
                 registry = _MEMORY[name] = MemoryRegistry(node_range=node_range)
         return registry
     if scheme in ("redis", "rediss"):
+        require_extra("redis", "a Redis node registry (Mode C)", "redis")
         from chronoid.modes.registry.redis import RedisRegistry
 
         return RedisRegistry(rest, prefix=ours.get("prefix", "chronoid:"), node_range=node_range)
     if scheme == "etcd":
+        require_extra("etcd", "an etcd node registry (Mode C)", "etcd3gw", "requests")
         from chronoid.modes.registry.etcd import EtcdRegistry
 
         if parts.hostname is None:
@@ -108,6 +111,7 @@ def parse_registry_url(url: str, *, node_range: tuple[int, int] | None = None) -
             prefix=ours.get("prefix", "/chronoid/"),
             node_range=node_range,
         )
+    require_extra("postgres", "a PostgreSQL node registry (Mode C)", "psycopg")
     from chronoid.modes.registry.postgres import PostgresRegistry
 
     return PostgresRegistry(
