@@ -36,19 +36,22 @@ def _run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
 def dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A wheel and an sdist built from this tree (no build isolation: no index needed)."""
     out = tmp_path_factory.mktemp("dist")
-    build = _run(
-        [
-            sys.executable,
-            "-c",
-            "import sys; from setuptools import build_meta as b; "
-            "print(b.build_wheel(sys.argv[1])); print(b.build_sdist(sys.argv[1]))",
-            str(out),
-        ],
-        cwd=ROOT,
-    )
-    assert build.returncode == 0, build.stderr[-3000:]
-    wheel, sdist = build.stdout.split()[-2:]
-    return {"wheel": out / wheel, "sdist": out / sdist}
+    built = {}
+    for kind in ("wheel", "sdist"):  # one process each: setuptools keeps state between them
+        build = _run(
+            [
+                sys.executable,
+                "-c",
+                f"import sys; from setuptools import build_meta as b; "
+                f"print('BUILT', b.build_{kind}(sys.argv[1]))",
+                str(out),
+            ],
+            cwd=ROOT,
+        )
+        lines = [line for line in build.stdout.splitlines() if line.startswith("BUILT ")]
+        assert build.returncode == 0 and lines, build.stdout[-2000:] + build.stderr[-2000:]
+        built[kind] = out / lines[-1].split()[1]
+    return built
 
 
 @pytest.fixture(scope="module")
@@ -115,16 +118,44 @@ def test_sdist_ships_no_tests(dists: dict[str, Path]) -> None:
     assert not [n for n in names if n.startswith(("tests/", "benchmarks/", "scripts/"))]
 
 
+_IN_VENV = """
+import contextlib, io, json, sys
+from chronoid.cli import main
+results = []
+for args in json.loads(sys.argv[1]):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(args)
+        except SystemExit as exc:
+            code = exc.code
+    results.append([code, out.getvalue(), err.getvalue()])
+print(json.dumps(results))
+"""
+
+
+def _many(venv: Path, commands: list[list[str]]) -> list[tuple[int, str, str]]:
+    """Run ``chronoid`` once per argument list inside one interpreter of the venv (one
+    start-up instead of one per command keeps this test quick)."""
+    import json
+
+    proc = _run([str(venv / "python"), "-c", _IN_VENV, json.dumps(commands)])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return [tuple(r) for r in json.loads(proc.stdout.splitlines()[-1])]
+
+
 def test_every_help_in_a_bare_venv(venv: Path) -> None:
     assert len(COMMANDS) >= 10, COMMANDS
-    failures = []
-    for cmd in [(), *COMMANDS]:
-        proc = _run([str(venv / "chronoid"), *cmd, "--help"])
-        if proc.returncode != 0 or "usage: chronoid" not in proc.stdout:
-            failures.append((cmd, proc.returncode, proc.stderr[-500:]))
+    results = _many(venv, [[*cmd, "--help"] for cmd in COMMANDS])
+    failures = [
+        (cmd, r)
+        for cmd, r in zip(COMMANDS, results, strict=True)
+        if r[0] != 0 or "usage:" not in r[1]
+    ]
     assert not failures, failures
-    module = _run([str(venv / "python"), "-m", "chronoid", "--help"])
-    assert module.returncode == 0 and "usage: chronoid" in module.stdout, module.stderr
+    for cmd in ([str(venv / "chronoid")], [str(venv / "python"), "-m", "chronoid"]):
+        proc = _run([*cmd, "--help"])  # the console script and python -m, as processes
+        assert proc.returncode == 0 and "usage: chronoid" in proc.stdout, proc.stderr
 
 
 def _readme_block(heading: str) -> str:
@@ -162,12 +193,22 @@ def test_quick_start_in_a_bare_venv(venv: Path, tmp_path: Path) -> None:
     ids=lambda value: value if isinstance(value, str) else " ".join(value[:3]),
 )
 def test_missing_extra_is_one_line(venv: Path, tmp_path: Path, args: list[str], extra: str) -> None:
-    proc = _run([str(venv / "chronoid"), *(a.format(tmp=tmp_path) for a in args)])
-    assert proc.returncode == 1, (proc.returncode, proc.stderr)
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
+    # one subprocess of the console script per feature would be slow: see the loop below
+    proc_code, _, stderr = _many(venv, [[a.format(tmp=tmp_path) for a in args]])[0]
+    assert proc_code == 1, (proc_code, stderr)
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
     assert f"pip install 'chronoid[{extra}]'" in lines[0]
-    assert "pw@" not in proc.stderr
+    assert "pw@" not in stderr
+
+
+def test_missing_extra_through_the_console_script(venv: Path) -> None:
+    proc = _run([str(venv / "chronoid"), "pg", "install", "--dsn", "postgresql://h/x"])
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == (
+        "chronoid: error: installing chronoid's SQL functions (chronoid pg) needs the "
+        "'postgres' extra (psycopg is not installed): pip install 'chronoid[postgres]'"
+    )
 
 
 @pytest.mark.parametrize(
@@ -187,3 +228,21 @@ def test_integration_without_its_extra(venv: Path, module: str, extra: str) -> N
     proc = _run([str(venv / "python"), "-c", code])
     assert proc.returncode == 0, proc.stderr
     assert f"pip install 'chronoid[{extra}]'" in proc.stdout
+
+
+def test_readme_links_work_outside_the_repository() -> None:
+    import tomllib
+
+    from chronoid.project import DOCS_URL, REPOSITORY_URL
+
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert meta["urls"]["Homepage"] == REPOSITORY_URL
+    targets = re.findall(r"\]\(([^)\s]+)\)", README)
+    relative = [t for t in targets if not t.startswith(("http://", "https://", "#"))]
+    assert not relative, relative  # a relative link is dead on a package index
+    for target in targets:
+        if target.startswith(DOCS_URL + "/"):
+            path = target[len(DOCS_URL) + 1 :].split("#")[0]
+            assert (ROOT / "docs" / path).is_file(), target
+    for pointer in ("shared/seeds", "scripts/services.sh"):
+        assert pointer not in README
