@@ -189,6 +189,7 @@ def test_quick_start_in_a_bare_venv(venv: Path, tmp_path: Path) -> None:
         (["serve", "--ha", "etcd://h:1", "--port", "0", "--advertise", "h:1"], "etcd"),
         (["stream", "--freq", "second", "--sink", "redis://h:1/0"], "redis"),
         (["stream", "--freq", "second", "--sink", "nats://h:1"], "nats"),
+        (["serve", "--port", "0", "--event-loop", "uvloop", "--data-dir", "{tmp}"], "server"),
     ],
     ids=lambda value: value if isinstance(value, str) else " ".join(value[:3]),
 )
