@@ -14,6 +14,11 @@ from chronoid.errors import MissingExtra
 
 __all__ = ["require_extra"]
 
+# What fixes a module that is installed but does not import (the extra alone would not).
+_BROKEN_HINTS = {
+    "psycopg": "pip install 'psycopg[binary]' (or psycopg[c], or install a system libpq)",
+}
+
 
 def require_extra(extra: str, feature: str, *modules: str) -> None:
     """Import ``modules`` (top-level names) or raise :class:`MissingExtra` naming ``extra``.
@@ -31,9 +36,13 @@ def require_extra(extra: str, feature: str, *modules: str) -> None:
         try:
             importlib.import_module(module)
         except ImportError as exc:
-            missing = isinstance(exc, ModuleNotFoundError) and exc.name == module
-            reason = f"{module} is not installed" if missing else f"{module} fails to import: {exc}"
-            raise MissingExtra(
-                f"{feature} needs the {extra!r} extra ({reason}): pip install 'chronoid[{extra}]'",
-                name=module,
-            ) from None
+            if isinstance(exc, ModuleNotFoundError) and exc.name == module:
+                message = (
+                    f"{feature} needs the {extra!r} extra ({module} is not installed): "
+                    f"pip install 'chronoid[{extra}]'"
+                )
+            else:
+                hint = _BROKEN_HINTS.get(module, f"pip install --force-reinstall {module}")
+                message = f"{feature} needs {module}, which is installed but fails to import "
+                message += f"({exc}): {hint}"
+            raise MissingExtra(" ".join(message.split()), name=module) from None
