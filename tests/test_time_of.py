@@ -69,6 +69,7 @@ def test_mypy_strict_catches_a_misspelt_variant(tmp_path: Path) -> None:
             from datetime import datetime
 
             from chronoid import Generator, VariantName, get_layout, hlc_generator, time_of
+            from chronoid.modes import InstanceGenerator, PersonaGenerator
 
             good: VariantName = "chrono64s"
             gen = Generator(good, node=3)
@@ -77,9 +78,11 @@ def test_mypy_strict_catches_a_misspelt_variant(tmp_path: Path) -> None:
             layout = get_layout(from_config)  # a name known only at run time: checked there
             Generator(layout, node=1)
             hlc_generator(1, "snowflake")
+            PersonaGenerator("chrono64s")
 
             Generator("chrono64x", node=3)
             time_of(1, "uchrono32z")
+            InstanceGenerator("chrono64q")
             """
         )
     )
@@ -101,6 +104,7 @@ def test_mypy_strict_catches_a_misspelt_variant(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     errors = [line for line in proc.stdout.splitlines() if ": error:" in line]
-    assert len(errors) == 2, proc.stdout + proc.stderr
-    assert "user_program.py:14:" in errors[0] and "chrono64x" in errors[0]
-    assert "user_program.py:15:" in errors[1] and "uchrono32z" in errors[1]
+    assert len(errors) == 3, proc.stdout + proc.stderr
+    assert "user_program.py:16:" in errors[0] and "chrono64x" in errors[0]
+    assert "user_program.py:17:" in errors[1] and "uchrono32z" in errors[1]
+    assert "user_program.py:18:" in errors[2] and "chrono64q" in errors[2]
