@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import subprocess
+import sys
+from collections.abc import Iterator
 
 import pytest
 import redis
@@ -20,7 +23,39 @@ from chronoid.sequencer.client import (
     RangeCache,
     SequencerClient,
 )
-from tests.sequencer.conftest import ServerProcess
+from tests.sequencer.conftest import ServerProcess, wait_for_port
+from tests.support import free_port
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One server for the module (each test uses sequences of its own): a start per test
+    would cost more than the tests."""
+    port, data_dir = free_port(), tmp_path_factory.mktemp("range-cache")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "chronoid",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+            "--log-level",
+            "WARNING",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for_port(port, process)
+        yield ServerProcess(process, port, data_dir)
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+        assert process.stderr is not None
+        process.stderr.close()
 
 
 def _increasing(values: list[int]) -> bool:
@@ -28,7 +63,7 @@ def _increasing(values: list[int]) -> bool:
 
 
 def test_context_manager_closes_the_client(server: ServerProcess) -> None:
-    with RangeCache(SequencerClient(port=server.port), block=7) as cache:
+    with RangeCache(SequencerClient(port=server.port), block=7, name="ctx") as cache:
         values = [cache.next() for _ in range(50)]
         client = cache.client
     assert _increasing(values) and values[0] == 1
@@ -60,7 +95,8 @@ def test_refuses_what_is_not_a_client() -> None:
 
 def test_async_cache_with_many_tasks(server: ServerProcess) -> None:
     async def main() -> tuple[list[int], list[list[int]]]:
-        async with AsyncRangeCache(AsyncSequencerClient(port=server.port), block=16) as cache:
+        client = AsyncSequencerClient(port=server.port)
+        async with AsyncRangeCache(client, block=16, name="many") as cache:
             first = [await cache.next() for _ in range(40)]
 
             async def take() -> list[int]:
