@@ -17,6 +17,7 @@ from chronoid.codec import (
     encode_base32,
     encode_hex,
     format_id,
+    format_ids,
     parse_id,
 )
 from chronoid.errors import AmbiguousId, DecodeError, InvalidArgument
@@ -260,3 +261,12 @@ def test_near_miss_text_never_gets_two_values(text: str, layout: Layout) -> None
         with contextlib.suppress(DecodeError):
             named.add(parse_id(text, layout, form) == value)
     assert True in named
+
+
+@given(st.lists(st.integers(0, 2**64 - 1), max_size=50), st.sampled_from([64, 32, 41, 5, 128]))
+def test_format_ids_writes_what_format_id_writes(values: list[int], bits: int) -> None:
+    values = [v % (1 << bits) for v in values]
+    for form in FORMATS:
+        assert format_ids(values, bits, form) == [format_id(v, bits, form) for v in values]
+    with pytest.raises(InvalidArgument):
+        format_ids([*values, 1 << bits], bits, "base32")
