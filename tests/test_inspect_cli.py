@@ -112,7 +112,8 @@ def test_stdin_split_byte_by_byte_reads_the_same() -> None:
 
 def test_bad_lines_are_reported_and_the_good_ones_decoded() -> None:
     good = _made_now("chrono64s")
-    stdin = b"\xff\xfe\n" + "²\n-5\n0x f\n".encode() + b"9" * 5000 + b"\n" + good.encode() + b"\n"
+    # A 5,000-byte line of zeros and a 5 is refused as too long, not cut and read as 0.
+    stdin = b"\xff\xfe\n" + "²\n-5\n0x f\n".encode() + b"0" * 5000 + b"5\n" + good.encode() + b"\n"
     result = subprocess.run(
         [sys.executable, "-m", "chronoid", "inspect", "-", "--variant", "chrono64s", "--json"],
         input=stdin,
@@ -126,6 +127,7 @@ def test_bad_lines_are_reported_and_the_good_ones_decoded() -> None:
     errors = [line for line in stderr.splitlines() if line.startswith("chronoid: error: ")]
     assert len(errors) == 5 and len(stderr.splitlines()) == 5
     assert all(len(line) < 400 for line in errors)
+    assert "longer than 1024 bytes" in errors[4]
     records = [json.loads(line) for line in result.stdout.decode().splitlines()]
     assert [("error" in r) for r in records] == [True] * 5 + [False]
     assert records[-1]["id"] == good

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from chronoid.codec import FORMATS, format_ids
-from chronoid.errors import ChronoidError, InvalidArgument
+from chronoid.errors import ChronoidError, DecodeError, InvalidArgument
 from chronoid.generator import MAX_BATCH, Generator
 from chronoid.identify import PLAUSIBLE_LEAD_S, Reading, candidates, describe, read
 from chronoid.layout import Layout
@@ -142,6 +142,11 @@ def _cmd_new(args: argparse.Namespace) -> int:
     return 0
 
 
+class _LineTooLong(str):
+    """A stdin line cut at ``_MAX_LINE_BYTES``: refused whatever its first bytes say (a cut
+    line of 2,000 zeros and a 5 must not read as 0)."""
+
+
 def _stdin_lines() -> Iterator[str]:
     """Lines of standard input, undecodable bytes kept as surrogates so that the parser
     names them; a line too long to be an ID is cut (and refused) without being held whole."""
@@ -150,6 +155,8 @@ def _stdin_lines() -> Iterator[str]:
         if len(raw) > _MAX_LINE_BYTES and not raw.endswith(b"\n"):
             while (rest := stream.readline(65_536)) and not rest.endswith(b"\n"):
                 pass
+            yield _LineTooLong(raw[:40].decode("utf-8", "backslashreplace"))
+            continue
         yield raw.decode("utf-8", "surrogateescape").rstrip("\r\n")
 
 
@@ -177,6 +184,11 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     status = 0
     for text in _inputs(args.ids):
         try:
+            if isinstance(text, _LineTooLong):
+                raise DecodeError(
+                    f"a line of standard input starting {str(text)!r} is longer than "
+                    f"{_MAX_LINE_BYTES} bytes: no ID is that long"
+                )
             if layout is not None:
                 reading = read(text, layout, args.input_format)
                 if not reading.plausible:
