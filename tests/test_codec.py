@@ -230,7 +230,7 @@ def test_what_format_id_writes_auto_mode_reads_back_or_refuses(
 _STRICT = re.compile(r"[0-9]+|0[xX][0-9a-fA-F]+|[0-9A-Za-z]+(-[0-9A-Za-z]+)*")
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(st.text(), st.sampled_from(LAYOUTS))
 @example("²", get_layout("snowflake"))
 @example("0٣", get_layout("snowflake"))
