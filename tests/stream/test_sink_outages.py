@@ -8,10 +8,14 @@ across producers uses the shared nats-server with a stream of its own.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import shutil
 import socket
+import subprocess
+import sys
 import threading
+import time
 import uuid
 from datetime import UTC
 from pathlib import Path
@@ -178,4 +182,49 @@ def test_nats_sink_rides_through_a_server_restart(tmp_path: Path) -> None:
         events = [json.loads(m.data) for m in asyncio.run(_nats_messages(url, "RESTART"))]
         assert [e["timestamp"] for e in events] == [_boundary(n) for n in range(1, 9)]
     finally:
+        server.stop()
+
+
+def test_cli_stream_to_redis_survives_a_redis_restart(tmp_path: Path) -> None:
+    # At a95c2b7 a Redis restart ended `chronoid stream` with exit 1.
+    exe = shutil.which("redis-server")
+    assert exe, "redis-server is not installed (scripts/install.sh installs it)"
+    port = free_port()
+    server = OwnServer(
+        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
+         "--appendfsync", "always", "--dir", str(tmp_path)],
+        _redis_ready(port),
+        tmp_path / "redis.log",
+    )  # fmt: skip
+    server.start()
+    key = "chronoid:test:cli"
+    sink = f"redis://127.0.0.1:{port}/0?stream={key}&max_outage_s=20"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "chronoid", "stream", "--freq", "second", "--count", "4",
+         "--sink", sink],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        client = redis.Redis(port=port, decode_responses=True)
+        deadline = time.monotonic() + 15
+        while client.xlen(key) < 1:
+            assert time.monotonic() < deadline, "no event arrived"
+            time.sleep(0.05)
+        client.close()
+        server.stop()
+        time.sleep(1.5)  # at least one boundary passes while Redis is down
+        server.start()
+        _, err = process.communicate(timeout=30)
+        assert process.returncode == 0, err
+        assert "reconnecting" in err and "Traceback" not in err
+        client = redis.Redis(port=port, decode_responses=True)
+        stamps = [int(fields["timestamp"]) for _, fields in client.xrange(key)]
+        client.close()
+        assert len(stamps) == 4 and [b - a for a, b in itertools.pairwise(stamps)] == [S] * 3
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
         server.stop()
