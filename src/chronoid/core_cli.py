@@ -11,7 +11,7 @@ from typing import Any
 from chronoid.codec import FORMATS, format_ids
 from chronoid.errors import ChronoidError, DecodeError, InvalidArgument
 from chronoid.generator import MAX_BATCH, Generator
-from chronoid.identify import PLAUSIBLE_LEAD_S, Reading, candidates, describe, read
+from chronoid.identify import PLAUSIBLE_LEAD_S, Reading, candidates, describe, iso_utc, read
 from chronoid.layout import Layout
 from chronoid.modes.cli import add_new_arguments, make_mode_batch_source
 from chronoid.progress import ProgressLine
@@ -170,8 +170,7 @@ def _inputs(ids: list[str]) -> Iterator[str]:
 
 def _reading_text(reading: Reading, *, full: bool) -> str:
     parts = reading.parts
-    time_text = parts.time.isoformat().replace("+00:00", "Z")
-    text = f"{parts.layout.name} {time_text} node={parts.node} sequence={parts.sequence}"
+    text = f"{parts.layout.name} {iso_utc(parts.time)} node={parts.node} sequence={parts.sequence}"
     if full:
         fields = describe(parts.id, parts.layout)
         text += f" timestamp={parts.timestamp} id={parts.id} base32={fields['base32']}"
@@ -194,7 +193,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
                 if not reading.plausible:
                     print(
                         f"chronoid: warning: {text.strip()} decodes under {layout.name} to "
-                        f"{reading.parts.time.isoformat().replace('+00:00', 'Z')}, more than "
+                        f"{iso_utc(reading.parts.time)}, more than "
                         f"{PLAUSIBLE_LEAD_S // 3600} h after now: is --variant right?",
                         file=sys.stderr,
                     )
@@ -216,6 +215,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
             print(f"{text.strip()}  {_reading_text(found[0], full=True)}")
         else:
             print(f"{text.strip()}  {_candidates_text(found)}")
+        sys.stdout.flush()  # a reader feeding IDs one by one through a pipe gets each answer
     return status
 
 
@@ -259,8 +259,8 @@ def variant_record(layout: Layout) -> dict[str, Any]:
         "sequence_bits": layout.sequence_bits,
         "unit": layout.unit_code,
         "precision": layout.unit.description,
-        "epoch": layout.epoch.isoformat().replace("+00:00", "Z"),
-        "expiry": layout.expiry.isoformat().replace("+00:00", "Z"),
+        "epoch": iso_utc(layout.epoch),
+        "expiry": iso_utc(layout.expiry),
         "nodes": layout.max_node + 1,
         "ids_per_tick_per_node": layout.ids_per_tick,
     }

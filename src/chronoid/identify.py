@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from chronoid.codec import format_id, parse_id_reading
@@ -22,7 +23,7 @@ from chronoid.errors import AmbiguousId, DecodeError
 from chronoid.layout import IdParts, Layout
 from chronoid.variants import VARIANTS
 
-__all__ = ["PLAUSIBLE_LEAD_S", "Reading", "candidates", "describe", "read"]
+__all__ = ["PLAUSIBLE_LEAD_S", "Reading", "candidates", "describe", "iso_utc", "read"]
 
 PLAUSIBLE_LEAD_S = 86_400
 """How far past now (s) a decoded time may lie and still be plausible: 1 day."""
@@ -51,8 +52,9 @@ class Reading:
         }
 
 
-def _iso(moment: Any) -> str:
-    return str(moment.isoformat()).replace("+00:00", "Z")
+def iso_utc(moment: datetime) -> str:
+    """``moment`` (aware, UTC) as ISO 8601 with a ``Z``: how every chronoid output writes time."""
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 def describe(value: int, layout: Layout) -> dict[str, Any]:
@@ -70,13 +72,13 @@ def describe(value: int, layout: Layout) -> dict[str, Any]:
         "base32": format_id(value, layout.width, "base32"),
         "hex": format_id(value, layout.width, "hex"),
         "variant": layout.name,
-        "time": _iso(parts.time),
+        "time": iso_utc(parts.time),
         "timestamp": parts.timestamp,
         "unit": layout.unit.description,
         "node": parts.node,
         "sequence": parts.sequence,
         "bits": layout.bits_label(),
-        "expiry": _iso(layout.expiry),
+        "expiry": iso_utc(layout.expiry),
     }
 
 
@@ -142,5 +144,5 @@ def candidates(text: str, form: str = "auto", *, now_ns: int | None = None) -> l
     raise DecodeError(
         f"{example.text.strip()!r} has no plausible time in any layout: every reading lies "
         f"more than {PLAUSIBLE_LEAD_S // 3600} h in the future (e.g. {example.parts.layout.name} "
-        f"{_iso(example.parts.time)}); pass --variant to decode it anyway"
+        f"{iso_utc(example.parts.time)}); pass --variant to decode it anyway"
     )
