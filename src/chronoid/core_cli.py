@@ -224,7 +224,9 @@ def _candidates_text(found: list[Reading]) -> str:
     if len(forms) == 1:
         head = f"read as {found[0].form}; plausible in {len(found)} layouts, newest first: "
         return head + "; ".join(_reading_text(r, full=False) for r in found)
-    head = f"read as {' or '.join(sorted(forms))}; plausible in {len(found)}, newest first: "
+    head = (
+        f"read as {' or '.join(sorted(forms))}; plausible in {len(found)} layouts, newest first: "
+    )
     return head + "; ".join(f"{_reading_text(r, full=False)} (as {r.form})" for r in found)
 
 
