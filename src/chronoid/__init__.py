@@ -23,13 +23,14 @@ from chronoid.errors import (
     InvalidArgument,
     InvalidLayout,
     InvalidNode,
+    MissingExtra,
     SequenceExhausted,
     TimestampOutOfRange,
     UnknownVariant,
 )
 from chronoid.generator import Backwards, ChronoSequence, Generator, Overflow, hlc_generator
 from chronoid.layout import IdParts, Layout
-from chronoid.variants import SNOWFLAKE, VARIANTS, get_layout
+from chronoid.variants import SNOWFLAKE, VARIANTS, VariantName, get_layout, time_of
 
 __all__ = [
     "SNOWFLAKE",
@@ -53,11 +54,13 @@ __all__ = [
     "InvalidNode",
     "Layout",
     "ManualClock",
+    "MissingExtra",
     "Overflow",
     "SequenceExhausted",
     "SystemClock",
     "TimestampOutOfRange",
     "UnknownVariant",
+    "VariantName",
     "decode_base32",
     "encode_base32",
     "format_id",
@@ -65,4 +68,5 @@ __all__ = [
     "get_layout",
     "hlc_generator",
     "parse_id",
+    "time_of",
 ]

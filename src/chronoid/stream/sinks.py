@@ -31,6 +31,7 @@ from typing import IO, Any, Protocol, TypeVar
 from urllib.parse import parse_qs, urlparse
 
 from chronoid.errors import InvalidArgument, SinkError
+from chronoid.redact import redact_dsn
 from chronoid.stream.event import Event
 
 __all__ = [
@@ -199,12 +200,12 @@ class RedisStreamSink:
             )
         except ValueError as exc:
             raise InvalidArgument(
-                f"bad Redis URL {url!r} ({exc}); expected redis://host:port/db"
+                f"bad Redis URL {redact_dsn(url)!r} ({exc}); expected redis://host:port/db"
             ) from None
         self.stream = stream
         self._maxlen = maxlen
-        self._url = url
-        self._rule = _OutageRule(f"Redis at {url}", max_outage_s)
+        self._url = redact_dsn(url)  # for messages: never the password
+        self._rule = _OutageRule(f"Redis at {self._url}", max_outage_s)
         self._script: Any = self._client.register_script(_XADD_ONCE)
         self.duplicates = 0
         """Events whose boundary the stream already held (within the window)."""
@@ -293,7 +294,7 @@ class NatsJetStreamSink:
         self._js: Any = None
         self._last_error = ""
         self._closing = False
-        self._rule = _OutageRule(f"NATS at {url}", max_outage_s)
+        self._rule = _OutageRule(f"NATS at {redact_dsn(url)}", max_outage_s)
 
     @property
     def outages(self) -> int:
