@@ -130,3 +130,8 @@ class SequencerReplyError(ChronoidError):
 class SinkError(ChronoidError):
     """A ChronoStream sink could not deliver an event (Redis unreachable, stream key of the wrong
     type): the engine stops rather than dropping every later event unseen."""
+
+
+class TortureError(ChronoidError):
+    """``chronoid torture`` could not run or judge a deployment (a target that does not start,
+    a history file that is not one); a broken promise is a verdict, not this error."""

@@ -1,0 +1,172 @@
+"""Fault schedules: which fault hits which process when. Pure: no process is touched here.
+
+A schedule is a list of :class:`Step`; the runners (:mod:`chronoid.torture.serve`,
+:mod:`chronoid.torture.lease`) carry it out. A random schedule is a function of its seed, so
+``--seed`` reproduces a run's faults; a named :class:`Scenario` is a fixed schedule (and the
+set-up it needs) that reproduces one finding exactly.
+
+Fault kinds, ``chronoid torture serve``:
+
+``kill9``         SIGKILL the server, restart it on the same port and data directory.
+``sigterm``       SIGTERM (clean stop), restart.
+``pause``         SIGSTOP the server for ``duration_s``, then SIGCONT.
+``intruder``      start a second server on the same data directory (another port); if it
+                  starts, a client takes values from it for ``duration_s``; then kill -9 both
+                  and restart the first.
+``delete-state``  delete the state file under the running server, wait 1.5 s, kill -9 and
+                  restart it.
+
+``chronoid torture lease``:
+
+``pause``             SIGSTOP a Mode C generator process past its lease, then SIGCONT.
+``kill9``             SIGKILL a Mode C generator process and start a new one.
+``registry-restart``  SIGKILL the Redis registry (no persistence: its data is lost), restart.
+``modeb-kill9``       SIGKILL a Mode B process (state file) and start it again on that file.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from chronoid.errors import InvalidArgument
+
+__all__ = [
+    "LEASE_FAULTS",
+    "SCENARIOS",
+    "SERVE_FAULTS",
+    "Scenario",
+    "Step",
+    "get_scenario",
+    "random_schedule",
+]
+
+SERVE_FAULTS = ("kill9", "sigterm", "pause", "intruder", "delete-state")
+"""Fault kinds of ``chronoid torture serve``."""
+
+LEASE_FAULTS = ("pause", "kill9", "registry-restart", "modeb-kill9")
+"""Fault kinds of ``chronoid torture lease``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One fault: ``kind`` on ``target`` at ``at_s`` (s after the start), for ``duration_s``."""
+
+    at_s: float
+    kind: str
+    target: str = ""
+    duration_s: float = 0.0
+
+
+def random_schedule(
+    seed: int,
+    duration_s: float,
+    targets: dict[str, tuple[str, ...]],
+    *,
+    pause_s: tuple[float, float] = (0.5, 3.0),
+    interval_s: tuple[float, float] = (0.5, 2.0),
+) -> list[Step]:
+    """A seeded random schedule over ``duration_s`` seconds.
+
+    ``targets`` maps each fault kind allowed to the processes it may hit; faults start after
+    1 s and end 1 s before the end (so every run has a clean start and a clean tail);
+    ``pause_s`` bounds pause and intruder durations, ``interval_s`` the quiet time between
+    two faults (s).
+    """
+    if not targets:
+        return []
+    rng = random.Random(seed)
+    kinds = sorted(targets)
+    steps: list[Step] = []
+    at = 1.0
+    while True:
+        kind = rng.choice(kinds)
+        target = rng.choice(targets[kind])
+        duration = round(rng.uniform(*pause_s), 3) if kind in ("pause", "intruder") else 0.0
+        if at + duration > duration_s - 1.0:
+            break
+        steps.append(Step(round(at, 3), kind, target, duration))
+        at += duration + rng.uniform(*interval_s)
+    return steps
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """A named fixed schedule and the set-up it needs, reproducing one finding."""
+
+    name: str
+    target: str
+    """``serve`` or ``lease``."""
+    description: str
+    steps: tuple[Step, ...]
+    duration_s: float
+    options: dict[str, int] = field(default_factory=dict)
+    """Set-up overrides for the runner (``mode_c``, ``mode_b``, ``nodes``, ``clients``)."""
+
+
+SCENARIOS: dict[str, Scenario] = {
+    scenario.name: scenario
+    for scenario in (
+        Scenario(
+            "shared-data-dir",
+            "serve",
+            "a second server on the same data directory while the first is serving, then "
+            "kill -9 of both and a restart (issue 13 item 1: values handed out by both)",
+            (Step(1.0, "intruder", "server", 2.5),),
+            6.0,
+        ),
+        Scenario(
+            "state-file-deleted",
+            "serve",
+            "the state file deleted under a running server, then kill -9 and restart "
+            "(issue 13 item 2: the restart issues 1 again)",
+            (Step(1.0, "delete-state", "server"),),
+            5.0,
+        ),
+        Scenario(
+            "zombie-lease",
+            "lease",
+            "two Mode C generators, one node: the holder is paused (SIGSTOP) past its lease "
+            "while it waits for the next tick, the other takes the node, then the holder is "
+            "resumed (issue 14 item 1: one more ID from the lost lease)",
+            (Step(2.0, "pause", "mc0", 3.0),),
+            7.0,
+            {"mode_c": 2, "mode_b": 0, "nodes": 1},
+        ),
+        Scenario(
+            "registry-lost",
+            "lease",
+            "two Mode C generators, two nodes: the Redis registry (no persistence) is "
+            "killed and restarted, so a newcomer can lease a node still in use (issue 14 "
+            "item 2)",
+            (Step(2.0, "registry-restart", "registry"),),
+            7.0,
+            {"mode_c": 3, "mode_b": 0, "nodes": 2},
+        ),
+        Scenario(
+            "mode-b-crash",
+            "lease",
+            "one saturating Mode B generator (chrono32m) with a state file, kill -9 and "
+            "restart five times (issue 14 item 6: borrowed ticks forgotten in a crash)",
+            tuple(Step(1.0 + 0.6 * i, "modeb-kill9", "mb0") for i in range(5)),
+            5.0,
+            {"mode_c": 0, "mode_b": 1},
+        ),
+    )
+}
+"""Every named scenario, by name."""
+
+
+def get_scenario(name: str, target: str) -> Scenario:
+    """The scenario ``name`` of ``target``.
+
+    Raises:
+        InvalidArgument: no such scenario for this target (the message lists them).
+    """
+    scenario = SCENARIOS.get(name)
+    if scenario is None or scenario.target != target:
+        names = ", ".join(s.name for s in SCENARIOS.values() if s.target == target)
+        raise InvalidArgument(
+            f"unknown scenario {name!r} for chronoid torture {target}; known: {names}"
+        )
+    return scenario
