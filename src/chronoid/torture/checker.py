@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import itertools
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -128,12 +129,14 @@ def check(history: History, *, max_violations: int = 20) -> Verdict:
 
 def _unique(key: str, ops: list[Op]) -> tuple[list[Violation], int]:
     # Every run (first, count) of every op, by first value; an overlap with the run that
-    # reaches furthest so far is a value handed out twice.
+    # reaches furthest so far is a value handed out twice. Overlaps between the same two
+    # operations make one violation (a Mode B batch repeats value by value, not in runs).
     runs = sorted(
         ((first, first + count - 1, op) for op in ops for first, count in op.ranges),
         key=lambda run: (run[0], run[1]),
     )
-    violations: list[Violation] = []
+    pairs: dict[tuple[int, int], list[int]] = {}
+    order: list[tuple[Op, Op]] = []
     duplicated = 0
     reach: tuple[int, Op] | None = None
     for first, last, op in runs:
@@ -141,19 +144,29 @@ def _unique(key: str, ops: list[Op]) -> tuple[list[Violation], int]:
             other = reach[1]
             overlap_end = min(last, reach[0])
             duplicated += overlap_end - first + 1
-            shown = str(first) if overlap_end == first else f"{first}..{overlap_end}"
-            where = "the same operation" if other is op else f"{other.process} and {op.process}"
-            violations.append(
-                Violation(
-                    "unique",
-                    key,
-                    f"{key}: {shown} handed out twice ({where})",
-                    (other, op) if other is not op else (op,),
-                    max(other.invoke_ns, op.invoke_ns),
-                )
-            )
+            pair = (other.index, op.index)
+            if pair not in pairs:
+                pairs[pair] = [first, overlap_end, 0]
+                order.append((other, op))
+            pairs[pair][2] += overlap_end - first + 1
         if reach is None or last > reach[0]:
             reach = (last, op)
+    violations = []
+    for other, op in order:
+        first, overlap_end, count = pairs[(other.index, op.index)]
+        shown = str(first) if overlap_end == first else f"{first}..{overlap_end}"
+        if count > overlap_end - first + 1:
+            shown += f" and {count - (overlap_end - first + 1)} more"
+        where = "the same operation" if other is op else f"{other.process} and {op.process}"
+        violations.append(
+            Violation(
+                "unique",
+                key,
+                f"{key}: {shown} handed out twice ({where})",
+                (other, op) if other is not op else (op,),
+                max(other.invoke_ns, op.invoke_ns),
+            )
+        )
     return violations, duplicated
 
 
@@ -164,7 +177,7 @@ def _increasing(key: str, ops: list[Op]) -> list[Violation]:
         previous = last_by_process.get(op.process)
         runs = op.ranges
         # Inside one op the runs must increase too (a batch of IDs in the order received).
-        for (first, count), (next_first, _) in zip(runs, runs[1:], strict=False):
+        for (first, count), (next_first, _) in itertools.pairwise(runs):
             if next_first <= first + count - 1:
                 violations.append(
                     Violation(
@@ -238,7 +251,7 @@ def _gaps(
         unknown_sums.append(unknown_sums[-1] + requested)
     violations: list[Violation] = []
     largest: int | None = None
-    for (_, last, before), (first, _, after) in zip(ok_runs, ok_runs[1:], strict=False):
+    for (_, last, before), (first, _, after) in itertools.pairwise(ok_runs):
         gap = first - last - 1
         if gap <= 0:
             continue
@@ -318,6 +331,7 @@ def render(verdict: Verdict, history: History, *, shown: int = 3) -> str:
             continue
         bad = verdict.violation_counts.get(name, 0)
         extra = f", {verdict.duplicated_values} values twice" if name == "unique" and bad else ""
+        # unique counts pairs of operations that share values; the values are counted apart
         results.append(f"{name} " + (f"FAILED ({bad} violations{extra})" if bad else "ok"))
     lines.append("checks: " + (", ".join(results) if results else "none"))
     if verdict.ok:

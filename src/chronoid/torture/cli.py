@@ -41,8 +41,10 @@ def register(subparsers: Any) -> None:
     )
     _common(serve)
     serve.add_argument(
-        "--clients", type=int, default=4, help="client processes (default 4; kinds cycle: "
-        "single, pipelined, batched, named)"
+        "--clients",
+        type=int,
+        default=4,
+        help="client processes (default 4; kinds cycle: single, pipelined, batched, named)",
     )
     serve.set_defaults(handler=_cmd_serve)
 
@@ -56,7 +58,9 @@ def register(subparsers: Any) -> None:
     _common(lease)
     lease.add_argument("--mode-c", type=int, default=3, help="Mode C processes (default 3)")
     lease.add_argument(
-        "--nodes", type=int, default=None,
+        "--nodes",
+        type=int,
+        default=None,
         help="nodes the Mode C processes share (default: one fewer than --mode-c, so one "
         "always stands by to take a lost node)",
     )
@@ -67,8 +71,10 @@ def register(subparsers: Any) -> None:
     lease.set_defaults(handler=_cmd_lease)
 
     check = commands.add_parser(
-        "check", help="check a history file again", description="Check a history file "
-        "(JSON lines, see docs/torture.md) and print the verdict.", epilog=_EPILOG,
+        "check",
+        help="check a history file again",
+        description="Check a history file (JSON lines, see docs/torture.md) and print the verdict.",
+        epilog=_EPILOG,
     )
     check.add_argument("history", type=Path, help="history.jsonl of an earlier run")
     check.set_defaults(handler=_cmd_check)
@@ -79,34 +85,52 @@ def register(subparsers: Any) -> None:
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--time", type=float, default=30.0, metavar="SECONDS",
+        "--time",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
         help="length of the run (default 30; a --scenario has its own)",
     )
     parser.add_argument(
-        "--ops", type=int, default=0, help="stop after about this many operations (default 0: "
-        "no limit but --time)"
+        "--ops",
+        type=int,
+        default=0,
+        help="stop after about this many operations (default 0: no limit but --time)",
     )
-    parser.add_argument("--seed", type=int, default=1, help="seed of the fault schedule (default 1)")
     parser.add_argument(
-        "--scenario", default=None, metavar="NAME",
+        "--seed", type=int, default=1, help="seed of the fault schedule (default 1)"
+    )
+    parser.add_argument(
+        "--scenario",
+        default=None,
+        metavar="NAME",
         help="a named fault schedule that reproduces one finding (chronoid torture scenarios)",
     )
     parser.add_argument(
-        "--faults", default=None, metavar="KIND,...",
+        "--faults",
+        default=None,
+        metavar="KIND,...",
         help="fault kinds the random schedule may use (default: all of the target's)",
     )
     parser.add_argument(
-        "--out", type=Path, default=None,
+        "--out",
+        type=Path,
+        default=None,
         help="directory for history.jsonl, verdict.txt, timeline.png and logs "
         "(default ./chronoid-torture-TARGET)",
     )
     parser.add_argument(
-        "--chronoid-src", type=Path, default=None, metavar="DIR",
+        "--chronoid-src",
+        type=Path,
+        default=None,
+        metavar="DIR",
         help="torture the chronoid of this checkout (DIR or DIR/src on PYTHONPATH) instead "
         "of the installed one",
     )
     parser.add_argument(
-        "--pace-ms", type=float, default=2.0,
+        "--pace-ms",
+        type=float,
+        default=2.0,
         help="pause of each client between operations (ms, default 2)",
     )
     parser.add_argument("--no-plot", action="store_true", help="do not draw timeline.png")
@@ -182,6 +206,8 @@ def _cmd_scenarios(args: argparse.Namespace) -> int:
     from chronoid.torture.nemesis import SCENARIOS
 
     for scenario in SCENARIOS.values():
-        print(f"{scenario.target:5}  {scenario.name:18}  {scenario.duration_s:4.0f} s  "
-              f"{scenario.description}")
+        print(
+            f"{scenario.target:5}  {scenario.name:18}  {scenario.duration_s:4.0f} s  "
+            f"{scenario.description}"
+        )
     return 0

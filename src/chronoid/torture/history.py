@@ -98,7 +98,9 @@ class Op:
     def describe(self, started_ns: int = 0) -> str:
         """One line for a report: who, when (s since ``started_ns``), what it got."""
         begin = (self.invoke_ns - started_ns) / 1e9
-        end = "never" if self.complete_ns is None else f"{(self.complete_ns - started_ns) / 1e9:.3f}"
+        end = (
+            "never" if self.complete_ns is None else f"{(self.complete_ns - started_ns) / 1e9:.3f}"
+        )
         if self.status == "ok":
             shown = ", ".join(
                 str(start) if count == 1 else f"{start}..{start + count - 1}"
@@ -278,7 +280,9 @@ def _str(record: dict[str, Any], key: str) -> str:
 def parse_meta(record: dict[str, Any]) -> Meta:
     """A meta record, validated (ValueError says what is wrong)."""
     if record.get("version") != FORMAT_VERSION:
-        raise ValueError(f"history format version {record.get('version')!r} is not {FORMAT_VERSION}")
+        raise ValueError(
+            f"history format version {record.get('version')!r} is not {FORMAT_VERSION}"
+        )
     checks = record.get("checks")
     if not isinstance(checks, dict):
         raise ValueError(f"'checks' must be an object of key -> list of checks, got {checks!r}")

@@ -61,7 +61,9 @@ def timeline(history: History, verdict: Verdict, path: Path) -> Path:
             labelled = True
             for ax in (values_ax, ops_ax):
                 if fault.end_ns is not None and fault.end_ns - fault.start_ns > 50_000_000:
-                    ax.axvspan(start, (fault.end_ns - t0) / 1e9, color=colour, alpha=0.2, label=label)
+                    ax.axvspan(
+                        start, (fault.end_ns - t0) / 1e9, color=colour, alpha=0.2, label=label
+                    )
                 else:
                     ax.axvline(start, color=colour, linewidth=1, label=label)
                 label = None
@@ -91,7 +93,9 @@ def timeline(history: History, verdict: Verdict, path: Path) -> Path:
     xs = list(range(last_bin + 1))
     for status, counts in bins.items():
         if counts:  # empty bins are zeros, so an outage shows as a drop, not a slope
-            ops_ax.plot([x / 10 for x in xs], [counts.get(x, 0) * 10 for x in xs], label=status, lw=1)
+            ops_ax.plot(
+                [x / 10 for x in xs], [counts.get(x, 0) * 10 for x in xs], label=status, lw=1
+            )
     ops_ax.set_ylabel("operations/s")
     ops_ax.set_xlabel("time since start (s)")
     ops_ax.legend(loc="upper left", fontsize=7)

@@ -128,6 +128,7 @@ class Run:
             stale.unlink()
         self.stop_file = self.supervisor.scratch / "stop"
         self.faults = HistoryWriter(self.parts_dir / "nemesis.jsonl")
+        self._numbers: dict[str, int] = {}
 
     @classmethod
     @contextlib.contextmanager
@@ -153,6 +154,11 @@ class Run:
                     run.faults.close()
         finally:
             signal.signal(signal.SIGTERM, previous)
+
+    def number(self, name: str) -> int:
+        """1, 2, 3, ... per ``name``: names a run's repeated processes (``intruder2``)."""
+        self._numbers[name] = self._numbers.get(name, 0) + 1
+        return self._numbers[name]
 
     # -- children --------------------------------------------------------------------------
 
@@ -191,7 +197,9 @@ class Run:
     def fault(self, kind: str, target: str, start_ns: int, detail: str = "") -> None:
         """Record a fault that ended now."""
         end = now_ns()
-        self.faults.fault(kind, target, start_ns, end if end - start_ns > 1_000_000 else None, detail)
+        self.faults.fault(
+            kind, target, start_ns, end if end - start_ns > 1_000_000 else None, detail
+        )
 
     # -- the nemesis -----------------------------------------------------------------------
 

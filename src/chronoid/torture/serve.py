@@ -142,7 +142,9 @@ def run_serve(options: RunOptions, *, clients: int = 4) -> RunResult:
             elif step.kind == "sigterm":
                 assert server.child is not None
                 status = server.child.stop()
-                run.fault("sigterm", server.name, started, f"exit {status}; " + server.restart(run_end))
+                run.fault(
+                    "sigterm", server.name, started, f"exit {status}; " + server.restart(run_end)
+                )
             elif step.kind == "pause":
                 server.signal(signal.SIGSTOP)
                 try:
@@ -196,10 +198,10 @@ def _intruder(run: Run, server: _Server, step: Step, started: int, run_end: floa
     if why is not None:
         run.fault("intruder", intruder.name, started, f"refused to start: {why}")
         return
-    stop_file = run.supervisor.scratch / f"stop-intruder-{intruder.starts}-{started}"
+    stop_file = run.supervisor.scratch / f"stop-intruder-{started}"
     driver = run.worker(
         "sequencer",
-        f"intruder{started % 100000}",
+        f"intruder{run.number('intruder')}",
         "--port",
         str(intruder.port),
         "--mode",

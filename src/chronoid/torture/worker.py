@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import os
 import random
 import signal
 import sys
@@ -75,9 +74,7 @@ class Loop:
 
     def running(self) -> bool:
         """False once a stop was asked for or the operation budget is spent."""
-        if _stopping or self.ops_left == 0 or self.stop_file.exists():
-            return False
-        return True
+        return not (_stopping or self.ops_left == 0 or self.stop_file.exists())
 
     def count(self, ops: int = 1) -> None:
         """Spend ``ops`` of the budget, then pause ``--pace-ms``."""
@@ -111,9 +108,7 @@ def run_sequencer(args: argparse.Namespace) -> None:
         if isinstance(exc, redis.ResponseError):
             return "fail"
         text = str(exc)
-        if isinstance(exc, redis.ConnectionError) and (
-            "111" in text or "refused" in text.lower()
-        ):
+        if isinstance(exc, redis.ConnectionError) and ("111" in text or "refused" in text.lower()):
             return "fail"
         return "info"
 
@@ -125,20 +120,28 @@ def run_sequencer(args: argparse.Namespace) -> None:
             try:
                 pipe = client.pipeline(transaction=False)
                 for _ in range(depth):
-                    pipe.execute_command("GETSEQ")
+                    pipe.execute_command("GETSEQ")  # type: ignore[no-untyped-call]
                 values = pipe.execute()
             except Exception as exc:
                 done = now_ns()
                 status = classify(exc)
                 for _ in range(depth):
                     loop.history.op(
-                        loop.process, "getseq", "default", invoke, done, status, error=_one_line(exc)
+                        loop.process,
+                        "getseq",
+                        "default",
+                        invoke,
+                        done,
+                        status,
+                        error=_one_line(exc),
                     )
                 time.sleep(0.02)
             else:
                 done = now_ns()
                 for value in values:
-                    loop.history.op(loop.process, "getseq", "default", invoke, done, "ok", value=value)
+                    loop.history.op(
+                        loop.process, "getseq", "default", invoke, done, "ok", value=value
+                    )
             loop.count(depth)
             continue
         count, name = 1, "default"
@@ -151,7 +154,7 @@ def run_sequencer(args: argparse.Namespace) -> None:
             command = ["GETSEQ", str(count)]
         invoke = now_ns()
         try:
-            value = client.execute_command(*command)
+            value = client.execute_command(*command)  # type: ignore[no-untyped-call]
         except Exception as exc:
             loop.history.op(
                 loop.process,
@@ -188,7 +191,13 @@ def run_lease(args: argparse.Namespace) -> None:
                 )
             except ChronoidError as exc:
                 loop.history.op(
-                    loop.process, "acquire", loop.key, invoke, now_ns(), "fail", error=_one_line(exc)
+                    loop.process,
+                    "acquire",
+                    loop.key,
+                    invoke,
+                    now_ns(),
+                    "fail",
+                    error=_one_line(exc),
                 )
                 loop.count()
                 time.sleep(0.1)
@@ -273,7 +282,6 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the tool's to handle
     {"sequencer": run_sequencer, "lease": run_lease, "instance": run_instance}[args.kind](args)
     return 0
-
 
 
 if __name__ == "__main__":
