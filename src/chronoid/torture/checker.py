@@ -209,8 +209,9 @@ def _increasing(key: str, ops: list[Op]) -> list[Violation]:
 def _realtime(key: str, ops: list[Op]) -> list[Violation]:
     # Sweep by invocation; every op that completed strictly before the current invocation is
     # a predecessor; the one with the largest value must be below the current op's smallest.
+    # The operations of one process stale against the same predecessor make one violation.
     by_completion = sorted(ops, key=lambda op: op.complete_ns or 0)
-    violations: list[Violation] = []
+    found: dict[tuple[int, str], list[Op]] = {}
     done = 0
     best: tuple[int, Op] | None = None
     for op in sorted(ops, key=lambda op: op.invoke_ns):
@@ -220,18 +221,21 @@ def _realtime(key: str, ops: list[Op]) -> list[Violation]:
                 best = (finished.last, finished)
             done += 1
         if best is not None and op.first <= best[0]:
-            earlier = best[1]
-            gap_s = (op.invoke_ns - (earlier.complete_ns or 0)) / 1e9
-            violations.append(
-                Violation(
-                    "realtime",
-                    key,
-                    f"{key}: {op.process} got {op.first}, not above {earlier.last} that "
-                    f"{earlier.process} had received {gap_s:.3f} s before this was invoked",
-                    (earlier, op),
-                    op.invoke_ns,
-                )
+            found.setdefault((best[1].index, op.process), [best[1]]).append(op)
+    violations = []
+    for (_, process), (earlier, op, *more) in found.items():
+        gap_s = (op.invoke_ns - (earlier.complete_ns or 0)) / 1e9
+        also = f" (and {len(more)} later operations of {process})" if more else ""
+        violations.append(
+            Violation(
+                "realtime",
+                key,
+                f"{key}: {process} got {op.first}, not above {earlier.last} that "
+                f"{earlier.process} had received {gap_s:.3f} s before this was invoked{also}",
+                (earlier, op),
+                op.invoke_ns,
             )
+        )
     return violations
 
 
@@ -239,16 +243,21 @@ def _gaps(
     key: str, ops: list[Op], gap_per_restart: int, crash_times: list[int]
 ) -> tuple[list[Violation], int | None]:
     ok_runs = sorted(
-        (first, first + count - 1, op)
-        for op in ops
-        if op.status == "ok"
-        for first, count in op.ranges
+        (
+            (first, first + count - 1, op)
+            for op in ops
+            if op.status == "ok"
+            for first, count in op.ranges
+        ),
+        key=lambda run: (run[0], run[1]),
     )
-    unknown = sorted((op.invoke_ns, op.requested) for op in ops if op.status != "ok")
-    unknown_times = [t for t, _ in unknown]
-    unknown_sums = [0]
-    for _, requested in unknown:
-        unknown_sums.append(unknown_sums[-1] + requested)
+    # Operations with an unknown outcome, by invocation: each may have consumed its count
+    # anywhere between its invocation and its completion (never, if it did not complete).
+    unknown = sorted(
+        ((op.invoke_ns, op.complete_ns, op.requested) for op in ops if op.status == "info"),
+        key=lambda item: item[0],
+    )
+    unknown_invokes = [invoke for invoke, _, _ in unknown]
     violations: list[Violation] = []
     largest: int | None = None
     for (_, last, before), (first, _, after) in itertools.pairwise(ok_runs):
@@ -259,9 +268,13 @@ def _gaps(
         start = min(before.invoke_ns, after.invoke_ns)
         end = max(before.complete_ns or 0, after.complete_ns or 0)
         crashes = bisect.bisect_right(crash_times, end) - bisect.bisect_left(crash_times, start)
-        lo = bisect.bisect_left(unknown_times, start)
-        hi = bisect.bisect_right(unknown_times, end)
-        allowed = gap_per_restart * crashes + unknown_sums[hi] - unknown_sums[lo]
+        hi = bisect.bisect_right(unknown_invokes, end)
+        consumed = sum(
+            requested
+            for _, complete, requested in unknown[:hi]
+            if complete is None or complete >= start
+        )
+        allowed = gap_per_restart * crashes + consumed
         if gap > allowed:
             violations.append(
                 Violation(
@@ -269,7 +282,7 @@ def _gaps(
                     key,
                     f"{key}: {gap} values skipped between {last} and {first}, more than the "
                     f"{allowed} allowed ({crashes} crash(es) x {gap_per_restart} + "
-                    f"{unknown_sums[hi] - unknown_sums[lo]} requested by operations with an "
+                    f"{consumed} requested by operations with an "
                     "unknown outcome)",
                     (before, after),
                     max(before.invoke_ns, after.invoke_ns),

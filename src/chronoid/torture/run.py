@@ -143,8 +143,11 @@ class Run:
             stale.unlink()
         sweep_stale()
         run_id = f"{target_name}-{uuid.uuid4().hex[:12]}"
-        previous = signal.getsignal(signal.SIGTERM)
-        signal.signal(signal.SIGTERM, _interrupt)
+        # SIGTERM and SIGINT both end the run as a stop (even when started with SIGINT
+        # ignored, as a background job of a script is).
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+        for sig in previous:
+            signal.signal(sig, _interrupt)
         try:
             with Supervisor(run_id, logs) as supervisor:
                 run = cls(target_name, options, target, supervisor)
@@ -153,7 +156,8 @@ class Run:
                 finally:
                     run.faults.close()
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     def number(self, name: str) -> int:
         """1, 2, 3, ... per ``name``: names a run's repeated processes (``intruder2``)."""
