@@ -80,7 +80,9 @@ def check(history: History, *, max_violations: int = 20) -> Verdict:
     by_key: dict[str, list[Op]] = defaultdict(list)
     for op in history.ops:
         by_key[op.key].append(op)
-    crash_times = sorted(f.start_ns for f in history.faults if f.kind in CRASH_FAULTS)
+    crashes = sorted(
+        (f.start_ns, f.end_ns or f.start_ns) for f in history.faults if f.kind in CRASH_FAULTS
+    )
     found: list[Violation] = []
     counts: Counter[str] = Counter()
     checks_run: Counter[str] = Counter()
@@ -104,7 +106,7 @@ def check(history: History, *, max_violations: int = 20) -> Verdict:
             elif name == "realtime":
                 violations = _realtime(key, ok_ops)
             else:
-                violations, gap = _gaps(key, ops, meta.gap_per_restart, crash_times)
+                violations, gap = _gaps(key, ops, meta.gap_per_restart, crashes)
                 if gap is not None and (largest_gap is None or gap > largest_gap):
                     largest_gap = gap
             counts[name] += len(violations)
@@ -240,7 +242,7 @@ def _realtime(key: str, ops: list[Op]) -> list[Violation]:
 
 
 def _gaps(
-    key: str, ops: list[Op], gap_per_restart: int, crash_times: list[int]
+    key: str, ops: list[Op], gap_per_restart: int, crashes: list[tuple[int, int]]
 ) -> tuple[list[Violation], int | None]:
     ok_runs = sorted(
         (
@@ -267,21 +269,22 @@ def _gaps(
         largest = gap if largest is None else max(largest, gap)
         start = min(before.invoke_ns, after.invoke_ns)
         end = max(before.complete_ns or 0, after.complete_ns or 0)
-        crashes = bisect.bisect_right(crash_times, end) - bisect.bisect_left(crash_times, start)
+        # Crash faults whose span (kill to restart) overlaps the two operations' span.
+        crashed = sum(1 for begin, finish in crashes if begin <= end and finish >= start)
         hi = bisect.bisect_right(unknown_invokes, end)
         consumed = sum(
             requested
             for _, complete, requested in unknown[:hi]
             if complete is None or complete >= start
         )
-        allowed = gap_per_restart * crashes + consumed
+        allowed = gap_per_restart * crashed + consumed
         if gap > allowed:
             violations.append(
                 Violation(
                     "gaps",
                     key,
                     f"{key}: {gap} values skipped between {last} and {first}, more than the "
-                    f"{allowed} allowed ({crashes} crash(es) x {gap_per_restart} + "
+                    f"{allowed} allowed ({crashed} crash(es) x {gap_per_restart} + "
                     f"{consumed} requested by operations with an "
                     "unknown outcome)",
                     (before, after),

@@ -179,6 +179,8 @@ def run_lease(options: RunOptions, setup: LeaseSetup) -> RunResult:
             start(name)
 
         def apply(step: Step) -> None:
+            if step.align_s is not None:
+                time.sleep((step.align_s - time.time() % 1.0) % 1.0)
             started = now_ns()
             if step.kind == "pause":
                 child = current[step.target]

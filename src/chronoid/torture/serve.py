@@ -159,7 +159,7 @@ def run_serve(options: RunOptions, *, clients: int = 4) -> RunResult:
                 existed = state.exists()
                 with contextlib.suppress(FileNotFoundError):
                     state.unlink()
-                time.sleep(1.5)
+                time.sleep(step.duration_s)
                 back = state.exists()
                 server.kill()
                 outcome = server.restart(run_end)
@@ -168,8 +168,8 @@ def run_serve(options: RunOptions, *, clients: int = 4) -> RunResult:
                     server.name,
                     started,
                     f"{STATE_FILE} {'deleted' if existed else 'was missing'}; "
-                    f"{'written again' if back else 'still missing'} after 1.5 s; kill -9; "
-                    + outcome,
+                    f"{'written again' if back else 'still missing'} after "
+                    f"{step.duration_s:g} s; kill -9; " + outcome,
                 )
             else:
                 raise TortureError(f"unknown serve fault {step.kind!r}")
