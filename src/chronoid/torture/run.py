@@ -84,6 +84,7 @@ class Target:
                 env["PYTHONPATH"] = os.pathsep.join(
                     p for p in (str(candidate), env.get("PYTHONPATH", "")) if p
                 )
+                env["PYTHONDONTWRITEBYTECODE"] = "1"  # leave the judged checkout as it was
                 return cls(sys.executable, env, str(candidate / "chronoid"))
         raise InvalidArgument(
             f"--chronoid-src {chronoid_src}: no chronoid package in it or in its src/ directory"
