@@ -34,8 +34,8 @@ def register(subparsers: Any) -> None:
 
     serve = commands.add_parser(
         "serve",
-        help="a standalone chronoid serve under kill -9, SIGSTOP, SIGTERM, a second server "
-        "on its data directory, its state file deleted",
+        help="chronoid serve (standalone, or a --ha group) under kill -9, SIGSTOP, SIGTERM, a "
+        "second server on its data directory, its state file deleted, store faults",
         description="Torture a standalone `chronoid serve` (see docs/torture.md).",
         epilog=_EPILOG,
     )
@@ -45,6 +45,19 @@ def register(subparsers: Any) -> None:
         type=int,
         default=4,
         help="client processes (default 4; kinds cycle: single, pipelined, batched, named)",
+    )
+    serve.add_argument(
+        "--ha",
+        metavar="STORE",
+        default=None,
+        help="a failover group instead of one server: 'etcd' (the tool starts one and may "
+        "pause or kill it) or a postgresql:// or etcd:// URL it only uses",
+    )
+    serve.add_argument(
+        "--members", type=int, default=2, help="servers in the --ha group (default 2)"
+    )
+    serve.add_argument(
+        "--lease-ttl", type=float, default=2.0, help="--ha leader lease (s, default 2)"
     )
     serve.set_defaults(handler=_cmd_serve)
 
@@ -137,12 +150,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _options(args: argparse.Namespace, target: str) -> Any:
-    from chronoid.torture.nemesis import LEASE_FAULTS, SERVE_FAULTS
+    from chronoid.torture.nemesis import HA_FAULTS, LEASE_FAULTS, SERVE_FAULTS, STORE_FAULTS
     from chronoid.torture.run import RunOptions
 
     faults = None
     if args.faults is not None:
-        allowed = SERVE_FAULTS if target == "serve" else LEASE_FAULTS
+        known = (*SERVE_FAULTS, *STORE_FAULTS) if target == "serve" else LEASE_FAULTS
+        allowed = tuple(dict.fromkeys((*known, *HA_FAULTS))) if target == "serve" else known
         faults = tuple(kind for kind in args.faults.split(",") if kind)
         unknown = [kind for kind in faults if kind not in allowed]
         if unknown:
@@ -172,11 +186,12 @@ def _report(result: Any) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from chronoid.torture.serve import run_serve
+    from chronoid.torture.serve import HaSetup, run_serve
 
     if not 1 <= args.clients <= 64:
         raise InvalidArgument(f"--clients must be in 1..64, got {args.clients}")
-    return _report(run_serve(_options(args, "serve"), clients=args.clients))
+    ha = HaSetup(args.ha, args.members, args.lease_ttl) if args.ha is not None else None
+    return _report(run_serve(_options(args, "serve"), clients=args.clients, ha=ha))
 
 
 def _cmd_lease(args: argparse.Namespace) -> int:

@@ -17,6 +17,13 @@ Fault kinds, ``chronoid torture serve``:
                   in a random schedule: time for a server that watches its file to write it
                   again), kill -9 and restart it.
 
+With ``--ha``, ``kill9``, ``sigterm`` and ``pause`` hit the member leading at the time (a
+pause past the lease makes a standby take over), and with ``--ha etcd`` (an etcd the tool
+starts) also:
+
+``store-pause``   SIGSTOP etcd for ``duration_s``, then SIGCONT.
+``store-kill9``   SIGKILL etcd, restart it on its data directory.
+
 ``chronoid torture lease``:
 
 ``pause``             SIGSTOP a Mode C generator process past its lease, then SIGCONT.
@@ -33,9 +40,11 @@ from dataclasses import dataclass, field
 from chronoid.errors import InvalidArgument
 
 __all__ = [
+    "HA_FAULTS",
     "LEASE_FAULTS",
     "SCENARIOS",
     "SERVE_FAULTS",
+    "STORE_FAULTS",
     "Scenario",
     "Step",
     "get_scenario",
@@ -43,7 +52,13 @@ __all__ = [
 ]
 
 SERVE_FAULTS = ("kill9", "sigterm", "pause", "intruder", "delete-state")
-"""Fault kinds of ``chronoid torture serve``."""
+"""Fault kinds of ``chronoid torture serve`` (standalone)."""
+
+HA_FAULTS = ("kill9", "sigterm", "pause")
+"""Fault kinds of ``chronoid torture serve --ha``, each on the member leading at the time."""
+
+STORE_FAULTS = ("store-pause", "store-kill9")
+"""Fault kinds on the store of ``--ha etcd`` (an etcd the tool started)."""
 
 LEASE_FAULTS = ("pause", "kill9", "registry-restart", "modeb-kill9")
 """Fault kinds of ``chronoid torture lease``."""
@@ -86,7 +101,8 @@ def random_schedule(
     while True:
         kind = rng.choice(kinds)
         target = rng.choice(targets[kind])
-        duration = round(rng.uniform(*pause_s), 3) if kind in ("pause", "intruder") else 0.0
+        timed = kind in ("pause", "intruder", "store-pause")
+        duration = round(rng.uniform(*pause_s), 3) if timed else 0.0
         if kind == "delete-state":
             duration = 1.5
         if at + duration > duration_s - 1.0:

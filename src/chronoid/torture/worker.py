@@ -7,7 +7,8 @@ the history format (:mod:`chronoid.torture.history`, standard library only) besi
 
 Kinds:
 
-``sequencer``  redis-py against ``chronoid serve``: ``--mode single`` (``GETSEQ``),
+``sequencer``  redis-py against ``chronoid serve`` (``--ports``: one server, or every
+               member of a failover group, following ``-MOVED``): ``--mode single`` (``GETSEQ``),
                ``pipelined`` (8 ``GETSEQ`` per round trip), ``batched`` (``GETSEQ n``, n of
                10, 100, 1000), ``named`` (``GETSEQ 1 tx`` / ``events``).
 ``lease``      Mode C: a ``LeaseGenerator`` on a Redis registry, called as fast as it gives
@@ -84,47 +85,70 @@ class Loop:
             time.sleep(self.pace_s)
 
 
-def run_sequencer(args: argparse.Namespace) -> None:
-    """redis-py clients against ``chronoid serve``, recording every GETSEQ."""
-    import redis
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
+class Route:
+    """Which server a sequencer client talks to: a MOVED reply names the leader, a refused
+    or timed-out connection moves on to the next of ``--ports``."""
 
-    loop = Loop(args)
-    rng = random.Random(args.seed)
-    # No retries inside redis-py: a retried GETSEQ would hide an outcome we must record.
-    client = redis.Redis(
-        host="127.0.0.1",
-        port=args.port,
-        socket_timeout=args.timeout_s,
-        socket_connect_timeout=args.timeout_s,
-        retry=Retry(NoBackoff(), 0),
-        protocol=2,
-    )
+    def __init__(self, args: argparse.Namespace) -> None:
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
-    def classify(exc: Exception) -> str:
-        # Definitely not done: refused connection, or a reply the server sent instead of a
-        # value (-ERR, -TRYAGAIN, -MOVED consume nothing). Anything else: unknown.
+        self.ports = [int(p) for p in str(args.ports).split(",") if p]
+        self.index = 0
+        # No retries inside redis-py: a retried GETSEQ would hide an outcome we must record.
+        self.clients = {
+            port: redis.Redis(
+                host="127.0.0.1",
+                port=port,
+                socket_timeout=args.timeout_s,
+                socket_connect_timeout=args.timeout_s,
+                retry=Retry(NoBackoff(), 0),
+                protocol=2,
+            )
+            for port in self.ports
+        }
+
+    def client(self) -> Any:
+        """The client of the server to ask now."""
+        return self.clients[self.ports[self.index]]
+
+    def failed(self, exc: Exception) -> str:
+        """Move on after ``exc`` and classify it: ``fail`` (certainly consumed nothing: a
+        refused connection, or a reply such as -ERR, -TRYAGAIN, -MOVED) or ``info``."""
+        import redis
+
+        if isinstance(exc, redis.exceptions.MovedError):
+            if exc.port in self.clients:
+                self.index = self.ports.index(exc.port)
+            return "fail"
         if isinstance(exc, redis.ResponseError):
             return "fail"
+        self.index = (self.index + 1) % len(self.ports)
         text = str(exc)
         if isinstance(exc, redis.ConnectionError) and ("111" in text or "refused" in text.lower()):
             return "fail"
         return "info"
 
+
+def run_sequencer(args: argparse.Namespace) -> None:
+    """redis-py clients against ``chronoid serve``, recording every GETSEQ."""
+    loop = Loop(args)
+    rng = random.Random(args.seed)
+    route = Route(args)
     while loop.running():
         mode = args.mode
         if mode == "pipelined":
             depth = 8
             invoke = now_ns()
             try:
-                pipe = client.pipeline(transaction=False)
+                pipe = route.client().pipeline(transaction=False)
                 for _ in range(depth):
-                    pipe.execute_command("GETSEQ")  # type: ignore[no-untyped-call]
+                    pipe.execute_command("GETSEQ")
                 values = pipe.execute()
             except Exception as exc:
                 done = now_ns()
-                status = classify(exc)
+                status = route.failed(exc)
                 for _ in range(depth):
                     loop.history.op(
                         loop.process,
@@ -145,16 +169,16 @@ def run_sequencer(args: argparse.Namespace) -> None:
             loop.count(depth)
             continue
         count, name = 1, "default"
+        command = ["GETSEQ"]
         if mode == "batched":
             count = rng.choice((10, 100, 1000))
+            command = ["GETSEQ", str(count)]
         elif mode == "named":
             name = rng.choice(("tx", "events"))
-        command = ["GETSEQ"] if mode == "single" else ["GETSEQ", str(count), name]
-        if mode == "batched":
-            command = ["GETSEQ", str(count)]
+            command = ["GETSEQ", "1", name]
         invoke = now_ns()
         try:
-            value = client.execute_command(*command)  # type: ignore[no-untyped-call]
+            value = route.client().execute_command(*command)
         except Exception as exc:
             loop.history.op(
                 loop.process,
@@ -162,7 +186,7 @@ def run_sequencer(args: argparse.Namespace) -> None:
                 name,
                 invoke,
                 now_ns(),
-                classify(exc),
+                route.failed(exc),
                 count=count,
                 error=_one_line(exc),
             )
@@ -263,7 +287,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--ops", type=int, default=0)
     parser.add_argument("--pace-ms", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--ports", default="", help="servers, comma-separated (sequencer)")
     parser.add_argument("--mode", default="single")
     parser.add_argument("--timeout-s", type=float, default=2.0)
     parser.add_argument("--registry", default="")
