@@ -134,6 +134,7 @@ def run_lease(options: RunOptions, setup: LeaseSetup) -> RunResult:
         targets = {
             "pause": tuple(mode_c),
             "kill9": tuple(mode_c),
+            "partition": tuple(mode_c),
             "registry-restart": ("registry",) if mode_c else (),
             "modeb-kill9": tuple(mode_b),
         }
@@ -151,16 +152,16 @@ def run_lease(options: RunOptions, setup: LeaseSetup) -> RunResult:
         per_worker_ops = -(-options.ops // (setup.mode_c + setup.mode_b)) if options.ops else 0
         incarnation: dict[str, int] = {}
         current: dict[str, Child] = {}
-        url = (
-            f"{registry.url}?prefix=torture:{run.supervisor.run_id}:&nodes=0-{setup.node_count - 1}"
-            if registry is not None
-            else ""
-        )
+        query = f"?prefix=torture:{run.supervisor.run_id}:&nodes=0-{setup.node_count - 1}"
+        # Each Mode C process reaches the registry through a relay of its own, so one
+        # process can be cut off from it (a partition) while the others are not.
+        relays = {name: run.relay(registry.port) for name in mode_c} if registry else {}
 
         def start(name: str) -> Child:
             incarnation[name] = incarnation.get(name, 0) + 1
             process = f"{name}.{incarnation[name]}"
             if name.startswith("mc"):
+                url = f"redis://127.0.0.1:{relays[name].port}/0{query}"
                 args = ["--registry", url, "--layout", MODE_C_LAYOUT, "--key", "modec"]
                 args += ["--ttl-ms", str(setup.ttl_ms)]
                 kind = "lease"
@@ -194,6 +195,19 @@ def run_lease(options: RunOptions, setup: LeaseSetup) -> RunResult:
                     f"{step.target}.{incarnation[step.target]}",
                     started,
                     f"SIGSTOP {step.duration_s:g} s (lease TTL {setup.ttl_ms} ms)",
+                )
+            elif step.kind == "partition":
+                relays[step.target].cut()
+                try:
+                    time.sleep(step.duration_s)
+                finally:
+                    relays[step.target].heal()
+                run.fault(
+                    "partition",
+                    f"{step.target}.{incarnation[step.target]}",
+                    started,
+                    f"cut off from the registry {step.duration_s:g} s "
+                    f"(lease TTL {setup.ttl_ms} ms)",
                 )
             elif step.kind in ("kill9", "modeb-kill9"):
                 old = f"{step.target}.{incarnation[step.target]}"

@@ -28,6 +28,8 @@ starts) also:
 
 ``pause``             SIGSTOP a Mode C generator process past its lease, then SIGCONT.
 ``kill9``             SIGKILL a Mode C generator process and start a new one.
+``partition``         cut a Mode C process off from the registry (its TCP relay becomes a
+                      black hole) for ``duration_s``, then heal.
 ``registry-restart``  SIGKILL the Redis registry (no persistence: its data is lost), restart.
 ``modeb-kill9``       SIGKILL a Mode B process (state file) and start it again on that file.
 """
@@ -60,7 +62,7 @@ HA_FAULTS = ("kill9", "sigterm", "pause")
 STORE_FAULTS = ("store-pause", "store-kill9")
 """Fault kinds on the store of ``--ha etcd`` (an etcd the tool started)."""
 
-LEASE_FAULTS = ("pause", "kill9", "registry-restart", "modeb-kill9")
+LEASE_FAULTS = ("pause", "kill9", "partition", "registry-restart", "modeb-kill9")
 """Fault kinds of ``chronoid torture lease``."""
 
 
@@ -101,7 +103,7 @@ def random_schedule(
     while True:
         kind = rng.choice(kinds)
         target = rng.choice(targets[kind])
-        timed = kind in ("pause", "intruder", "store-pause")
+        timed = kind in ("pause", "intruder", "store-pause", "partition", "store-partition")
         duration = round(rng.uniform(*pause_s), 3) if timed else 0.0
         if kind == "delete-state":
             duration = 1.5
@@ -153,6 +155,16 @@ SCENARIOS: dict[str, Scenario] = {
             "resumed (issue 14 item 1: one more ID from the lost lease)",
             (Step(1.5, "pause", "mc0", 2.0, align_s=0.6),),
             4.5,
+            {"mode_c": 2, "mode_b": 0, "nodes": 1},
+        ),
+        Scenario(
+            "lease-partition",
+            "lease",
+            "two Mode C generators, one node: the holder is cut off from the registry for "
+            "2 s; the IDs it made after its last renewal are not in the registry, and the "
+            "next holder repeats them (issue 14 items 1 and 2)",
+            (Step(1.5, "partition", "mc0", 2.0),),
+            5.0,
             {"mode_c": 2, "mode_b": 0, "nodes": 1},
         ),
         Scenario(

@@ -26,6 +26,7 @@ from chronoid.torture.checker import Verdict, check, render
 from chronoid.torture.history import HistoryWriter, now_ns, parse_lines
 from chronoid.torture.nemesis import Step
 from chronoid.torture.processes import Child, Supervisor, sweep_stale
+from chronoid.torture.relay import Relay
 
 __all__ = ["Run", "RunOptions", "RunResult", "Target"]
 
@@ -130,6 +131,7 @@ class Run:
         self.stop_file = self.supervisor.scratch / "stop"
         self.faults = HistoryWriter(self.parts_dir / "nemesis.jsonl")
         self._numbers: dict[str, int] = {}
+        self._relays: list[Relay] = []
 
     @classmethod
     @contextlib.contextmanager
@@ -156,6 +158,8 @@ class Run:
                     yield run
                 finally:
                     run.faults.close()
+                    for relay in run._relays:
+                        relay.close()
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -164,6 +168,12 @@ class Run:
         """1, 2, 3, ... per ``name``: names a run's repeated processes (``intruder2``)."""
         self._numbers[name] = self._numbers.get(name, 0) + 1
         return self._numbers[name]
+
+    def relay(self, target_port: int) -> Relay:
+        """A relay to ``target_port`` the nemesis can cut; closed when the run ends."""
+        relay = Relay(target_port)
+        self._relays.append(relay)
+        return relay
 
     # -- children --------------------------------------------------------------------------
 
