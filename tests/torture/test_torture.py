@@ -189,23 +189,60 @@ def test_a_killed_tool_takes_its_children_and_its_scratch_is_swept(tmp_path: Pat
     assert not scratch[0].exists()
 
 
-def test_entry_points_and_one_line_errors(tmp_path: Path) -> None:
+def test_entry_point_lists_the_scenarios() -> None:
     listed = run("scenarios")
     assert listed.returncode == 0
     for name in ("shared-data-dir", "state-file-deleted", "zombie-lease", "mode-b-crash"):
         assert name in listed.stdout
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["serve", "--scenario", "zombie-lease"], "unknown scenario 'zombie-lease' for chronoid"),
+        (["lease", "--chronoid-src", "/nonexistent"], "no chronoid package"),
+        (["serve", "--faults", "kill9,meteor"], "unknown kind(s) meteor"),
+        (["serve", "--faults", "intruder", "--ha", "etcd"], "cannot be used with --ha etcd"),
+        (["serve", "--ha", "mysql://x"], "--ha must be 'etcd'"),
+        (["lease", "--mode-c", "0", "--mode-b", "0"], "nothing to torture"),
+        (["serve", "--time", "0"], "--time must be in 1..86400"),
+    ],
+)
+def test_bad_arguments_get_one_line(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from chronoid.cli import main
+
+    assert main(["torture", *argv, "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("chronoid: error: ")
+    assert message in err
+
+
+def test_check_refuses_a_file_that_is_not_a_history(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from chronoid.cli import main
+
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"type": "op"}\n')
-    checked = run("check", str(bad))
-    assert checked.returncode == 1
-    assert checked.stderr.count("\n") == 1
-    assert "is not a torture history: line 1:" in checked.stderr
-    unknown = run("serve", "--scenario", "zombie-lease")
-    assert unknown.returncode == 1
-    assert "unknown scenario 'zombie-lease' for chronoid torture serve" in unknown.stderr
-    nowhere = run("lease", "--chronoid-src", str(tmp_path / "nowhere"))
-    assert nowhere.returncode == 1
-    assert "no chronoid package" in nowhere.stderr
-    faults = run("serve", "--faults", "kill9,meteor")
-    assert faults.returncode == 1
-    assert "unknown kind(s) meteor" in faults.stderr
+    assert main(["torture", "check", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "is not a torture history: line 1:" in err
+    assert main(["torture", "check", str(tmp_path / "missing.jsonl")]) == 1
+    assert "cannot read" in capsys.readouterr().err
+
+
+def test_serve_ha_short_torture_passes(tmp_path: Path) -> None:
+    # A failover group of two on an etcd the tool starts, lease 1 s; the leader paused for
+    # 2.4 s: a standby takes over (a gap), values stay unique and in real-time order.
+    out = tmp_path / "ha"
+    args = ["--ha", "etcd", "--lease-ttl", "1", "--time", "5", "--seed", "8"]
+    result = run("serve", *args, "--faults", "pause", "--out", str(out), "--no-plot")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "checks: unique ok, increasing ok, realtime ok, gaps ok" in result.stdout
+    assert "largest gap: none" not in result.stdout  # the new leader skipped ahead
+    records = history_of(out)
+    assert records[0]["extra"]["ha"] == "etcd"  # type: ignore[index]
+    assert [r["kind"] for r in records if r["type"] == "fault"] == ["pause"]

@@ -172,12 +172,19 @@ def run_lease(options: RunOptions, setup: LeaseSetup) -> RunResult:
                 kind = "instance"
             child = run.worker(kind, process, *args, "--ops", str(per_worker_ops))
             current[name] = child
-            run.first_record(process, child)
             return child
 
-        # One at a time, each after its first operation: mc0 holds a node before mc1 asks.
-        for name in mode_c + mode_b:
-            start(name)
+        def wait_started(names: list[str]) -> None:
+            for name in names:
+                run.first_record(f"{name}.{incarnation[name]}", current[name])
+
+        # mc0 first, until its first operation, so it holds a node before the others ask
+        # (a scenario's first fault is aimed at it); then every other process at once.
+        first, rest = (mode_c + mode_b)[:1], (mode_c + mode_b)[1:]
+        for group in (first, rest):
+            for name in group:
+                start(name)
+            wait_started(group)
 
         def apply(step: Step) -> None:
             if step.align_s is not None:
@@ -213,6 +220,7 @@ def run_lease(options: RunOptions, setup: LeaseSetup) -> RunResult:
                 old = f"{step.target}.{incarnation[step.target]}"
                 current[step.target].kill()
                 start(step.target)
+                wait_started([step.target])
                 run.fault(
                     step.kind,
                     old,

@@ -23,6 +23,7 @@ starts) also:
 
 ``store-pause``   SIGSTOP etcd for ``duration_s``, then SIGCONT.
 ``store-kill9``   SIGKILL etcd, restart it on its data directory.
+``store-partition``  cut the leading member off from etcd (its relay) for ``duration_s``.
 
 ``chronoid torture lease``:
 
@@ -59,7 +60,7 @@ SERVE_FAULTS = ("kill9", "sigterm", "pause", "intruder", "delete-state")
 HA_FAULTS = ("kill9", "sigterm", "pause")
 """Fault kinds of ``chronoid torture serve --ha``, each on the member leading at the time."""
 
-STORE_FAULTS = ("store-pause", "store-kill9")
+STORE_FAULTS = ("store-pause", "store-kill9", "store-partition")
 """Fault kinds on the store of ``--ha etcd`` (an etcd the tool started)."""
 
 LEASE_FAULTS = ("pause", "kill9", "partition", "registry-restart", "modeb-kill9")
@@ -136,8 +137,8 @@ SCENARIOS: dict[str, Scenario] = {
             "serve",
             "a second server on the same data directory while the first is serving, then "
             "kill -9 of both and a restart (issue 13 item 1: values handed out by both)",
-            (Step(1.0, "intruder", "server", 2.0),),
-            4.5,
+            (Step(0.5, "intruder", "server", 1.5),),
+            3.5,
         ),
         Scenario(
             "state-file-deleted",
@@ -153,8 +154,8 @@ SCENARIOS: dict[str, Scenario] = {
             "two Mode C generators, one node: the holder is paused (SIGSTOP) past its lease "
             "while it waits for the next tick, the other takes the node, then the holder is "
             "resumed (issue 14 item 1: one more ID from the lost lease)",
-            (Step(1.5, "pause", "mc0", 2.0, align_s=0.6),),
-            4.5,
+            (Step(1.0, "pause", "mc0", 2.0, align_s=0.6),),
+            4.0,
             {"mode_c": 2, "mode_b": 0, "nodes": 1},
         ),
         Scenario(
@@ -181,9 +182,9 @@ SCENARIOS: dict[str, Scenario] = {
             "mode-b-crash",
             "lease",
             "one saturating Mode B generator (chrono32m) with a state file, kill -9 and "
-            "restart four times (issue 14 item 6: borrowed ticks forgotten in a crash)",
-            tuple(Step(1.0 + 0.5 * i, "modeb-kill9", "mb0") for i in range(4)),
-            3.5,
+            "restart three times (issue 14 item 6: borrowed ticks forgotten in a crash)",
+            tuple(Step(0.5 + 0.5 * i, "modeb-kill9", "mb0") for i in range(3)),
+            2.5,
             {"mode_c": 0, "mode_b": 1},
         ),
     )

@@ -31,6 +31,7 @@ from chronoid.torture.nemesis import (
     random_schedule,
 )
 from chronoid.torture.processes import Child, free_port, wait_for_port
+from chronoid.torture.relay import Relay
 from chronoid.torture.run import Run, RunOptions, RunResult
 
 __all__ = ["CLIENT_MODES", "GAP_PER_CRASH", "HaSetup", "run_serve"]
@@ -218,6 +219,7 @@ def run_serve(options: RunOptions, *, clients: int = 4, ha: HaSetup | None = Non
         )
     with Run.open("serve", options) as run:
         store: _Etcd | None = None
+        relays: dict[str, Relay] = {}
         data_dir = run.supervisor.scratch / "data"
         if ha is None:
             servers = [_Server(run, "server", free_port(), ["--data-dir", str(data_dir)])]
@@ -225,15 +227,21 @@ def run_serve(options: RunOptions, *, clients: int = 4, ha: HaSetup | None = Non
             if ha.own_store:
                 store = _Etcd(run)
                 store.start()
-            url = store.url if store is not None else ha.store
             cluster = f"torture-{run.supervisor.run_id}"
+            # Each member reaches an etcd of ours through a relay of its own, so the leader
+            # alone can be cut off from the store.
+            if store is not None:
+                relays = {f"m{i}": run.relay(store.client_port) for i in range(ha.members)}
+                urls = {name: f"etcd://127.0.0.1:{r.port}" for name, r in relays.items()}
+            else:
+                urls = {f"m{i}": ha.store for i in range(ha.members)}
             servers = [
                 _Server(
                     run,
                     f"m{i}",
                     free_port(),
                     [
-                        *("--ha", url, "--cluster", cluster),
+                        *("--ha", urls[f"m{i}"], "--cluster", cluster),
                         *("--lease-ttl", f"{ha.lease_ttl_s:g}", "--member", f"m{i}"),
                     ],
                 )
@@ -272,6 +280,22 @@ def run_serve(options: RunOptions, *, clients: int = 4, ha: HaSetup | None = Non
 
         def apply(step: Step) -> None:
             started = now_ns()
+            if step.kind == "store-partition":
+                member = pick(Step(0, "", "leader"))
+                relays[member.name].cut()
+                try:
+                    time.sleep(step.duration_s)
+                finally:
+                    relays[member.name].heal()
+                run.fault(
+                    "store-partition",
+                    member.name,
+                    started,
+                    f"cut off from etcd {step.duration_s:g} s (lease TTL {ha.lease_ttl_s:g} s)"
+                    if ha is not None
+                    else "",
+                )
+                return
             if step.kind in STORE_FAULTS:
                 assert store is not None and store.child is not None
                 if step.kind == "store-pause":
