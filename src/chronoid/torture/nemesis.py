@@ -137,8 +137,8 @@ SCENARIOS: dict[str, Scenario] = {
             "serve",
             "a second server on the same data directory while the first is serving, then "
             "kill -9 of both and a restart (issue 13 item 1: values handed out by both)",
-            (Step(0.5, "intruder", "server", 1.5),),
-            3.5,
+            (Step(1.0, "intruder", "server", 2.0),),
+            4.5,
         ),
         Scenario(
             "state-file-deleted",
