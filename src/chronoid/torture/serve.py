@@ -270,6 +270,10 @@ def run_serve(options: RunOptions, *, clients: int = 4, ha: HaSetup | None = Non
             )
             for i in range(clients)
         ]
+        # The schedule's clock starts once every client is at work (a fault at 1 s must not
+        # land before the clients have had a value).
+        for i, worker in enumerate(workers):
+            run.first_record(f"c{i}", worker)
         rng = random.Random(options.seed)
         run_end = time.monotonic() + duration_s + _START_TIMEOUT_S
 
