@@ -201,12 +201,15 @@ class Run:
         time ran out)."""
         path = self.parts_dir / f"{process}.jsonl"
         end = time.monotonic() + timeout_s
-        while time.monotonic() < end:
-            if path.exists() and path.stat().st_size > 0:
-                return True
-            if not child.alive():
-                return False
-            time.sleep(0.02)
+        try:
+            while time.monotonic() < end and not self.interrupted:
+                if path.exists() and path.stat().st_size > 0:
+                    return True
+                if not child.alive():
+                    return False
+                time.sleep(0.02)
+        except KeyboardInterrupt:
+            self.interrupted = True  # Ctrl-C while the workers start: stop, and still check
         return False
 
     def fault(self, kind: str, target: str, start_ns: int, detail: str = "") -> None:
@@ -231,7 +234,7 @@ class Run:
         start = time.monotonic()
         pending = list(steps)
         try:
-            while True:
+            while not self.interrupted:
                 elapsed = time.monotonic() - start
                 if elapsed >= duration_s or not workers():
                     break
