@@ -1,14 +1,17 @@
-"""The long torture: ``chronoid torture serve`` and ``chronoid torture lease``, 10 minutes each.
+"""The long torture: ``chronoid torture serve`` (standalone and ``--ha etcd``) and ``chronoid
+torture lease``, 10 minutes each.
 
 Each target runs on a seeded random schedule of every fault kind it has (serve: kill -9,
-SIGTERM, SIGSTOP, a second server on the data directory, the state file deleted; lease:
-SIGSTOP of a Mode C process past its lease, kill -9 of Mode C and Mode B processes, the Redis
-registry killed and restarted without its data), at least 100 faults per target. Writes
-``benchmarks/results/torture.md`` (the verdict figures of both runs) and the two timeline
-plots to ``docs/plots/torture-serve.png`` and ``docs/plots/torture-lease.png``; each run's
-history, verdict and logs stay in ``benchmarks/results/torture-<target>/`` (not committed).
+SIGTERM, SIGSTOP, a second server on the data directory, the state file deleted; serve-ha:
+kill -9, SIGTERM and SIGSTOP of the leader, etcd paused, killed and cut off from the leader;
+lease: SIGSTOP of a Mode C process past its lease, a Mode C process cut off from the registry,
+kill -9 of Mode C and Mode B processes, the Redis registry killed and restarted without its
+data), several hundred faults per target. Writes ``benchmarks/results/torture.md`` (the
+verdict figures of every run) and the timeline plots to ``docs/plots/torture-<target>.png``;
+each run's history, verdict and logs stay in ``benchmarks/results/torture-<target>/`` (not
+committed).
 
-    .venv/bin/python benchmarks/bench_torture.py                  # 600 s per target
+    .venv/bin/python benchmarks/bench_torture.py                  # 600 s per target (30 min)
     .venv/bin/python benchmarks/bench_torture.py --quick          # 60 s per target
     .venv/bin/python benchmarks/bench_torture.py --chronoid-src /work/wt/old   # another checkout
 
@@ -33,10 +36,14 @@ RESULTS = ROOT / "benchmarks" / "results"
 PLOTS = ROOT / "docs" / "plots"
 
 
+TARGETS = {"serve": ["serve"], "serve-ha": ["serve", "--ha", "etcd"], "lease": ["lease"]}
+"""Each run's name and its ``chronoid torture`` arguments."""
+
+
 def run_target(target: str, seconds: float, seed: int, chronoid_src: str | None) -> dict[str, str]:
     out = RESULTS / f"torture-{target}"
     command = [
-        sys.executable, "-m", "chronoid", "torture", target,
+        sys.executable, "-m", "chronoid", "torture", *TARGETS[target],
         "--time", f"{seconds:g}", "--seed", str(seed), "--out", str(out),
     ]  # fmt: skip
     if chronoid_src:
@@ -74,11 +81,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="60 s per target instead of 600")
     parser.add_argument("--seconds", type=float, default=None, help="seconds per target")
     parser.add_argument("--seed", type=int, default=2026)
-    parser.add_argument("--only", choices=("serve", "lease"), default=None)
+    parser.add_argument("--only", choices=tuple(TARGETS), default=None)
     parser.add_argument("--chronoid-src", default=None, help="torture this checkout instead")
     args = parser.parse_args(argv)
     seconds = args.seconds or (60.0 if args.quick else 600.0)
-    targets = [args.only] if args.only else ["serve", "lease"]
+    targets = [args.only] if args.only else list(TARGETS)
     rows = [run_target(t, seconds, args.seed, args.chronoid_src) for t in targets]
     columns = list(rows[0])
     for row in rows[1:]:
