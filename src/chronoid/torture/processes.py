@@ -73,7 +73,13 @@ class Child:
         return self.process.poll() is None
 
     def signal(self, sig: int) -> None:
-        """Send ``sig`` to the child's whole process group (no error if it is gone)."""
+        """Send ``sig`` to the child's whole process group (nothing if it is gone).
+
+        A child already reaped is skipped: its PID, and so its group ID, may belong to an
+        unrelated process by now. One that exited but is not reaped yet keeps its PID.
+        """
+        if self.process.returncode is not None:
+            return
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, sig)
 

@@ -240,6 +240,7 @@ class Run:
                     break
                 if pending and pending[0].at_s <= elapsed:
                     apply(pending.pop(0))
+                    self.supervisor.reap()  # a long run restarts hundreds of processes
                     continue
                 time.sleep(0.02)
         except KeyboardInterrupt:
