@@ -169,3 +169,11 @@ class SinkError(ChronoidError):
 class TortureError(ChronoidError):
     """``chronoid torture`` could not run or judge a deployment (a target that does not start,
     a history file that is not one); a broken promise is a verdict, not this error."""
+
+
+class MissingExtra(ChronoidError, ImportError):
+    """A feature needs a package that a plain ``pip install chronoid`` does not bring.
+
+    The message names the feature, the missing package and the extra to install
+    (``pip install 'chronoid[redis]'``), so a user never meets a bare ``ModuleNotFoundError``.
+    """

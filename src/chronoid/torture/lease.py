@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 
 from chronoid.errors import InvalidArgument, TortureError
+from chronoid.extras import require_extra
 from chronoid.torture.history import now_ns
 from chronoid.torture.nemesis import LEASE_FAULTS, Step, get_scenario, random_schedule
 from chronoid.torture.processes import Child, free_port, wait_for_port
@@ -113,6 +114,9 @@ def run_lease(options: RunOptions, setup: LeaseSetup) -> RunResult:
     Raises:
         InvalidArgument: bad options. TortureError: the registry did not start.
     """
+    require_extra(
+        "redis", "chronoid torture lease (its clients and registry use redis-py)", "redis"
+    )
     duration_s = options.time_s
     if options.scenario is not None:
         scenario = get_scenario(options.scenario, "lease")

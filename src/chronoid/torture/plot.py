@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from chronoid.errors import TortureError
+from chronoid.extras import require_extra
 from chronoid.torture.checker import Verdict
 from chronoid.torture.history import History
 
@@ -22,18 +22,14 @@ def timeline(history: History, verdict: Verdict, path: Path) -> Path:
     """Write the timeline PNG of ``history`` to ``path`` and return ``path``.
 
     Raises:
-        TortureError: matplotlib is not installed.
+        MissingExtra: matplotlib is not installed.
     """
-    try:
-        import matplotlib
+    require_extra("sim", "the chronoid torture timeline plot (or pass --no-plot)", "matplotlib")
+    import matplotlib
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise TortureError(
-            f"the timeline plot needs matplotlib ({exc}): pip install 'chronoid[sim]', "
-            "or pass --no-plot"
-        ) from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     t0 = history.meta.started_ns
     figure, (values_ax, ops_ax) = plt.subplots(
         2, 1, figsize=(11, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from chronoid.errors import InvalidArgument, TortureError
+from chronoid.extras import require_extra
 from chronoid.torture.checker import CRASH_FAULTS
 from chronoid.torture.history import now_ns
 from chronoid.torture.nemesis import (
@@ -190,6 +191,9 @@ def run_serve(options: RunOptions, *, clients: int = 4, ha: HaSetup | None = Non
     Raises:
         InvalidArgument: bad options. TortureError: the servers under test did not start.
     """
+    require_extra(
+        "redis", "chronoid torture serve (its clients and registry use redis-py)", "redis"
+    )
     duration_s = options.time_s
     steps: list[Step]
     if options.scenario is not None:
