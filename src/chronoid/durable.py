@@ -152,6 +152,7 @@ class HeldLock:
         self.path = Path(lock_path)
         self.owner = owner
         self._fd: int | None = self._take()
+        self._former: list[int] = []  # locks on files the path named before (see retake)
         if self._fd is None:
             raise StateInUse(self._refusal())
 
@@ -207,14 +208,16 @@ class HeldLock:
         """Lock whatever file ``lock_path`` names now (creating it); False if another holds it.
 
         Only the owner can tell whether retaking is safe (whether another owner may have
-        used the state meanwhile): call it after checking that.
+        used the state meanwhile): call it after checking that. The former lock stays held
+        until :meth:`close`: its file may live on elsewhere (the directory moved, ``mv data
+        data.old``) beside the state this owner wrote, and a newcomer there must be refused.
         """
         if self._fd is None:
             return False
         fd = self._take()
         if fd is None:
             return False
-        os.close(self._fd)
+        self._former.append(self._fd)
         self._fd = fd
         return True
 
@@ -223,9 +226,12 @@ class HeldLock:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        while self._former:
+            os.close(self._former.pop())
 
     def __del__(self) -> None:
-        fd = getattr(self, "_fd", None)
-        if fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        fds = [getattr(self, "_fd", None), *getattr(self, "_former", ())]
+        for fd in fds:
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)

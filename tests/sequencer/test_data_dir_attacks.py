@@ -1,0 +1,39 @@
+"""The data directory attacked once more (the durable branch's adversary): each test here
+failed on the durable branch before its fix. Real ``chronoid serve`` processes, real sockets.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.sequencer.conftest import StartServer, wait_for_port
+from tests.sequencer.test_data_dir import take, wait_until
+
+
+def test_a_data_dir_moved_away_stays_locked_for_the_server_that_owned_it(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    """``mv data data.moved`` under a running server: the server recreates ``data`` and
+    locks it, but it must keep the lock on the moved directory too: a second server started
+    there would resume at the moved state's watermark, below values the first one goes on
+    handing out (it released that lock: 2,048 values handed out by both)."""
+    data, moved = tmp_path / "data", tmp_path / "data.moved"
+    a = start_server(data_dir=data)
+    issued = take(a.port, 10)
+    data.rename(moved)
+    assert wait_until((data / "sequencer.json").exists)  # the server wrote its state again
+    b = start_server(data_dir=moved, wait=False)
+    try:
+        wait_for_port(b.port, b.process, 5)
+        b_up = True
+    except pytest.fail.Exception:
+        b_up = False
+    issued += take(a.port, 3000)
+    if b_up:
+        issued += take(b.port, 3000)
+    assert len(issued) == len(set(issued)), (
+        f"{len(issued) - len(set(issued))} values handed out twice"
+    )
+    assert not b_up, "a second server started on the moved data directory"
