@@ -50,7 +50,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chronoid.clock import SYSTEM_CLOCK, Clock
-from chronoid.durable import HeldLock, remove_leftovers, write_atomically
+from chronoid.durable import FileIdentity, HeldLock, identity_of, remove_leftovers, write_atomically
 from chronoid.errors import (
     GeneratorForked,
     InvalidArgument,
@@ -208,6 +208,7 @@ class InstanceGenerator:
         self._span = 1 << lay.suffix_bits
         self._state_path = os.fspath(state_file) if state_file is not None else None
         self._held: HeldLock | None = None
+        self._identity: FileIdentity | None = None  # of the state file as last read or written
         self._forked = False
         self._lock = threading.Lock()
 
@@ -406,6 +407,7 @@ class InstanceGenerator:
             self._unlock()
             raise StateFileError(f"{path}: cannot lock the state file: {exc}") from exc
         try:
+            self._identity = identity_of(path)
             with open(path, "rb") as handle:
                 raw = handle.read()
         except FileNotFoundError:
@@ -497,10 +499,33 @@ class InstanceGenerator:
             "tick": tick,
             "tick_first": tick_first,
         }
+        self._check_ownership()
         try:
-            write_atomically(self._state_path, json.dumps(state).encode())
+            self._identity = write_atomically(self._state_path, json.dumps(state).encode())
         except OSError as exc:
             raise StateFileError(f"{self._state_path}: cannot write the state: {exc}") from exc
+
+    def _check_ownership(self) -> None:
+        """Before a write: the lock file must still be ours (as the sequencer's FileStore).
+
+        A deleted or replaced lock file lets a second generator lock a new inode and resume
+        above our mark while we go on: lock the path again only if the state file is still
+        the one we read or wrote (nobody else wrote a mark), else stop at our mark for good.
+        """
+        held, path = self._held, self._state_path
+        assert held is not None and path is not None
+        try:
+            if held.guards_path():
+                return
+            if identity_of(path) == self._identity and held.retake():
+                return
+        except OSError as exc:
+            raise StateFileError(f"{path}: cannot check the state file's lock: {exc}") from exc
+        self._unlock()
+        raise StateFileError(
+            f"{path}: its lock file {held.path} was deleted or replaced and another generator "
+            "may use the state now: this one issues no more (make a new generator)"
+        )
 
     def __del__(self) -> None:
         if getattr(self, "_held", None) is not None:
