@@ -257,8 +257,9 @@ class FileStore:
             raise StoreUnavailable(f"the store of {self.data_dir} was closed")
         if self._held.guards_path():
             return
-        if identity_of(self.path) in (None, self._identity):
-            # Nobody wrote the state meanwhile (a server that starts writes it at once), so
+        if identity_of(self.path) in (None, self._identity) and not self._copy_ahead():
+            # Nobody wrote the state meanwhile (a server that starts writes it at once, and
+            # the marker's copy with it: a missing state file alone proves nothing), so
             # nobody else issued from here: lock the path again (the whole directory may
             # have been deleted: recreate it) and go on.
             self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -274,6 +275,11 @@ class FileStore:
         )
         log.error("%s", self._lost)
         raise StoreUnavailable(self._lost)
+
+    def _copy_ahead(self) -> bool:
+        """Whether the marker's copy holds a watermark above this store's: another server
+        wrote it (this one's watermarks only rise while it runs)."""
+        return any(h > self._state.get(n, 0) for n, h in self._last_written().items())
 
     def _report_changed(self) -> None:
         self.rewrites += 1
