@@ -351,17 +351,22 @@ class Generator:
                 lease_remaining()
         return out
 
-    def reassign_node(self, node: int) -> None:
+    def reassign_node(self, node: int, *, after_ns: int = 0) -> None:
         """Move this generator to another node, e.g. in a child after ``os.fork()``.
 
         The new node must be unused by any other generator of the layout. The generator
-        keeps its last tick, so its IDs still increase.
+        keeps its last tick, so its IDs still increase. ``after_ns`` (ns since the Unix
+        epoch): the end of the last tick the node's previous holder used (Mode C's
+        ``last_ns``); the tick before it counts as this generator's last, so a clock that
+        steps back later is met by the clock policy, never by the previous holder's IDs.
         """
         with self._lock:
             self._node = _check_node(self._layout, node)
             self._node_field = node << self._layout.sequence_bits
             self._forked = False
             self._pid = os.getpid()
+            if after_ns > self._layout.epoch_ns:
+                self._tick = max(self._tick, self._layout.tick_of_ns(after_ns - 1))
             if self._tick >= 0:
                 # Continue after the last tick: the old node's sequence state means nothing
                 # for the new node, but time order must hold: the tick counts as used up.

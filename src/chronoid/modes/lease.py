@@ -26,18 +26,21 @@ lease.** The rules that make it so:
   taken, or the registry lost its data) ends issuing at once; the thread then acquires a new
   node. A registry that does not answer leaves the cached lease until its deadline.
 * **Lock-delay.** A freshly acquired node issues nothing until the registry proves the node's
-  previous lease ended. Each registry keeps a marker of its own history: a node it has a
-  record of (released cleanly, or expired in the registry's own time), or a node it never
-  handed out while its history is at least one TTL old, is issued from at once. When the
+  previous lease ended. Each registry keeps a marker of its own history: any node acquired
+  while its history is at least one TTL old is issued from at once (a holder from before that
+  history has stopped; one inside it left a record or an unexpired lease). When the
   registry cannot vouch (its marker is missing or younger than one TTL: it is new, or it lost
   its data, like a Redis restarted without persistence), the new holder waits until one full
-  TTL after the marker was made, by which time any holder from before the loss has stopped.
-  The cost: the first acquisition on a brand-new registry namespace, and acquisitions in the
-  first TTL after a data loss, wait up to ``ttl_ms``. Every holder of one registry namespace
+  TTL after the marker was made, by which time any holder from before the loss has stopped;
+  records made inside that TTL (a release during a lock-delay) vouch for nothing. The cost:
+  acquisitions in the first TTL of a brand-new registry namespace, and in the first TTL after
+  a data loss, wait up to ``ttl_ms``. Every holder of one registry namespace
   should use the same ``ttl_ms`` (the delay is the newcomer's own TTL).
 * **Handover.** Each holder records ``last_ns`` (the end of the last tick it used) on every
   renewal and on release. A new holder whose wall clock reads earlier than that waits (up to
-  ``max_wait_ms``) or fails with :class:`~chronoid.errors.ClockMovedBackwards`.
+  ``max_wait_ms``) or fails with :class:`~chronoid.errors.ClockMovedBackwards`; the previous
+  holder's last tick also becomes its generator's last tick, so a clock that steps back after
+  the handover meets the wait policy, never the previous holder's IDs.
 * **Fork.** A child made by ``os.fork()`` (at-fork hooks run) or by a raw C ``fork()``
   (noticed on the generator's slow path, see :mod:`chronoid.generator` for the window that
   remains) does not use the parent's lease: with ``on_fork="raise"`` (default) it raises
@@ -343,7 +346,6 @@ class LeaseGenerator:
         self._start_keeping()
         lease = self._acquire()
         self._generator._mark_forked()  # a fresh lock, whatever the parent's threads held
-        self._generator.reassign_node(lease.node)
         self._take(lease)
         _LIVE.add(self)
         self._thread.start()
@@ -395,7 +397,9 @@ class LeaseGenerator:
         return lease
 
     def _take(self, lease: Lease) -> None:
-        # Called with the generator already on lease.node; issuing starts after the delay.
+        # Moves the generator to lease.node above the previous holder's last tick (a clock
+        # step back after the handover must not reach it); issuing starts after the delay.
+        self._generator.reassign_node(lease.node, after_ns=lease.not_before_ns)
         self._lease = lease
         if self._lease_now() >= self._issue_from:
             self._publish(lease)
@@ -467,7 +471,6 @@ class LeaseGenerator:
                 self._registry.release(new_lease, 0)
                 return
             # The generator keeps its last tick, so IDs on the new node still increase.
-            self._generator.reassign_node(new_lease.node)
             self._take(new_lease)
 
     def __repr__(self) -> str:

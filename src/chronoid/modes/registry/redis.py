@@ -25,9 +25,9 @@ from chronoid.modes.registry.base import Lease, check_node_range, new_token, nod
 __all__ = ["RedisRegistry"]
 
 # Two passes: first a free node whose previous holder's last_ns has passed, then any free node.
-# The lock-delay: <prefix>registry holds the server time (ms) the namespace's history began; a
-# node without a last: record in a history younger than one TTL may have been held before a
-# data loss, so its new holder waits until birth + ttl. Every acquired node gets a record.
+# The lock-delay: <prefix>registry holds the server time (ms) the namespace's history began;
+# in a history younger than one TTL any node may have been held before a data loss, so its new
+# holder waits until birth + ttl (records made since then prove nothing about that holder).
 _ACQUIRE = """
 local prefix, token, ttl = ARGV[1], ARGV[5], ARGV[6]
 local lo, hi, start = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -48,9 +48,11 @@ for pass = 1, 2 do
       local last = redis.call('GET', prefix .. 'last:' .. node)
       if pass == 2 or not last or tonumber(last) <= now then
         if redis.call('SET', key, token, 'NX', 'PX', ttl) then
-          local settle = 0
+          -- Every node waits while the history is young: a record made inside it (this
+          -- acquisition's, a release during a lock-delay) says nothing of a holder from
+          -- before the loss.
+          local settle = math.max(0, birth + tonumber(ttl) - now_ms)
           if not last then
-            settle = math.max(0, birth + tonumber(ttl) - now_ms)
             redis.call('SET', prefix .. 'last:' .. node, '0')
           end
           return {node, last or '0', settle}
