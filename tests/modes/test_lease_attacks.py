@@ -165,12 +165,12 @@ class _Offset:
         self.base.sleep_ns(duration_ns)
 
 
-@pytest.mark.xfail(strict=True, reason="unrecorded ticks after the last renewal; see report")
 def test_a_holder_cut_off_after_its_renewal_leaves_no_unrecorded_ticks() -> None:
-    # The handover (last_ns) is recorded at renewals only. A holder cut off from the registry
-    # after a renewal keeps issuing until its deadline (ttl - margin later) on ticks it never
-    # recorded. A newcomer whose wall clock is behind the old holder's by more than the
-    # margin (here 1.5 s against 1 s) starts at a tick the old holder used.
+    # At 5db92bb the handover (last_ns) recorded the ticks used by the last renewal. A holder
+    # cut off from the registry after a renewal kept issuing until its deadline (ttl - margin
+    # later) on ticks it never recorded, and a newcomer whose wall clock is behind the old
+    # holder's by more than the margin (here 1.5 s against 1 s) started at a tick the old
+    # holder had used. Now renewals record ahead: the newcomer waits for the record.
     base = ManualClock()
     registry = MemoryRegistry(node_range=(5, 5), now_ns=base.now_ns)
     timing: dict[str, Any] = {"ttl_ms": 10_000, "renew_ms": 8_000, "lease_clock_ns": base.now_ns}
@@ -183,7 +183,9 @@ def test_a_holder_cut_off_after_its_renewal_leaves_no_unrecorded_ticks() -> None
         base.advance_ms(100)
         old_ids += old.next_ids(10)
     base.advance_ms(1_100)  # the registry's lease (renewal + 10 s) has expired
-    new = LeaseGenerator("chrono64ms", registry, clock=_Offset(base, 0), **timing)
+    new = LeaseGenerator(
+        "chrono64ms", registry, clock=_Offset(base, 0), max_wait_ms=3_000, **timing
+    )
     new_ids: list[int] = []
     for _ in range(10):
         new_ids += new.next_ids(10)

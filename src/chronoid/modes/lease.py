@@ -36,9 +36,13 @@ lease.** The rules that make it so:
   acquisitions in the first TTL of a brand-new registry namespace, and in the first TTL after
   a data loss, wait up to ``ttl_ms``. Every holder of one registry namespace
   should use the same ``ttl_ms`` (the delay is the newcomer's own TTL).
-* **Handover.** Each holder records ``last_ns`` (the end of the last tick it used) on every
-  renewal and on release. A new holder whose wall clock reads earlier than that waits (up to
-  ``max_wait_ms``) or fails with :class:`~chronoid.errors.ClockMovedBackwards`; the previous
+* **Handover.** Each holder records ``last_ns`` *ahead*: at acquisition and on every renewal
+  the end of the tick its wall clock will reach one TTL later (past its deadline), and it
+  never enters a tick beyond the last record (after a forward step of its clock larger than
+  about 2/3 TTL it raises LeaseLost until the next renewal); on release, the end of the last
+  tick it used. A new holder whose wall
+  clock reads earlier than that waits (up to ``max_wait_ms``) or fails with
+  :class:`~chronoid.errors.ClockMovedBackwards`; the previous
   holder's last tick also becomes its generator's last tick, so a clock that steps back after
   the handover meets the wait policy, never the previous holder's IDs.
 * **Fork.** A child made by ``os.fork()`` (at-fork hooks run) or by a raw C ``fork()``
@@ -205,6 +209,7 @@ class LeaseGenerator:
             on_overflow=Overflow.WAIT,
             max_wait_ms=max_wait_ms,
             lease_remaining_ns=self._lease_left_ns,
+            tick_check=self._check_tick,
         )
         self._issue = self._generator.next_id
         self._take(lease)
@@ -288,6 +293,7 @@ class LeaseGenerator:
             self._hold = _NO_HOLD
         if lease is not None and not self._forked and self._pid == os.getpid():
             try:
+                # The actual end of our ticks: lower than what the renewals recorded ahead.
                 self._registry.release(lease, self._last_ns())
             except RegistryUnavailable as exc:
                 self.last_error = str(exc)
@@ -308,6 +314,8 @@ class LeaseGenerator:
         self._lease = None
         self._confirmed = 0  # lease clock: send time of the last successful acquire/renew
         self._issue_from = 0  # lease clock: end of the lock-delay
+        self._limit_tick = -1  # the last tick the registry's record covers (ticks)
+        self._recorded_ns = 0  # that record: last_ns for the node's next holder
         self._thread = threading.Thread(target=self._renew_loop, name="chronoid-lease", daemon=True)
 
     def _lease_left_ns(self) -> int:
@@ -373,6 +381,33 @@ class LeaseGenerator:
         tick = self._generator.last_tick
         return self._layout.tick_start_ns(tick + 1) if tick >= 0 else 0
 
+    def _projection(self, lease: Lease) -> tuple[int, int]:
+        # Record ahead: the last tick this holder may use until its next record (the one
+        # holding the wall clock + one TTL, past its deadline) and the last_ns covering it.
+        # A holder cut off after a record never issues a tick its successor does not wait
+        # for, however far its wall clock runs ahead of the successor's.
+        layout = self._layout
+        ahead_ns = self._clock.now_ns() + self._ttl_ns - 1
+        if ahead_ns < layout.epoch_ns:
+            tick = -1
+        elif ahead_ns >= layout.tick_start_ns(layout.max_timestamp + 1):
+            tick = layout.max_timestamp
+        else:
+            tick = layout.tick_of_ns(ahead_ns)
+        record = layout.tick_start_ns(tick + 1) if tick >= 0 else 0
+        if lease is self._lease and record < self._recorded_ns:
+            return self._limit_tick, self._recorded_ns  # the wall clock stepped back
+        return tick, max(record, lease.not_before_ns)
+
+    def _check_tick(self, tick: int) -> None:
+        # The generator's guard on every tick change (slow path only).
+        if tick > self._limit_tick:
+            raise LeaseLost(
+                f"{self._layout.name}: tick {tick} lies past the last tick the registry has "
+                f"recorded for node {self.node}'s next holder ({self._limit_tick}): the wall "
+                f"clock ran ahead of the lease (a step forward?); the next renewal records it"
+            )
+
     def _acquire(self) -> Lease:
         sent = self._lease_now()
         lease = self._registry.acquire(self._layout.max_node, self._ttl_ms, self._clock.now_ns())
@@ -390,6 +425,11 @@ class LeaseGenerator:
                     f"(more than max_wait_ms); refusing to repeat its IDs",
                 )
             self._clock.sleep_ns(behind)
+        # Record ahead before issuing anything (one more round trip at acquisition).
+        limit, record = self._projection(lease)
+        if not self._registry.renew(lease, record):
+            raise LeaseLost(f"{self._layout.name}: node {lease.node} was lost as it was acquired")
+        self._limit_tick, self._recorded_ns = limit, record
         self._confirmed = sent
         # The registry's delay counts from its grant, which is before our receipt.
         self._issue_from = received + lease.settle_ms * 1_000_000
@@ -448,11 +488,13 @@ class LeaseGenerator:
                     if self._lease is lease and self._lease_now() >= self._issue_from:
                         self._publish(lease)
                 return
+            limit, record = self._projection(lease)
             sent = self._lease_now()
-            if self._registry.renew(lease, self._last_ns()):
+            if self._registry.renew(lease, record):
                 with self._swap:
                     if self._lease is lease and not self._stop.is_set():
                         self._confirmed = sent
+                        self._limit_tick, self._recorded_ns = limit, record
                         if self._lease_now() >= self._issue_from:
                             self._publish(lease)
                 self.renewals += 1

@@ -49,11 +49,13 @@ class NodeRegistry(Protocol):
         ...
 
     def renew(self, lease: Lease, last_ns: int) -> bool:
-        """Extend the lease by its TTL and record ``last_ns``; False if it is no longer ours."""
+        """Extend the lease by its TTL and record ``last_ns`` (kept as the largest recorded);
+        False if it is no longer ours."""
         ...
 
     def release(self, lease: Lease, last_ns: int) -> None:
-        """Give the node back, recording ``last_ns`` for the next holder."""
+        """Give the node back, setting ``last_ns`` for the next holder (at least the lease's
+        ``not_before_ns``; lower than what renewals recorded ahead, when the holder used less)."""
         ...
 
     def close(self) -> None:

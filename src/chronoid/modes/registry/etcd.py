@@ -213,8 +213,10 @@ class EtcdRegistry:
         return int(result.get("result", {}).get("TTL", -1)) > 0
 
     def release(self, lease: Lease, last_ns: int) -> None:
+        # Set, not raised: the holder's renewals recorded ahead of what it used.
+        last = max(last_ns, lease.not_before_ns)
         ops = [
-            *self._last_ops(lease, last_ns),
+            {"request_put": {"key": _b64(self._last_key(lease.node)), "value": _b64(str(last))}},
             {"request_delete_range": {"key": _b64(self._node_key(lease.node))}},
         ]
         self._token_txn(lease, ops)

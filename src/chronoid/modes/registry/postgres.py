@@ -92,7 +92,7 @@ RETURNING node
 
 _RELEASE = """
 UPDATE {table}
-SET holder = NULL, expires_at = '-infinity', last_ns = GREATEST(last_ns, %(last)s)
+SET holder = NULL, expires_at = '-infinity', last_ns = %(last)s
 WHERE node = %(node)s AND holder = %(token)s
 """
 
@@ -192,7 +192,9 @@ class PostgresRegistry:
         return bool(self._execute(_RENEW, params))
 
     def release(self, lease: Lease, last_ns: int) -> None:
-        params = {"last": last_ns, "node": lease.node, "token": lease.token}
+        # Set, not raised: the holder's renewals recorded ahead of what it used.
+        last = max(last_ns, lease.not_before_ns)
+        params = {"last": last, "node": lease.node, "token": lease.token}
         self._execute(_RELEASE, params)
 
     def after_fork(self) -> None:

@@ -87,17 +87,16 @@ return 0
 """
 )
 
-_RELEASE = (
-    _KEEP_MAX
-    + """
+# Release sets last_ns (the holder's renewals recorded ahead of what it used; the caller
+# passes at least what the previous holder recorded).
+_RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
-  keep_max(KEYS[2], ARGV[2])
+  redis.call('SET', KEYS[2], ARGV[2])
   redis.call('DEL', KEYS[1])
   return 1
 end
 return 0
 """
-)
 
 
 class RedisRegistry:
@@ -163,7 +162,8 @@ class RedisRegistry:
         return bool(self._call(self._renew, self._keys(lease.node), args))
 
     def release(self, lease: Lease, last_ns: int) -> None:
-        self._call(self._release, self._keys(lease.node), [lease.token, str(last_ns)])
+        last = max(last_ns, lease.not_before_ns)
+        self._call(self._release, self._keys(lease.node), [lease.token, str(last)])
 
     def close(self) -> None:
         """Close the connection pool."""
