@@ -4,6 +4,7 @@ to them) on commit 5db92bb."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
@@ -192,5 +193,44 @@ def test_a_holder_cut_off_after_its_renewal_leaves_no_unrecorded_ticks() -> None
         base.advance_ms(100)
     new._stop.set()
     old._stop.set()
+    shared = set(old_ids) & set(new_ids)
+    assert not shared, f"{len(shared)} IDs issued by both holders of node 5"
+
+
+def test_a_forward_step_then_a_crash_leaves_no_ids_in_the_successors_future() -> None:
+    # A holder's wall clock steps 1 h forward; it issues at once (at 5db92bb, nothing recorded
+    # those ticks until its next renewal) and is killed before any renewal. A successor with a
+    # good clock reaches that hour on the node later and must not repeat them. Now the holder
+    # refuses ticks past its last record until a renewal records the new time.
+    hour_ns = 3_600_000_000_000
+    base = ManualClock()  # the wall clocks (and the old holder's lease clock)
+    frozen = ManualClock()  # the registry's and the successor's: no renewals over the hour
+    registry = MemoryRegistry(node_range=(5, 5), now_ns=frozen.now_ns)
+    timing: dict[str, Any] = {"ttl_ms": 10_000, "renew_ms": 8_000}
+    old = LeaseGenerator(
+        "chrono64ms", registry, clock=_Offset(base, 0), lease_clock_ns=base.now_ns, **timing
+    )
+    old.next_ids(10)
+    jumped = _Offset(base, hour_ns)
+    old._clock = jumped  # the host's clock steps (the generator reads it through this)
+    old._generator._now = jumped.now_ns
+    old_ids: list[int] = []
+    for _ in range(5):
+        with contextlib.suppress(LeaseLost):
+            old_ids += old.next_ids(10)
+        base.advance_ms(1)
+    old._stop.set()  # kill -9: no release, no renewal
+    base.advance_ms(11_000)
+    frozen.advance_ms(11_000)  # the registry's lease has expired
+    new = LeaseGenerator(
+        "chrono64ms", registry, clock=_Offset(base, 0), lease_clock_ns=frozen.now_ns, **timing
+    )
+    base.advance_ns(hour_ns - 11_005_000_000)  # an hour later, on the same ticks
+    new._renew_once()  # its renewals kept the lease (and its record) up to date
+    new_ids: list[int] = []
+    for _ in range(10):
+        new_ids += new.next_ids(10)
+        base.advance_ms(1)
+    new._stop.set()
     shared = set(old_ids) & set(new_ids)
     assert not shared, f"{len(shared)} IDs issued by both holders of node 5"
