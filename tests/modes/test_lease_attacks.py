@@ -52,8 +52,8 @@ def young_registry(request: pytest.FixtureRequest) -> Iterator[NodeRegistry]:
         registry.close()
         from etcd3gw.client import Etcd3Client
 
-        client = Etcd3Client(str(parsed.hostname), int(parsed.port or 2379), api_path="/v3/")
-        client.delete_prefix(prefix)
+        etcd = Etcd3Client(str(parsed.hostname), int(parsed.port or 2379), api_path="/v3/")
+        etcd.delete_prefix(prefix)
     else:
         dsn = request.getfixturevalue("pg_dsn")
         table = f"chronoid_test_young_{tag}"
@@ -234,3 +234,29 @@ def test_a_forward_step_then_a_crash_leaves_no_ids_in_the_successors_future() ->
     new._stop.set()
     shared = set(old_ids) & set(new_ids)
     assert not shared, f"{len(shared)} IDs issued by both holders of node 5"
+
+
+@pytest.mark.parametrize("call", ["next_id", "next_ids"])
+def test_a_pause_between_making_an_id_and_checking_it_discards_the_id(call: str) -> None:
+    # Take, then check: a pause (SIGSTOP, GC, suspend) that falls after the ID was made and
+    # before its check is seen by the check. Injected on the lease clock: the first reading
+    # after the ID was made jumps past the deadline. A check-before design hands the ID out.
+    lease, wall = ManualClock(), ManualClock()
+    registry = MemoryRegistry(now_ns=lease.now_ns)
+    pause = [False]
+
+    def lease_now() -> int:
+        if pause[0] and threading.current_thread() is threading.main_thread():
+            pause[0] = False
+            lease.advance_ms(2_000)
+        return lease.now_ns()
+
+    gen = LeaseGenerator(
+        "chrono64s", registry, clock=wall, ttl_ms=1000, renew_ms=300, lease_clock_ns=lease_now
+    )
+    issue = gen.next_id if call == "next_id" else lambda: gen.next_ids(10)
+    issue()
+    pause[0] = True
+    with pytest.raises(LeaseLost):
+        issue()
+    gen._stop.set()
