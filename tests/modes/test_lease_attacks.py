@@ -5,10 +5,14 @@ to them) on commit 5db92bb."""
 from __future__ import annotations
 
 import contextlib
+import json
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -260,3 +264,86 @@ def test_a_pause_between_making_an_id_and_checking_it_discards_the_id(call: str)
     with pytest.raises(LeaseLost):
         issue()
     gen._stop.set()
+
+
+_RAW_FORK_LEASE = """
+import ctypes, json, os, sys, time
+from chronoid.modes import LeaseGenerator
+from chronoid.modes.registry.redis import RedisRegistry
+url, prefix, out = sys.argv[1:4]
+registry = RedisRegistry(url, prefix=prefix, node_range=(0, 1))
+registry._client.set(prefix + "registry", 0)  # a history older than any TTL
+gen = LeaseGenerator("chrono64ms", registry, ttl_ms=1000, on_fork="lease")
+gen.next_ids(10)
+pid = ctypes.PyDLL(None).fork()  # a C-level fork: no at-fork hook runs
+ids, errors = [], []
+end = time.monotonic() + 0.3
+while time.monotonic() < end:
+    try:
+        ids += gen.next_ids(20)
+    except Exception as exc:
+        errors.append(type(exc).__name__)
+report = {"child": pid == 0, "node": gen.node, "ids": ids, "errors": errors}
+with open(os.path.join(out, "child" if pid == 0 else "parent"), "w") as f:
+    json.dump(report, f)
+if pid == 0:
+    os._exit(0)
+os.waitpid(pid, 0)
+gen.close()
+"""
+
+
+def test_a_raw_fork_with_on_fork_lease_gives_the_child_a_node_of_its_own(
+    redis_url: str, tmp_path: Path
+) -> None:
+    # next_ids reads the process ID on entry: a child made by a raw C fork() (no at-fork
+    # hook) leases a node of its own before its first batch, and no ID is shared.
+    prefix = f"chronoid-test-rawfork-{uuid.uuid4().hex[:12]}:"
+    run = subprocess.run(
+        [sys.executable, "-c", _RAW_FORK_LEASE, redis_url, prefix, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(f"{prefix}*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+    assert run.returncode == 0, run.stderr
+    parent, child = (json.loads((tmp_path / name).read_text()) for name in ("parent", "child"))
+    assert parent["ids"] and child["ids"], (parent["errors"][:3], child["errors"][:3])
+    assert parent["node"] != child["node"]
+    assert not set(parent["ids"]) & set(child["ids"])
+
+
+def test_close_racing_next_id_hands_nothing_to_the_next_holder() -> None:
+    # Four threads call next_id while close() releases the node; a newcomer leases it at
+    # once. Every ID a thread got back was made under the lease and below what the release
+    # recorded; the calls that lost the race raise LeaseLost.
+    registry = MemoryRegistry(node_range=(0, 0))
+    gen = LeaseGenerator("chrono64ms", registry, ttl_ms=5000)
+    got: list[list[int]] = [[] for _ in range(4)]
+    start = threading.Barrier(5)
+
+    def issue(out: list[int]) -> None:
+        start.wait()
+        with contextlib.suppress(LeaseLost):
+            while True:
+                out.append(gen.next_id())
+
+    workers = [threading.Thread(target=issue, args=(out,)) for out in got]
+    for worker in workers:
+        worker.start()
+    start.wait()
+    time.sleep(0.05)
+    gen.close()
+    newcomer = LeaseGenerator("chrono64ms", registry, ttl_ms=5000)
+    theirs = newcomer.next_ids(20_000)
+    for worker in workers:
+        worker.join(timeout=10)
+    newcomer.close()
+    mine = [value for out in got for value in out]
+    assert mine and len(set(mine)) == len(mine)
+    assert not set(mine) & set(theirs)
