@@ -37,6 +37,18 @@ class DecodeError(ChronoidError, ValueError):
     """A string or integer that is not a valid ID of the layout it was decoded with."""
 
 
+class AmbiguousId(DecodeError):
+    """A string that is a valid ID in two forms (decimal and Base32, or 0x-hex and Base32).
+
+    Raised by ``parse_id`` in auto mode instead of guessing; ``readings`` maps each form that
+    fits (``"int"``, ``"hex"``, ``"base32"``) to the value it gives. Name the form to choose.
+    """
+
+    def __init__(self, message: str, readings: dict[str, int]) -> None:
+        self.readings = dict(readings)
+        super().__init__(message)
+
+
 class ClockMovedBackwards(ChronoidError):
     """The clock went back and the policy forbids issuing an ID until it catches up.
 
