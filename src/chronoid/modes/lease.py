@@ -34,15 +34,14 @@ lease.** The rules that make it so:
   TTL after the marker was made, by which time any holder from before the loss has stopped;
   records made inside that TTL (a release during a lock-delay) vouch for nothing. The cost:
   acquisitions in the first TTL of a brand-new registry namespace, and in the first TTL after
-  a data loss, wait up to ``ttl_ms``. Every holder of one registry namespace
-  should use the same ``ttl_ms`` (the delay is the newcomer's own TTL).
+  a data loss, wait up to ``ttl_ms``. Every holder of one registry namespace should use the
+  same ``ttl_ms`` (the delay is the newcomer's own TTL).
 * **Handover.** Each holder records ``last_ns`` *ahead*: at acquisition and on every renewal
   the end of the tick its wall clock will reach one TTL later (past its deadline), and it
   never enters a tick beyond the last record (after a forward step of its clock larger than
   about 2/3 TTL it raises LeaseLost until the next renewal); on release, the end of the last
-  tick it used. A new holder whose wall
-  clock reads earlier than that waits (up to ``max_wait_ms``) or fails with
-  :class:`~chronoid.errors.ClockMovedBackwards`; the previous
+  tick it used. A new holder whose wall clock reads earlier than that waits (up to
+  ``max_wait_ms``) or fails with :class:`~chronoid.errors.ClockMovedBackwards`; the previous
   holder's last tick also becomes its generator's last tick, so a clock that steps back after
   the handover meets the wait policy, never the previous holder's IDs.
 * **Fork.** A child made by ``os.fork()`` (at-fork hooks run) or by a raw C ``fork()``
