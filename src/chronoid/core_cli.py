@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from chronoid.codec import FORMATS, format_ids
+from chronoid.codec import FORMATS, format_ids, well_formed
 from chronoid.errors import ChronoidError, DecodeError, InvalidArgument
 from chronoid.generator import MAX_BATCH, Generator
 from chronoid.identify import PLAUSIBLE_LEAD_S, Reading, candidates, describe, iso_utc, read
@@ -204,7 +204,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
             status = 1
             print(f"chronoid: error: {exc}", file=sys.stderr)
             if args.json:
-                print(json.dumps({"input": text, "error": str(exc)}))
+                print(json.dumps({"input": well_formed(text), "error": str(exc)}))
             continue
         if args.json:
             if layout is not None:
