@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -283,3 +284,25 @@ def test_bytes_that_are_not_utf8_are_named_as_bytes_and_json_stays_unicode() -> 
     for record in records:
         for value in record.values():
             value.encode("utf-8")  # strict: a lone surrogate raises
+
+
+def test_closed_stdin_and_unwritable_stdout_are_one_line_each() -> None:
+    """On main at d4e129d both ended in a traceback: ``inspect - <&-`` (AttributeError:
+    sys.stdin is None) and output to a full disk (OSError ENOSPC from the flush)."""
+    command = [sys.executable, "-m", "chronoid", "inspect"]
+    closed = subprocess.run(
+        [*command, "-"], preexec_fn=lambda: os.close(0), capture_output=True, text=True,
+        timeout=60, check=False,
+    )  # fmt: skip
+    with open("/dev/full", "w") as full:
+        unwritable = subprocess.run(
+            [*command, "0AM6T4NTM0000", "--variant", "snowflake"], stdout=full,
+            stderr=subprocess.PIPE, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    assert (closed.returncode, closed.stderr) == (
+        1,
+        "chronoid: error: standard input is closed: nothing to read for '-'\n",
+    )
+    assert unwritable.returncode == 1
+    assert unwritable.stderr.startswith("chronoid: error: No space left on device")
+    assert len(unwritable.stderr.splitlines()) == 1, unwritable.stderr

@@ -150,6 +150,8 @@ class _LineTooLong(str):
 def _stdin_lines() -> Iterator[str]:
     """Lines of standard input, undecodable bytes kept as surrogates so that the parser
     names them; a line too long to be an ID is cut (and refused) without being held whole."""
+    if sys.stdin is None:  # started with standard input closed (`chronoid inspect - <&-`)
+        raise InvalidArgument("standard input is closed: nothing to read for '-'")
     stream = sys.stdin.buffer
     while raw := stream.readline(_MAX_LINE_BYTES + 1):
         if len(raw) > _MAX_LINE_BYTES and not raw.endswith(b"\n"):
