@@ -25,9 +25,15 @@ import nats
 import pytest
 import redis
 
+from chronoid.errors import InvalidArgument
 from chronoid.stream.engine import Engine
 from chronoid.stream.event import Event, Frequency, build
-from chronoid.stream.sinks import NatsJetStreamSink, RedisStreamSink
+from chronoid.stream.sinks import (
+    MAX_OUTAGE_LIMIT_S,
+    NatsJetStreamSink,
+    RedisStreamSink,
+    parse_sink,
+)
 from chronoid.stream.timesource import FakeTimeSource
 from tests.modes.conftest import OwnServer, _redis_ready
 from tests.support import free_port
@@ -239,17 +245,20 @@ def test_the_dedup_window_outlasts_the_longest_outage_ridden_through(
     whatever ``max_outage_s`` was, so with ``max_outage_s=600`` the late copy was stored again
     (the docs said retrying is safe because of the deduplication)."""
     tag = uuid.uuid4().hex[:12]
-    key = f"chronoid:test:{tag}:events"
-    sink = RedisStreamSink(redis_url, key, max_outage_s=600)
-    engine = _run(sink, START, 1)
-    assert engine.stats.written == 1
     client = redis.Redis.from_url(redis_url)
-    try:
-        ttl_s = client.ttl(f"{key}:boundary:minute-{_boundary(1)}")
-        assert ttl_s >= 600, ttl_s
-    finally:
-        client.delete(key, f"{key}:boundary:minute-{_boundary(1)}")
-        client.close()
+    for max_outage_s in (600, MAX_OUTAGE_LIMIT_S):  # the limit still makes a valid EX
+        key = f"chronoid:test:{tag}:{max_outage_s}"
+        engine = _run(RedisStreamSink(redis_url, key, max_outage_s=max_outage_s), START, 1)
+        assert engine.stats.written == 1
+        try:
+            ttl_s = client.ttl(f"{key}:boundary:minute-{_boundary(1)}")
+            assert ttl_s >= max_outage_s, ttl_s
+        finally:
+            client.delete(key, f"{key}:boundary:minute-{_boundary(1)}")
+    client.close()
+    for beyond in (MAX_OUTAGE_LIMIT_S + 1, 1e308, float("nan")):
+        with pytest.raises(InvalidArgument, match="max_outage_s must be"):
+            parse_sink(f"redis://127.0.0.1:1/0?max_outage_s={beyond}")
 
     subject, stream = f"chronoid.test.{tag}", f"CHRONOID_TEST_{tag.upper()}"
     _run(NatsJetStreamSink(nats_url, subject, stream, max_outage_s=600), START, 1)

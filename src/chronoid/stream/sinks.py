@@ -39,6 +39,7 @@ from chronoid.stream.event import Event
 
 __all__ = [
     "DEDUP_WINDOW_S",
+    "MAX_OUTAGE_LIMIT_S",
     "MAX_OUTAGE_S",
     "NatsJetStreamSink",
     "RedisStreamSink",
@@ -51,6 +52,10 @@ log = logging.getLogger("chronoid.stream")
 
 MAX_OUTAGE_S = 30.0
 """How long (s) a server sink keeps retrying an event across reconnects before the run fails."""
+
+MAX_OUTAGE_LIMIT_S = 86_400
+"""The largest ``max_outage_s`` (s): the dedup window grows with it, and Redis keeps a marker
+key per boundary for that long (a day of ``second`` boundaries is 86,400 keys)."""
 
 DEDUP_WINDOW_S = 120
 """How long (s) past the longest outage a sink remembers a boundary (JetStream's default)."""
@@ -69,9 +74,10 @@ class _OutageRule:
     """
 
     def __init__(self, what: str, max_outage_s: float) -> None:
-        if not 0 <= max_outage_s < float("inf"):
+        if not 0 <= max_outage_s <= MAX_OUTAGE_LIMIT_S:
             raise InvalidArgument(
-                f"max_outage_s must be a number of seconds >= 0, got {max_outage_s!r}"
+                f"max_outage_s must be a number of seconds from 0 to {MAX_OUTAGE_LIMIT_S:,} "
+                f"(a day), got {max_outage_s!r}"
             )
         self.what = what
         self.max_outage_s = max_outage_s
