@@ -178,6 +178,11 @@ class SinkError(ChronoidError):
     type): the engine stops rather than dropping every later event unseen."""
 
 
+class TortureError(ChronoidError):
+    """``chronoid torture`` could not run or judge a deployment (a target that does not start,
+    a history file that is not one); a broken promise is a verdict, not this error."""
+
+
 class MissingExtra(ChronoidError, ImportError):
     """A feature needs a package that a plain ``pip install chronoid`` does not bring.
 
