@@ -147,17 +147,26 @@ def test_kill_9_the_leader_ten_times_under_load(members: list[Member]) -> None:
     for member in members:
         member.start()
     load = Load(members).start()
+    async_load = Load(members, asynchronous=True).start()
     failovers = []
     try:
         for _ in range(10):
             leader = wait_for_leader(members, 10)
             load.first_after(time.monotonic(), 10)  # the leader is serving the load
+            async_load.first_after(time.monotonic(), 10)
             leader.kill()
             killed_at = time.monotonic()
             failovers.append(load.first_after(killed_at, 4 * TTL + 5) - killed_at)
+            async_load.first_after(killed_at, 4 * TTL + 5)
             leader.start()  # back as a standby
     finally:
         load.stop()
+        async_load.stop()
+    # Within failover_timeout a failover costs the callers nothing: no exception at all.
+    assert load.errors == [] and async_load.errors == [], (load.errors, async_load.errors)
+    both = [v for _, v in load.values] + [v for _, v in async_load.values]
+    assert len(both) == len(set(both)), "a value was issued twice"
+    assert [v for _, v in async_load.values] == sorted(v for _, v in async_load.values)
     values = [v for _, v in load.values]
     assert len(values) == len(set(values)), "a value was issued twice"
     assert values == sorted(values), "one client saw values go backwards"
