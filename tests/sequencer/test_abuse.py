@@ -131,8 +131,9 @@ def test_byte_by_byte_commands_are_served(server: ServerProcess) -> None:
         for byte in request:
             sock.sendall(bytes([byte]))
         sock.settimeout(5)
-        assert sock.makefile("rb").readline() == b":1\r\n"
-        assert sock.makefile("rb").readline() == b":6\r\n"
+        reader = sock.makefile("rb")
+        assert reader.readline() == b":1\r\n"
+        assert reader.readline() == b":6\r\n"
 
 
 @pytest.mark.parametrize(
