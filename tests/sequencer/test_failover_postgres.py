@@ -148,9 +148,7 @@ FAILOVER_TTL = 2.5
 client counted those redirects across retries and raised), short enough for a quick test."""
 
 
-def test_kill_9_the_leader_ten_times_under_load(
-    pg_dsn: str, cluster: str, tmp_path: Path
-) -> None:
+def test_kill_9_the_leader_ten_times_under_load(pg_dsn: str, cluster: str, tmp_path: Path) -> None:
     members = make_members(pg_dsn, cluster, tmp_path, 2, FAILOVER_TTL)
     try:
         _kill_the_leader_ten_times(members, FAILOVER_TTL)

@@ -17,9 +17,9 @@ more. Its work is linear in the bytes received: a partial command is never scann
 its start, however many reads it arrives in.
 
 Size limits protect the server: an inline line or a bulk string longer than the limit, an
-array with too many elements, or more than ``max_request_bytes`` held for one unfinished
-command is a :class:`ProtocolError` after which the connection must be closed (the parser
-refuses further input).
+array with too many elements, or a command larger than ``max_request_bytes`` (found as soon
+as that much of it is buffered, finished or not) is a :class:`ProtocolError` after which the
+connection must be closed (the parser refuses further input).
 
 :class:`ReplyParser` is the client side: reply bytes in, values out, with each error reply
 turned into the :class:`~chronoid.errors.SequencerReplyError` subclass its prefix names
@@ -253,6 +253,8 @@ class Parser:
             items.append(bytes(buf[scan:stop]))
             scan = self._scan = stop + 2
             self._bulk = -1
+        if scan - self._pos > self.max_request_bytes:  # the same verdict however it was split
+            raise ProtocolError(self._too_large())
         self._pos = scan
         self._count = -1
         self._items = []
@@ -273,10 +275,12 @@ class Parser:
         return int(digits)
 
     def _check_unfinished(self) -> None:
+        # Everything from _pos on belongs to the command being received.
         if len(self._buffer) - self._pos > self.max_request_bytes:
-            raise ProtocolError(
-                f"Protocol error: unfinished request larger than {self.max_request_bytes} bytes"
-            )
+            raise ProtocolError(self._too_large())
+
+    def _too_large(self) -> str:
+        return f"Protocol error: request larger than {self.max_request_bytes} bytes"
 
     def _compact(self) -> None:
         # Drop what was handed out, once per command boundary: the partial command left (at

@@ -280,7 +280,7 @@ class _Connection(asyncio.Protocol):
                 replies.append(encode_error(f"ERR {exc}"))
                 state.closing = True
                 state.close_reason = (
-                    "request_too_large" if "unfinished request" in str(exc) else "protocol_error"
+                    "request_too_large" if "request larger than" in str(exc) else "protocol_error"
                 )
                 break
             if command is None:
