@@ -555,6 +555,8 @@ def main(argv: list[str] | None = None) -> int:
         "--no-baseline", action="store_true", help="skip the before/after comparison"
     )
     args = parser.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so the servers this run started are stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     for tool in ("redis-server", "redis-benchmark", "openssl"):
         if shutil.which(tool) is None:
             print(f"bench_sequencer: {tool} is not installed", file=sys.stderr)
