@@ -10,8 +10,9 @@ Quick start::
 """
 
 from chronoid.clock import SYSTEM_CLOCK, Clock, ManualClock, SystemClock
-from chronoid.codec import decode_base32, encode_base32, format_id, parse_id
+from chronoid.codec import decode_base32, encode_base32, format_id, format_ids, parse_id
 from chronoid.errors import (
+    AmbiguousId,
     ChronoidError,
     ClockBeforeEpoch,
     ClockJumpedForward,
@@ -22,18 +23,20 @@ from chronoid.errors import (
     InvalidArgument,
     InvalidLayout,
     InvalidNode,
+    MissingExtra,
     SequenceExhausted,
     TimestampOutOfRange,
     UnknownVariant,
 )
 from chronoid.generator import Backwards, ChronoSequence, Generator, Overflow, hlc_generator
 from chronoid.layout import IdParts, Layout
-from chronoid.variants import SNOWFLAKE, VARIANTS, get_layout
+from chronoid.variants import SNOWFLAKE, VARIANTS, VariantName, get_layout, time_of
 
 __all__ = [
     "SNOWFLAKE",
     "SYSTEM_CLOCK",
     "VARIANTS",
+    "AmbiguousId",
     "Backwards",
     "ChronoSequence",
     "ChronoidError",
@@ -51,15 +54,19 @@ __all__ = [
     "InvalidNode",
     "Layout",
     "ManualClock",
+    "MissingExtra",
     "Overflow",
     "SequenceExhausted",
     "SystemClock",
     "TimestampOutOfRange",
     "UnknownVariant",
+    "VariantName",
     "decode_base32",
     "encode_base32",
     "format_id",
+    "format_ids",
     "get_layout",
     "hlc_generator",
     "parse_id",
+    "time_of",
 ]
