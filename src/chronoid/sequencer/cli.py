@@ -229,9 +229,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         )
 
     # Everything that can be refused for want of a port or descriptors is checked before
-    # the data directory or the store is touched; a failure leaves nothing bound.
+    # the data directory or the store is touched; a failure leaves nothing bound. The port
+    # is bound now and listened on once the server can serve.
     ensure_file_limit(config.max_connections)
-    listener = bind_listener(config.host, config.port, min(config.max_connections, 4096))
+    listener = bind_listener(config.host, config.port)
     try:
         on_started: Callable[[SequencerServer], None] | None = None
         if args.metrics_port is not None:

@@ -137,9 +137,10 @@ class ServerConfig:
                 raise InvalidArgument(f"{name} must be an int >= 1, got {value!r}")
 
 
-def bind_listener(host: str, port: int, backlog: int) -> socket.socket:
-    """A listening, non-blocking TCP socket on ``host:port``; :class:`ServerStartError` (one
-    line) when the address is in use or cannot be bound."""
+def bind_listener(host: str, port: int) -> socket.socket:
+    """A non-blocking TCP socket bound to ``host:port``, not yet listening (the server calls
+    ``listen`` once it can serve, so a client that connects means a ready server);
+    :class:`ServerStartError` (one line) when the address is in use or cannot be bound."""
     try:
         infos = socket.getaddrinfo(
             host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
@@ -153,7 +154,6 @@ def bind_listener(host: str, port: int, backlog: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
-        sock.listen(backlog)
         sock.setblocking(False)
     except OSError as exc:
         sock.close()
@@ -440,9 +440,13 @@ class SequencerServer:
         """Bind (unless given a listener) and start accepting connections."""
         self.loop = asyncio.get_running_loop()
         if self._listener is None:
-            self._listener = bind_listener(
-                self.config.host, self.config.port, min(self.config.max_connections, 4096)
-            )
+            self._listener = bind_listener(self.config.host, self.config.port)
+        try:
+            self._listener.listen(min(self.config.max_connections, 4096))
+        except OSError as exc:  # another socket with SO_REUSEADDR listens there meanwhile
+            raise ServerStartError(
+                f"cannot listen on {self.config.host}:{self.config.port}: {exc.strerror}"
+            ) from None
         self._resume_accepting()
         self._sweeper = asyncio.create_task(self._sweep())
         if self.elector is not None:
