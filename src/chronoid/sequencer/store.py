@@ -163,7 +163,8 @@ class FileStore:
                 raw = self.path.read_bytes()
             except FileNotFoundError:
                 if self._marked and not self._missing_ok:
-                    hint = f" (its last copy says {last})" if last else ""
+                    copy = ", ".join(f"{n}={h}" for n, h in sorted(last.items()))
+                    hint = f"; its last copy of the watermarks: {copy}" if last else ""
                     raise StateFileError(
                         f"{self.path} is missing, but {self.data_dir} has handed out values "
                         f"before ({self._marker.name} exists{hint}): resuming at 1 could "
