@@ -73,6 +73,10 @@ FD_RESERVE = 64
 """File descriptors kept beyond ``max_connections`` (listener, state file, store
 connections, metrics, logs)."""
 _AUTH_TIMEOUT_REPLY = b"-NOAUTH Authentication not completed in time: closing the connection\r\n"
+_TURN_BYTES = 64 * 1024
+"""Most reply bytes one connection produces per event-loop turn: a pipeline of small commands
+with large replies (``INFO``: 5 bytes in, over a KiB out) then waits for the next turn, and for
+the client to read, instead of building one reply of 100 MiB while every other client waits."""
 _ACCEPT_BATCH = 64  # connections accepted per readiness event, so one burst cannot hog the loop
 _EMFILE_PAUSE_S = 0.1  # out of descriptors: stop accepting this long, then try again
 REFUSAL_REASONS = (
@@ -188,6 +192,7 @@ def ensure_file_limit(max_connections: int) -> int:
 
 class _Connection(asyncio.Protocol):
     __slots__ = (
+        "deferred",
         "last_active",
         "limited",
         "made",
@@ -195,6 +200,7 @@ class _Connection(asyncio.Protocol):
         "parser",
         "paused",
         "pending_since",
+        "reading_paused",
         "server",
         "state",
         "timer",
@@ -222,6 +228,8 @@ class _Connection(asyncio.Protocol):
         self.timer: asyncio.TimerHandle | None = None
         self.paused = False  # reading paused while a reservation is awaited
         self.write_paused = False  # reading paused while the client does not read
+        self.deferred = False  # reading paused: buffered commands continue on the next turn
+        self.reading_paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses but have the same API.
@@ -275,8 +283,13 @@ class _Connection(asyncio.Protocol):
         state = self.state
         execute = server.dispatcher.execute
         replies: list[bytes] = []
+        out_bytes = 0
         completed = False
+        more = False
         while self.waiting is None and not state.closing:
+            if out_bytes >= _TURN_BYTES:
+                more = True  # the rest waits for the next turn (and for the client to read)
+                break
             try:
                 command = parser.next_command()
             except ProtocolError as exc:
@@ -293,6 +306,7 @@ class _Connection(asyncio.Protocol):
             reply = execute(state, command)
             if type(reply) is bytes:
                 replies.append(reply)
+                out_bytes += len(reply)
             else:
                 self._wait(cast(Wait, reply))
             if self.limited and state.authenticated:
@@ -300,7 +314,9 @@ class _Connection(asyncio.Protocol):
                 self.limited = False
                 parser.max_args = server.config.max_args
                 parser.max_bulk = server.config.max_bulk
-        if parser.buffered:
+        if more:
+            self.pending_since = 0.0  # whole commands wait; nothing unfinished yet
+        elif parser.buffered:
             if completed or not self.pending_since:
                 self.pending_since = server.now
         else:
@@ -311,6 +327,33 @@ class _Connection(asyncio.Protocol):
             if state.close_reason:
                 server.count_refusal(state.close_reason)
             transport.close()
+        elif more:
+            self.deferred = True
+            self._set_reading()
+            assert server.loop is not None
+            server.loop.call_soon(self._continue)
+
+    def _continue(self) -> None:
+        self.deferred = False
+        if self.write_paused:
+            return  # resume_writing continues
+        self._set_reading()
+        if self.waiting is None:
+            self._process()
+
+    def _set_reading(self) -> None:
+        """Read from the client only while nothing holds its commands back: a reservation
+        awaited, replies it does not read, or commands left for the next turn."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        pause = self.paused or self.write_paused or self.deferred
+        if pause != self.reading_paused:
+            self.reading_paused = pause
+            if pause:
+                transport.pause_reading()
+            else:
+                transport.resume_reading()
 
     # -- waiting for a reservation ---------------------------------------------------------
 
@@ -319,10 +362,8 @@ class _Connection(asyncio.Protocol):
         loop = server.loop
         assert loop is not None
         self.waiting = wait
-        if not self.paused:
-            self.paused = True
-            if self.transport is not None and not self.write_paused:
-                self.transport.pause_reading()
+        self.paused = True
+        self._set_reading()
         if self.timer is None:
             self.timer = loop.call_later(server.config.request_timeout, self._timed_out, wait)
         wait.future.add_done_callback(
@@ -360,8 +401,7 @@ class _Connection(asyncio.Protocol):
             return
         transport.write(reply)
         self.paused = False
-        if not self.write_paused:
-            transport.resume_reading()
+        self._set_reading()
         self._process()  # the commands that arrived behind it, in order
 
     # -- flow control ----------------------------------------------------------------------
@@ -369,13 +409,13 @@ class _Connection(asyncio.Protocol):
     def pause_writing(self) -> None:
         # The client does not read its replies: stop reading its requests too.
         self.write_paused = True
-        if self.transport is not None and not self.paused:
-            self.transport.pause_reading()
+        self._set_reading()
 
     def resume_writing(self) -> None:
         self.write_paused = False
-        if self.transport is not None and not self.transport.is_closing() and not self.paused:
-            self.transport.resume_reading()
+        self._set_reading()
+        if self.waiting is None and not self.deferred and self.parser.buffered:
+            self._process()  # commands held back while the client did not read
 
 
 class SequencerServer:
