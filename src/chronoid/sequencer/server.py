@@ -74,9 +74,10 @@ FD_RESERVE = 64
 connections, metrics, logs)."""
 _AUTH_TIMEOUT_REPLY = b"-NOAUTH Authentication not completed in time: closing the connection\r\n"
 _TURN_BYTES = 64 * 1024
-"""Most reply bytes one connection produces per event-loop turn: a pipeline of small commands
-with large replies (``INFO``: 5 bytes in, over a KiB out) then waits for the next turn, and for
-the client to read, instead of building one reply of 100 MiB while every other client waits."""
+_TURN_COMMANDS = 1024
+"""Most reply bytes and commands one connection gets per event-loop turn: a long pipeline (100,000
+``PING``; ``INFO``: 5 bytes in, over a KiB out) then continues on the next turn, and once the
+client reads, instead of building one 100 MiB reply while every other client waits."""
 _ACCEPT_BATCH = 64  # connections accepted per readiness event, so one burst cannot hog the loop
 _EMFILE_PAUSE_S = 0.1  # out of descriptors: stop accepting this long, then try again
 REFUSAL_REASONS = (
@@ -258,7 +259,7 @@ class _Connection(asyncio.Protocol):
             for pattern in _GETSEQ_PATTERNS:
                 size = len(pattern)
                 times = data.count(pattern)
-                if times and times * size == len(data):
+                if times and times * size == len(data) and times <= _TURN_COMMANDS:
                     replies = server.dispatcher.getseq_repeated(self.state, times)
                     if replies is not None:
                         transport = self.transport
@@ -284,10 +285,11 @@ class _Connection(asyncio.Protocol):
         execute = server.dispatcher.execute
         replies: list[bytes] = []
         out_bytes = 0
+        done = 0
         completed = False
         more = False
         while self.waiting is None and not state.closing:
-            if out_bytes >= _TURN_BYTES:
+            if out_bytes >= _TURN_BYTES or done >= _TURN_COMMANDS:
                 more = True  # the rest waits for the next turn (and for the client to read)
                 break
             try:
@@ -303,6 +305,7 @@ class _Connection(asyncio.Protocol):
             if command is None:
                 break
             completed = True
+            done += 1
             reply = execute(state, command)
             if type(reply) is bytes:
                 replies.append(reply)
