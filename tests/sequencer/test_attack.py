@@ -9,7 +9,7 @@ from __future__ import annotations
 import socket
 import time
 
-from tests.sequencer.conftest import ServerProcess
+from tests.sequencer.conftest import ServerProcess, StartServer, exchange
 from tests.sequencer.test_abuse import WellBehaved, rss_kib
 
 
@@ -46,3 +46,17 @@ def test_small_commands_with_large_replies_never_read_cost_no_memory(
     assert head.startswith(b"$"), head
     for sock in abusers:
         sock.close()
+
+
+def test_current_of_an_exhausted_sequence_is_an_error_not_2_to_the_63(
+    start_server: StartServer,
+) -> None:
+    # CURRENT used to reply :9223372036854775808 once the last value was handed out, which
+    # redis-cli, redis-py and hiredis reject as a bad integer.
+    server = start_server("--initial", str(2**63 - 2))
+    replies = exchange(server.port, b"GETSEQ\r\nGETSEQ\r\nGETSEQ\r\nCURRENT\r\nPING\r\nQUIT\r\n")
+    lines = replies.split(b"\r\n")
+    assert lines[:2] == [b":%d" % (2**63 - 2), b":%d" % (2**63 - 1)]
+    assert lines[2].startswith(b"-ERR") and lines[3].startswith(b"-ERR"), lines
+    assert b"exhausted" in lines[3] and str(2**63).encode() not in lines[3]
+    assert lines[4] == b"+PONG"
