@@ -6,6 +6,7 @@ timings): the abuser's effect on memory and on a well-behaved client, and what i
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 
@@ -60,3 +61,32 @@ def test_current_of_an_exhausted_sequence_is_an_error_not_2_to_the_63(
     assert lines[2].startswith(b"-ERR") and lines[3].startswith(b"-ERR"), lines
     assert b"exhausted" in lines[3] and str(2**63).encode() not in lines[3]
     assert lines[4] == b"+PONG"
+
+
+def test_many_connections_holding_unfinished_commands_share_one_memory_budget(
+    server: ServerProcess,
+) -> None:
+    # Each connection may hold up to 256 KiB unfinished; 200 of them just under it used to
+    # cost 100+ MiB (1,000 connections: 256 MiB). Past a server-wide budget, a connection with
+    # a large unfinished command is closed and told why; the others keep being served.
+    element = b"$65536\r\n" + b"a" * 65536 + b"\r\n"
+    unfinished = b"*4\r\n" + element * 3 + b"$65500\r\n" + b"a" * 60000
+    before = rss_kib(server.process.pid)
+    abusers = []
+    with WellBehaved(server.port) as probe:
+        start = time.monotonic()
+        for _ in range(200):
+            sock = socket.create_connection(("127.0.0.1", server.port))
+            sock.sendall(unfinished)
+            abusers.append(sock)
+        time.sleep(0.5)
+        grown_kib = rss_kib(server.process.pid) - before
+        assert probe.served_between(start, time.monotonic()) > 0
+    assert grown_kib < 64 * 1024, f"RSS grew by {grown_kib} KiB"
+    told = 0
+    for sock in abusers:
+        sock.setblocking(False)
+        with contextlib.suppress(BlockingIOError):  # still held: within the budget
+            told += sock.recv(200).startswith(b"-ERR server busy")
+        sock.close()
+    assert 100 < told < 200

@@ -56,6 +56,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FD_RESERVE",
+    "HELD_BUDGET_BYTES",
     "MAX_CLIENTS_REPLY",
     "REFUSAL_REASONS",
     "SequencerServer",
@@ -78,6 +79,12 @@ _TURN_COMMANDS = 1024
 """Most reply bytes and commands one connection gets per event-loop turn: a long pipeline (100,000
 ``PING``; ``INFO``: 5 bytes in, over a KiB out) then continues on the next turn, and once the
 client reads, instead of building one 100 MiB reply while every other client waits."""
+HELD_BUDGET_BYTES = 16 * 1024 * 1024
+"""Most bytes of unfinished commands all connections together may hold: past it, a connection
+whose unfinished command passes :data:`_HELD_FLOOR_BYTES` is closed (without it, 1,000
+connections each holding just under ``max_request_bytes`` took 256 MiB; RSS grows about twice
+the bytes held, allocator overhead included)."""
+_HELD_FLOOR_BYTES = 64 * 1024  # an unfinished command this small is never closed for the budget
 _ACCEPT_BATCH = 64  # connections accepted per readiness event, so one burst cannot hog the loop
 _EMFILE_PAUSE_S = 0.1  # out of descriptors: stop accepting this long, then try again
 REFUSAL_REASONS = (
@@ -194,6 +201,7 @@ def ensure_file_limit(max_connections: int) -> int:
 class _Connection(asyncio.Protocol):
     __slots__ = (
         "deferred",
+        "held",
         "last_active",
         "limited",
         "made",
@@ -231,6 +239,7 @@ class _Connection(asyncio.Protocol):
         self.write_paused = False  # reading paused while the client does not read
         self.deferred = False  # reading paused: buffered commands continue on the next turn
         self.reading_paused = False
+        self.held = 0  # bytes of unfinished command counted in server.held_bytes
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses but have the same API.
@@ -244,6 +253,8 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
+        self.server.held_bytes -= self.held
+        self.held = 0
         self.waiting = None
         if self.timer is not None:
             self.timer.cancel()
@@ -273,6 +284,28 @@ class _Connection(asyncio.Protocol):
             return
         if self.waiting is None:
             self._process()
+        else:
+            self._hold()
+
+    def _hold(self) -> None:
+        """Count this connection's unfinished bytes against :data:`HELD_BUDGET_BYTES`, and
+        close it when the budget is spent and its own share is large."""
+        server = self.server
+        held = self.parser.buffered
+        server.held_bytes += held - self.held
+        self.held = held
+        if held > _HELD_FLOOR_BYTES and server.held_bytes > HELD_BUDGET_BYTES:
+            transport = self.transport
+            if transport is not None and not transport.is_closing():
+                server.protocol_errors += 1
+                server._close(
+                    self,
+                    "request_too_large",
+                    encode_error(
+                        "ERR server busy: too many bytes of unfinished commands held, closing "
+                        "the connection"
+                    ),
+                )
 
     def _process(self) -> None:
         """Run the buffered commands in order until one waits, QUIT, or the input ends."""
@@ -326,6 +359,7 @@ class _Connection(asyncio.Protocol):
             self.pending_since = 0.0
         if replies:
             transport.write(replies[0] if len(replies) == 1 else b"".join(replies))
+        self._hold()
         if state.closing:
             if state.close_reason:
                 server.count_refusal(state.close_reason)
@@ -448,6 +482,8 @@ class SequencerServer:
         self.connections: set[_Connection] = set()
         self.pending = 0
         """Accepted connections not yet open (TLS handshakes in progress)."""
+        self.held_bytes = 0
+        """Bytes of unfinished commands held by all connections (see HELD_BUDGET_BYTES)."""
         self.accepted = 0
         self.refused = 0
         self.refusals: dict[str, int] = dict.fromkeys(REFUSAL_REASONS, 0)
