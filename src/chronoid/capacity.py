@@ -49,6 +49,7 @@ __all__ = [
     "YEAR_S",
     "Arrivals",
     "CapacityReport",
+    "birthday_count",
     "birthday_probability",
     "budget_markdown",
     "capacity",
@@ -272,9 +273,18 @@ def max_ids_per_window(layout: Layout | str, target: float) -> int:
     Raises:
         InvalidArgument: target outside (0, 1).
     """
-    resolved = get_layout(layout)
+    return birthday_count(1 << get_layout(layout).suffix_bits, target)
+
+
+def birthday_count(space: int, target: float) -> int:
+    """The largest whole number of draws from ``space`` values whose chance of a repeat is at
+    most ``target`` (exact birthday product; at least 1).
+
+    Raises:
+        InvalidArgument: target outside (0, 1) or a space below 1.
+    """
+    _check_space(space)
     _check_target(target)
-    space = 1 << resolved.suffix_bits
     goal = math.log1p(-target)
     lo, hi = 1, space + 1  # P(lo) <= target < P(hi)
     while hi - lo > 1:
