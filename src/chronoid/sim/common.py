@@ -164,9 +164,9 @@ def fmt_timing(times_s: Sequence[float]) -> str:
 
 
 def timing_spread(times_s: Sequence[float]) -> float:
-    """(max - min) / median of repeated timings: how much a timing row varies."""
-    middle = statistics.median(times_s)
-    return (max(times_s) - min(times_s)) / middle if middle > 0 else 0.0
+    """max / min of repeated timings: how much a timing row varies (1.0: not at all)."""
+    fastest = min(times_s)
+    return max(times_s) / fastest if fastest > 0 else 1.0
 
 
 def window_seconds(layout: Layout) -> float:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
+import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -46,6 +47,7 @@ from chronoid.sim.common import (
     multipliers_np,
     parity_with_compose,
     ratio_interval,
+    timing_spread,
     wilson,
     window_seconds,
 )
@@ -859,6 +861,8 @@ def clock_rollback(ctx: Context) -> ScenarioResult:
                     fmt_seconds(max(clock.sleeps, default=0) / 1e9) if clock.sleeps else "0",
                 ]
             )
+    mode_b_rows, mode_b_dups = _mode_b_rollback(ctx)
+    all_zero = all_zero and mode_b_dups == 0
     # Mode A after a rollback: a re-rolled persona replays n IDs into a window it used before.
     rng = _rng(ctx, 4)
     layout = VARIANTS["chrono64s"]
@@ -874,21 +878,28 @@ def clock_rollback(ctx: Context) -> ScenarioResult:
         claim='§2.4: "ChronoID never generates a duplicate due to clock skew"; Mode A treats '
         "a backward jump as a burst and re-rolls its persona.",
         method=f"`chronoid.generator.Generator` on a `ManualClock`: the spec's script (T, T+1, "
-        f"back to T, 1,000 IDs) followed by {steps:,} random moves (20 % of them jumps of up "
-        "to three ticks back or forward), for each backwards policy. A RAISE (or a WAIT beyond "
-        f"its 2 s bound) is counted, not an ID. Mode A: {fmt_int(trials)} trials of a persona "
+        f"back to T, 1,000 IDs) followed by {steps:,} random moves (1 % of them backward jumps "
+        "of up to two ticks, the rest forward steps of up to a tenth of a tick), for each "
+        "backwards policy. A RAISE (or a WAIT beyond its 10 s bound, `max_wait_ms=10_000`) is "
+        "counted, not an ID. Mode B: an `InstanceGenerator` with a state file on a "
+        "`ManualClock` makes IDs, the clock goes back two ticks, it makes more, and then it is "
+        "closed and restarted from its state file with the clock still behind, twice. "
+        f"Mode A: {fmt_int(trials)} trials of a persona "
         f"that made {n_ids:,} IDs in a `chrono64s` window, then a re-rolled persona making "
         f"{n_ids:,} more in the same window after the clock went back.",
         verdict=Verdict.PARTLY if all_zero else Verdict.DOES_NOT_HOLD,
         reason="The core generator never repeats an ID under any policy (0 duplicates, 0 "
         "non-increasing IDs): WAIT sleeps the regression out, RAISE refuses, HLC keeps counting "
-        f"in the last tick. Mode A's re-roll is only probabilistic: measured {fmt_p(p)} per "
+        f"in the last tick. Mode B with a state file made {mode_b_dups} duplicates across the "
+        "rollback and two restarts behind the clock (its counter, not the clock, makes IDs "
+        f"unique). Mode A's re-roll is only probabilistic: measured {fmt_p(p)} per "
         f"rollback [{fmt_p(lo)}, {fmt_p(hi)}] for 1,000 + 1,000 IDs in one `chrono64s` second. "
         "Each persona's IDs share one node, so two personas collide only when their mixed "
         f"nodes match (1 in 2^{layout.node_bits}), far below the birthday bound on 2,000 "
         f"independent IDs ({fmt_p(birthday_p(layout.suffix_bits, 2 * n_ids))}), but not zero: "
         "'never' does not hold for Mode A.",
-        headline=f"generator: 0 duplicates (all policies); Mode A re-roll {fmt_p(p)} per rollback",
+        headline=f"generator and Mode B (state file, restarts): {mode_b_dups} duplicates; "
+        f"Mode A re-roll {fmt_p(p)} [{fmt_p(lo)}, {fmt_p(hi)}] per rollback",
         tables=[
             Table(
                 [
@@ -902,9 +913,61 @@ def clock_rollback(ctx: Context) -> ScenarioResult:
                     "longest wait",
                 ],
                 rows,
-            )
+            ),
+            Table(
+                ["Mode B step (`chrono64s`, state file)", "clock tick", "IDs", "duplicates so far"],
+                mode_b_rows,
+            ),
         ],
     )
+
+
+def _mode_b_rollback(ctx: Context) -> tuple[list[list[str]], int]:
+    """Mode B across a clock rollback and restarts from its state file behind the clock."""
+    import os
+    import tempfile
+
+    from chronoid.modes.instance import InstanceGenerator
+
+    layout = VARIANTS["chrono64s"]
+    rnd = random.Random(ctx.seed * 31 + 8)
+    start = layout.tick_start_ns(layout.tick_of_ns(1_767_225_600 * 10**9))
+    clock = ManualClock(start)
+    seen: set[int] = set()
+    made = 0
+    rows: list[list[str]] = []
+    with tempfile.TemporaryDirectory(prefix="chronoid-sim-") as tmp:
+        path = os.path.join(tmp, "mode-b.json")
+        node = rnd.randrange(layout.max_node + 1)
+        gen = InstanceGenerator(layout, node, clock=clock, state_file=path)
+        # (label, ns to move the clock first, restart before issuing)
+        steps = [
+            ("start", 0, False),
+            ("three ticks later", 3 * 10**9, False),
+            ("clock back two ticks", -2 * 10**9, False),
+            ("restart from the state file, clock still behind", 0, True),
+            ("clock back two more ticks, restart again", -2 * 10**9, True),
+        ]
+        try:
+            for label, move_ns, restart in steps:
+                clock.advance_ns(move_ns)
+                if restart:
+                    gen.close()
+                    gen = InstanceGenerator(layout, node, clock=clock, state_file=path)
+                batch = gen.next_ids(20_000)
+                seen.update(batch)
+                made += len(batch)
+                rows.append(
+                    [
+                        label,
+                        str(layout.tick_of_ns(clock.now_ns()) - layout.tick_of_ns(start)),
+                        fmt_int(len(batch)),
+                        str(made - len(seen)),
+                    ]
+                )
+        finally:
+            gen.close()
+    return rows, made - len(seen)
 
 
 # -- 5. Mode B burst cycle and the billion-ID run --------------------------------------------
@@ -1257,7 +1320,7 @@ def billion_ids(ctx: Context) -> ScenarioResult:
         figures=[
             ("IDs (vectorised Mode B)", fmt_int(total)),
             ("duplicates", str(dups)),
-            ("run time", fmt_seconds(elapsed)),
+            ("run time (one run; varies with the machine)", fmt_seconds(elapsed)),
             ("IDs (`InstanceGenerator`)", fmt_int(lib_total)),
             ("duplicates", str(lib_dups)),
         ],
@@ -1292,8 +1355,10 @@ def threads(ctx: Context) -> ScenarioResult:
     """100 threads x 10,000 IDs on one generator: duplicates, per-thread order, throughput."""
     rows: list[list[str]] = []
     ok = True
-    rates: dict[int, float] = {}
+    rates: dict[int, list[float]] = {}
     total = 1_000_000
+    runs = 5
+    spread = 1.0
     # snowflake is spec 000's layout (capped at 4,096 IDs per ms, so it measures the cap);
     # chrono64d allows 8,388,608 IDs per day on the fast path: what the CPU and lock allow.
     for layout_name, count in (
@@ -1302,27 +1367,39 @@ def threads(ctx: Context) -> ScenarioResult:
         ("chrono64d", 10),
         ("chrono64d", 100),
     ):
-        ctx.progress(f"{layout_name}, {count} threads")
-        gen = Generator(layout_name, 1)
-        lists, elapsed = _run_threads(gen, count, total // count)
-        flat = [i for chunk in lists for i in chunk]
-        dups = len(flat) - len(set(flat))
-        unordered = sum(1 for chunk in lists if any(b <= a for a, b in itertools.pairwise(chunk)))
+        times: list[float] = []
+        dups = unordered = made = 0
+        for run in range(runs):
+            ctx.progress(f"{layout_name}, {count} threads, run {run + 1}/{runs}")
+            gen = Generator(layout_name, 1 + run)
+            lists, elapsed = _run_threads(gen, count, total // count)
+            flat = [i for chunk in lists for i in chunk]
+            dups += len(flat) - len(set(flat))
+            unordered += sum(
+                1 for chunk in lists if any(b <= a for a, b in itertools.pairwise(chunk))
+            )
+            made = len(flat)
+            times.append(elapsed)
         ok = ok and dups == 0 and unordered == 0
+        spread = max(spread, timing_spread(times))
+        per_s = [made / t for t in times]
         if layout_name == "chrono64d":
-            rates[count] = len(flat) / elapsed
+            rates[count] = per_s
         rows.append(
             [
                 f"`{layout_name}`",
                 str(count),
                 fmt_int(total // count),
-                fmt_int(len(flat)),
+                f"{fmt_int(made)} × {runs}",
                 str(dups),
                 str(unordered),
-                f"{len(flat) / elapsed / 1e6:.2f} M/s",
+                f"{statistics.median(per_s) / 1e6:.2f} M/s "
+                f"({min(per_s) / 1e6:.2f}–{max(per_s) / 1e6:.2f})",
             ]
         )
-    scaling = rates[100] / rates[1]
+    # Per-run ratios pair runs in order; the median of them is the headline.
+    ratios = [a / b for a, b in zip(rates[100], rates[1], strict=True)]
+    scaling = statistics.median(ratios)
     return ScenarioResult(
         name="threads",
         title="Thread safety: 100 threads × 10,000 IDs on one generator",
@@ -1330,25 +1407,29 @@ def threads(ctx: Context) -> ScenarioResult:
         'under high contention (1,000,000 IDs across 100 threads)".',
         method="One shared `Generator` on the system clock, used by 1, 10 or 100 threads that "
         "start together on a barrier and make 1,000,000 IDs in total; we check global "
-        "uniqueness and that each thread's IDs increase, and time the run. `snowflake` is "
-        "capped at 4,096 IDs/ms by its sequence field; `chrono64d` (2^23 IDs per day, so "
-        "every call takes the fast path) shows what the CPU and the lock allow.",
+        f"uniqueness and that each thread's IDs increase, and time the run ({runs} runs per "
+        "row, a fresh generator each; rates as median (min–max)). `snowflake` is capped at "
+        "4,096 IDs/ms by its sequence field; `chrono64d` (2^23 IDs per day, so every call "
+        "takes the fast path) shows what the CPU and the lock allow.",
         verdict=Verdict.PARTLY if ok else Verdict.DOES_NOT_HOLD,
         reason=f"Zero duplicates and every thread's IDs strictly increase. Throughput does not "
-        f"scale: 100 threads make {rates[100] / 1e6:.2f} M IDs/s against "
-        f"{rates[1] / 1e6:.2f} M/s for one ({fmt_ratio(scaling)}); one lock and CPython's "
-        "GIL serialise the calls, as they must for a single sequence.",
-        headline=f"0 duplicates; 100 threads at {fmt_ratio(scaling)} one thread's rate",
+        f"scale: 100 threads make {statistics.median(rates[100]) / 1e6:.2f} M IDs/s against "
+        f"{statistics.median(rates[1]) / 1e6:.2f} M/s for one (median of per-run ratios "
+        f"{fmt_ratio(scaling)}, range {min(ratios):.2f}–{max(ratios):.2f}); one lock and "
+        "CPython's GIL serialise the calls, as they must for a single sequence.",
+        headline=f"0 duplicates; 100 threads at {fmt_ratio(scaling)} "
+        f"({min(ratios):.2f}–{max(ratios):.2f}) one thread's rate",
+        timing_spread=spread,
         tables=[
             Table(
                 [
                     "layout",
                     "threads",
                     "IDs each",
-                    "IDs",
+                    "IDs × runs",
                     "duplicates",
                     "threads out of order",
-                    "rate",
+                    "rate, median (min–max)",
                 ],
                 rows,
             )
@@ -1453,8 +1534,8 @@ def chrono32h_tie(ctx: Context) -> ScenarioResult:
             seen.add(v)
         firsts.append(i)
     firsts.sort()
-    median = firsts[len(firsts) // 2]
-    mean = sum(firsts) / len(firsts)
+    median, median_lo, median_hi = median_interval(firsts)
+    mean, mean_lo, mean_hi = mean_interval(firsts)
     xs = list(range(2, 121, 2))
     cdf = [sum(1 for f in firsts if f <= x) / trials for x in xs]
     bound = [birthday_p(VARIANTS["uchrono32h"].suffix_bits, x) for x in xs]
@@ -1471,10 +1552,10 @@ def chrono32h_tie(ctx: Context) -> ScenarioResult:
         reason=f"Index 1,025 is the pigeonhole limit of unsigned `uchrono32h` (1,024 suffixes) "
         f"and is reached only by a writer that walks every suffix in order; signed `chrono32h` "
         f"has 512 (tie at 513). One node gets 32 IDs per hour (then it must wait or raise). "
-        f"Uncoordinated random suffixes tie much sooner: median index {median}, mean "
-        f"{mean:.1f}.",
+        f"Uncoordinated random suffixes tie much sooner: median index {median:g} [95 % CI "
+        f"{median_lo:g}, {median_hi:g}], mean {mean:.1f} [{mean_lo:.1f}, {mean_hi:.1f}].",
         headline=f"1,025 only for `uchrono32h` walked in order; random writers tie at "
-        f"median {median}",
+        f"median {median:g} [{median_lo:g}, {median_hi:g}]",
         tables=[
             Table(
                 [
@@ -1572,6 +1653,7 @@ def causal_jitter(ctx: Context) -> ScenarioResult:
     series: list[Series] = []
     rows: list[list[str]] = []
     worst_ratio = 0.0
+    inversions: dict[tuple[str, float], float] = {}
     for name in ("chrono64s", "chrono64ms"):
         layout = VARIANTS[name]
         unit = window_seconds(layout)
@@ -1588,6 +1670,7 @@ def causal_jitter(ctx: Context) -> ScenarioResult:
             inversion = float(np.max(np.maximum.accumulate(t_by_id) - t_by_id))
             bound = unit + 2 * skew
             worst_ratio = max(worst_ratio, inversion / bound)
+            inversions[(name, skew)] = inversion
             ys.append(inversion)
             rows.append(
                 [f"`{name}`", f"±{skew * 1e3:g} ms", fmt_seconds(inversion), fmt_seconds(bound)]
@@ -1597,21 +1680,29 @@ def causal_jitter(ctx: Context) -> ScenarioResult:
             Series(f"{name} bound: unit + 2·skew", skews, [unit + 2 * s for s in skews], "--")
         )
     s_10ms, s_100ms, s_1s = rows[2][2], rows[3][2], rows[4][2]
+    ms_10ms = rows[len(skews) + 2][2]
+    ms_units = inversions[("chrono64ms", 0.01)] / window_seconds(VARIANTS["chrono64ms"])
+    s_units = inversions[("chrono64s", 0.01)] / window_seconds(VARIANTS["chrono64s"])
+    bound_holds = worst_ratio <= 1.0
     return ScenarioResult(
         name="causal-jitter",
-        title="Cross-node causal jitter under clock skew (§12.7, Scenario 22)",
+        title="Cross-node causal jitter under clock skew (§12.7, §8.1, Scenario 22)",
         claim='§12.7: "for `chrono64s` the causal sort jitter is ±1 second under standard NTP '
-        'sync"; the inversion is bounded by clock skew + variant precision.',
+        'sync"; the inversion is bounded by clock skew + variant precision. §8.1: Scenario 22 '
+        'found cross-node causal ordering "accurate within ±1 variant-unit".',
         method=f"{fmt_int(events)} events at random true moments in one hour on {nodes} nodes, "
         "each node's clock offset uniform in ±skew; IDs ordered by (tick, random suffix); the "
         "max causal inversion is the largest true-time gap between an event and an earlier-"
-        "sorted event that happened after it.",
-        verdict=Verdict.HOLDS if worst_ratio <= 1.0 else Verdict.PARTLY,
-        reason=f"Every measured inversion stays within one tick plus the skew spread "
-        f"(unit + 2·skew). For `chrono64s` with NTP-grade skew (±10 ms) it is {s_10ms}, the "
-        f"spec's ±1 s; with ±100 ms it is {s_100ms} and with ±1 s {s_1s}: the bound grows "
-        "with the skew, it is not ±1 unit.",
-        headline=f"≤ unit + 2·skew; `chrono64s`: {s_10ms} at ±10 ms, {s_1s} at ±1 s",
+        "sorted event that happened after it. NTP-grade skew is taken as ±10 ms.",
+        verdict=Verdict.PARTLY if bound_holds else Verdict.DOES_NOT_HOLD,
+        reason=f"§12.7 holds: every measured inversion stays within one tick plus the skew "
+        f"spread (unit + 2·skew), and for `chrono64s` at ±10 ms it is {s_10ms}, the spec's "
+        f"±1 s; with ±100 ms it is {s_100ms} and with ±1 s {s_1s}. §8.1's '±1 variant-unit' "
+        f"fails wherever the skew is not small against the unit: `chrono64ms` at ±10 ms "
+        f"inverts by {ms_10ms} ({ms_units:.1f} units; `chrono64s` {s_units:.2f}). The bound "
+        "grows with the skew; it is not one unit.",
+        headline=f"≤ unit + 2·skew holds; ±1 unit fails for `ms`: {ms_10ms} "
+        f"({ms_units:.1f} units) at ±10 ms; `chrono64s` {s_10ms} at ±10 ms",
         tables=[Table(["variant", "clock skew", "max inversion", "unit + 2·skew"], rows)],
         plots=[
             Plot(
@@ -1717,12 +1808,15 @@ def spin_wait(ctx: Context) -> ScenarioResult:
         and all(b > a for a, b in itertools.pairwise(ids))
         and {layout.node_of(i) for i in ids} == {1}
     )
-    real = Generator(layout, 2)
-    make = real.next_id
-    t0 = time.perf_counter()
-    real_ids = [make() for _ in range(count)]
-    wall = time.perf_counter() - t0
-    ok_real = len(set(real_ids)) == count
+    walls: list[float] = []
+    ok_real = True
+    for node in range(2, 7):  # five runs on the system clock, a fresh node each
+        real = Generator(layout, node)
+        make = real.next_id
+        t0 = time.perf_counter()
+        real_ids = [make() for _ in range(count)]
+        walls.append(time.perf_counter() - t0)
+        ok_real = ok_real and len(set(real_ids)) == count
     # Parallel isolation: four shards, one million IDs each, routed by one shift and mask.
     shard_layout = VARIANTS["chrono64ms"]
     misrouted = made = 0
@@ -1735,6 +1829,9 @@ def spin_wait(ctx: Context) -> ScenarioResult:
             misrouted += sum(1 for i in batch if shard_layout.node_of(i) != shard)
         made += (1_000_000 // per_call) * per_call
     ok = ok_manual and ok_real and misrouted == 0 and virtual_ns >= floor_ns
+    # The spec's ~3.1 ms is the 32-IDs-per-µs floor; a real run that is much slower only
+    # shows the waiting behaviour, not the timing.
+    real_fast = statistics.median(walls) <= 2 * floor_ns / 1e9
     return ScenarioResult(
         name="spin-wait",
         title="Mode C spin-wait on overflow and shard isolation (Scenario 14, §3.3.1)",
@@ -1744,19 +1841,22 @@ def spin_wait(ctx: Context) -> ScenarioResult:
         'cross-shard routing errors".',
         method=f"{count:,} IDs from one `chrono64us` node (32 IDs per µs) with the WAIT overflow "
         "policy, first on a `ManualClock` (every wait advances it, so the simulated time is "
-        "exact), then on the system clock (wall time); then four `chrono64ms` nodes (1, 2, 3, "
+        "exact), then on the system clock (wall time, 5 runs); then four `chrono64ms` nodes (1, 2, 3, "
         "31) make about 1,000,000 IDs each (in one-tick batches) and every ID is routed back "
         "with `node_of`.",
-        verdict=Verdict.HOLDS if ok else Verdict.DOES_NOT_HOLD,
+        verdict=(Verdict.HOLDS if real_fast else Verdict.PARTLY) if ok else Verdict.DOES_NOT_HOLD,
         reason=f"The generator waited {len(clock.sleeps):,} times for the next µs: "
         f"{count:,} IDs took {virtual_ns / 1e6:.3f} ms of simulated time (the minimum for 32 "
         f"IDs per µs is {count // layout.ids_per_tick - 1:,} µs of waiting: "
         f"{count // layout.ids_per_tick:,} ticks, the first one free), all unique, increasing and "
-        f"on their node. On the real clock the same {count:,} IDs took {fmt_seconds(wall)}: "
+        f"on their node. That figure is simulated-clock arithmetic, (100,000 / 32 − 1) µs, not "
+        f"a measurement. On the real clock the same {count:,} IDs took {fmt_timing(walls)}: "
         f"Python makes fewer than 32 IDs per µs, so it, not the spin-wait, sets the pace. "
         f"{misrouted} of {made:,} shard IDs were misrouted.",
-        headline=f"{count:,} IDs in {virtual_ns / 1e6:.3f} ms simulated "
-        f"({len(clock.sleeps):,} waits); {misrouted} misrouted of {made:,}",
+        headline=f"{count:,} IDs: real clock {fmt_timing(walls)}; "
+        f"{virtual_ns / 1e6:.3f} ms is the simulated-clock floor; {misrouted} misrouted of "
+        f"{made:,}",
+        timing_spread=timing_spread(walls),
     )
 
 
@@ -1859,21 +1959,51 @@ def epoch_bit(ctx: Context) -> ScenarioResult:
         out: U64 = (t_field << u(n_bits + s_bits)) | (node << u(s_bits)) | seq
         return out
 
+    def above_from_node(t: U64, epoch: int) -> U64:
+        # The bit taken from the node budget but placed above the timestamp: T bits of time
+        # per epoch, N-1 bits of node.
+        out: U64 = (
+            (u(epoch) << u(t_bits + n_bits + s_bits - 1))
+            | (t << u(n_bits - 1 + s_bits))
+            | (node << u(s_bits))
+            | seq
+        )
+        return out
+
+    ticks_years = (1 << t_bits) / SECONDS_PER_YEAR
+    placements = (
+        ("no epoch bit", plain, f"{ticks_years:.0f} years", f"2^{n_bits} nodes"),
+        (
+            "bit from the node field, left at the top of the node field (literal §11)",
+            in_node,
+            f"{ticks_years:.0f} years",
+            f"2^{n_bits - 1} nodes",
+        ),
+        (
+            "bit from the timestamp, above it",
+            above_time,
+            f"{ticks_years / 2:.0f} years",
+            f"2^{n_bits} nodes",
+        ),
+        (
+            "bit from the node budget, placed above the timestamp",
+            above_from_node,
+            f"{ticks_years:.0f} years",
+            f"2^{n_bits - 1} nodes",
+        ),
+    )
     rows: list[list[str]] = []
     results: dict[str, float] = {}
-    for label, build in (
-        ("no epoch bit", plain),
-        ("epoch bit at the top of the node field (spec §11)", in_node),
-        ("epoch bit above the timestamp", above_time),
-    ):
+    for label, build, years, nodes in placements:
         old_ids = np.sort(build(old_t, 0))
         new_ids = build(new_t, 1)
         # Pairs (old, new) where the newer ID sorts first: count old IDs above each new ID.
         above = n - np.searchsorted(old_ids, new_ids, side="right")
         share = float(above.sum()) / (float(n) * n)
         results[label] = share
-        rows.append([label, f"{share * 100:.1f} %"])
-    years = layout.expiry.year - layout.epoch.year
+        rows.append([label, f"{share * 100:.1f} %", years, nodes])
+    literal = results[placements[1][0]]
+    from_node = results[placements[3][0]]
     return ScenarioResult(
         name="epoch-bit",
         title="Epoch migration: where the epoch bit must go (§11, Scenario 15)",
@@ -1881,19 +2011,29 @@ def epoch_bit(ctx: Context) -> ScenarioResult:
         'confirmed this preserves ordering)."',
         method=f"{fmt_int(n)} `chrono64s` IDs from the last day before expiry (epoch 0) and "
         f"{fmt_int(n)} from the first day after re-epoching (epoch 1, timestamps restart at 0), "
-        "built three ways; we count (old, new) pairs in which the newer ID sorts first.",
-        verdict=Verdict.DOES_NOT_HOLD,
-        reason="A bit in the node field sits *below* the timestamp, so it only orders IDs of "
-        f"the same tick: {results['epoch bit at the top of the node field (spec §11)'] * 100:.1f} "
-        "% of cross-epoch pairs are out of order, as with no epoch bit at all. Only a bit "
-        f"above the timestamp keeps order ({results['epoch bit above the timestamp'] * 100:.1f} "
-        f"%), at the price of halving each epoch's range (about {years // 2} instead of "
-        f"{years} years for `chrono64s`).",
-        headline="a node-field epoch bit leaves "
-        f"{results['epoch bit at the top of the node field (spec §11)'] * 100:.0f} % of "
-        "cross-epoch pairs out of order; above the timestamp: "
-        f"{results['epoch bit above the timestamp'] * 100:.0f} %",
-        tables=[Table(["layout of the epoch", "cross-epoch pairs out of order"], rows)],
+        "built four ways; we count (old, new) pairs in which the newer ID sorts first, and "
+        "state what each placement costs (range of one epoch, node space).",
+        verdict=Verdict.PARTLY,
+        reason="It depends on where the reserved bit goes. Left inside the node field it sits "
+        f"*below* the timestamp and only orders IDs of the same tick: {literal * 100:.1f} % of "
+        "cross-epoch pairs are out of order, as with no epoch bit at all. Taken from the node "
+        f"budget but placed *above* the timestamp it keeps order ({from_node * 100:.1f} %) at "
+        f"full range ({ticks_years:.0f} years per epoch for `chrono64s`, all 63 bits used), "
+        f"at the cost of half the node space (2^{n_bits - 1} nodes). Only a bit taken from the "
+        f"timestamp halves the range ({ticks_years / 2:.0f} years).",
+        headline=f"node bit placed above the timestamp: {from_node * 100:.0f} % out of order, "
+        f"full range, half the nodes; left in the node field: {literal * 100:.0f} %",
+        tables=[
+            Table(
+                [
+                    "where the epoch bit goes",
+                    "cross-epoch pairs out of order",
+                    "range of one epoch",
+                    "node space",
+                ],
+                rows,
+            )
+        ],
     )
 
 
@@ -1918,12 +2058,13 @@ def routing(ctx: Context) -> ScenarioResult:
     dict_t: list[float] = []
     numpy_t: list[float] = []
     agree = True
+    reps = 5
+    spread = 1.0
     for n in counts:
         ctx.progress(f"{n:,} requests")
         requests = [keys[rnd.randrange(keys_n)] for _ in range(n)]
         arr = np.array(requests, dtype=np.uint64)
-        reps = max(1, min(5, 1_000_000 // n))
-        best = [math.inf, math.inf, math.inf]
+        runs: list[list[float]] = [[], [], []]
         for _ in range(reps):
             t0 = time.perf_counter()
             by_shift = [(r >> s_bits) & mask for r in requests]
@@ -1932,24 +2073,30 @@ def routing(ctx: Context) -> ScenarioResult:
             t2 = time.perf_counter()
             by_np = (arr >> np.uint64(s_bits)) & np.uint64(mask)
             t3 = time.perf_counter()
-            best = [min(best[0], t1 - t0), min(best[1], t2 - t1), min(best[2], t3 - t2)]
+            for slot, value in enumerate((t1 - t0, t2 - t1, t3 - t2)):
+                runs[slot].append(value)
         agree = agree and by_shift == by_dict and by_np.tolist() == by_shift
-        shift_t.append(best[0])
-        dict_t.append(best[1])
-        numpy_t.append(best[2])
+        middle = [statistics.median(r) for r in runs]
+        spread = max(spread, *(timing_spread(r) for r in runs))
+        shift_t.append(middle[0])
+        dict_t.append(middle[1])
+        numpy_t.append(middle[2])
         rows.append(
             [
                 fmt_int(n),
-                fmt_seconds(best[0]),
-                fmt_seconds(best[1]),
-                fmt_seconds(best[2]),
-                f"{best[0] / n * 1e9:.0f} / {best[1] / n * 1e9:.0f} / {best[2] / n * 1e9:.1f}",
+                fmt_timing(runs[0]),
+                fmt_timing(runs[1]),
+                fmt_timing(runs[2]),
+                f"{middle[0] / n * 1e9:.0f} / {middle[1] / n * 1e9:.0f} / "
+                f"{middle[2] / n * 1e9:.1f}",
+                fmt_ratio(middle[1] / middle[0]),
             ]
         )
     ratios = [d / sh for d, sh in zip(dict_t, shift_t, strict=True)]
     per_shift = shift_t[-1] / counts[-1]
     per_dict = dict_t[-1] / counts[-1]
     per_np = numpy_t[-1] / counts[-1]
+    lo_n, hi_n = counts[ratios.index(min(ratios))], counts[ratios.index(max(ratios))]
     return ScenarioResult(
         name="routing",
         title="Shard routing: bit shift vs dictionary lookup (Graph E, Scenario 26)",
@@ -1957,18 +2104,22 @@ def routing(ctx: Context) -> ScenarioResult:
         '"constant-time O(1) routing that remains sub-millisecond (0.005ms) at 1B scale".',
         method=f"Requests are `chrono64s` Mode C IDs (plain node = shard, 64 shards) drawn from "
         f"{keys_n:,} keys; routing by `(id >> {s_bits}) & {mask}` in a Python loop and in "
-        "numpy, against a dict from every key to its shard; best of up to 5 runs per count.",
+        f"numpy, against a dict from every key to its shard; {reps} runs per count, medians "
+        "(min–max beside them).",
         verdict=Verdict.PARTLY if agree else Verdict.DOES_NOT_HOLD,
-        reason=f"Both are O(1) per request and agree on every shard. The shift costs "
-        f"{per_shift * 1e9:.0f} ns per request in Python ({per_np * 1e9:.1f} ns in numpy) "
-        f"against {per_dict * 1e9:.0f} ns for the dict ({fmt_ratio(per_dict / per_shift)}) at "
-        f"{fmt_int(counts[-1])} requests (dict/shift {min(ratios):.2f}–{max(ratios):.2f}× over "
-        "all counts: a small, cache-resident table is about as fast), and needs no table. "
-        f"But 1 billion requests take about {fmt_seconds(per_shift * 1e9)} "
-        f"in Python ({fmt_seconds(per_np * 1e9)} in numpy), not 0.005 ms: total cost grows "
-        "linearly with the request count.",
-        headline=f"shift {fmt_ratio(per_dict / per_shift)} faster than a dict; "
-        f"1B requests ≈ {fmt_seconds(per_shift * 1e9)} (Python)",
+        reason=f"Both are O(1) per request and agree on every shard, and the shift needs no "
+        f"table. Which is faster depends on the count: dict/shift is {min(ratios):.2f}× at "
+        f"{fmt_int(lo_n)} requests and {max(ratios):.2f}× at {fmt_int(hi_n)} (a small, "
+        f"cache-resident dict is as fast or faster). At {fmt_int(counts[-1])} requests the "
+        f"shift costs {per_shift * 1e9:.0f} ns per request in Python ({per_np * 1e9:.1f} ns in "
+        f"numpy) against {per_dict * 1e9:.0f} ns for the dict. 1 billion requests take about "
+        f"{fmt_seconds(per_shift * 1e9)} in Python ({fmt_seconds(per_np * 1e9)} in numpy), not "
+        "0.005 ms: total cost grows linearly with the request count. Timings vary from run to "
+        f"run: the slowest of a row's runs took up to {spread:.1f}× its fastest.",
+        headline=f"dict/shift {min(ratios):.2f}×–{max(ratios):.2f}× over "
+        f"{fmt_int(counts[0])}–{fmt_int(counts[-1])} requests; 1B requests ≈ "
+        f"{fmt_seconds(per_shift * 1e9)} (Python)",
+        timing_spread=spread,
         tables=[
             Table(
                 [
@@ -1976,7 +2127,8 @@ def routing(ctx: Context) -> ScenarioResult:
                     "shift (Python)",
                     "dict lookup",
                     "shift (numpy)",
-                    "ns per request: shift / dict / numpy",
+                    "ns per request: shift / dict / numpy (medians)",
+                    "dict / shift",
                 ],
                 rows,
             )
