@@ -1841,9 +1841,9 @@ def spin_wait(ctx: Context) -> ScenarioResult:
         'cross-shard routing errors".',
         method=f"{count:,} IDs from one `chrono64us` node (32 IDs per µs) with the WAIT overflow "
         "policy, first on a `ManualClock` (every wait advances it, so the simulated time is "
-        "exact), then on the system clock (wall time, 5 runs); then four `chrono64ms` nodes (1, 2, 3, "
-        "31) make about 1,000,000 IDs each (in one-tick batches) and every ID is routed back "
-        "with `node_of`.",
+        "exact), then on the system clock (wall time, 5 runs); then four `chrono64ms` nodes "
+        "(1, 2, 3, 31) make about 1,000,000 IDs each (in one-tick batches) and every ID is "
+        "routed back with `node_of`.",
         verdict=(Verdict.HOLDS if real_fast else Verdict.PARTLY) if ok else Verdict.DOES_NOT_HOLD,
         reason=f"The generator waited {len(clock.sleeps):,} times for the next µs: "
         f"{count:,} IDs took {virtual_ns / 1e6:.3f} ms of simulated time (the minimum for 32 "
