@@ -61,7 +61,7 @@ def fmt_p(value: float) -> str:
     pct = value * 100
     if value == 0:
         return "0 %"
-    if pct >= 99.995 and value < 1:
+    if pct >= 99.95 and value < 1:  # never round a non-certainty up to 100.0 %
         return f"{pct:.4f} %"
     if pct >= 1:
         return f"{pct:.1f} %"
