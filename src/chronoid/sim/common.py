@@ -144,8 +144,9 @@ def median_interval(values: Sequence[float], z: float = 1.96) -> tuple[float, fl
     ordered = sorted(values)
     n = len(ordered)
     half = z * math.sqrt(n) / 2
-    lo = max(0, math.floor(n / 2 - half))
-    hi = min(n - 1, math.ceil(n / 2 + half))
+    centre = (n - 1) / 2  # 0-based rank of the median
+    lo = max(0, math.floor(centre - half))
+    hi = min(n - 1, math.ceil(centre + half))
     return (statistics.median(ordered), ordered[lo], ordered[hi])
 
 

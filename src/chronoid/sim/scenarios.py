@@ -697,10 +697,10 @@ def divergence(ctx: Context) -> ScenarioResult:
 # -- 3b. the Perfect Storm (Scenario 1) -------------------------------------------------------
 
 
-def _colliding_share(ids: U64) -> float:
-    """Share of values in ``ids`` that equal at least one other value."""
+def _colliding_count(ids: U64) -> int:
+    """How many values in ``ids`` equal at least one other value."""
     _, inverse, counts = np.unique(ids, return_inverse=True, return_counts=True)
-    return float(np.count_nonzero(counts[inverse] > 1)) / ids.size
+    return int(np.count_nonzero(counts[inverse] > 1))
 
 
 def perfect_storm(ctx: Context) -> ScenarioResult:
@@ -735,7 +735,7 @@ def perfect_storm(ctx: Context) -> ScenarioResult:
             rng.integers(0, 1 << layout.suffix_bits, size=gens, dtype=np.uint64),
             rng.integers(0, BASKET_SIZE, size=gens, dtype=np.int64),
         )
-        after = _colliding_share(rotated)
+        after = _colliding_count(rotated)
         sustained[label] = distinct[-1]
         series.append(Series(label, list(range(steps)), distinct, "o-"))
         rows.append(
@@ -744,7 +744,7 @@ def perfect_storm(ctx: Context) -> ScenarioResult:
                 fmt_int(distinct[0]),
                 fmt_int(distinct[1]),
                 fmt_int(distinct[-1]),
-                f"{after * 100:.2f} %",
+                fmt_share_ci(after, gens),
             ]
         )
     return ScenarioResult(
@@ -777,7 +777,7 @@ def perfect_storm(ctx: Context) -> ScenarioResult:
                     f"distinct IDs of {gens:,} at step 0",
                     "at step 1",
                     f"at step {steps - 1}",
-                    "generators colliding after one persona rotation",
+                    "generators colliding after one persona rotation [95 % CI]",
                 ],
                 rows,
             )
@@ -1263,7 +1263,6 @@ def billion_ids(ctx: Context) -> ScenarioResult:
     dups = 0
     order_breaks = 0
     previous_max = -1
-    started = time.perf_counter()
     for n, first in enumerate(range(0, total, per_tick)):
         count = min(per_tick, total - first)
         if n % 10 == 0:
@@ -1275,7 +1274,6 @@ def billion_ids(ctx: Context) -> ScenarioResult:
         if int(ids[0]) <= previous_max:
             order_breaks += 1
         previous_max = int(ids[-1])
-    elapsed = time.perf_counter() - started
     parity = _mode_b_parity(ctx, layout, total)
     # The library's own Mode B generator on a manual clock, batch by batch.
     from chronoid.modes.instance import InstanceGenerator
@@ -1321,7 +1319,6 @@ def billion_ids(ctx: Context) -> ScenarioResult:
         figures=[
             ("IDs (vectorised Mode B)", fmt_int(total)),
             ("duplicates", str(dups)),
-            ("run time (one run; varies with the machine)", fmt_seconds(elapsed)),
             ("IDs (`InstanceGenerator`)", fmt_int(lib_total)),
             ("duplicates", str(lib_dups)),
         ],
@@ -2201,7 +2198,9 @@ def avalanche(ctx: Context) -> ScenarioResult:
         mask = np.uint64(layout.max_sequence)
         a = ((seq * mults) ^ salt) & mask
         b = (((seq ^ flip) * mults) ^ salt) & mask
-        one_bit = float(np.bitwise_count(a ^ b).mean()) / s_bits
+        changed = np.bitwise_count(a ^ b).astype(np.float64) / s_bits
+        one_bit = float(changed.mean())
+        half = 1.96 * float(changed.std()) / math.sqrt(n)
         c = (((seq + np.uint64(1)) * mults) ^ salt) & mask
         # Consecutive IDs of one persona: only the sequence field can change (bits of the ID).
         next_id = float(np.bitwise_count(a ^ c).mean()) / layout.width
@@ -2210,7 +2209,8 @@ def avalanche(ctx: Context) -> ScenarioResult:
             [
                 f"`{name}`",
                 str(s_bits),
-                f"{one_bit * 100:.1f} %",
+                f"{one_bit * 100:.2f} % [{(one_bit - half) * 100:.2f}, "
+                f"{(one_bit + half) * 100:.2f}]",
                 f"{next_id * 100:.1f} %",
             ]
         )
@@ -2237,7 +2237,7 @@ def avalanche(ctx: Context) -> ScenarioResult:
                 [
                     "variant",
                     "sequence bits",
-                    "field bits changed by one input bit",
+                    "field bits changed by one input bit [95 % CI]",
                     "ID bits changed between consecutive IDs",
                 ],
                 rows,
