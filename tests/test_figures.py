@@ -34,6 +34,8 @@ from chronoid.variants import get_layout
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 MODES = ROOT / "docs" / "modes.md"
+ERRATA = ROOT / "docs" / "errata.md"
+POSTGRES = ROOT / "docs" / "postgres.md"
 REPORT = ROOT / "docs" / "report.md"
 TARGET = 1e-3
 
@@ -92,6 +94,10 @@ def _capacity_prose() -> dict[Path, list[str]]:
             f'"2,072 safe nodes" for `uchrono64s` are {unsigned:,} IDs per second',
             f"({signed:,} for signed `chrono64s`)",
         ],
+        ERRATA: [
+            f"allows {signed:,} IDs per second fleet-wide at 1-in-1,000 per window; "
+            f"`uchrono64s` {unsigned:,}",
+        ],
         MODES: [
             f"about **{year_lo:.2f} to {year_hi:.2f} IDs/s for the whole fleet**",
             f"({_random_rate('chrono64s', YEAR_S):.3g} IDs/s for `chrono64s`, "
@@ -110,7 +116,7 @@ def _capacity_prose() -> dict[Path, list[str]]:
     }
 
 
-@pytest.mark.parametrize("path", [README, MODES], ids=["README", "modes"])
+@pytest.mark.parametrize("path", [README, MODES, ERRATA], ids=["README", "modes", "errata"])
 def test_capacity_figures_in_the_prose(path: Path) -> None:
     text = _flat(path)
     for quoted in _capacity_prose()[path]:
@@ -163,3 +169,5 @@ def test_mode_b_shared_node_figures_in_the_docs() -> None:
     share, median = cells[3].split(" [")[0], cells[4].split(" [")[0]
     quoted = f"{share} of `chrono64s` pairs do within one walk of the node space"
     assert f"{quoted}, after a median {median}" in text
+    pg = f"{share} of `chrono64s` pairs meet within one walk of the node space, after a median"
+    assert f"{pg} {median}" in _flat(POSTGRES)
