@@ -140,7 +140,7 @@ def test_readme_evidence_table_is_the_reports_summary() -> None:
     block = block.split("<!-- END sim-summary -->")[0]
     readme_rows = {}
     for line in block.strip().splitlines()[2:]:
-        match = re.match(r"\| \[.*?\]\(docs/report\.md#([\w-]+)\) \| (.*) \|$", line)
+        match = re.match(r"\| \[.*?\]\((?:\S*/)?docs/report\.md#([\w-]+)\) \| (.*) \|$", line)
         assert match, line
         readme_rows[match[1]] = match[2]
     assert readme_rows == summary, "run: .venv/bin/chronoid sim --out docs --readme README.md"

@@ -164,3 +164,11 @@ class SequencerReplyError(ChronoidError):
 class SinkError(ChronoidError):
     """A ChronoStream sink could not deliver an event (Redis unreachable, stream key of the wrong
     type): the engine stops rather than dropping every later event unseen."""
+
+
+class MissingExtra(ChronoidError, ImportError):
+    """A feature needs a package that a plain ``pip install chronoid`` does not bring.
+
+    The message names the feature, the missing package and the extra to install
+    (``pip install 'chronoid[redis]'``), so a user never meets a bare ``ModuleNotFoundError``.
+    """

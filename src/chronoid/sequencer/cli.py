@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chronoid.errors import InvalidArgument
+from chronoid.extras import require_extra
 from chronoid.sequencer.ha import DEFAULT_TTL
 from chronoid.sequencer.sequences import MAX_VALUE, WAIT_TIMEOUT, Sequences
 from chronoid.sequencer.store import FileStore, WatermarkStore, default_data_dir
@@ -189,6 +190,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         elector = _elector(args, config, make_sequences)
     on_started = None
     if args.metrics_port is not None:
+        require_extra("server", "serve --metrics-port", "prometheus_client")
         from chronoid.sequencer.metrics import serve_metrics
 
         def on_started(server: SequencerServer) -> None:

@@ -33,7 +33,7 @@ from chronoid.sim.common import (
     window_seconds,
 )
 from chronoid.sim.model import Context, Plot, ScenarioResult, Series, Table, Verdict
-from chronoid.variants import VARIANTS
+from chronoid.variants import VARIANTS, get_layout
 
 __all__ = [
     "base32_sort",
@@ -91,7 +91,7 @@ def threads(ctx: Context) -> ScenarioResult:
         dups = unordered = made = 0
         for run in range(runs):
             ctx.progress(f"{layout_name}, {count} threads, run {run + 1}/{runs}")
-            gen = Generator(layout_name, 1 + run)
+            gen = Generator(get_layout(layout_name), 1 + run)
             lists, elapsed = _run_threads(gen, count, total // count)
             flat = [i for chunk in lists for i in chunk]
             dups += len(flat) - len(set(flat))
