@@ -37,6 +37,18 @@ class DecodeError(ChronoidError, ValueError):
     """A string or integer that is not a valid ID of the layout it was decoded with."""
 
 
+class AmbiguousId(DecodeError):
+    """A string that is a valid ID in two forms (decimal and Base32, or 0x-hex and Base32).
+
+    Raised by ``parse_id`` in auto mode instead of guessing; ``readings`` maps each form that
+    fits (``"int"``, ``"hex"``, ``"base32"``) to the value it gives. Name the form to choose.
+    """
+
+    def __init__(self, message: str, readings: dict[str, int]) -> None:
+        self.readings = dict(readings)
+        super().__init__(message)
+
+
 class ClockMovedBackwards(ChronoidError):
     """The clock went back and the policy forbids issuing an ID until it catches up.
 
@@ -164,6 +176,11 @@ class SequencerReplyError(ChronoidError):
 class SinkError(ChronoidError):
     """A ChronoStream sink could not deliver an event (Redis unreachable, stream key of the wrong
     type): the engine stops rather than dropping every later event unseen."""
+
+
+class TortureError(ChronoidError):
+    """``chronoid torture`` could not run or judge a deployment (a target that does not start,
+    a history file that is not one); a broken promise is a verdict, not this error."""
 
 
 class MissingExtra(ChronoidError, ImportError):
