@@ -7,16 +7,17 @@ collector turns them into metrics when ``/metrics`` is scraped. Needs the ``serv
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import start_http_server
 from prometheus_client.core import REGISTRY, CounterMetricFamily, GaugeMetricFamily
 
+from chronoid.errors import ServerStartError
 from chronoid.sequencer.sequences import SequenceStats
 from chronoid.sequencer.server import SequencerServer
 
-__all__ = ["serve_metrics"]
+__all__ = ["bind_metrics", "serve_metrics"]
 
 
 class _Collector:
@@ -65,6 +66,17 @@ class _Collector:
             "Connections refused above --max-connections",
             server.refused,
         )
+        refused = CounterMetricFamily(
+            "chronoid_connections_refused",
+            "Connections the server refused or closed on its own, by reason",
+            labels=["reason"],
+        )
+        for reason, count in sorted(server.refusals.items()):
+            refused.add_metric([reason], count)
+        yield refused
+        yield CounterMetricFamily(
+            "chronoid_auth_failures", "Wrong passwords received", dispatcher.auth_failures
+        )
         if elector is not None:
             yield GaugeMetricFamily(
                 "chronoid_sequencer_leader",
@@ -78,7 +90,23 @@ class _Collector:
             )
 
 
+def bind_metrics(port: int, host: str = "127.0.0.1") -> Callable[[SequencerServer], None]:
+    """Bind ``http://host:port/metrics`` now (a daemon thread); :class:`ServerStartError` if
+    the port cannot be bound. Returns the call that attaches a server's counters once it
+    exists, so a port in use is found before anything else starts."""
+    try:
+        start_http_server(port, addr=host)
+    except OSError as exc:
+        raise ServerStartError(
+            f"cannot serve metrics on {host}:{port} (--metrics-port): {exc.strerror}"
+        ) from None
+
+    def attach(server: SequencerServer) -> None:
+        REGISTRY.register(_Collector(server))
+
+    return attach
+
+
 def serve_metrics(server: SequencerServer, port: int, host: str = "127.0.0.1") -> None:
     """Expose ``server``'s counters at ``http://host:port/metrics`` (a daemon thread)."""
-    REGISTRY.register(_Collector(server))
-    start_http_server(port, addr=host)
+    bind_metrics(port, host)(server)
