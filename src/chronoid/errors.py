@@ -130,3 +130,8 @@ class SequencerReplyError(ChronoidError):
 class SinkError(ChronoidError):
     """A ChronoStream sink could not deliver an event (Redis unreachable, stream key of the wrong
     type): the engine stops rather than dropping every later event unseen."""
+
+
+class ConfigError(InvalidArgument):
+    """A setting from the environment or a configuration file that is unknown or has a bad
+    value; the message names the key and where it came from."""

@@ -28,6 +28,8 @@ from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from chronoid.errors import InvalidArgument, StoreUnavailable
+from chronoid.sequencer.logs import event
+from chronoid.sequencer.metrics import LatencyHistogram
 from chronoid.sequencer.store import WatermarkStore
 
 __all__ = [
@@ -92,6 +94,8 @@ class SequenceStats:
     reservation_seconds: float = 0.0
     reservation_errors: int = 0
     synchronous_reservations: int = 0
+    watermark_write_seconds: LatencyHistogram = field(default_factory=LatencyHistogram)
+    """Latency of every watermark write, successful or not (s)."""
 
 
 class Sequences:
@@ -170,6 +174,7 @@ class Sequences:
                     DEFAULT_NAME,
                     default.next,
                     initial,
+                    extra=event("initial_forced", sequence=DEFAULT_NAME),
                 )
             default.next = default.limit = initial
         elif initial < default.next and initial != floor:
@@ -180,6 +185,7 @@ class Sequences:
                 default.next,
                 DEFAULT_NAME,
                 default.next,
+                extra=event("initial_ignored", sequence=DEFAULT_NAME),
             )
         # Reserve the first block of the default sequence before serving anything.
         self._reserve_now(default, default.next + 1)
@@ -225,6 +231,16 @@ class Sequences:
         seq = self._sequences.get(name)
         return seq.block if seq is not None else self.block_min
 
+    def failure(self) -> str | None:
+        """Why the last watermark write of some sequence failed, or None when every last
+        write succeeded (readiness: a failing store cannot issue beyond its headroom).
+        Any thread may call it."""
+        for seq in list(self._sequences.values()):
+            failure = seq.failure
+            if failure is not None:
+                return f"sequence {seq.name!r}: {failure}"
+        return None
+
     def close(self) -> None:
         """Wait for reservations in flight, then store each sequence's exact next value."""
         if self._closed:
@@ -239,7 +255,12 @@ class Sequences:
                 seq.stored = seq.next
             except (OSError, StoreUnavailable) as exc:
                 # The larger watermark stays stored: a gap, never a repeat.
-                log.error("could not store the exact next value of %r: %s", seq.name, exc)
+                log.error(
+                    "could not store the exact next value of %r: %s",
+                    seq.name,
+                    exc,
+                    extra=event("exact_next_not_stored", sequence=seq.name),
+                )
 
     def abandon(self) -> None:
         """Stop without storing anything more (the term is over: writes would be fenced)."""
@@ -340,7 +361,13 @@ class Sequences:
                 seq.failure = exc
                 seq.failed_at = self._clock()
                 self.stats.reservation_errors += 1
-                log.error("reservation of %r up to %d failed: %s", seq.name, high, exc)
+                log.error(
+                    "reservation of %r up to %d failed: %s",
+                    seq.name,
+                    high,
+                    exc,
+                    extra=event("reservation_failed", sequence=seq.name),
+                )
             else:
                 seq.stored = high
                 if high > seq.limit:
@@ -348,7 +375,9 @@ class Sequences:
                 seq.failure = None
                 self.stats.reservations += 1
             finally:
-                self.stats.reservation_seconds += time.perf_counter() - started
+                elapsed = time.perf_counter() - started
+                self.stats.reservation_seconds += elapsed
+                self.stats.watermark_write_seconds.observe(elapsed)
                 seq.prefetching = False
         finally:
             seq.lock.release()

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, cast
 
 from chronoid.errors import InvalidArgument, ProtocolError
 from chronoid.sequencer.commands import ConnectionState, Dispatcher
+from chronoid.sequencer.logs import event
+from chronoid.sequencer.metrics import Refusals
 from chronoid.sequencer.protocol import (
     DEFAULT_MAX_BULK,
     DEFAULT_MAX_LINE,
@@ -85,7 +87,7 @@ class _Connection(asyncio.Protocol):
         self.transport = transport
         server = self.server
         if len(server.connections) >= server.config.max_connections or server.closing:
-            server.refused += 1
+            server.refusals.count("shutdown" if server.closing else "limit")
             transport.write(MAX_CLIENTS_REPLY)
             transport.close()
             return
@@ -135,6 +137,7 @@ class _Connection(asyncio.Protocol):
             replies = b"".join([execute(state, command) for command in commands])
         if error is not None:
             server.protocol_errors += 1
+            server.refusals.count("protocol")
             replies += encode_error(f"ERR {error}")
         transport = self.transport
         assert transport is not None
@@ -177,7 +180,8 @@ class SequencerServer:
         self.dispatcher = Dispatcher(sequences, password, info=self._info, gate=elector)
         self.connections: set[_Connection] = set()
         self.accepted = 0
-        self.refused = 0
+        self.refusals = Refusals()
+        """Connections refused or closed by the server, by reason (metrics)."""
         self.protocol_errors = 0
         self.idle_closed = 0
         self.closing = False
@@ -240,18 +244,26 @@ class SequencerServer:
             for connection in list(self.connections):
                 if now - connection.last_active > timeout and connection.transport is not None:
                     self.idle_closed += 1
+                    self.refusals.count("idle_timeout")
                     connection.transport.close()
 
-    def _info(self) -> dict[str, object]:
+    def _info(self) -> dict[str, dict[str, object]]:
+        # INFO sections as Redis names them: where each of these numbers is in Redis.
         return {
-            "uptime_in_seconds": int(time.monotonic() - self.started),
-            "tcp_port": self.port if self._server is not None else self.config.port,
-            "connected_clients": len(self.connections),
-            "max_clients": self.config.max_connections,
-            "total_connections_received": self.accepted,
-            "rejected_connections": self.refused,
-            "protocol_errors": self.protocol_errors,
-            "idle_closed_connections": self.idle_closed,
+            "server": {
+                "uptime_in_seconds": int(time.monotonic() - self.started),
+                "tcp_port": self.port if self._server is not None else self.config.port,
+            },
+            "clients": {
+                "connected_clients": len(self.connections),
+                "maxclients": self.config.max_connections,
+            },
+            "stats": {
+                "total_connections_received": self.accepted,
+                "rejected_connections": self.refusals.counts["limit"],
+                "protocol_errors": self.protocol_errors,
+                "idle_closed_connections": self.idle_closed,
+            },
         }
 
 
@@ -264,8 +276,13 @@ def run(
     on_started: Callable[[SequencerServer], None] | None = None,
     event_loop: str = "auto",
     elector: Elector | None = None,
+    on_stopping: Callable[[SequencerServer], None] | None = None,
 ) -> None:
     """Serve until SIGINT or SIGTERM, then shut down cleanly (no gap in the sequences).
+
+    ``on_started`` runs once the listener is bound (and, standalone, the first block is
+    reserved: ``sequences`` did that when it was made); ``on_stopping`` when a stop signal
+    arrives, before the connections close.
 
     ``event_loop`` is ``asyncio``, ``uvloop`` (faster per read; the ``server`` extra installs
     it) or ``auto`` (uvloop when it is installed).
@@ -296,11 +313,14 @@ def run(
             server.port,
             " (TLS)" if ssl_context is not None else "",
             type(loop).__module__.split(".")[0],
+            extra=event("listening", port=server.port),
         )
         if on_started is not None:
             on_started(server)
         await stop.wait()
-        log.info("shutting down: storing the exact next values")
+        log.info("shutting down: storing the exact next values", extra=event("shutting_down"))
+        if on_stopping is not None:
+            on_stopping(server)
         await server.close()
 
     asyncio.run(main())
