@@ -64,6 +64,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: _HTTPServer
     server_version = "chronoid"
     sys_version = ""
+    timeout = 10  # s per request: an idle or trickling client must not hold a thread forever
 
     def do_GET(self) -> None:
         self._answer(body=True)

@@ -129,7 +129,12 @@ def logfmt_value(value: object) -> str:
         elif c == "\t":
             out.append("\\t")
         elif not c.isprintable() and c != " ":
-            out.append(f"\\u{ord(c):04x}")
+            code = ord(c)
+            if code > 0xFFFF:  # as JSON does: a UTF-16 surrogate pair
+                code -= 0x10000
+                out.append(f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}")
+            else:
+                out.append(f"\\u{code:04x}")
         else:
             out.append(c)
     return '"' + "".join(out) + '"'
