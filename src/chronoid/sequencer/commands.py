@@ -285,10 +285,14 @@ class Dispatcher:
             else:
                 del sections["replication"]  # standalone: no failover facts to report
         if "sequences" in sections and sequences is not None:
-            sections["sequences"] = {
-                f"seq_{name}": f"next={sequences.current(name)},block={sequences.block(name)}"
-                for name in sequences.names()
-            }
+            for name in sequences.names():
+                try:
+                    next_value = str(sequences.current(name))
+                except InvalidArgument:  # exhausted: never print a value past the range
+                    next_value = "exhausted"
+                sections["sequences"][f"seq_{name}"] = (
+                    f"next={next_value},block={sequences.block(name)}"
+                )
         lines: list[str] = []
         for name, fields in sections.items():
             if lines:

@@ -13,6 +13,7 @@ and ``_bucket`` suffixes included); the Grafana dashboard in ``docs/`` is checke
 from __future__ import annotations
 
 import bisect
+import contextlib
 import sys
 import threading
 from collections.abc import Iterator
@@ -165,6 +166,7 @@ class _Collector:
             InfoMetricFamily,
         )
 
+        from chronoid.errors import ChronoidError
         from chronoid.sequencer.health import readiness
         from chronoid.sequencer.sequences import SequenceStats
 
@@ -226,7 +228,8 @@ class _Collector:
         )
         if sequences is not None:
             for name in sequences.names():
-                next_value.add_metric([name], sequences.current(name))
+                with contextlib.suppress(ChronoidError):  # exhausted: no next value to show
+                    next_value.add_metric([name], sequences.current(name))
                 block.add_metric([name], sequences.block(name))
         yield next_value
         yield block
