@@ -370,3 +370,26 @@ def test_formatters_carry_event_sequence_member_and_term() -> None:
         failed.exc_info = sys.exc_info()
     parsed = logfmt_strict.parse(LogfmtFormatter().format(failed))
     assert "RuntimeError: boom" in parsed["error"]
+
+
+@pytest.mark.parametrize("log_format", ["json", "logfmt", "text"])
+def test_a_fatal_error_is_one_line_in_the_log_format(tmp_path: Path, log_format: str) -> None:
+    # The metrics port is taken: the server cannot start as configured.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        done = subprocess.run(
+            [sys.executable, "-m", "chronoid", "serve", "--port", str(free_port()),
+             "--data-dir", str(tmp_path / "d"), "--log-format", log_format, "--log-level",
+             "ERROR", "--metrics-port", str(taken.getsockname()[1])],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+    assert done.returncode == 1
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    if log_format == "text":
+        assert lines[0].startswith("chronoid: error: cannot listen on 127.0.0.1:")
+        return
+    (record,) = parse_lines(done.stderr, log_format)
+    assert record["event"] == "fatal" and record["level"] == "critical"
+    assert "for metrics" in record["msg"] and record["error_type"] == "InvalidArgument"

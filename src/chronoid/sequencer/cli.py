@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import socket
 import ssl
@@ -11,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from chronoid.errors import InvalidArgument
+from chronoid.errors import ChronoidError, InvalidArgument
 from chronoid.sequencer.config import format_effective, make_configurable, resolve
 from chronoid.sequencer.ha import DEFAULT_TTL
 from chronoid.sequencer.logs import FORMATS
@@ -162,7 +163,7 @@ def register(subparsers: Any) -> None:
         default=0,
         help="this site's index in 0..--sites-1 (default 0)",
     )
-    serve.set_defaults(handler=_cmd_serve)
+    serve.set_defaults(handler=_serve_handler)
     # Last, so every flag above (and any added later) also reads CHRONOID_<FLAG> and --config.
     make_configurable(serve)
 
@@ -188,6 +189,21 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     ok, line = probe(args.url, args.timeout)
     print(line, file=sys.stdout if ok else sys.stderr)
     return 0 if ok else 1
+
+
+def _serve_handler(args: argparse.Namespace) -> int:
+    """``chronoid serve``; with --log-format logfmt or json a fatal error is a log line too."""
+    from chronoid.sequencer import logs
+
+    try:
+        return _cmd_serve(args)
+    except ChronoidError as exc:
+        if not logs.structured():
+            raise  # the usual one line: chronoid: error: ...
+        logging.getLogger("chronoid.sequencer").critical(
+            "%s", exc, extra=logs.event("fatal", error_type=type(exc).__name__)
+        )
+        return 1
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:

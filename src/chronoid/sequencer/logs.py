@@ -19,6 +19,7 @@ import json
 import logging
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TextIO
@@ -32,6 +33,7 @@ __all__ = [
     "configure",
     "event",
     "logfmt_value",
+    "structured",
 ]
 
 FORMATS = ("text", "logfmt", "json")
@@ -213,4 +215,31 @@ def configure(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    # Warnings and a thread's uncaught exception would go to stderr raw: a line a log
+    # pipeline cannot parse. Send them through the same formatter.
+    logging.captureWarnings(True)
+    threading.excepthook = _log_thread_exception
+    global _structured
+    _structured = log_format != "text"
     return context
+
+
+_structured = False
+
+
+def structured() -> bool:
+    """Whether :func:`configure` chose logfmt or JSON (a fatal error must then be a log line
+    too, not a bare ``chronoid: error:`` line)."""
+    return _structured
+
+
+def _log_thread_exception(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit:
+        return
+    name = args.thread.name if args.thread is not None else "?"
+    logging.getLogger("chronoid").critical(
+        "uncaught exception in thread %s",
+        name,
+        exc_info=(args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback),
+        extra=event("thread_crashed"),
+    )
