@@ -117,7 +117,13 @@ def test_booleans_lists_and_choices(tmp_path: Path) -> None:
     ("env", "toml", "message"),
     [
         ({"CHRONOID_PORT": "ten"}, None, "port (from env CHRONOID_PORT): invalid int value 'ten'"),
-        ({"CHRONOID_LEASE_TTL": ""}, None, "lease-ttl (from env CHRONOID_LEASE_TTL): invalid"),
+        ({"CHRONOID_LEASE_TTL": "1s"}, None, "lease-ttl (from env CHRONOID_LEASE_TTL): invalid"),
+        (
+            {"CHRONOID_DATA_DIR": ""},
+            None,
+            "data-dir (from env CHRONOID_DATA_DIR): the value is empty",
+        ),
+        ({}, 'data-dir = " "\n', "data-dir (from file"),
         ({"CHRONOID_FORCE_INITIAL": "maybe"}, None, "force-initial (from env"),
         ({"CHRONOID_EVENT_LOOP": "tokio"}, None, "event-loop (from env CHRONOID_EVENT_LOOP): "),
         ({}, 'port = "10001"\n', "port (from file "),

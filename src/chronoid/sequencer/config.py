@@ -330,6 +330,10 @@ def _toml_scalar(setting: Setting, value: object, source: str) -> object:
 
 
 def _convert(setting: Setting, text: str, source: str) -> object:
+    if not text.strip():
+        # An empty Path is the current directory, an empty URL nonsense: never a default.
+        hint = " (unset the variable to use the default)" if source.startswith("env") else ""
+        raise ConfigError(f"{setting.key} (from {source}): the value is empty{hint}")
     kind = setting.action.type
     if kind is None:
         value: object = text
