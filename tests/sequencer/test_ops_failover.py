@@ -59,7 +59,7 @@ def test_the_dashboard_uses_only_exported_names() -> None:
         "chronoid_sequencer_leader",
         "chronoid_sequencer_term",
         "chronoid_sequencer_watermark_write_seconds_bucket",
-        "chronoid_sequencer_connections_refused_total",
+        "chronoid_connections_refused_total",
     ):
         assert wanted in names
 

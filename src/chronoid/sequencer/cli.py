@@ -245,6 +245,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             wait_timeout=args.lease_ttl if args.ha is not None else WAIT_TIMEOUT,
         )
 
+    health: HealthServer | None = None
+    if args.metrics_port is not None:
+        from chronoid.sequencer.health import HealthServer
+
+        # Bound before the state is touched: a port in use stops the start cleanly, and
+        # probes get /healthz 200 and /readyz 503 "starting" meanwhile.
+        health = HealthServer(args.metrics_port, args.host)
+        health.start()
     sequences: Sequences | None = None
     elector: Elector | None = None
     if args.ha is None:
@@ -254,14 +262,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         elector = _elector(args, config, make_sequences)
         log_context.member = elector.member
         log_context.term = lambda: elector.term
-    health: list[HealthServer] = []
 
     def on_started(server: SequencerServer) -> None:
-        if args.metrics_port is not None:
-            from chronoid.sequencer.health import HealthServer
-
-            health.append(HealthServer(server, args.metrics_port, args.host))
-            health[0].start()
+        if health is not None:
+            health.attach(server)
         # Listening, and standalone the first block is reserved (Sequences did it). A --ha
         # member is ready when it listens: standing by is its normal running state.
         role = "standby until elected" if elector is not None else "issuing"
@@ -282,8 +286,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             on_stopping=on_stopping,
         )
     finally:
-        for server in health:
-            server.close()
+        if health is not None:
+            health.close()
         if sequences is not None:
             sequences.close()
     return 0

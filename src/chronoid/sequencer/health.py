@@ -35,9 +35,12 @@ __all__ = ["HealthServer", "probe", "readiness"]
 log = logging.getLogger("chronoid.sequencer")
 
 
-def readiness(server: SequencerServer) -> tuple[bool, dict[str, object]]:
-    """Whether ``server`` can issue now, and the facts behind the answer."""
+def readiness(server: SequencerServer | None) -> tuple[bool, dict[str, object]]:
+    """Whether ``server`` can issue now, and the facts behind the answer (None: the server
+    is still starting: loading its state, reserving its first block)."""
     facts: dict[str, object] = {"version": package_version()}
+    if server is None:
+        return False, {**facts, "role": "starting", "reason": "starting up"}
     if server.closing:
         return False, {**facts, "role": "stopping", "reason": "shutting down"}
     elector = server.elector
@@ -87,6 +90,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200 if ready else 503, {"ready": ready, **facts}, body=body)
         elif path == "/metrics":
             registry = self.server.registry()
+            if registry is None and self.server.sequencer is None:
+                self._send(503, {"error": "starting up"}, body=body)
+                return
             if registry is None:
                 self._send(
                     501,
@@ -123,9 +129,9 @@ class _Handler(BaseHTTPRequestHandler):
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], sequencer: SequencerServer) -> None:
+    def __init__(self, address: tuple[str, int]) -> None:
         super().__init__(address, _Handler)
-        self.sequencer = sequencer
+        self.sequencer: SequencerServer | None = None
         self._registry: Any = None
         self._registry_lock = threading.Lock()
         self._metrics_missing = False
@@ -133,6 +139,8 @@ class _HTTPServer(ThreadingHTTPServer):
     def registry(self) -> Any:
         """The Prometheus registry, made at the first scrape; None without prometheus-client."""
         with self._registry_lock:
+            if self.sequencer is None:
+                return None
             if self._registry is None and not self._metrics_missing:
                 try:
                     from chronoid.sequencer.metrics import make_registry
@@ -148,16 +156,24 @@ class _HTTPServer(ThreadingHTTPServer):
 
 
 class HealthServer:
-    """``/healthz``, ``/readyz`` and ``/metrics`` of ``sequencer`` on ``host:port``, answered
-    from a daemon thread (a scrape never runs on the event loop)."""
+    """``/healthz``, ``/readyz`` and ``/metrics`` on ``host:port``, answered from a daemon
+    thread (a scrape never runs on the event loop).
 
-    def __init__(self, sequencer: SequencerServer, port: int, host: str = "127.0.0.1") -> None:
+    It binds at construction, before the server loads its state, so a port in use stops the
+    start before anything else is touched; until :meth:`attach` gives it the server it
+    answers ``/healthz`` 200 and ``/readyz`` 503 ``starting``.
+    """
+
+    def __init__(self, port: int, host: str = "127.0.0.1") -> None:
         if not isinstance(port, int) or not 0 <= port <= 65535:
             raise InvalidArgument(f"metrics port must be an int in 0..65535, got {port!r}")
         try:
-            self._http = _HTTPServer((host, port), sequencer)
+            self._http = _HTTPServer((host, port))
         except OSError as exc:
-            raise InvalidArgument(f"cannot listen on {host}:{port} for metrics: {exc}") from exc
+            raise InvalidArgument(
+                f"cannot listen on {host}:{port} for metrics (--metrics-port): "
+                f"{exc.strerror or exc}"
+            ) from exc
         self._thread = threading.Thread(
             target=self._http.serve_forever, name="chronoid-health", daemon=True
         )
@@ -171,6 +187,10 @@ class HealthServer:
     def start(self) -> None:
         """Answer requests in the background."""
         self._thread.start()
+
+    def attach(self, sequencer: SequencerServer) -> None:
+        """Answer for ``sequencer`` from now on (once it listens)."""
+        self._http.sequencer = sequencer
 
     def close(self) -> None:
         """Stop answering and release the port."""

@@ -2,7 +2,7 @@
 
 The request path only bumps plain integers (no Prometheus call per request); a custom
 collector turns them into metrics when ``/metrics`` is scraped. The counters themselves
-(:class:`Refusals`, :class:`LatencyHistogram`) are plain Python so the server keeps them
+(the server's ``refusals``, :class:`LatencyHistogram`) are plain Python so the server keeps them
 without the ``server`` extra; only :func:`render` needs prometheus-client, imported when the
 first scrape arrives.
 
@@ -26,28 +26,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "METRIC_NAMES",
-    "REFUSAL_REASONS",
     "WATERMARK_WRITE_BUCKETS_S",
     "LatencyHistogram",
-    "Refusals",
     "make_registry",
     "render",
 ]
-
-REFUSAL_REASONS = (
-    "limit",
-    "shutdown",
-    "auth",
-    "protocol",
-    "idle_timeout",
-    "handshake_timeout",
-    "request_timeout",
-)
-"""Why the server refused or closed a connection, the ``reason`` label of
-``chronoid_sequencer_connections_refused_total``: ``limit`` (above --max-connections),
-``shutdown`` (arrived while stopping), ``auth`` (authentication failures), ``protocol`` (bytes
-that are not RESP), ``idle_timeout``, ``handshake_timeout`` (TLS), ``request_timeout`` (a
-command not completed in time)."""
 
 WATERMARK_WRITE_BUCKETS_S = (
     0.0005,
@@ -67,30 +50,6 @@ WATERMARK_WRITE_BUCKETS_S = (
 )
 """Upper bounds (s) of the watermark write latency histogram: fsync on tmpfs is µs, on disks
 ms, a PostgreSQL or etcd round trip ms to a lease's worth of seconds."""
-
-
-class Refusals:
-    """Connections refused or closed by the server, by reason (see :data:`REFUSAL_REASONS`).
-
-    The server calls :meth:`count` where it refuses; an unknown reason raises ``KeyError`` so
-    a typo fails its test instead of creating a label nobody alerts on.
-    """
-
-    __slots__ = ("counts",)
-
-    def __init__(self) -> None:
-        self.counts: dict[str, int] = dict.fromkeys(REFUSAL_REASONS, 0)
-
-    def count(self, reason: str) -> None:
-        """One more connection refused for ``reason``."""
-        if reason not in self.counts:
-            raise KeyError(f"unknown refusal reason {reason!r}; add it to REFUSAL_REASONS")
-        self.counts[reason] += 1
-
-    @property
-    def total(self) -> int:
-        """Refusals of every reason."""
-        return sum(self.counts.values())
 
 
 class LatencyHistogram:
@@ -134,7 +93,7 @@ METRIC_NAMES = frozenset(
         f"{_P}requests_total",
         f"{_P}values_issued_total",
         f"{_P}active_connections",
-        f"{_P}connections_refused_total",
+        "chronoid_connections_refused_total",
         f"{_P}reservations_total",
         f"{_P}reservation_seconds_total",
         f"{_P}reservation_errors_total",
@@ -194,11 +153,11 @@ class _Collector:
             f"{_P}active_connections", "Open client connections", len(server.connections)
         )
         refused = CounterMetricFamily(
-            f"{_P}connections_refused",
-            "Connections refused or closed by the server, by reason",
+            "chronoid_connections_refused",
+            "Connections the server refused or closed on its own, by reason",
             labels=["reason"],
         )
-        for reason, count in server.refusals.counts.items():
+        for reason, count in sorted(server.refusals.items()):
             refused.add_metric([reason], count)
         yield refused
         yield CounterMetricFamily(

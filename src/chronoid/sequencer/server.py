@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, cast
 from chronoid.errors import InvalidArgument, ProtocolError
 from chronoid.sequencer.commands import ConnectionState, Dispatcher
 from chronoid.sequencer.logs import event
-from chronoid.sequencer.metrics import Refusals
 from chronoid.sequencer.protocol import (
     DEFAULT_MAX_BULK,
     DEFAULT_MAX_LINE,
@@ -36,12 +35,14 @@ from chronoid.sequencer.sequences import Sequences
 if TYPE_CHECKING:
     from chronoid.sequencer.ha import Elector
 
-__all__ = ["MAX_CLIENTS_REPLY", "SequencerServer", "ServerConfig", "run"]
+__all__ = ["MAX_CLIENTS_REPLY", "REFUSAL_REASONS", "SequencerServer", "ServerConfig", "run"]
 
 log = logging.getLogger("chronoid.sequencer")
 
 MAX_CLIENTS_REPLY = b"-ERR max number of clients reached\r\n"
 _GETSEQ_PATTERNS = (b"*1\r\n$6\r\nGETSEQ\r\n", b"GETSEQ\r\n", b"GETSEQ\n")
+REFUSAL_REASONS = ("max_connections", "protocol_error", "idle_timeout")
+"""Why the server refused or closed a connection on its own (the metrics label ``reason``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +88,7 @@ class _Connection(asyncio.Protocol):
         self.transport = transport
         server = self.server
         if len(server.connections) >= server.config.max_connections or server.closing:
-            server.refusals.count("shutdown" if server.closing else "limit")
+            server.count_refusal("max_connections")
             transport.write(MAX_CLIENTS_REPLY)
             transport.close()
             return
@@ -137,7 +138,7 @@ class _Connection(asyncio.Protocol):
             replies = b"".join([execute(state, command) for command in commands])
         if error is not None:
             server.protocol_errors += 1
-            server.refusals.count("protocol")
+            server.count_refusal("protocol_error")
             replies += encode_error(f"ERR {error}")
         transport = self.transport
         assert transport is not None
@@ -180,7 +181,7 @@ class SequencerServer:
         self.dispatcher = Dispatcher(sequences, password, info=self._info, gate=elector)
         self.connections: set[_Connection] = set()
         self.accepted = 0
-        self.refusals = Refusals()
+        self.refusals: dict[str, int] = dict.fromkeys(REFUSAL_REASONS, 0)
         """Connections refused or closed by the server, by reason (metrics)."""
         self.protocol_errors = 0
         self.idle_closed = 0
@@ -196,6 +197,10 @@ class SequencerServer:
         assert self._server is not None and self._server.sockets
         port: int = self._server.sockets[0].getsockname()[1]
         return port
+
+    def count_refusal(self, reason: str) -> None:
+        """Count one connection refused or closed for ``reason`` (see REFUSAL_REASONS)."""
+        self.refusals[reason] = self.refusals.get(reason, 0) + 1
 
     async def start(self) -> None:
         """Bind and start accepting connections."""
@@ -244,7 +249,7 @@ class SequencerServer:
             for connection in list(self.connections):
                 if now - connection.last_active > timeout and connection.transport is not None:
                     self.idle_closed += 1
-                    self.refusals.count("idle_timeout")
+                    self.count_refusal("idle_timeout")
                     connection.transport.close()
 
     def _info(self) -> dict[str, dict[str, object]]:
@@ -260,7 +265,7 @@ class SequencerServer:
             },
             "stats": {
                 "total_connections_received": self.accepted,
-                "rejected_connections": self.refusals.counts["limit"],
+                "rejected_connections": self.refusals["max_connections"],
                 "protocol_errors": self.protocol_errors,
                 "idle_closed_connections": self.idle_closed,
             },
