@@ -7,7 +7,10 @@ writes them to ``benchmarks/results/modes.md`` (the README quotes that file).
    ceiling) and ``next_ids(10_000)`` on ``chrono64s`` for the plain Generator, Mode A
    (PersonaGenerator), Mode B (InstanceGenerator) and Mode C (LeaseGenerator on an in-memory
    registry: the registry is only touched by the renewal thread, so the backend does not
-   change the per-ID cost). Interleaved, shuffled rounds; medians; ratios to the plain
+   change the per-ID cost), and, as the reference for Mode C's take-then-check, the
+   check-before discipline of a95c2b7 rebuilt on a plain generator. Mode C start-up: time
+   to construct a LeaseGenerator with and without the lock-delay (Redis).
+   Interleaved, shuffled rounds; medians; ratios to the plain
    generator measured in the same round.
 2. **Mode A duplicate rate**: k personas x m IDs per window over a 2^12 suffix (a small
    layout so that duplicates are frequent enough to count), fixed seeds, against the
@@ -19,6 +22,7 @@ writes them to ``benchmarks/results/modes.md`` (the README quotes that file).
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import itertools
 import os
@@ -36,6 +40,7 @@ from chronoid.capacity import window_seconds as window_of
 from chronoid.clock import ManualClock
 from chronoid.layout import Layout
 from chronoid.modes import InstanceGenerator, LeaseGenerator, PersonaGenerator
+from chronoid.modes.registry.base import NodeRegistry
 from chronoid.modes.registry.memory import MemoryRegistry
 from chronoid.variants import get_layout
 
@@ -67,15 +72,89 @@ _REGISTRY = MemoryRegistry()
 
 def _mode_c() -> tuple[Callable[[], int], Callable[[int], list[int]], Callable[[], None]]:
     gen = LeaseGenerator(LAYOUT, _REGISTRY)
+    time.sleep(0.02)  # let the renewal thread reach its first wait: start-up is not per-ID cost
     return gen.next_id, gen.next_ids, gen.close
+
+
+class _CheckBefore:
+    """a95c2b7's LeaseGenerator hot path, rebuilt as the reference for take-then-check (same
+    attribute reads): the deadline was read before the generator was called, which let a
+    paused call issue after its lease."""
+
+    def __init__(self) -> None:
+        self._generator = Generator(LAYOUT, random.randrange(1 << 15))
+        self._monotonic = time.monotonic_ns
+        self._deadline = time.monotonic_ns() + 60_000_000_000
+
+    def next_id(self) -> int:
+        if self._monotonic() >= self._deadline:
+            raise RuntimeError("lease lost")
+        return self._generator.next_id()
+
+    def next_ids(self, count: int) -> list[int]:
+        if self._monotonic() >= self._deadline:
+            raise RuntimeError("lease lost")
+        return self._generator.next_ids(count)
+
+
+def _mode_c_check_before() -> tuple[
+    Callable[[], int], Callable[[int], list[int]], Callable[[], None]
+]:
+    gen = _CheckBefore()
+    return gen.next_id, gen.next_ids, lambda: None
 
 
 IMPLEMENTATIONS: dict[str, tuple[str, Factory]] = {
     "plain": ("`Generator` (plain node, reference)", _plain),
     "A": ("Mode A `PersonaGenerator`", _mode_a),
     "B": ("Mode B `InstanceGenerator`", _mode_b),
-    "C": ("Mode C `LeaseGenerator` (in-memory registry)", _mode_c),
+    "C0": ("Mode C check-before (a95c2b7's discipline, reference)", _mode_c_check_before),
+    "C": ("Mode C `LeaseGenerator` take-then-check (in-memory registry)", _mode_c),
 }
+
+
+def startup_table(rounds: int, redis_url: str) -> str:
+    """Time to construct a LeaseGenerator (ms): a registry namespace with an old history (no
+    lock-delay) against a brand-new one (the lock-delay waits one TTL)."""
+    import redis
+
+    from chronoid.modes.registry.redis import RedisRegistry
+
+    ttl_ms = 1000
+    client = redis.Redis.from_url(redis_url)
+    cases: dict[str, list[float]] = {"history": [], "new": [], "memory": []}
+    for _ in range(rounds):
+        tag = f"chronoid-bench-startup-{os.getpid()}-{random.getrandbits(48):x}"
+        client.set(f"{tag}-old:registry", 0)  # a namespace used for longer than any TTL
+        makers: list[tuple[str, Callable[[], NodeRegistry]]] = [
+            ("history", functools.partial(RedisRegistry, redis_url, prefix=f"{tag}-old:")),
+            ("new", functools.partial(RedisRegistry, redis_url, prefix=f"{tag}-new:")),
+            ("memory", MemoryRegistry),
+        ]
+        for case, make in makers:
+            registry = make()
+            start = time.perf_counter()
+            gen = LeaseGenerator(LAYOUT, registry, ttl_ms=ttl_ms)
+            cases[case].append((time.perf_counter() - start) * 1000)
+            gen.close()
+            registry.close()
+        for key in client.scan_iter(f"{tag}*"):
+            client.delete(key)
+    client.close()
+    labels = {
+        "memory": "in-memory registry",
+        "history": "Redis, namespace with an old history (released or never-used node)",
+        "new": "Redis, brand-new namespace or one that lost its data (lock-delay)",
+    }
+    lines = [
+        f"| registry (`ttl_ms={ttl_ms}`) | start-up ms: median | max |",
+        "| --- | ---: | ---: |",
+    ]
+    for case in ("memory", "history", "new"):
+        lines.append(
+            f"| {labels[case]} | {statistics.median(cases[case]):,.1f} | {max(cases[case]):,.1f} |"
+        )
+    return "\n".join(lines)
 
 
 def _time_calls(next_id: Callable[[], int]) -> float:
@@ -221,6 +300,11 @@ def budget_table() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds and trials")
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("CHRONOID_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        help="Redis for the Mode C start-up table",
+    )
     args = parser.parse_args()
     rounds, trials = (5, 500) if args.quick else (15, 10_000)
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -234,6 +318,11 @@ def main() -> None:
             "ratios to the plain generator):",
             "",
             cost_table(rounds),
+            "",
+            "Mode C start-up: constructing a `LeaseGenerator` until it may issue, "
+            f"{rounds} rounds:",
+            "",
+            startup_table(rounds, args.redis_url),
             "",
             f"Mode A duplicate rate per window, {trials} windows per row, fresh personas each "
             "window, 2^12 suffix values (6 node + 6 sequence bits):",

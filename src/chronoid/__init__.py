@@ -13,6 +13,9 @@ from chronoid.clock import SYSTEM_CLOCK, Clock, ManualClock, SystemClock
 from chronoid.codec import decode_base32, encode_base32, format_id, parse_id
 from chronoid.errors import (
     ChronoidError,
+    ClockBeforeEpoch,
+    ClockJumpedForward,
+    ClockLeadExceeded,
     ClockMovedBackwards,
     DecodeError,
     GeneratorForked,
@@ -35,6 +38,9 @@ __all__ = [
     "ChronoSequence",
     "ChronoidError",
     "Clock",
+    "ClockBeforeEpoch",
+    "ClockJumpedForward",
+    "ClockLeadExceeded",
     "ClockMovedBackwards",
     "DecodeError",
     "Generator",

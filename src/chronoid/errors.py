@@ -52,8 +52,42 @@ class ClockMovedBackwards(ChronoidError):
         )
 
 
+class ClockBeforeEpoch(ChronoidError):
+    """The clock reads earlier than the layout's epoch, so no timestamp field can hold it.
+
+    A new VM or a dead RTC battery starts at 1970 or the image's build date. ``epoch_ns`` and
+    ``now_ns`` (ns since 1970) say where the layout starts and what the clock read.
+    """
+
+    def __init__(self, layout_name: str, epoch_ns: int, now_ns: int, epoch_text: str) -> None:
+        self.epoch_ns = epoch_ns
+        self.now_ns = now_ns
+        super().__init__(
+            f"{layout_name}: the clock reads {now_ns} ns since 1970, "
+            f"{(epoch_ns - now_ns) / 1e9:,.3f} s before the layout's epoch {epoch_text}; "
+            "set the system clock (NTP) before issuing IDs"
+        )
+
+
+class ClockJumpedForward(ChronoidError):
+    """The wall clock stepped forward by more than the generator's ``max_jump_ms`` between two
+    ticks (raised once, when the caller asked with ``on_forward_jump="raise"``).
+
+    ``jump_ns`` is how far the wall clock moved beyond the time that passed (ns).
+    """
+
+    def __init__(self, jump_ns: int, message: str) -> None:
+        self.jump_ns = jump_ns
+        super().__init__(message)
+
+
 class SequenceExhausted(ChronoidError):
     """Every sequence value of the current tick is used and the policy says raise."""
+
+
+class ClockLeadExceeded(SequenceExhausted):
+    """An HLC generator would run its logical time more than ``max_lead_ms`` ahead of the wall
+    clock, and waiting for the clock to catch up would take longer than ``max_wait_ms``."""
 
 
 class GeneratorForked(ChronoidError):

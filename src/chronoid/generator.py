@@ -12,8 +12,8 @@ space runs out, is a policy chosen at construction (never a silent ``None``):
                           :class:`~chronoid.errors.ClockMovedBackwards`
 ``Backwards.RAISE``       raise :class:`~chronoid.errors.ClockMovedBackwards` at once
 ``Backwards.HLC``         hybrid logical clock (spec 003): keep issuing from the last
-                          tick, never block, never fail; ``lead_ns`` says how far the
-                          logical time runs ahead of the wall clock
+                          tick, never block on a regression; ``lead_ns`` says how far
+                          the logical time runs ahead of the wall clock
 ========================  ==============================================================
 
 ========================  ==============================================================
@@ -21,9 +21,34 @@ space runs out, is a policy chosen at construction (never a silent ``None``):
 ========================  ==============================================================
 ``Overflow.WAIT``         wait for the next tick (at most ``max_wait_ms``, else raise
                           :class:`~chronoid.errors.SequenceExhausted`)
-``Overflow.BORROW``       (HLC only) move the logical tick forward by one
+``Overflow.BORROW``       (HLC only) move the logical tick forward by one, while that
+                          keeps the lead within ``max_lead_ms``
 ``Overflow.RAISE``        raise :class:`~chronoid.errors.SequenceExhausted`
 ========================  ==============================================================
+
+Bounded HLC lead: under a load above 2^S IDs per tick, borrowing would run the logical time
+ever further ahead of the wall clock (measured: 1.0 to 1.7 s in 3 s at 5,000 IDs/ms). HLC
+borrows a tick only while it starts at most ``max_lead_ms`` (default 1 s) after the end of
+the tick of the highest wall-clock reading seen (so the next tick can always be borrowed);
+past that it *waits* for the wall clock, as ``Overflow.WAIT`` does
+(at most ``max_wait_ms``), then raises :class:`~chronoid.errors.ClockLeadExceeded`. A clock
+regression is not borrowing: after the clock goes back HLC still issues from its last tick
+(that is its promise) and may borrow up to ``max_lead_ms`` beyond the time it had reached.
+``max_lead_ms=None`` restores spec 003's unbounded lead.
+
+Clocks before the epoch: a clock that reads earlier than the layout's epoch gets
+:class:`~chronoid.errors.ClockBeforeEpoch` (epoch and reading in the message) under every
+policy, except an HLC generator that has issued before: for it this is one more regression,
+and it keeps going from its last tick.
+
+Forward jumps: on every tick change the generator compares how far the wall clock moved with
+how far the clock's steady reference moved (``steady_ns``: ``CLOCK_BOOTTIME`` for the system
+clock). A step forward larger than ``max_jump_ms`` (default 1 s) is logged (logger
+``chronoid``, WARNING) and counted in :attr:`Generator.forward_jumps`; with
+``on_forward_jump="raise"`` that call raises :class:`~chronoid.errors.ClockJumpedForward`
+once (the next call issues at the new time). Without the report a jump followed by the
+correction back would leave WAIT and RAISE generators stuck, and HLC carrying the jump as a
+lead, in silence.
 
 Thread safety: within a tick, IDs come from the tick's ``itertools.count``, whose
 ``next()`` is atomic under the GIL, so the common call takes no lock (4 threads sharing a
@@ -34,22 +59,33 @@ call takes the lock.
 Fork safety: a child process made by ``os.fork()`` inherits the generator with the parent's
 node; if both kept going they would issue the same IDs. So in the child every call raises
 :class:`~chronoid.errors.GeneratorForked` until :meth:`Generator.reassign_node` gives it a
-node of its own (the parent keeps its node and is not affected).
+node of its own (the parent keeps its node and is not affected). Python's ``os.fork()`` runs
+the at-fork hook that marks the generator at once. A raw C-level ``fork()`` (a pre-fork
+server written in C, ``ctypes``) runs no hook: there the generator notices the changed
+process ID on its slow path, i.e. at the next tick change, the next overflow or the next
+``next_ids`` call, and raises then. The window that remains: ``next_id`` calls in the child
+inside the tick that was current at the fork (at most one tick: 1 ms for ``ms`` layouts, 1 s
+for ``s`` layouts) may repeat the parent's IDs; the process ID is not read on the fast path
+(a system call would double its cost).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from enum import Enum
 from itertools import count, islice
 
-from chronoid.clock import SYSTEM_CLOCK, Clock
+from chronoid.clock import SYSTEM_CLOCK, Clock, steady_reader
 from chronoid.errors import (
+    ClockBeforeEpoch,
+    ClockJumpedForward,
+    ClockLeadExceeded,
     ClockMovedBackwards,
     GeneratorForked,
     InvalidArgument,
@@ -63,6 +99,8 @@ __all__ = ["MAX_BATCH", "Backwards", "ChronoSequence", "Generator", "Overflow", 
 
 MAX_BATCH = 10_000_000
 """Largest count one :meth:`Generator.next_ids` call accepts (IDs)."""
+
+log = logging.getLogger("chronoid")
 
 
 class Backwards(Enum):
@@ -129,6 +167,16 @@ class Generator:
             overflow policy HLC accepts).
         max_wait_ms: longest the generator blocks for either reason (ms); beyond it it
             raises rather than stall a caller indefinitely.
+        max_lead_ms: HLC only: how far borrowed ticks may run ahead of the wall clock (ms,
+            default 1 s; None: unbounded, as in spec 003).
+        max_jump_ms: a forward step of the wall clock larger than this is reported (ms,
+            default 1 s; None: not watched).
+        on_forward_jump: ``"report"`` (log and count) or ``"raise"`` (also raise
+            :class:`~chronoid.errors.ClockJumpedForward` once).
+        lease_remaining_ns: for generators that issue under a lease (Mode C): returns how
+            long the lease still runs (ns) and raises when it is over. No wait of the
+            generator outlasts it (waits are cut into slices that end inside the lease), and
+            a batch is checked against it after every tick.
 
     Raises:
         InvalidNode: node out of range. InvalidArgument: a policy combination that cannot
@@ -144,6 +192,10 @@ class Generator:
         on_backwards: Backwards = Backwards.WAIT,
         on_overflow: Overflow | None = None,
         max_wait_ms: float = 1000.0,
+        max_lead_ms: float | None = 1000.0,
+        max_jump_ms: float | None = 1000.0,
+        on_forward_jump: str = "report",
+        lease_remaining_ns: Callable[[], int] | None = None,
     ) -> None:
         self._layout = get_layout(layout)
         self._node = _check_node(self._layout, node)
@@ -161,6 +213,27 @@ class Generator:
             )
         if not max_wait_ms >= 0:
             raise InvalidArgument(f"max_wait_ms must be >= 0, got {max_wait_ms!r}")
+        for label, bound in (("max_lead_ms", max_lead_ms), ("max_jump_ms", max_jump_ms)):
+            if bound is not None and not (isinstance(bound, int | float) and bound >= 0):
+                raise InvalidArgument(f"{label} must be a number >= 0 or None, got {bound!r}")
+        if on_forward_jump not in ("report", "raise"):
+            raise InvalidArgument(
+                f'on_forward_jump must be "report" or "raise", got {on_forward_jump!r}'
+            )
+        if lease_remaining_ns is not None and not callable(lease_remaining_ns):
+            raise InvalidArgument(
+                f"lease_remaining_ns must be callable, got {lease_remaining_ns!r}"
+            )
+        self._max_lead_ns = None if max_lead_ms is None else int(max_lead_ms * 1_000_000)
+        self._max_jump_ns = None if max_jump_ms is None else int(max_jump_ms * 1_000_000)
+        self._raise_on_jump = on_forward_jump == "raise"
+        self._steady = steady_reader(clock) if max_jump_ms is not None else None
+        self._seen_wall_ns = 0  # wall and steady readings at the last tick change (jumps)
+        self._seen_steady_ns = 0
+        self._high_ns = 0  # highest wall-clock reading seen on the slow path (HLC lead)
+        self._lease_remaining = lease_remaining_ns
+        self.forward_jumps = 0
+        """Forward steps of the wall clock larger than ``max_jump_ms`` seen so far."""
         self._clock = clock
         # The system clock is read directly: one Python call less on the hot path.
         self._now = time.time_ns if clock is SYSTEM_CLOCK else clock.now_ns
@@ -172,6 +245,7 @@ class Generator:
         self._node_field = self._node << self._layout.sequence_bits
         self._lock = threading.Lock()
         self._forked = False
+        self._pid = os.getpid()
         # State: the last tick used and its first ID (base); the fast path reads only
         # _state, replaced as a whole (one attribute store) under the lock. IDs come from
         # the tick's itertools.count, whose next() is atomic under the GIL: the fast path
@@ -247,9 +321,14 @@ class Generator:
         if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_BATCH:
             raise InvalidArgument(f"count must be an int in 1..{MAX_BATCH}, got {count!r}")
         out: list[int] = []
+        lease_remaining = self._lease_remaining
         with self._lock:
+            if self._pid != os.getpid():
+                self._mark_forked()
             remaining = count
             while remaining:
+                if out and lease_remaining is not None:
+                    lease_remaining()  # every tick's IDs were made inside the lease
                 start, end, ids, last_id = self._state
                 now = self._now()
                 if start <= now < end:
@@ -268,6 +347,8 @@ class Generator:
                         continue
                 out.append(self._next_slow(now))
                 remaining -= 1
+            if lease_remaining is not None:
+                lease_remaining()
         return out
 
     def reassign_node(self, node: int) -> None:
@@ -280,6 +361,7 @@ class Generator:
             self._node = _check_node(self._layout, node)
             self._node_field = node << self._layout.sequence_bits
             self._forked = False
+            self._pid = os.getpid()
             if self._tick >= 0:
                 # Continue after the last tick: the old node's sequence state means nothing
                 # for the new node, but time order must hold: the tick counts as used up.
@@ -313,18 +395,71 @@ class Generator:
     def _wait(self, wait_ns: int, error: Exception) -> None:
         if wait_ns > self._max_wait_ns:
             raise error
-        self._clock.sleep_ns(wait_ns)
+        lease_remaining = self._lease_remaining
+        if lease_remaining is None:
+            self._clock.sleep_ns(wait_ns)
+            return
+        # Under a lease: sleep in slices that end inside it; a renewal extends it meanwhile,
+        # and lease_remaining raises once it is over, so no wait outlasts the lease.
+        while wait_ns > 0:
+            step = min(wait_ns, lease_remaining())
+            if step <= 0:
+                step = min(wait_ns, 1_000_000)
+            self._clock.sleep_ns(step)
+            wait_ns -= step
+
+    def _watch(self, now: int) -> None:
+        # The slow path's clock checks: process ID (a raw fork), forward jumps, HLC's high
+        # water mark. One os.getpid() and one steady read per tick change, none per ID.
+        if self._pid != os.getpid():
+            self._mark_forked()
+        if now > self._high_ns:
+            self._high_ns = now
+        steady = self._steady
+        if steady is None:
+            return
+        steady_now = steady()
+        if self._seen_steady_ns:
+            jump = (now - self._seen_wall_ns) - (steady_now - self._seen_steady_ns)
+            if self._max_jump_ns is not None and jump > self._max_jump_ns:
+                self._seen_wall_ns, self._seen_steady_ns = now, steady_now
+                self._report_jump(jump)
+        self._seen_wall_ns, self._seen_steady_ns = now, steady_now
+
+    def _report_jump(self, jump_ns: int) -> None:
+        self.forward_jumps += 1
+        message = (
+            f"{self._layout.name}: the wall clock jumped {jump_ns / 1e6:,.3f} ms forward "
+            f"(node {self._node}, bound max_jump_ms {self._max_jump_ns / 1e6:,.0f}); IDs "
+            "now carry the new time, and a later correction back is a regression"
+            if self._max_jump_ns is not None
+            else ""
+        )
+        log.warning("%s", message)
+        if self._raise_on_jump:
+            raise ClockJumpedForward(jump_ns, message)
+
+    def _before_epoch(self, now: int) -> ClockBeforeEpoch:
+        layout = self._layout
+        return ClockBeforeEpoch(layout.name, layout.epoch_ns, now, layout.epoch.isoformat())
 
     def _next_slow(self, now: int) -> int:
+        self._watch(now)
         if self._forked:
             raise GeneratorForked(
                 f"this {self._layout.name} generator (node {self._node}) was inherited "
-                "through os.fork(); the parent keeps node "
+                "through fork(); the parent keeps node "
                 f"{self._node}, so give the child its own with reassign_node(node)"
             )
+        epoch_ns = self._layout.epoch_ns
         while True:
-            tick = self._layout.tick_of_ns(now)
             last = self._tick
+            if now < epoch_ns:
+                if self._on_backwards is not Backwards.HLC or last < 0:
+                    raise self._before_epoch(now)
+                tick = -1  # HLC: one more regression, keep counting in the last tick
+            else:
+                tick = self._layout.tick_of_ns(now)
             if tick > last:
                 return self._enter_tick(tick)
             if tick < last:
@@ -353,6 +488,27 @@ class Generator:
                     raise SequenceExhausted(
                         f"{self._layout.name}: HLC logical time reached the layout's expiry"
                     )
+                max_lead = self._max_lead_ns
+                if max_lead is not None:
+                    # The lead counts from the end of the tick the highest reading falls in,
+                    # so the next tick can always be borrowed (a year layout borrows a year).
+                    layout = self._layout
+                    ref = max(now, self._high_ns)
+                    horizon = layout.tick_start_ns(layout.tick_of_ns(ref) + 1)
+                    lead = layout.tick_start_ns(last + 1) - horizon
+                    if lead > max_lead:
+                        wait_ns = (ref - now) + (lead - max_lead)
+                        self._wait(
+                            wait_ns,
+                            ClockLeadExceeded(
+                                f"{self._layout.name}: borrowing tick {last + 1} would run "
+                                f"{lead / 1e6:,.3f} ms ahead of the wall clock, more than "
+                                f"max_lead_ms ({max_lead / 1e6:,.0f}); the clock needs "
+                                f"{wait_ns / 1e6:,.3f} ms to catch up, more than max_wait_ms"
+                            ),
+                        )
+                        now = self._now()
+                        continue
                 return self._enter_tick(last + 1)
             exhausted = SequenceExhausted(
                 f"{self._layout.name}: all {self._max_seq + 1} sequence values of tick {last} "

@@ -31,9 +31,31 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+def age_history(registry: NodeRegistry) -> NodeRegistry:
+    """Give a test namespace a history older than any TTL, as a long-used registry has: its
+    never-used nodes are then issued from at once (no lock-delay). Tests of the lock-delay
+    itself use namespaces without this."""
+    from chronoid.modes.registry.etcd import EtcdRegistry, _b64
+    from chronoid.modes.registry.postgres import PostgresRegistry
+    from chronoid.modes.registry.redis import RedisRegistry
+
+    if isinstance(registry, RedisRegistry):
+        registry._client.set(f"{registry._prefix}registry", 0)
+    elif isinstance(registry, PostgresRegistry):
+        registry._execute(
+            "UPDATE {table} SET expires_at = '2000-01-01' WHERE node = -1 RETURNING node", {}
+        )
+    elif isinstance(registry, EtcdRegistry):
+        registry._post(
+            "/kv/put", {"key": _b64(f"{registry._prefix}history/born"), "value": _b64("1")}
+        )
+    return registry
+
+
 @pytest.fixture
 def registry_url(backend: str, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A registry URL with a namespace of its own (key prefix or table), cleaned up after."""
+    """A registry URL with a namespace of its own (key prefix or table), cleaned up after; its
+    history is aged (see :func:`age_history`)."""
     tag = uuid.uuid4().hex[:12]
     if backend == "memory":
         yield f"memory://test-{tag}"
@@ -41,6 +63,7 @@ def registry_url(backend: str, request: pytest.FixtureRequest) -> Iterator[str]:
     if backend == "redis":
         base = request.getfixturevalue("redis_url")
         prefix = f"chronoid-test-{tag}:"
+        age_history(parse_registry_url(f"{base}?prefix={prefix}")).close()
         yield f"{base}?prefix={prefix}"
         client = redis.Redis.from_url(base)
         keys = list(client.scan_iter(f"{prefix}*"))
@@ -51,7 +74,9 @@ def registry_url(backend: str, request: pytest.FixtureRequest) -> Iterator[str]:
     if backend == "etcd":
         parsed = urlparse(request.getfixturevalue("etcd_url"))
         prefix = f"/chronoid-test/{tag}/"
-        yield f"etcd://{parsed.hostname}:{parsed.port}?prefix={prefix}"
+        url = f"etcd://{parsed.hostname}:{parsed.port}?prefix={prefix}"
+        age_history(parse_registry_url(url)).close()
+        yield url
         from etcd3gw.client import Etcd3Client
 
         client = Etcd3Client(str(parsed.hostname), int(parsed.port or 2379), api_path="/v3/")
@@ -60,6 +85,7 @@ def registry_url(backend: str, request: pytest.FixtureRequest) -> Iterator[str]:
     dsn = request.getfixturevalue("pg_dsn")
     table = f"chronoid_test_leases_{tag}"
     sep = "&" if "?" in dsn else "?"
+    age_history(parse_registry_url(f"{dsn}{sep}table={table}")).close()
     yield f"{dsn}{sep}table={table}"
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f"DROP TABLE IF EXISTS {table}")

@@ -41,6 +41,10 @@ def test_new_mode_b_with_state_file(tmp_path: Path) -> None:
 
 @pytest.mark.integration
 def test_new_mode_c_on_redis(redis_url: str) -> None:
+    import redis
+
+    # A namespace with an old history, as a long-used registry has (no lock-delay).
+    redis.Redis.from_url(redis_url).set("chronoid-cli-test:registry", 0)
     run = _new(
         "--mode",
         "c",

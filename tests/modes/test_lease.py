@@ -23,7 +23,7 @@ from chronoid.modes import LeaseGenerator, parse_registry_url
 from chronoid.modes.registry.etcd import EtcdRegistry
 from chronoid.modes.registry.memory import MemoryRegistry
 from chronoid.modes.registry.redis import RedisRegistry
-from tests.modes.conftest import OwnServer, RegistryFactory, wait_until
+from tests.modes.conftest import OwnServer, RegistryFactory, age_history, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +48,7 @@ def test_lease_runs_until_expiry_minus_margin_then_lease_lost() -> None:
         ttl_ms=100_000,
         renew_ms=60_000,
         skew_margin_ms=1_000,
-        monotonic_ns=clock.now_ns,
+        lease_clock_ns=clock.now_ns,
     )
     first = gen.next_id()
     assert gen.node_of(first) == gen.node  # plain node: one shift and a mask
@@ -65,7 +65,7 @@ def test_lease_runs_until_expiry_minus_margin_then_lease_lost() -> None:
 def test_handover_waits_for_previous_holders_last_timestamp() -> None:
     clock = ManualClock()
     registry = MemoryRegistry(node_range=(5, 5), now_ns=clock.now_ns)
-    kwargs: dict[str, Any] = {"clock": clock, "ttl_ms": 10_000, "monotonic_ns": clock.now_ns}
+    kwargs: dict[str, Any] = {"clock": clock, "ttl_ms": 10_000, "lease_clock_ns": clock.now_ns}
     old = LeaseGenerator("chrono64s", registry, **kwargs)
     old_ids = old.next_ids(1000)
     old.close()
@@ -279,7 +279,7 @@ def test_a_lease_taken_away_stops_generation_at_once_then_a_new_node_is_leased(
     import redis as redis_client
 
     prefix = f"chronoid-test-taken-{time.monotonic_ns()}:"
-    registry = RedisRegistry(redis_url, prefix=prefix)
+    registry = age_history(RedisRegistry(redis_url, prefix=prefix))
     gen = LeaseGenerator("chrono64s", registry, ttl_ms=30_000, renew_ms=100)
     client = redis_client.Redis.from_url(redis_url)
     try:
@@ -336,7 +336,7 @@ def test_postgres_registry_reconnects_after_its_connection_is_killed(pg_dsn: str
     from chronoid.modes.registry.postgres import PostgresRegistry
 
     table = f"chronoid_test_leases_kill_{time.monotonic_ns()}"
-    registry = PostgresRegistry(pg_dsn, table=table)
+    registry = age_history(PostgresRegistry(pg_dsn, table=table))
     gen = LeaseGenerator("chrono64s", registry, ttl_ms=30_000, renew_ms=100)
     try:
         wait_until(lambda: gen.renewals >= 1, "a first renewal")

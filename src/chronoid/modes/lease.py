@@ -5,31 +5,57 @@ PostgreSQL or in-memory) and stays *plain*: a router reads the shard with one sh
 (:meth:`LeaseGenerator.node_of`). IDs come from a :class:`~chronoid.generator.Generator` on
 that node, which waits for the next tick when a tick's 2^S sequence values run out.
 
-The lease lives for ``ttl_ms`` on the registry's clock. A background thread renews it every
-``renew_ms``. Locally the generator trusts it until ``start of the last successful renewal +
-ttl - skew_margin``: if the registry is unreachable, generation continues on the cached lease
-until then and afterwards every call raises :class:`~chronoid.errors.LeaseLost` rather than
-risk a duplicate with the node's next holder. The thread keeps trying: when the registry
-answers again it renews the lease if it is still ours, or acquires a new node.
+The guarantee: **an ID is handed out only if the moment it was made lies inside this holder's
+lease.** The rules that make it so:
 
-Handover: each holder records ``last_ns`` (the end of the last tick it used) on every renewal
-and on release. A new holder whose clock reads earlier than that waits (up to
-``max_wait_ms``) or fails with :class:`~chronoid.errors.ClockMovedBackwards`, so it cannot
-repeat the previous holder's IDs. What is not covered: IDs a holder issued after its last
-recorded renewal, if the registry lost its data (e.g. a Redis restart without persistence);
-those are protected only by the margin, i.e. by clocks that disagree by less than
-``skew_margin_ms``.
+* **Local deadline.** The lease lives for ``ttl_ms`` on the registry's clock, from the moment
+  the registry granted or renewed it. Locally the holder trusts it until *send time of the last
+  successful acquisition or renewal + ttl - skew_margin*, measured on ``CLOCK_BOOTTIME``
+  (:func:`chronoid.clock.boottime_ns`, which keeps counting through a host suspend; where it
+  does not exist, ``CLOCK_MONOTONIC``). The send time is earlier than the registry's grant, so
+  the holder stops before the registry could hand the node to anyone else, whatever paused it.
+* **Take, then check.** Every call makes its ID first and then checks the deadline (and that
+  the lease is still the one the ID was made under): an ID made after the deadline (the
+  process was paused by SIGSTOP, a long GC, a suspend, while it waited for a tick) is
+  discarded and the call raises :class:`~chronoid.errors.LeaseLost`. A batch is checked after
+  every tick and at its end, and refused whole if the lease ended before its last ID was made.
+  No wait inside a call outlasts the lease: the generator sleeps in slices that end inside
+  it (renewals extend it meanwhile).
+* **Renewal confirms our token.** A background thread renews every ``renew_ms`` (scheduled
+  from the last send). A registry that no longer knows the token (the lease expired there, was
+  taken, or the registry lost its data) ends issuing at once; the thread then acquires a new
+  node. A registry that does not answer leaves the cached lease until its deadline.
+* **Lock-delay.** A freshly acquired node issues nothing until the registry proves the node's
+  previous lease ended. Each registry keeps a marker of its own history: a node it has a
+  record of (released cleanly, or expired in the registry's own time), or a node it never
+  handed out while its history is at least one TTL old, is issued from at once. When the
+  registry cannot vouch (its marker is missing or younger than one TTL: it is new, or it lost
+  its data, like a Redis restarted without persistence), the new holder waits until one full
+  TTL after the marker was made, by which time any holder from before the loss has stopped.
+  The cost: the first acquisition on a brand-new registry namespace, and acquisitions in the
+  first TTL after a data loss, wait up to ``ttl_ms``. Every holder of one registry namespace
+  should use the same ``ttl_ms`` (the delay is the newcomer's own TTL).
+* **Handover.** Each holder records ``last_ns`` (the end of the last tick it used) on every
+  renewal and on release. A new holder whose wall clock reads earlier than that waits (up to
+  ``max_wait_ms``) or fails with :class:`~chronoid.errors.ClockMovedBackwards`.
+* **Fork.** A child made by ``os.fork()`` (at-fork hooks run) or by a raw C ``fork()``
+  (noticed on the generator's slow path, see :mod:`chronoid.generator` for the window that
+  remains) does not use the parent's lease: with ``on_fork="raise"`` (default) it raises
+  :class:`~chronoid.errors.GeneratorForked`; with ``on_fork="lease"`` it leases a node of its
+  own on its first call (the gunicorn ``--preload`` case) and carries on.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
-import time
 import weakref
 from collections.abc import Callable
+from typing import TypeVar
 
+from chronoid import clock as clocks
 from chronoid.clock import SYSTEM_CLOCK, Clock
 from chronoid.errors import (
     ClockMovedBackwards,
@@ -45,13 +71,20 @@ from chronoid.variants import get_layout
 
 __all__ = ["Lease", "LeaseGenerator", "NodeRegistry"]
 
+_T = TypeVar("_T")
+
 _LIVE: weakref.WeakSet[LeaseGenerator] = weakref.WeakSet()
+
+_NO_HOLD: tuple[int, Lease | None] = (0, None)
+"""What the hot path sees while no lease may issue: a deadline no clock reading is before."""
+
+_FORK_POLICIES = ("raise", "lease")
 
 
 def _after_fork_in_child() -> None:
     for generator in list(_LIVE):
         generator._forked = True
-        generator._deadline = 0
+        generator._hold = _NO_HOLD
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -71,16 +104,27 @@ class LeaseGenerator:
         ttl_ms: lease length (ms, default 10 s).
         renew_ms: time between renewals (ms, default ttl/3).
         skew_margin_ms: how much earlier than the lease's expiry the generator stops (ms,
-            default min(1 s, ttl/4)); cover the clock skew between hosts and the registry.
+            default min(1 s, ttl/4)); covers clock-rate differences between this host and
+            the registry over one TTL.
         max_wait_ms: longest wait for a tick (sequence overflow) or for the previous
-            holder's ``last_ns`` (ms).
-        monotonic_ns: the local clock lease deadlines are measured with.
+            holder's ``last_ns`` (ms); a wait never outlasts the lease either.
+        lease_clock_ns: the local clock lease deadlines are measured with (default
+            :func:`chronoid.clock.boottime_ns`, ``CLOCK_BOOTTIME``); tests inject one.
+        on_fork: ``"raise"`` (a forked child raises GeneratorForked) or ``"lease"`` (a
+            forked child leases a node of its own on its first call).
 
     Raises:
         InvalidArgument: inconsistent timings. NodeSpaceExhausted, RegistryUnavailable: no
-        lease could be acquired. ClockMovedBackwards: the clock is further behind the
-        previous holder's ``last_ns`` than ``max_wait_ms``.
+        lease could be acquired. LeaseLost: the lease could not be kept through the
+        lock-delay. ClockMovedBackwards: the clock is further behind the previous holder's
+        ``last_ns`` than ``max_wait_ms``.
     """
+
+    _swap: threading.Lock
+    _stop: threading.Event
+    _issuable: threading.Event
+    _lease: Lease | None
+    _thread: threading.Thread
 
     def __init__(
         self,
@@ -92,7 +136,8 @@ class LeaseGenerator:
         renew_ms: int | None = None,
         skew_margin_ms: int | None = None,
         max_wait_ms: float = 1000.0,
-        monotonic_ns: Callable[[], int] = time.monotonic_ns,
+        lease_clock_ns: Callable[[], int] | None = None,
+        on_fork: str = "raise",
     ) -> None:
         self._layout = get_layout(layout)
         if registry is None or not isinstance(registry, NodeRegistry):
@@ -117,17 +162,24 @@ class LeaseGenerator:
             )
         if not max_wait_ms >= 0:
             raise InvalidArgument(f"max_wait_ms must be >= 0, got {max_wait_ms!r}")
+        if lease_clock_ns is not None and not callable(lease_clock_ns):
+            raise InvalidArgument(f"lease_clock_ns must be callable, got {lease_clock_ns!r}")
+        if on_fork not in _FORK_POLICIES:
+            raise InvalidArgument(f'on_fork must be "raise" or "lease", got {on_fork!r}')
         self._registry = registry
         self._clock = clock
         self._ttl_ns = ttl_ms * 1_000_000
         self._ttl_ms = ttl_ms
-        self._renew_s = renew_ms / 1000
+        self._renew_ns = renew_ms * 1_000_000
         self._margin_ns = skew_margin_ms * 1_000_000
         self._max_wait_ns = int(max_wait_ms * 1_000_000)
-        self._monotonic = monotonic_ns
+        # Read at construction (not bound as a default argument), so the clock module stays
+        # the one home of the lease clock.
+        self._lease_now: Callable[[], int] = lease_clock_ns or clocks.boottime_ns
+        self._on_fork = on_fork
         self._forked = False
-        self._swap = threading.Lock()
-        self._stop = threading.Event()
+        self._pid = os.getpid()
+        self._fork_lock = threading.Lock()
         self.renewals = 0
         """Successful renewals so far."""
         self.renewal_failures = 0
@@ -136,23 +188,26 @@ class LeaseGenerator:
         """The last registry error the renewal thread saw (None when it has seen none)."""
         self.acquisitions = 0
         """Leases acquired (1 after construction; more after a lease was lost)."""
+        self.lock_delay_ms = 0.0
+        """How long the last acquisition waited before its node could issue (ms): 0 unless
+        the registry could not vouch for the node's history."""
 
-        self._deadline = 0
-        lease, deadline = self._acquire()
+        self._hold: tuple[int, Lease | None] = _NO_HOLD
+        self._start_keeping()
+        lease = self._acquire()
         self._generator = Generator(
             self._layout,
             lease.node,
             clock=clock,
             on_overflow=Overflow.WAIT,
             max_wait_ms=max_wait_ms,
+            lease_remaining_ns=self._lease_left_ns,
         )
-        self._lease: Lease | None = lease
-        self._deadline = deadline
-        self._thread = threading.Thread(
-            target=self._renew_loop, name=f"chronoid-lease-{lease.node}", daemon=True
-        )
+        self._issue = self._generator.next_id
+        self._take(lease)
         _LIVE.add(self)
         self._thread.start()
+        self._wait_until_issuable()
 
     # -- public ----------------------------------------------------------------------------
 
@@ -174,31 +229,47 @@ class LeaseGenerator:
     @property
     def lease_remaining_ms(self) -> float:
         """How long the generator may still issue IDs without a renewal (ms, <= 0 if lost)."""
-        return (self._deadline - self._monotonic()) / 1e6
+        return (self._hold[0] - self._lease_now()) / 1e6
 
     def node_of(self, value: int) -> int:
         """The node of an ID of this layout: one shift and a mask (shard routing)."""
         return self._layout.node_of(value)
 
     def next_id(self) -> int:
-        """The next ID on the leased node.
+        """The next ID on the leased node, made inside the lease.
 
         Raises:
-            LeaseLost: the lease is past its local deadline (expiry minus skew margin).
+            LeaseLost: the lease ended before the ID was made, or no lease is held.
+            GeneratorForked: inherited through fork() with ``on_fork="raise"``.
         """
-        if self._monotonic() >= self._deadline:
-            raise self._lost()
-        return self._generator.next_id()
+        hold = self._hold
+        try:
+            value = self._issue()
+        except GeneratorForked:
+            return self._in_child(self.next_id)
+        # Take, then check: the ID was made before this reading, under the lease read above
+        # (a renewal meanwhile replaced the tuple but kept the lease: the slow check says so).
+        if self._lease_now() < hold[0] and (self._hold is hold or self._hold[1] is hold[1]):
+            return value
+        return self._refuse(self.next_id)
 
     def next_ids(self, count: int) -> list[int]:
-        """``count`` IDs in increasing order (see :meth:`Generator.next_ids`).
+        """``count`` IDs in increasing order (see :meth:`Generator.next_ids`), all made inside
+        the lease, or none: the batch is refused whole if the lease ends before it is done.
 
         Raises:
             LeaseLost: as :meth:`next_id`. InvalidArgument: a bad count.
         """
-        if self._monotonic() >= self._deadline:
-            raise self._lost()
-        return self._generator.next_ids(count)
+        hold = self._hold
+        if hold[1] is None:
+            return self._refuse(functools.partial(self.next_ids, count))
+        try:
+            values = self._generator.next_ids(count)
+        except GeneratorForked:
+            return self._in_child(functools.partial(self.next_ids, count))
+        if self._lease_now() < hold[0] and self._hold[1] is hold[1]:
+            return values
+        return self._refuse(functools.partial(self.next_ids, count))
 
     def close(self) -> None:
         """Stop renewing and release the lease, recording this holder's ``last_ns``.
@@ -211,8 +282,8 @@ class LeaseGenerator:
             self._thread.join()
         with self._swap:
             lease, self._lease = self._lease, None
-            self._deadline = 0
-        if lease is not None and not self._forked:
+            self._hold = _NO_HOLD
+        if lease is not None and not self._forked and self._pid == os.getpid():
             try:
                 self._registry.release(lease, self._last_ns())
             except RegistryUnavailable as exc:
@@ -224,19 +295,72 @@ class LeaseGenerator:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- internals -------------------------------------------------------------------------
+    # -- the lease -------------------------------------------------------------------------
+
+    def _start_keeping(self) -> None:
+        # Fresh per process: after a fork these may have been held by a thread that is gone.
+        self._swap = threading.Lock()
+        self._stop = threading.Event()
+        self._issuable = threading.Event()
+        self._lease = None
+        self._confirmed = 0  # lease clock: send time of the last successful acquire/renew
+        self._issue_from = 0  # lease clock: end of the lock-delay
+        self._thread = threading.Thread(target=self._renew_loop, name="chronoid-lease", daemon=True)
+
+    def _lease_left_ns(self) -> int:
+        # The generator's guard: how long the lease still runs; raises once it is over.
+        left = self._hold[0] - self._lease_now()
+        if left <= 0:
+            raise self._lost()
+        return left
+
+    def _refuse(self, retry: Callable[[], _T]) -> _T:
+        if self._forked or self._pid != os.getpid():
+            return self._in_child(retry)
+        raise self._lost()
+
+    def _in_child(self, retry: Callable[[], _T]) -> _T:
+        if self._on_fork == "raise":
+            raise GeneratorForked(
+                "this Mode C generator was inherited through fork(); its lease belongs to "
+                "the parent, so make a new LeaseGenerator in the child (or pass "
+                'on_fork="lease")'
+            )
+        with self._fork_lock:
+            if self._forked or self._pid != os.getpid():
+                self._lease_in_child()
+        return retry()
+
+    def _lease_in_child(self) -> None:
+        # The parent's renewal thread does not exist here and its lease is not ours: start
+        # over with a node of our own, new registry connections and a renewal thread.
+        self._pid = os.getpid()
+        self._forked = False
+        self._hold = _NO_HOLD
+        reset = getattr(self._registry, "after_fork", None)
+        if callable(reset):
+            reset()
+        self._start_keeping()
+        lease = self._acquire()
+        self._generator._mark_forked()  # a fresh lock, whatever the parent's threads held
+        self._generator.reassign_node(lease.node)
+        self._take(lease)
+        _LIVE.add(self)
+        self._thread.start()
+        self._wait_until_issuable()
 
     def _lost(self) -> Exception:
-        if self._forked:
-            return GeneratorForked(
-                "this Mode C generator was inherited through os.fork(); its lease belongs to "
-                "the parent, so make a new LeaseGenerator in the child"
-            )
         if self._stop.is_set():
             return LeaseLost(f"{self._layout.name}: this generator was closed")
         lease = self._lease
         where = f"node {lease.node}" if lease is not None else "no node"
         reason = f"; last registry error: {self.last_error}" if self.last_error else ""
+        if lease is not None and self._lease_now() < self._issue_from:
+            return LeaseLost(
+                f"{self._layout.name}: {where} was just acquired and the registry cannot "
+                f"vouch for its previous lease; it issues in "
+                f"{(self._issue_from - self._lease_now()) / 1e6:,.0f} ms (lock-delay)"
+            )
         return LeaseLost(
             f"{self._layout.name}: the lease ({where}, ttl {self._ttl_ms} ms) is past its "
             f"deadline and could not be renewed; refusing to issue IDs that another holder of "
@@ -247,9 +371,10 @@ class LeaseGenerator:
         tick = self._generator.last_tick
         return self._layout.tick_start_ns(tick + 1) if tick >= 0 else 0
 
-    def _acquire(self) -> tuple[Lease, int]:
-        started = self._monotonic()
+    def _acquire(self) -> Lease:
+        sent = self._lease_now()
         lease = self._registry.acquire(self._layout.max_node, self._ttl_ms, self._clock.now_ns())
+        received = self._lease_now()
         self.acquisitions += 1
         behind = lease.not_before_ns - self._clock.now_ns()
         if behind > 0:
@@ -263,45 +388,87 @@ class LeaseGenerator:
                     f"(more than max_wait_ms); refusing to repeat its IDs",
                 )
             self._clock.sleep_ns(behind)
-        return lease, started + self._ttl_ns - self._margin_ns
+        self._confirmed = sent
+        # The registry's delay counts from its grant, which is before our receipt.
+        self._issue_from = received + lease.settle_ms * 1_000_000
+        self.lock_delay_ms = float(lease.settle_ms)
+        return lease
+
+    def _take(self, lease: Lease) -> None:
+        # Called with the generator already on lease.node; issuing starts after the delay.
+        self._lease = lease
+        if self._lease_now() >= self._issue_from:
+            self._publish(lease)
+
+    def _publish(self, lease: Lease) -> None:
+        self._hold = (self._confirmed + self._ttl_ns - self._margin_ns, lease)
+        self._issuable.set()
+
+    def _wait_until_issuable(self) -> None:
+        if self._issuable.is_set():
+            return
+        delay_ns = max(0, self._issue_from - self._lease_now())
+        if not self._issuable.wait((delay_ns + self._ttl_ns) / 1e9):
+            error = self._lost()
+            self.close()
+            raise error
+
+    def _next_wake_ns(self) -> int:
+        lease = self._lease
+        if lease is None:
+            return self._lease_now() + self._renew_ns // 4  # retry the acquisition soon
+        wake = self._confirmed + self._renew_ns
+        if self._hold[1] is not lease and self._issue_from < wake:
+            wake = self._issue_from
+        return wake
 
     def _renew_loop(self) -> None:
-        while not self._stop.wait(self._renew_s):
+        while not self._stop.wait(max(0, self._next_wake_ns() - self._lease_now()) / 1e9):
             try:
                 self._renew_once()
             except RegistryUnavailable as exc:
                 self.renewal_failures += 1
                 self.last_error = str(exc)
+                self._stop.wait(self._renew_ns / 4e9)  # not a busy loop while it is down
             except Exception as exc:  # keep renewing whatever happens; report it
                 self.renewal_failures += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
+                self._stop.wait(self._renew_ns / 4e9)
 
     def _renew_once(self) -> None:
         lease = self._lease
         if lease is not None:
-            started = self._monotonic()
+            if self._hold[1] is not lease and self._lease_now() < self._confirmed + self._renew_ns:
+                # Woken at the end of the lock-delay, before the renewal is due.
+                with self._swap:
+                    if self._lease is lease and self._lease_now() >= self._issue_from:
+                        self._publish(lease)
+                return
+            sent = self._lease_now()
             if self._registry.renew(lease, self._last_ns()):
                 with self._swap:
                     if self._lease is lease and not self._stop.is_set():
-                        self._deadline = started + self._ttl_ns - self._margin_ns
+                        self._confirmed = sent
+                        if self._lease_now() >= self._issue_from:
+                            self._publish(lease)
                 self.renewals += 1
                 return
-            # Not ours any more (expired on the registry, maybe taken): stop at once.
+            # The registry does not know our token (expired there, taken, or its data was
+            # lost): stop issuing at once, then lease a node again.
             with self._swap:
                 if self._lease is lease:
-                    self._deadline = 0
+                    self._hold = _NO_HOLD
                     self._lease = None
         if self._stop.is_set():
             return
-        new_lease, deadline = self._acquire()
+        new_lease = self._acquire()
         with self._swap:
             if self._stop.is_set():
                 self._registry.release(new_lease, 0)
                 return
             # The generator keeps its last tick, so IDs on the new node still increase.
             self._generator.reassign_node(new_lease.node)
-            self._lease = new_lease
-            self._deadline = deadline
+            self._take(new_lease)
 
     def __repr__(self) -> str:
         return (

@@ -31,14 +31,13 @@ follow it) or ``-TRYAGAIN ...`` saying why no leader is known.
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from chronoid.clock import boottime_s
 from chronoid.errors import InvalidArgument, LeadershipLost, StoreUnavailable
 from chronoid.sequencer.logs import event
 from chronoid.sequencer.protocol import encode_error
@@ -69,13 +68,9 @@ COOL_OFF_POLLS = 2
 before campaigning again, so a healthy standby gets the lease first."""
 
 
-_now: Callable[[], float] = (
-    functools.partial(time.clock_gettime, time.CLOCK_BOOTTIME)
-    if hasattr(time, "CLOCK_BOOTTIME")
-    else time.monotonic
-)
-"""The clock of lease deadlines: Linux's ``CLOCK_BOOTTIME`` keeps counting while the machine
-is suspended, where ``time.monotonic`` stops, so a resumed leader sees its lease run out."""
+_now: Callable[[], float] = boottime_s
+"""The clock of lease deadlines (:func:`chronoid.clock.boottime_s`, ``CLOCK_BOOTTIME``): it
+keeps counting while the machine is suspended, so a resumed leader sees its lease run out."""
 
 
 class Coordinator(Protocol):

@@ -18,7 +18,10 @@ class Lease:
     ``token`` proves ownership to the registry; ``ttl_ms`` is the lease length granted (ms);
     ``not_before_ns`` is what the previous holder recorded: the first instant (ns since the
     Unix epoch) at which this holder may issue IDs (0 when the node was never used);
-    ``handle`` is backend data (the etcd lease ID).
+    ``handle`` is backend data (the etcd lease ID); ``settle_ms`` is the lock-delay: how long
+    after the grant this holder must wait before issuing (ms), 0 when the registry vouches
+    for the node's history (it has a record of the node, or its own history is older than
+    one TTL), up to ``ttl_ms`` when it cannot (it is new or lost its data).
     """
 
     node: int
@@ -26,6 +29,7 @@ class Lease:
     ttl_ms: int
     not_before_ns: int = 0
     handle: int = 0
+    settle_ms: int = 0
 
 
 @runtime_checkable
@@ -55,6 +59,9 @@ class NodeRegistry(Protocol):
     def close(self) -> None:
         """Close connections (the registry's leases stay as they are)."""
         ...
+
+    # Optional: ``after_fork()`` drops connections inherited through fork() without closing
+    # them (closing could end the parent's session), so a child can lease a node of its own.
 
 
 def new_token() -> str:

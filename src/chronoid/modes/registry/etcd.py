@@ -5,7 +5,11 @@ its minimum, about 2 s) and claims ``<prefix>node/<n>`` in a transaction that su
 the key does not exist (``create_revision == 0``), attaching the key to the lease. Renewal is a
 transaction that checks the stored token and records ``<prefix>last/<n>`` followed by a lease
 keep-alive; release checks the token, records ``last`` and deletes the key, then revokes the
-lease. etcd 3.4 serves the gateway at ``/v3/``; etcd3gw would discover that with one more
+lease. The lock-delay's marker: ``<prefix>history/born`` (kept) and, for one TTL after it
+is made, ``<prefix>history/settling`` (on an etcd lease); a node without a ``last`` record
+acquired while ``settling`` exists waits one full TTL.
+
+etcd 3.4 serves the gateway at ``/v3/``; etcd3gw would discover that with one more
 request per client, so chronoid passes ``api_path='/v3/'``.
 
 The ``etcd3`` gRPC package is not used: it has not been released since 2020 and does not import
@@ -69,7 +73,9 @@ class EtcdRegistry:
         self._range = check_node_range(node_range)
         self._prefix = prefix
         self._where = f"etcd {host}:{port}"
+        self._host, self._port, self._timeout_s, self._api_path = host, port, timeout_s, api_path
         self._client = Etcd3Client(host=host, port=port, timeout=timeout_s, api_path=api_path)
+        self._inherited: Etcd3Client | None = None
         # requests.Session is not documented as thread-safe: one call at a time.
         self._lock = threading.Lock()
 
@@ -94,9 +100,45 @@ class EtcdRegistry:
             for kv in result.get("kvs", [])
         }
 
+    def _history_is_young(self, ttl_s: int) -> bool:
+        # The lock-delay's marker: history/born exists as long as the data does; for one TTL
+        # after it is made, history/settling (on an etcd lease) says the history is too young
+        # to vouch for nodes it has no record of.
+        history = self._range_of("history/")
+        if f"{self._prefix}history/born" in history:
+            return f"{self._prefix}history/settling" in history
+        grant = self._post("/lease/grant", {"TTL": ttl_s, "ID": 0})
+        born = _b64(f"{self._prefix}history/born")
+        txn = {
+            "compare": [{"key": born, "result": "EQUAL", "target": "CREATE", "create_revision": 0}],
+            "success": [
+                {"request_put": {"key": born, "value": _b64("1")}},
+                {
+                    "request_put": {
+                        "key": _b64(f"{self._prefix}history/settling"),
+                        "value": _b64("1"),
+                        "lease": int(grant["ID"]),
+                    }
+                },
+            ],
+            "failure": [],
+        }
+        self._post("/kv/txn", txn)
+        return True
+
+    def _create_record(self, node: int) -> None:
+        key = _b64(self._last_key(node))
+        txn = {
+            "compare": [{"key": key, "result": "EQUAL", "target": "CREATE", "create_revision": 0}],
+            "success": [{"request_put": {"key": key, "value": _b64("0")}}],
+            "failure": [],
+        }
+        self._post("/kv/txn", txn)
+
     def acquire(self, max_node: int, ttl_ms: int, now_ns: int) -> Lease:
         lo, hi = node_bounds(max_node, self._range)
         size = hi - lo + 1
+        young = self._history_is_young(max(1, -(-ttl_ms // 1000)))
         held = self._range_of("node/")
         lasts = {k: int(v or b"0") for k, v in self._range_of("last/").items()}
         start = secrets.randbelow(size)
@@ -130,7 +172,11 @@ class EtcdRegistry:
             if result.get("succeeded"):
                 kvs = result["responses"][1]["response_range"].get("kvs", [])
                 last = int(base64.b64decode(kvs[0].get("value", "")) or b"0") if kvs else 0
-                return Lease(node, token, ttl_ms, last, lease_id)
+                settle = 0
+                if not kvs:
+                    self._create_record(node)
+                    settle = ttl_ms if young else 0
+                return Lease(node, token, ttl_ms, last, lease_id, settle)
         self._revoke(lease_id)
         raise NodeSpaceExhausted(
             f"{self._where}: {_MAX_CLAIM_TRIES} free-looking nodes were all claimed by others "
@@ -172,6 +218,14 @@ class EtcdRegistry:
         ]
         self._token_txn(lease, ops)
         self._revoke(lease.handle)
+
+    def after_fork(self) -> None:
+        """A new HTTP session for a child made by fork(); the inherited one is left alone."""
+        self._inherited = self._client
+        self._client = Etcd3Client(
+            host=self._host, port=self._port, timeout=self._timeout_s, api_path=self._api_path
+        )
+        self._lock = threading.Lock()
 
     def _revoke(self, lease_id: int) -> None:
         self._post("/kv/lease/revoke", {"ID": lease_id})

@@ -2,7 +2,12 @@
 
 One row per node ever leased: ``node``, ``holder`` (owner token, NULL when free), ``expires_at``
 (server time) and ``last_ns`` (numeric: ns values pass the bigint range in 2262, before many
-layouts expire). A claim is one statement: pick the first free node from a random start
+layouts expire). Row ``-1`` is the lock-delay's marker: its ``expires_at`` is the time the
+table's history began, so a node claimed for the first time (no row) in a table younger than
+one TTL (new, or dropped and re-created) waits until that history is one TTL old. Restoring
+the table from a backup is a data loss this marker cannot see: wait one TTL before using it.
+
+A claim is one statement: pick the first free node from a random start
 (preferring nodes whose ``last_ns`` has passed) and ``INSERT ... ON CONFLICT (node) DO UPDATE
 ... WHERE expires_at <= clock_timestamp()``. Two claimants racing for one node serialise on the
 row; the loser gets no row back and tries again. Renewal and release are ``UPDATE ... WHERE
@@ -13,6 +18,7 @@ node.
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 import secrets
 import threading
@@ -25,6 +31,9 @@ from chronoid.errors import InvalidArgument, NodeSpaceExhausted, RegistryUnavail
 from chronoid.modes.registry.base import Lease, check_node_range, new_token, node_bounds
 
 __all__ = ["PostgresRegistry"]
+
+_INHERITED: list[Any] = []
+"""Connections inherited through fork(), kept referenced so they are never closed here."""
 
 _TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _MAX_CLAIM_TRIES = 32
@@ -53,7 +62,16 @@ FROM candidate
 ON CONFLICT (node) DO UPDATE
     SET holder = excluded.holder, expires_at = excluded.expires_at
     WHERE t.expires_at <= clock_timestamp()
-RETURNING node, last_ns
+RETURNING node, last_ns, (xmax = 0) AS fresh,
+    EXTRACT(EPOCH FROM clock_timestamp() - (SELECT expires_at FROM {table} WHERE node = -1))
+        * 1000 AS history_ms
+"""
+
+# The lock-delay's marker: row -1 (never a node) holds the time the table's history began.
+_MARKER = """
+INSERT INTO {table} (node, holder, expires_at, last_ns)
+VALUES (-1, NULL, clock_timestamp(), 0)
+ON CONFLICT (node) DO NOTHING
 """
 
 _ANY_FREE = """
@@ -138,6 +156,7 @@ class PostgresRegistry:
         # Another process may create it at the same moment.
         with contextlib.suppress(psycopg.errors.UniqueViolation, psycopg.errors.DuplicateTable):
             conn.execute(self._query(_CREATE))
+        conn.execute(self._query(_MARKER))
 
     def acquire(self, max_node: int, ttl_ms: int, now_ns: int) -> Lease:
         lo, hi = node_bounds(max_node, self._range)
@@ -155,8 +174,14 @@ class PostgresRegistry:
             }
             rows = self._execute(_CLAIM, params)
             if rows:
-                node, last = rows[0]
-                return Lease(int(node), token, ttl_ms, int(last))
+                node, last, fresh, history_ms = rows[0]
+                # A node the table has no row of is vouched for only by a history (marker)
+                # at least one TTL old; a missing marker vouches for nothing.
+                settle = 0
+                if fresh:
+                    age = float(history_ms) if history_ms is not None else 0.0
+                    settle = max(0, math.ceil(ttl_ms - age))
+                return Lease(int(node), token, ttl_ms, int(last), settle_ms=settle)
             if not self._execute(_ANY_FREE, {"lo": lo, "hi": hi})[0][0]:
                 break
         raise NodeSpaceExhausted(
@@ -170,6 +195,14 @@ class PostgresRegistry:
     def release(self, lease: Lease, last_ns: int) -> None:
         params = {"last": last_ns, "node": lease.node, "token": lease.token}
         self._execute(_RELEASE, params)
+
+    def after_fork(self) -> None:
+        """Forget the connection inherited through fork() without closing it: libpq's close
+        sends a Terminate message, which would end the parent's session."""
+        self._lock = threading.Lock()
+        if self._conn is not None:
+            _INHERITED.append(self._conn)
+        self._conn = None
 
     def close(self) -> None:
         """Close the connection."""

@@ -1,7 +1,10 @@
 """Node leases in Redis: ``SET key token NX PX ttl``, renewed and released by Lua scripts.
 
 Keys (``prefix`` default ``chronoid:``): ``<prefix>node:<n>`` holds the owner token and expires
-with the lease; ``<prefix>last:<n>`` (no expiry) holds the previous holder's ``last_ns``. The
+with the lease; ``<prefix>last:<n>`` (no expiry) holds the previous holder's ``last_ns``;
+``<prefix>registry`` (no expiry) the server time the namespace's history began (the
+lock-delay's marker: a Redis that lost its data has none). The registry needs Redis's default
+``maxmemory-policy noeviction``: an evicted key is a loss the marker cannot see. The
 scripts compare the stored token with the caller's before touching anything, so a holder whose
 lease expired and was taken cannot renew or release someone else's. Acquisition scans the
 node range in one script (atomic, one round trip), starting at a random node; it names keys
@@ -22,11 +25,21 @@ from chronoid.modes.registry.base import Lease, check_node_range, new_token, nod
 __all__ = ["RedisRegistry"]
 
 # Two passes: first a free node whose previous holder's last_ns has passed, then any free node.
+# The lock-delay: <prefix>registry holds the server time (ms) the namespace's history began; a
+# node without a last: record in a history younger than one TTL may have been held before a
+# data loss, so its new holder waits until birth + ttl. Every acquired node gets a record.
 _ACQUIRE = """
 local prefix, token, ttl = ARGV[1], ARGV[5], ARGV[6]
 local lo, hi, start = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local now = tonumber(ARGV[7])
 local size = hi - lo + 1
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local birth = tonumber(redis.call('GET', prefix .. 'registry'))
+if not birth then
+  redis.call('SET', prefix .. 'registry', now_ms)
+  birth = now_ms
+end
 for pass = 1, 2 do
   for i = 0, size - 1 do
     local node = lo + (start + i) % size
@@ -35,13 +48,18 @@ for pass = 1, 2 do
       local last = redis.call('GET', prefix .. 'last:' .. node)
       if pass == 2 or not last or tonumber(last) <= now then
         if redis.call('SET', key, token, 'NX', 'PX', ttl) then
-          return {node, last or '0'}
+          local settle = 0
+          if not last then
+            settle = math.max(0, birth + tonumber(ttl) - now_ms)
+            redis.call('SET', prefix .. 'last:' .. node, '0')
+          end
+          return {node, last or '0', settle}
         end
       end
     end
   end
 end
-return {-1, '0'}
+return {-1, '0', 0}
 """
 
 # last_ns is kept as the larger of the stored and the given value, compared as decimal strings
@@ -128,7 +146,7 @@ class RedisRegistry:
         lo, hi = node_bounds(max_node, self._range)
         token = new_token()
         start = secrets.randbelow(hi - lo + 1)
-        node, last = self._call(
+        node, last, settle = self._call(
             self._acquire, [], [self._prefix, lo, hi, start, token, ttl_ms, now_ns]
         )
         if int(node) < 0:
@@ -136,7 +154,7 @@ class RedisRegistry:
                 f"all {hi - lo + 1} nodes {lo}..{hi} under {self._prefix!r} in Redis "
                 f"{self._url} are leased"
             )
-        return Lease(int(node), token, ttl_ms, int(last))
+        return Lease(int(node), token, ttl_ms, int(last), settle_ms=int(settle))
 
     def renew(self, lease: Lease, last_ns: int) -> bool:
         args = [lease.token, lease.ttl_ms, str(last_ns)]
