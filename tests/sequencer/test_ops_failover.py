@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import socket
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -87,11 +90,24 @@ def _ready(member: Member) -> tuple[int, dict[str, object]]:
     return status, json.loads(body)
 
 
-def test_readyz_follows_leadership_across_a_kill_9(members: list[Member]) -> None:
+def test_readyz_follows_leadership_across_a_kill_9(
+    members: list[Member], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory = tempfile.mkdtemp(prefix="chronoid-notify-")  # short: sun_path is 108 bytes
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(f"{directory}/notify")
+    notify.settimeout(15)
+    monkeypatch.setenv("NOTIFY_SOCKET", f"{directory}/notify")
     for member in members:
         member.start()
         assert member.process is not None
         wait_for_port(_metrics_port(member), member.process)  # type: ignore[arg-type]
+    # Each member tells systemd it is ready once it listens, a standby too.
+    statuses = sorted(notify.recv(4096).decode() for _ in members)
+    notify.close()
+    shutil.rmtree(directory)
+    assert all(s.startswith("READY=1\nSTATUS=listening on 127.0.0.1:") for s in statuses)
+    assert all(s.endswith("standby until elected") for s in statuses), statuses
     leader = wait_for_leader(members, 10)
     standby = next(m for m in members if m is not leader)
     deadline = time.monotonic() + 5
