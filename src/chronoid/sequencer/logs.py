@@ -169,7 +169,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             **_fields(record),
         }
-        return json.dumps(document, default=str, ensure_ascii=False, separators=(",", ":"))
+        return json.dumps(document, default=str, separators=(",", ":"))  # ASCII: always valid
 
 
 class TextFormatter(logging.Formatter):
