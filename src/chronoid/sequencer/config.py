@@ -223,6 +223,9 @@ def format_effective(effective: Sequence[Effective]) -> str:
     """The settings as a TOML document that ``--config`` reads back (secrets masked), each
     line commented with its source; unset ones as comments."""
     lines = ["# effective settings (precedence: flag, environment, file, default)"]
+    files = sorted({e.source[5:] for e in effective if e.source.startswith("file ")})
+    if files:
+        lines.append(f"# config file: {files[0]}")
     width = max((len(e.setting.key) for e in effective), default=0)
     for item in effective:
         key = item.setting.key.ljust(width)
