@@ -22,13 +22,14 @@ from chronoid.errors import (
     InvalidArgument,
     InvalidLayout,
     InvalidNode,
+    MissingExtra,
     SequenceExhausted,
     TimestampOutOfRange,
     UnknownVariant,
 )
 from chronoid.generator import Backwards, ChronoSequence, Generator, Overflow, hlc_generator
 from chronoid.layout import IdParts, Layout
-from chronoid.variants import SNOWFLAKE, VARIANTS, get_layout
+from chronoid.variants import SNOWFLAKE, VARIANTS, VariantName, get_layout, time_of
 
 __all__ = [
     "SNOWFLAKE",
@@ -51,15 +52,18 @@ __all__ = [
     "InvalidNode",
     "Layout",
     "ManualClock",
+    "MissingExtra",
     "Overflow",
     "SequenceExhausted",
     "SystemClock",
     "TimestampOutOfRange",
     "UnknownVariant",
+    "VariantName",
     "decode_base32",
     "encode_base32",
     "format_id",
     "get_layout",
     "hlc_generator",
     "parse_id",
+    "time_of",
 ]

@@ -169,3 +169,11 @@ class SinkError(ChronoidError):
 class ConfigError(InvalidArgument):
     """A setting from the environment or a configuration file that is unknown or has a bad
     value; the message names the key and where it came from."""
+
+
+class MissingExtra(ChronoidError, ImportError):
+    """A feature needs a package that a plain ``pip install chronoid`` does not bring.
+
+    The message names the feature, the missing package and the extra to install
+    (``pip install 'chronoid[redis]'``), so a user never meets a bare ``ModuleNotFoundError``.
+    """

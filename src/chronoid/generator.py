@@ -93,7 +93,7 @@ from chronoid.errors import (
     SequenceExhausted,
 )
 from chronoid.layout import Layout
-from chronoid.variants import SNOWFLAKE, get_layout
+from chronoid.variants import SNOWFLAKE, VariantName, get_layout
 
 __all__ = ["MAX_BATCH", "Backwards", "ChronoSequence", "Generator", "Overflow", "hlc_generator"]
 
@@ -185,7 +185,7 @@ class Generator:
 
     def __init__(
         self,
-        layout: Layout | str = SNOWFLAKE,
+        layout: Layout | VariantName = SNOWFLAKE,
         node: int = 0,
         *,
         clock: Clock = SYSTEM_CLOCK,
@@ -528,7 +528,7 @@ class Generator:
 
 
 def hlc_generator(
-    node: int = 0, layout: Layout | str = SNOWFLAKE, *, clock: Clock = SYSTEM_CLOCK
+    node: int = 0, layout: Layout | VariantName = SNOWFLAKE, *, clock: Clock = SYSTEM_CLOCK
 ) -> Generator:
     """A hybrid-logical-clock generator (spec 003): never blocks, never fails on clock skew."""
     return Generator(layout, node, clock=clock, on_backwards=Backwards.HLC)

@@ -301,6 +301,14 @@ class Layout:
             layout=self,
         )
 
+    def time_of_id(self, value: int) -> datetime:
+        """When the ID ``value`` was made: the start of its tick, an aware UTC datetime.
+
+        Raises:
+            DecodeError: not an int, negative, or wider than the layout.
+        """
+        return self.unpack(value).time
+
     def node_of(self, value: int) -> int:
         """The node field of an ID: one shift and a mask (shard routing)."""
         return (value >> self.sequence_bits) & self.max_node

@@ -15,11 +15,20 @@ from __future__ import annotations
 
 import difflib
 from datetime import UTC, datetime
+from typing import Literal, get_args
 
 from chronoid.errors import UnknownVariant
 from chronoid.layout import Layout
 
-__all__ = ["CHRONO_EPOCH", "SNOWFLAKE", "SNOWFLAKE_EPOCH", "VARIANTS", "get_layout"]
+__all__ = [
+    "CHRONO_EPOCH",
+    "SNOWFLAKE",
+    "SNOWFLAKE_EPOCH",
+    "VARIANTS",
+    "VariantName",
+    "get_layout",
+    "time_of",
+]
 
 SNOWFLAKE_EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 """Epoch of the Snowflake layout (spec 000 and 003): 2024-01-01T00:00:00Z."""
@@ -78,6 +87,54 @@ VARIANTS: dict[str, Layout] = _build()
 """Every named layout by name: ``snowflake``, ``chrono64s``, ``uchrono32y``, ..."""
 
 
+VariantName = Literal[
+    "snowflake",
+    "uchrono64mo",
+    "chrono64mo",
+    "uchrono64w",
+    "chrono64w",
+    "uchrono64d",
+    "chrono64d",
+    "uchrono64h",
+    "chrono64h",
+    "uchrono64m",
+    "chrono64m",
+    "uchrono64s",
+    "chrono64s",
+    "uchrono64ds",
+    "chrono64ds",
+    "uchrono64cs",
+    "chrono64cs",
+    "uchrono64ms",
+    "chrono64ms",
+    "uchrono64us",
+    "chrono64us",
+    "uchrono32y",
+    "chrono32y",
+    "uchrono32hy",
+    "chrono32hy",
+    "uchrono32q",
+    "chrono32q",
+    "uchrono32mo",
+    "chrono32mo",
+    "uchrono32w",
+    "chrono32w",
+    "uchrono32d",
+    "chrono32d",
+    "uchrono32h",
+    "chrono32h",
+    "uchrono32tm",
+    "chrono32tm",
+    "uchrono32m",
+    "chrono32m",
+    "uchrono32bs",
+    "chrono32bs",
+]
+"""Every variant name, as a type: ``Generator("chrono64x")`` fails type checking (mypy,
+pyright), not only at run time. A name only known at run time (from configuration) goes
+through :func:`get_layout`, which takes any ``str`` and checks it."""
+
+
 def get_layout(name: str | Layout) -> Layout:
     """The named layout (a :class:`Layout` passes through unchanged).
 
@@ -94,3 +151,20 @@ def get_layout(name: str | Layout) -> Layout:
             f"unknown variant {name!r}{hint} (run `chronoid variants` for the full list)"
         )
     return layout
+
+
+if set(get_args(VariantName)) != set(VARIANTS):  # pragma: no cover - caught by the tests
+    raise AssertionError("VariantName and VARIANTS list different names")
+
+
+def time_of(value: int, variant: VariantName | Layout) -> datetime:
+    """When the ID ``value`` of ``variant`` was made: the start of its tick, an aware UTC datetime.
+
+    Precision is the layout's unit (a ``chrono64s`` ID knows its second, a ``chrono32y`` ID its
+    year). Same as ``get_layout(variant).time_of_id(value)``.
+
+    Raises:
+        UnknownVariant: not a variant name.
+        DecodeError: not an int, negative, or wider than the layout.
+    """
+    return get_layout(variant).time_of_id(value)

@@ -56,7 +56,7 @@ from chronoid.errors import (
 from chronoid.generator import MAX_BATCH
 from chronoid.layout import Layout
 from chronoid.mix import compose, mix, multiplier, weyl_step_constant
-from chronoid.variants import get_layout
+from chronoid.variants import VariantName, get_layout
 
 __all__ = ["DEFAULT_RESERVE", "STATE_VERSION", "InstanceGenerator", "mode_b_id", "mode_b_node"]
 
@@ -149,7 +149,7 @@ class InstanceGenerator:
 
     def __init__(
         self,
-        layout: Layout | str = "chrono64s",
+        layout: Layout | VariantName = "chrono64s",
         node: int | None = None,
         *,
         clock: Clock = SYSTEM_CLOCK,

@@ -67,7 +67,7 @@ from chronoid.errors import (
 from chronoid.generator import Generator, Overflow
 from chronoid.layout import Layout
 from chronoid.modes.registry.base import Lease, NodeRegistry
-from chronoid.variants import get_layout
+from chronoid.variants import VariantName, get_layout
 
 __all__ = ["Lease", "LeaseGenerator", "NodeRegistry"]
 
@@ -128,7 +128,7 @@ class LeaseGenerator:
 
     def __init__(
         self,
-        layout: Layout | str = "chrono64s",
+        layout: Layout | VariantName = "chrono64s",
         registry: NodeRegistry | None = None,
         *,
         clock: Clock = SYSTEM_CLOCK,

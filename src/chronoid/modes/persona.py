@@ -31,7 +31,7 @@ from chronoid.errors import InvalidArgument, UnsafeForModeA
 from chronoid.generator import MAX_BATCH
 from chronoid.layout import Layout
 from chronoid.mix import mix, multiplier
-from chronoid.variants import get_layout
+from chronoid.variants import VariantName, get_layout
 
 __all__ = [
     "MIN_MODE_A_SUFFIX_BITS",
@@ -123,7 +123,7 @@ class PersonaGenerator:
 
     def __init__(
         self,
-        layout: Layout | str = "chrono64s",
+        layout: Layout | VariantName = "chrono64s",
         *,
         clock: Clock = SYSTEM_CLOCK,
         rotation_s: float = 60.0,

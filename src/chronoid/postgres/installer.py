@@ -13,6 +13,7 @@ from importlib import resources
 from typing import Any
 
 from chronoid.errors import InvalidArgument, SqlInstallError, UnknownVariant
+from chronoid.extras import require_extra
 from chronoid.layout import Layout
 from chronoid.modes.instance import mode_b_id
 from chronoid.postgres.sqlgen import (
@@ -20,6 +21,7 @@ from chronoid.postgres.sqlgen import (
     SCRIPT_VERSION,
     build_uninstall_script,
 )
+from chronoid.redact import redact_dsn
 from chronoid.variants import get_layout
 
 __all__ = [
@@ -83,20 +85,19 @@ def _check_schema(schema: str | None) -> None:
 
 def _connect(dsn: str) -> Any:
     if not isinstance(dsn, str) or not dsn:
-        raise InvalidArgument(f"dsn must be a non-empty connection string, got {dsn!r}")
-    try:
-        import psycopg
-    except ImportError as exc:  # pragma: no cover - psycopg is a declared extra
-        raise SqlInstallError(
-            "psycopg 3 is needed for chronoid pg (pip install 'chronoid[postgres]')"
-        ) from exc
+        raise InvalidArgument(f"dsn must be a non-empty connection string, got {redact_dsn(dsn)!r}")
+    import psycopg
+
     try:
         return psycopg.connect(dsn, connect_timeout=10)
     except psycopg.Error as exc:
-        raise SqlInstallError(f"cannot connect to PostgreSQL with {dsn!r}: {exc}") from exc
+        raise SqlInstallError(
+            redact_dsn(f"cannot connect to PostgreSQL with {dsn!r}: {exc}")
+        ) from exc
 
 
 def _run(dsn: str, schema: str | None, sql: str, *, create_schema: bool) -> InstallSettings | None:
+    require_extra("postgres", "installing chronoid's SQL functions (chronoid pg)", "psycopg")
     import psycopg
 
     _check_schema(schema)

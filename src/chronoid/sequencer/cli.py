@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chronoid.errors import ChronoidError, InvalidArgument
+from chronoid.extras import require_extra
 from chronoid.sequencer.config import format_effective, make_configurable, resolve
 from chronoid.sequencer.ha import DEFAULT_TTL
 from chronoid.sequencer.logs import FORMATS
@@ -247,6 +248,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     health: HealthServer | None = None
     if args.metrics_port is not None:
+        require_extra("server", "serve --metrics-port", "prometheus_client")
         from chronoid.sequencer.health import HealthServer
 
         # Bound before the state is touched: a port in use stops the start cleanly, and

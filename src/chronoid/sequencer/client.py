@@ -26,11 +26,20 @@ import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from chronoid.errors import InvalidArgument, SequencerReplyError
 from chronoid.sequencer.sequences import DEFAULT_NAME, MAX_COUNT
 
-__all__ = ["AsyncSequencerClient", "RangeCache", "SequencerClient", "parse_address"]
+__all__ = [
+    "AsyncBlockSource",
+    "AsyncRangeCache",
+    "AsyncSequencerClient",
+    "BlockSource",
+    "RangeCache",
+    "SequencerClient",
+    "parse_address",
+]
 
 MAX_REDIRECTS = 5
 """Redirects followed for one command (a loop of standbys naming each other stops here)."""
@@ -318,21 +327,88 @@ def _encode(args: tuple[bytes, ...]) -> bytes:
     return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
 
 
+class BlockSource(Protocol):
+    """What :class:`RangeCache` needs of a client: :class:`SequencerClient` is one."""
+
+    def getseq(self, count: int = 1, name: str = DEFAULT_NAME) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class AsyncBlockSource(Protocol):
+    """What :class:`AsyncRangeCache` needs: :class:`AsyncSequencerClient` is one."""
+
+    async def getseq(self, count: int = 1, name: str = DEFAULT_NAME) -> int: ...
+
+    async def close(self) -> None: ...
+
+
+def _check_block(block: object) -> int:
+    if not isinstance(block, int) or isinstance(block, bool) or not 1 <= block <= MAX_COUNT:
+        raise InvalidArgument(f"block must be an int in 1..{MAX_COUNT} values, got {block!r}")
+    return block
+
+
+def _reply_int(reply: object) -> int:
+    # redis-py answers an integer reply with an int, or bytes with decode_responses off in
+    # some RESP3 paths: accept an int or its decimal text, nothing else.
+    if isinstance(reply, bytes | str) and reply.strip().isdigit():
+        return int(reply)
+    if not isinstance(reply, int) or isinstance(reply, bool):
+        raise SequencerReplyError(f"expected an integer reply to GETSEQ, got {reply!r}")
+    return reply
+
+
+class _RedisPyBlocks:
+    """A redis-py ``Redis`` client seen as a :class:`BlockSource` (``GETSEQ`` by
+    ``execute_command``), so a cache can run over the client an application already has."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def getseq(self, count: int = 1, name: str = DEFAULT_NAME) -> int:
+        return _reply_int(self.client.execute_command("GETSEQ", count, name))
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class _AsyncRedisPyBlocks:
+    """A ``redis.asyncio.Redis`` client seen as an :class:`AsyncBlockSource`."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    async def getseq(self, count: int = 1, name: str = DEFAULT_NAME) -> int:
+        return _reply_int(await self.client.execute_command("GETSEQ", count, name))
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
 class RangeCache:
     """Values of one sequence handed out in-process from blocks of ``block`` values.
 
     ``next()`` is thread-safe and takes no lock while the current block lasts. When a block
     is opened and less than one further block is fetched, a background thread fetches the
     next one with ``GETSEQ <block>``, so ``next()`` waits for the server only when values are
-    used faster than one round trip per block. The client is owned by the cache.
+    used faster than one round trip per block. The client is owned by the cache (closed by
+    :meth:`close` or at the end of a ``with`` block): a :class:`SequencerClient`, or a
+    redis-py ``redis.Redis`` connected to ``chronoid serve``.
     """
 
     def __init__(
-        self, client: SequencerClient, block: int = 10_000, name: str = DEFAULT_NAME
+        self, client: BlockSource | Any, block: int = 10_000, name: str = DEFAULT_NAME
     ) -> None:
-        if not isinstance(block, int) or not 1 <= block <= MAX_COUNT:
-            raise InvalidArgument(f"block must be an int in 1..{MAX_COUNT} values, got {block!r}")
-        self.client = client
+        block = _check_block(block)
+        if not hasattr(client, "getseq") and hasattr(client, "execute_command"):
+            client = _RedisPyBlocks(client)
+        if not hasattr(client, "getseq"):
+            raise InvalidArgument(
+                "client must be a SequencerClient or a redis-py Redis client, "
+                f"got {type(client).__name__}"
+            )
+        self.client: BlockSource = client
         self.block = block
         self.name = name
         self._ready: deque[range] = deque()
@@ -360,6 +436,12 @@ class RangeCache:
             while self._fetching:
                 self._fetched.wait()
             self.client.close()
+
+    def __enter__(self) -> RangeCache:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def _open_next_block(self) -> int:
         with self._lock:
@@ -529,3 +611,83 @@ class AsyncSequencerClient(_Routed):
             length = int(rest)
             return b"" if length < 0 else (await self._reader.readexactly(length + 2))[:-2]
         raise SequencerReplyError(f"unexpected reply {line[:64]!r}")
+
+
+class AsyncRangeCache:
+    """The asyncio form of :class:`RangeCache`: ``await cache.next()`` takes values from a
+    block in memory and fetches the next block in a background task while this one lasts.
+
+    ``client`` is an :class:`AsyncSequencerClient` or a ``redis.asyncio.Redis`` connected to
+    ``chronoid serve``; the cache owns it (``async with`` or :meth:`close`). Safe for many tasks
+    of one event loop. A caller cancelled while a block is on its way leaves the fetch running
+    for the next caller; values of a block never used are skipped (a gap, never a repeat).
+    """
+
+    def __init__(
+        self, client: AsyncBlockSource | Any, block: int = 10_000, name: str = DEFAULT_NAME
+    ) -> None:
+        block = _check_block(block)
+        if not hasattr(client, "getseq") and hasattr(client, "execute_command"):
+            client = _AsyncRedisPyBlocks(client)
+        if not hasattr(client, "getseq"):
+            raise InvalidArgument(
+                "client must be an AsyncSequencerClient or a redis.asyncio Redis client, "
+                f"got {type(client).__name__}"
+            )
+        self.client: AsyncBlockSource = client
+        self.block = block
+        self.name = name
+        self._current: Iterator[int] = iter(())
+        self._next: asyncio.Future[range] | None = None
+        self._lock: asyncio.Lock | None = None
+
+    async def next(self) -> int:
+        """The next value (waiting for the server only when no block is ready)."""
+        for value in self._current:
+            return value
+        return await self._open_next_block()
+
+    async def __anext__(self) -> int:
+        return await self.next()
+
+    def __aiter__(self) -> AsyncRangeCache:
+        return self
+
+    async def close(self) -> None:
+        """Stop the prefetch and close the client (unused values are skipped, never reused)."""
+        pending, self._next = self._next, None
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(BaseException):
+                await pending
+        await self.client.close()
+
+    async def __aenter__(self) -> AsyncRangeCache:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def _fetch(self) -> range:
+        first = await self.client.getseq(self.block, self.name)
+        return range(first, first + self.block)
+
+    async def _open_next_block(self) -> int:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            # Another task may have opened a block while this one waited for the lock.
+            for value in self._current:
+                return value
+            if self._next is None:
+                self._next = asyncio.ensure_future(self._fetch())
+            fetch = self._next
+            try:
+                block = await asyncio.shield(fetch)
+            except BaseException:
+                if fetch.done():  # the fetch failed: the next caller starts a new one
+                    self._next = None
+                raise
+            self._current = iter(block)
+            self._next = asyncio.ensure_future(self._fetch())
+            return next(self._current)

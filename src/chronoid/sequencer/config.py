@@ -29,9 +29,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from chronoid.errors import ConfigError
+from chronoid.redact import MASK, redact_dsn
 
 __all__ = [
     "CONFIG_ENV",
@@ -40,12 +40,9 @@ __all__ = [
     "Setting",
     "Settings",
     "make_configurable",
-    "mask_url",
     "resolve",
 ]
 
-MASK = "***"
-"""What a secret is printed as."""
 CONFIG_ENV = "CHRONOID_CONFIG"
 """The environment variable naming the configuration file when ``--config`` is not given."""
 _SECRET_WORDS = ("password", "secret", "token")
@@ -238,24 +235,6 @@ def format_effective(effective: Sequence[Effective]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def mask_url(text: str) -> str:
-    """``text`` with the password of a ``scheme://user:password@host`` URL replaced by
-    :data:`MASK`; anything else unchanged."""
-    if "://" not in text or "@" not in text:
-        return text
-    try:
-        parts = urlsplit(text)
-        password = parts.password
-    except ValueError:
-        return text
-    if not password:
-        return text
-    netloc = parts.netloc
-    userinfo, _, hostinfo = netloc.rpartition("@")
-    user = userinfo.split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:{MASK}@{hostinfo}"))
-
-
 # -- reading -------------------------------------------------------------------------------
 
 
@@ -377,7 +356,7 @@ def _toml_value(value: object) -> str:
         return repr(value)
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(item) for item in value) + "]"
-    return _toml_string(mask_url(str(value)))
+    return _toml_string(redact_dsn(str(value)))
 
 
 def _toml_string(text: str) -> str:

@@ -39,6 +39,8 @@ from typing import Protocol
 
 from chronoid.clock import boottime_s
 from chronoid.errors import InvalidArgument, LeadershipLost, StoreUnavailable
+from chronoid.extras import require_extra
+from chronoid.redact import redact_dsn
 from chronoid.sequencer.logs import event
 from chronoid.sequencer.protocol import encode_error
 from chronoid.sequencer.sequences import Sequences
@@ -130,15 +132,18 @@ def check_address(address: str) -> str:
 def open_coordinator(url: str, cluster: str, timeout: float) -> Coordinator:
     """The coordinator for ``postgresql://...`` or ``etcd://host:port[,host:port...]``."""
     if url.startswith(("postgresql://", "postgres://")):
+        require_extra("postgres", "serve --ha postgresql://...", "psycopg")
         from chronoid.sequencer.ha_postgres import PostgresCoordinator
 
         return PostgresCoordinator(url, cluster, timeout=timeout)
     if url.startswith("etcd://"):
+        require_extra("etcd", "serve --ha etcd://...", "etcd3gw", "requests")
         from chronoid.sequencer.ha_etcd import EtcdCoordinator, parse_etcd_endpoints
 
         return EtcdCoordinator(parse_etcd_endpoints(url), cluster, timeout=timeout)
     raise InvalidArgument(
-        f"--ha must be a postgresql://... or etcd://host:port[,host:port...] URL, got {url!r}"
+        "--ha must be a postgresql://... or etcd://host:port[,host:port...] URL, "
+        f"got {redact_dsn(url)!r}"
     )
 
 

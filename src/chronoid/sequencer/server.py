@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
 from chronoid.errors import InvalidArgument, ProtocolError
+from chronoid.extras import require_extra
 from chronoid.sequencer.commands import ConnectionState, Dispatcher
 from chronoid.sequencer.logs import event
 from chronoid.sequencer.protocol import (
@@ -299,7 +300,7 @@ def run(
             import uvloop
         except ImportError:
             if event_loop == "uvloop":
-                raise InvalidArgument("event_loop 'uvloop' needs the uvloop package") from None
+                require_extra("server", "serve --event-loop uvloop", "uvloop")
         else:
             asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 

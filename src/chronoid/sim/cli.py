@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from chronoid.project import docs_link
 from chronoid.sim.model import Context, ScenarioResult, Verdict, stderr_progress
 
 __all__ = ["register", "run"]
@@ -114,7 +114,7 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     print(f"wrote {path} ({len(results)} scenarios, {elapsed:.0f} s)")
     if args.readme:
         readme = Path(args.readme)
-        link = os.path.relpath(path, readme.resolve().parent)
+        link = docs_link(path, readme)  # absolute into docs/: the README is read on PyPI
         update_readme(readme, summary_markdown(results, link))
         print(f"refreshed the evidence summary in {readme}")
     status = 0

@@ -1109,7 +1109,7 @@ def threads(ctx: Context) -> ScenarioResult:
         ("chrono64d", 100),
     ):
         ctx.progress(f"{layout_name}, {count} threads")
-        gen = Generator(layout_name, 1)
+        gen = Generator(get_layout(layout_name), 1)
         lists, elapsed = _run_threads(gen, count, total // count)
         flat = [i for chunk in lists for i in chunk]
         dups = len(flat) - len(set(flat))

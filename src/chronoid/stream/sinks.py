@@ -19,6 +19,7 @@ from typing import IO, Any, Protocol
 from urllib.parse import parse_qs, urlparse
 
 from chronoid.errors import InvalidArgument, SinkError
+from chronoid.redact import redact_dsn
 from chronoid.stream.event import Event
 
 __all__ = ["NatsJetStreamSink", "RedisStreamSink", "Sink", "StdoutSink", "parse_sink"]
@@ -76,11 +77,11 @@ class RedisStreamSink:
             self._client: Any = aioredis.Redis.from_url(url)
         except ValueError as exc:
             raise InvalidArgument(
-                f"bad Redis URL {url!r} ({exc}); expected redis://host:port/db"
+                f"bad Redis URL {redact_dsn(url)!r} ({exc}); expected redis://host:port/db"
             ) from None
         self.stream = stream
         self._maxlen = maxlen
-        self._url = url
+        self._url = redact_dsn(url)  # for messages: never the password
 
     async def write(self, event: Event) -> None:
         from redis.exceptions import RedisError

@@ -24,6 +24,7 @@ import threading
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from chronoid.errors import InvalidArgument
+from chronoid.extras import require_extra
 from chronoid.modes.registry.base import (
     Lease,
     NodeRegistry,
@@ -31,6 +32,7 @@ from chronoid.modes.registry.base import (
     new_token,
     node_bounds,
 )
+from chronoid.redact import redact_dsn
 
 __all__ = [
     "SCHEMES",
@@ -74,7 +76,7 @@ def parse_registry_url(url: str, *, node_range: tuple[int, int] | None = None) -
     scheme = parts.scheme.lower()
     if scheme not in SCHEMES:
         raise InvalidArgument(
-            f"unknown registry URL {url!r}: use memory://, redis://host:port/db, "
+            f"unknown registry URL {redact_dsn(url)!r}: use memory://, redis://host:port/db, "
             "etcd://host:port or postgresql://user@host/db"
         )
     params = dict(parse_qsl(parts.query, keep_blank_values=True))
@@ -93,10 +95,12 @@ def parse_registry_url(url: str, *, node_range: tuple[int, int] | None = None) -
                 registry = _MEMORY[name] = MemoryRegistry(node_range=node_range)
         return registry
     if scheme in ("redis", "rediss"):
+        require_extra("redis", "a Redis node registry (Mode C)", "redis")
         from chronoid.modes.registry.redis import RedisRegistry
 
         return RedisRegistry(rest, prefix=ours.get("prefix", "chronoid:"), node_range=node_range)
     if scheme == "etcd":
+        require_extra("etcd", "an etcd node registry (Mode C)", "etcd3gw", "requests")
         from chronoid.modes.registry.etcd import EtcdRegistry
 
         if parts.hostname is None:
@@ -107,6 +111,7 @@ def parse_registry_url(url: str, *, node_range: tuple[int, int] | None = None) -
             prefix=ours.get("prefix", "/chronoid/"),
             node_range=node_range,
         )
+    require_extra("postgres", "a PostgreSQL node registry (Mode C)", "psycopg")
     from chronoid.modes.registry.postgres import PostgresRegistry
 
     return PostgresRegistry(

@@ -21,6 +21,7 @@ import redis.exceptions
 
 from chronoid.errors import InvalidArgument, NodeSpaceExhausted, RegistryUnavailable
 from chronoid.modes.registry.base import Lease, check_node_range, new_token, node_bounds
+from chronoid.redact import redact_dsn
 
 __all__ = ["RedisRegistry"]
 
@@ -122,13 +123,13 @@ class RedisRegistry:
             raise InvalidArgument(f"timeout_s must be > 0, got {timeout_s!r}")
         self._range = check_node_range(node_range)
         self._prefix = prefix
-        self._url = url
+        self._url = redact_dsn(url)  # for messages: never the password
         try:
             self._client: Any = redis.Redis.from_url(
                 url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
             )
         except ValueError as exc:
-            raise InvalidArgument(f"bad Redis URL {url!r}: {exc}") from exc
+            raise InvalidArgument(f"bad Redis URL {self._url!r}: {exc}") from exc
         self._acquire = self._client.register_script(_ACQUIRE)
         self._renew = self._client.register_script(_RENEW)
         self._release = self._client.register_script(_RELEASE)
