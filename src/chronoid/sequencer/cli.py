@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from chronoid.errors import ChronoidError, InvalidArgument
 from chronoid.extras import require_extra
+from chronoid.project import DOCS_URL
 from chronoid.sequencer.config import format_effective, make_configurable, resolve
 from chronoid.sequencer.ha import DEFAULT_TTL
 from chronoid.sequencer.logs import FORMATS
@@ -43,7 +44,7 @@ def register(subparsers: Any) -> None:
             "several servers share one PostgreSQL database or etcd cluster: one leads and "
             "issues, the others stand by and redirect clients to it (-MOVED 0 host:port). "
             "Every flag can also come from the environment (CHRONOID_PORT, CHRONOID_DATA_DIR, "
-            "...) or a TOML file (--config); see docs/operations.md."
+            f"...) or a TOML file (--config); see {DOCS_URL}/operations.md."
         ),
     )
     serve.add_argument(
