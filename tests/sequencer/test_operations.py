@@ -409,3 +409,17 @@ def test_health_answers_while_the_server_is_starting() -> None:
         assert http(health.port, "/healthz")[0] == 200
     finally:
         health.close()
+
+
+@pytest.mark.parametrize("address", ["/nonexistent/notify", "relative/notify", "@"])
+def test_a_broken_notify_socket_never_stops_the_server(
+    start_server: StartServer, address: str
+) -> None:
+    srv = start_server(
+        "--log-format", "json", "--log-level", "WARNING", env={"NOTIFY_SOCKET": address}
+    )
+    assert exchange(srv.port, b"GETSEQ\r\nQUIT\r\n") == b":1\r\n+OK\r\n"
+    assert srv.stop() == 0
+    assert srv.process.stderr is not None
+    records = parse_lines(srv.process.stderr.read().decode(), "json")
+    assert {r["event"] for r in records} == {"notify_failed"}
