@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from chronoid import get_layout
-from chronoid.codec import decode_base32
+from chronoid.codec import decode_base32, format_id
 
 CHRONOID = str(Path(sys.executable).with_name("chronoid"))
 
@@ -35,7 +35,7 @@ def test_new_in_every_format() -> None:
     assert len(lines) == 5 and all(len(s) == 13 for s in lines) and lines == sorted(lines)
     assert {get_layout("chrono64s").node_of(decode_base32(s)) for s in lines} == {7}
     hex_out = run("new", "--format", "hex").stdout.strip()
-    assert len(hex_out) == 16 and int(hex_out, 16) > 0
+    assert len(hex_out) == 18 and hex_out.startswith("0x") and int(hex_out, 16) > 0
 
 
 def test_inspect_round_trip_json() -> None:
@@ -50,10 +50,12 @@ def test_inspect_round_trip_json() -> None:
 
 def test_inspect_text() -> None:
     value = (1000 << 22) | (5 << 12) | 3
-    result = run("inspect", str(value))
+    result = run("inspect", str(value), "--variant", "snowflake")
     assert result.returncode == 0, result.stderr
-    assert "2024-01-01T00:00:01Z" in result.stdout
-    assert "node       5" in result.stdout and "sequence   3" in result.stdout
+    assert result.stdout == (
+        f"{value}  snowflake 2024-01-01T00:00:01Z node=5 sequence=3 timestamp=1000 id={value} "
+        f"base32=000000Z8050003 hex=0x00000000fa005003 form=int\n"
+    ).replace("000000Z8050003", format_id(value, 64, "base32"))
 
 
 def test_variants_table_lists_every_variant() -> None:
@@ -72,7 +74,7 @@ def test_variants_table_lists_every_variant() -> None:
         (("new", "--variant", "chrono64x"), "unknown variant 'chrono64x'"),
         (("new", "-n", "0"), "--count must be"),
         (("inspect", "00000U1", "--variant", "chrono32y"), "invalid Crockford"),
-        (("inspect", str(2**63)), "outside 0.."),
+        (("inspect", str(2**63), "--variant", "snowflake"), "above snowflake's largest ID"),
     ],
 )
 def test_errors_are_one_line_on_stderr(args: tuple[str, ...], message: str) -> None:

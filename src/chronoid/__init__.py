@@ -10,8 +10,9 @@ Quick start::
 """
 
 from chronoid.clock import SYSTEM_CLOCK, Clock, ManualClock, SystemClock
-from chronoid.codec import decode_base32, encode_base32, format_id, parse_id
+from chronoid.codec import decode_base32, encode_base32, format_id, format_ids, parse_id
 from chronoid.errors import (
+    AmbiguousId,
     ChronoidError,
     ClockBeforeEpoch,
     ClockJumpedForward,
@@ -35,6 +36,7 @@ __all__ = [
     "SNOWFLAKE",
     "SYSTEM_CLOCK",
     "VARIANTS",
+    "AmbiguousId",
     "Backwards",
     "ChronoSequence",
     "ChronoidError",
@@ -62,6 +64,7 @@ __all__ = [
     "decode_base32",
     "encode_base32",
     "format_id",
+    "format_ids",
     "get_layout",
     "hlc_generator",
     "parse_id",

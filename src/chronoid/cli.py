@@ -25,6 +25,7 @@ _SUBCOMMAND_MODULES: tuple[str, ...] = (
     "chronoid.sequencer.cli",
     "chronoid.stream.cli",
     "chronoid.sim.cli",
+    "chronoid.torture.cli",
 )
 
 Handler = Callable[[argparse.Namespace], int]

@@ -5,17 +5,21 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from chronoid.codec import FORMATS, format_id, parse_id
-from chronoid.errors import InvalidArgument
+from chronoid.codec import FORMATS, format_ids
+from chronoid.errors import ChronoidError, DecodeError, InvalidArgument
 from chronoid.generator import MAX_BATCH, Generator
+from chronoid.identify import PLAUSIBLE_LEAD_S, Reading, candidates, describe, iso_utc, read
 from chronoid.layout import Layout
 from chronoid.modes.cli import add_new_arguments, make_mode_batch_source
+from chronoid.progress import ProgressLine
 from chronoid.variants import VARIANTS, get_layout
 
 _CHUNK = 100_000  # IDs printed per write: bounded memory for huge -n
+_PROGRESS_AFTER_S = 2.0  # `new` stays silent when it finishes sooner than this
+_MAX_LINE_BYTES = 1024  # a stdin line longer than this is no ID: refused unread
 
 
 def register(subparsers: Any) -> None:
@@ -37,26 +41,52 @@ def register(subparsers: Any) -> None:
     new.add_argument(
         "-n", "--count", type=int, default=1, help=f"how many IDs (1..{MAX_BATCH}, default: 1)"
     )
-    new.add_argument("--format", choices=FORMATS, default="int", help="output form (default: int)")
+    new.add_argument(
+        "--format",
+        choices=FORMATS,
+        default=None,
+        help="output form: int (default), base32 (13 or 7 symbols) or hex (0x + 16 or 8 digits)",
+    )
+    new.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object per ID, as `inspect --json` prints it (every form, the fields)",
+    )
     add_new_arguments(new)
     new.set_defaults(handler=_cmd_new)
 
     inspect = subparsers.add_parser(
         "inspect",
-        help="decode an ID into timestamp, node and sequence",
-        description="Decode an ID (decimal, 0x-hex or Crockford Base32) into its fields.",
+        help="decode IDs into timestamp, node and sequence",
+        description=(
+            "Decode IDs (decimal, 0x-hex or Crockford Base32) into their fields, one output "
+            "line (or JSON object) per ID. Without --variant, list every layout under which "
+            f"the ID's time is plausible (not more than {PLAUSIBLE_LEAD_S // 3600} h after "
+            "now) instead of guessing one. Auto mode reads ASCII digits as decimal, 0x... as "
+            "hex and 13 (64-bit) or 7 (32-bit) symbols as Base32; a string that is valid in "
+            "two forms is refused with both readings, except that an all-digit string with a "
+            "leading 0 is Base32 (decimal IDs are never written with one)."
+        ),
     )
-    inspect.add_argument("id", help="the ID: decimal, 0x-prefixed hex or Crockford Base32")
     inspect.add_argument(
-        "--variant", default="snowflake", help="layout the ID was made in (default: snowflake)"
+        "ids",
+        nargs="+",
+        metavar="ID",
+        help="an ID, or - to read IDs from standard input, one a line (blank lines skipped)",
+    )
+    inspect.add_argument(
+        "--variant",
+        default=None,
+        help="layout the IDs were made in (default: list every plausible layout)",
     )
     inspect.add_argument(
         "--input-format",
         choices=("auto", *FORMATS),
         default="auto",
-        help="how to read ID (default: auto: digits are decimal, 0x is hex, else Base32)",
+        help="how to read IDs (default: auto, see above); a named form also reads hex "
+        "without 0x and Base32 shorter than full width",
     )
-    inspect.add_argument("--json", action="store_true", help="print one JSON object")
+    inspect.add_argument("--json", action="store_true", help="print one JSON object per ID")
     inspect.set_defaults(handler=_cmd_inspect)
 
     variants = subparsers.add_parser(
@@ -65,6 +95,7 @@ def register(subparsers: Any) -> None:
         description="List every named layout: bits, precision, epoch, expiry, IDs per tick.",
     )
     variants.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    variants.add_argument("--json", action="store_true", help="print one JSON object per layout")
     variants.set_defaults(handler=_cmd_variants)
 
 
@@ -83,46 +114,120 @@ def make_batch_source(args: argparse.Namespace) -> tuple[Layout, Callable[[int],
 def _cmd_new(args: argparse.Namespace) -> int:
     if not 1 <= args.count <= MAX_BATCH:
         raise InvalidArgument(f"--count must be 1..{MAX_BATCH}, got {args.count}")
+    if args.json and args.format is not None:
+        raise InvalidArgument("--json prints every form of each ID; leave out --format")
     layout, batch = make_batch_source(args)
-    remaining = args.count
+    form = args.format or "int"
     out = sys.stdout
-    while remaining:
-        n = min(remaining, _CHUNK)
-        out.write("".join(format_id(v, layout.width, args.format) + "\n" for v in batch(n)))
-        remaining -= n
+    # Progress only where someone watches it and the IDs do not scroll over it.
+    progress = ProgressLine(plain=False, delay_s=_PROGRESS_AFTER_S)
+    show = progress.tty and not out.isatty()
+    done = 0
+    while done < args.count:
+        n = min(args.count - done, _CHUNK)
+        values = batch(n)
+        if args.json:
+            lines = [json.dumps(describe(v, layout)) for v in values]
+        else:
+            lines = format_ids(values, layout.width, form)
+        lines.append("")
+        out.write("\n".join(lines))
+        done += n
+        if show:
+            progress.update(
+                f"chronoid new: {done:,} / {args.count:,} IDs ({done / args.count:.0%})"
+            )
     out.flush()
+    progress.finish()
     return 0
 
 
-def describe(value: int, layout: Layout) -> dict[str, Any]:
-    """The fields of ``value`` as a JSON-ready dict (what ``inspect`` prints)."""
-    parts = layout.unpack(value)
-    return {
-        "id": value,
-        "base32": format_id(value, layout.width, "base32"),
-        "hex": format_id(value, layout.width, "hex"),
-        "variant": layout.name,
-        "time": parts.time.isoformat().replace("+00:00", "Z"),
-        "timestamp": parts.timestamp,
-        "unit": layout.unit.description,
-        "node": parts.node,
-        "sequence": parts.sequence,
-        "bits": layout.bits_label(),
-        "expiry": layout.expiry.isoformat().replace("+00:00", "Z"),
-    }
+class _LineTooLong(str):
+    """A stdin line cut at ``_MAX_LINE_BYTES``: refused whatever its first bytes say (a cut
+    line of 2,000 zeros and a 5 must not read as 0)."""
+
+
+def _stdin_lines() -> Iterator[str]:
+    """Lines of standard input, undecodable bytes kept as surrogates so that the parser
+    names them; a line too long to be an ID is cut (and refused) without being held whole."""
+    stream = sys.stdin.buffer
+    while raw := stream.readline(_MAX_LINE_BYTES + 1):
+        if len(raw) > _MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            while (rest := stream.readline(65_536)) and not rest.endswith(b"\n"):
+                pass
+            yield _LineTooLong(raw[:40].decode("utf-8", "backslashreplace"))
+            continue
+        yield raw.decode("utf-8", "surrogateescape").rstrip("\r\n")
+
+
+def _inputs(ids: list[str]) -> Iterator[str]:
+    for item in ids:
+        if item == "-":
+            yield from (line for line in _stdin_lines() if line.strip(" \t"))
+        else:
+            yield item
+
+
+def _reading_text(reading: Reading, *, full: bool) -> str:
+    parts = reading.parts
+    text = f"{parts.layout.name} {iso_utc(parts.time)} node={parts.node} sequence={parts.sequence}"
+    if full:
+        fields = describe(parts.id, parts.layout)
+        text += f" timestamp={parts.timestamp} id={parts.id} base32={fields['base32']}"
+        text += f" hex={fields['hex']} form={reading.form}"
+    return text
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    layout = get_layout(args.variant)
-    value = parse_id(args.id, layout.width, args.input_format)
-    fields = describe(value, layout)
-    if args.json:
-        # The id goes out as a string too: JSON numbers above 2^53 break in JavaScript.
-        print(json.dumps({**fields, "id": str(value)}))
-    else:
-        for key, item in fields.items():
-            print(f"{key:<10} {item}")
-    return 0
+    layout = get_layout(args.variant) if args.variant is not None else None
+    status = 0
+    for text in _inputs(args.ids):
+        try:
+            if isinstance(text, _LineTooLong):
+                raise DecodeError(
+                    f"a line of standard input starting {str(text)!r} is longer than "
+                    f"{_MAX_LINE_BYTES} bytes: no ID is that long"
+                )
+            if layout is not None:
+                reading = read(text, layout, args.input_format)
+                if not reading.plausible:
+                    print(
+                        f"chronoid: warning: {text.strip()} decodes under {layout.name} to "
+                        f"{iso_utc(reading.parts.time)}, more than "
+                        f"{PLAUSIBLE_LEAD_S // 3600} h after now: is --variant right?",
+                        file=sys.stderr,
+                    )
+                found = [reading]
+            else:
+                found = candidates(text, args.input_format)
+        except ChronoidError as exc:
+            status = 1
+            print(f"chronoid: error: {exc}", file=sys.stderr)
+            if args.json:
+                print(json.dumps({"input": text, "error": str(exc)}))
+            continue
+        if args.json:
+            if layout is not None:
+                print(json.dumps(found[0].to_dict()))
+            else:
+                print(json.dumps({"input": text, "candidates": [r.to_dict() for r in found]}))
+        elif layout is not None:
+            print(f"{text.strip()}  {_reading_text(found[0], full=True)}")
+        else:
+            print(f"{text.strip()}  {_candidates_text(found)}")
+        sys.stdout.flush()  # a reader feeding IDs one by one through a pipe gets each answer
+    return status
+
+
+def _candidates_text(found: list[Reading]) -> str:
+    forms = {r.form for r in found}
+    if len(forms) == 1:
+        head = f"read as {found[0].form}; plausible in {len(found)} layouts, newest first: "
+        return head + "; ".join(_reading_text(r, full=False) for r in found)
+    head = (
+        f"read as {' or '.join(sorted(forms))}; plausible in {len(found)} layouts, newest first: "
+    )
+    return head + "; ".join(f"{_reading_text(r, full=False)} (as {r.form})" for r in found)
 
 
 def variant_rows() -> list[dict[str, str]]:
@@ -145,7 +250,29 @@ def variant_rows() -> list[dict[str, str]]:
     return rows
 
 
+def variant_record(layout: Layout) -> dict[str, Any]:
+    """One layout's figures as typed JSON values (``chronoid variants --json``)."""
+    return {
+        "variant": layout.name,
+        "width": layout.width,
+        "signed": layout.signed,
+        "timestamp_bits": layout.timestamp_bits,
+        "node_bits": layout.node_bits,
+        "sequence_bits": layout.sequence_bits,
+        "unit": layout.unit_code,
+        "precision": layout.unit.description,
+        "epoch": iso_utc(layout.epoch),
+        "expiry": iso_utc(layout.expiry),
+        "nodes": layout.max_node + 1,
+        "ids_per_tick_per_node": layout.ids_per_tick,
+    }
+
+
 def _cmd_variants(args: argparse.Namespace) -> int:
+    if args.json:
+        for layout in VARIANTS.values():
+            print(json.dumps(variant_record(layout)))
+        return 0
     rows = variant_rows()
     headers = list(rows[0])
     if args.markdown:

@@ -37,6 +37,18 @@ class DecodeError(ChronoidError, ValueError):
     """A string or integer that is not a valid ID of the layout it was decoded with."""
 
 
+class AmbiguousId(DecodeError):
+    """A string that is a valid ID in two forms (decimal and Base32, or 0x-hex and Base32).
+
+    Raised by ``parse_id`` in auto mode instead of guessing; ``readings`` maps each form that
+    fits (``"int"``, ``"hex"``, ``"base32"``) to the value it gives. Name the form to choose.
+    """
+
+    def __init__(self, message: str, readings: dict[str, int]) -> None:
+        self.readings = dict(readings)
+        super().__init__(message)
+
+
 class ClockMovedBackwards(ChronoidError):
     """The clock went back and the policy forbids issuing an ID until it catches up.
 
@@ -169,6 +181,11 @@ class SinkError(ChronoidError):
 class ConfigError(InvalidArgument):
     """A setting from the environment or a configuration file that is unknown or has a bad
     value; the message names the key and where it came from."""
+
+
+class TortureError(ChronoidError):
+    """``chronoid torture`` could not run or judge a deployment (a target that does not start,
+    a history file that is not one); a broken promise is a verdict, not this error."""
 
 
 class MissingExtra(ChronoidError, ImportError):

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from chronoid.progress import ProgressLine
 from chronoid.project import docs_link
-from chronoid.sim.model import Context, ScenarioResult, Verdict, stderr_progress
+from chronoid.sim.model import Context, ScenarioResult, Verdict
 
 __all__ = ["register", "run"]
 
@@ -29,6 +31,9 @@ def register(subparsers: Any) -> None:
         help="run only this scenario (repeatable; see --list)",
     )
     sim.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    sim.add_argument(
+        "--json", action="store_true", help="with --list: one JSON object per scenario"
+    )
     sim.add_argument("--out", default="sim-report", help="output directory (default: sim-report)")
     sim.add_argument(
         "--full", action="store_true", help="spec-sized runs (1e9 IDs, 1M rows): much slower"
@@ -52,25 +57,24 @@ def register(subparsers: Any) -> None:
 def run(
     names: list[str] | None, ctx: Context, *, show_progress: bool = True
 ) -> list[ScenarioResult]:
-    """Run the named scenarios (all when None) in report order; a progress line on stderr."""
+    """Run the named scenarios (all when None) in report order; a progress line on stderr
+    (redrawn on a terminal, plain lines in a log)."""
     from chronoid.sim.scenarios import SCENARIOS, get_scenario
 
     chosen = [get_scenario(n) for n in names] if names else list(SCENARIOS)
     results: list[ScenarioResult] = []
     for i, scenario in enumerate(chosen, 1):
         prefix = f"[{i}/{len(chosen)}] {scenario.name}"
+        line = ProgressLine()
         if show_progress:
-            ctx.progress = stderr_progress(prefix)
+            ctx.progress = line.prefixed(prefix)
             ctx.progress("running")
         started = time.perf_counter()
         result = scenario.run(ctx)
         result.seconds = time.perf_counter() - started
         results.append(result)
         if show_progress:
-            sys.stderr.write(
-                f"\r\x1b[2K{prefix}: {result.verdict.value} ({result.seconds:.1f} s)\n"
-            )
-            sys.stderr.flush()
+            line.finish(f"{prefix}: {result.verdict.value} ({result.seconds:.1f} s)")
     return results
 
 
@@ -86,6 +90,10 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         )
         return 1
 
+    if args.list and args.json:
+        for s in SCENARIOS:
+            print(json.dumps({"name": s.name, "summary": s.summary}))
+        return 0
     if args.list:
         width = max(len(s.name) for s in SCENARIOS)
         for s in SCENARIOS:

@@ -6,7 +6,6 @@ from the run that produced it; the spec's figures appear only inside quoted clai
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -106,13 +105,3 @@ class Context:
     def scaled(self, default: int, full: int) -> int:
         """``full`` with ``--full``, else ``default`` (a count: IDs, trials, rows)."""
         return full if self.full else default
-
-
-def stderr_progress(prefix: str) -> Callable[[str], None]:
-    """A progress callback that rewrites one stderr line: ``prefix: text``."""
-
-    def report(text: str) -> None:
-        sys.stderr.write(f"\r\x1b[2K{prefix}: {text}")
-        sys.stderr.flush()
-
-    return report

@@ -40,7 +40,9 @@ def register(subparsers: Any) -> None:
         help=(
             "stdout (default), redis://host:port/db?stream=NAME&maxlen=N or "
             "nats://host:port?subject=NAME&stream=NAME (JetStream; the stream is created if "
-            "missing)"
+            "missing). Both store each boundary once and take max_outage_s=S: how long to "
+            "keep reconnecting while the server is gone (default 30; events wait in the "
+            "buffer)"
         ),
     )
     parser.add_argument(

@@ -1,8 +1,11 @@
 """The immutable event ChronoStream emits, and its pure builder (spec 001 ``internal/event``).
 
 An event's identity is deterministic: the same frequency, boundary and sequence always give
-the same ``id`` and ``seed``, so a consumer can deduplicate replays. The builder reads no
-clock, draws no randomness and does no I/O.
+the same ``id`` and ``seed``. The ``id`` keeps spec 001's form ``{freq}-{timestamp}-{seq}``,
+but the sequence is a per-process counter (from 1 at every start), so two producers, or one
+restarted, give the same boundary different ``id`` values. What identifies a *boundary* is
+``{freq}-{timestamp}``: :attr:`Event.boundary_id`, the key the sinks deduplicate on. The
+builder reads no clock, draws no randomness and does no I/O.
 """
 
 from __future__ import annotations
@@ -72,6 +75,12 @@ class Event:
     producer_version: str
     instance_id: str
     late: bool = False
+
+    @property
+    def boundary_id(self) -> str:
+        """``"{frequency}-{timestamp}"``: the same for every producer that emits this boundary,
+        before or after a restart (no per-process counter in it). Sinks deduplicate on it."""
+        return f"{self.frequency.label}-{self.timestamp}"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields, plus ``time`` (the boundary as ISO 8601 UTC)."""

@@ -4,9 +4,19 @@ A sink is anything with ``async write(event)`` and ``async close()``. The Redis 
 ``XADD`` (with an optional approximate ``MAXLEN`` cap) through redis-py's asyncio client, so
 any Redis Streams consumer group can read the events. The NATS sink publishes through
 JetStream and waits for the server's acknowledgement (the event is stored when ``write``
-returns); it sends the event's deterministic ID as ``Nats-Msg-Id``, so a publish retried after
-a lost acknowledgement, or a second producer emitting the same boundary, is stored once
-(within the stream's duplicate window, 2 minutes by default).
+returns).
+
+Both server sinks store each boundary once: they deduplicate on the event's
+:attr:`~chronoid.stream.event.Event.boundary_id` (``{freq}-{timestamp}``, no per-process
+counter), so a write retried after a lost reply, a second producer emitting the same
+boundary, or a restarted producer adds nothing, within a duplicate window (JetStream's, 2
+minutes by default; the Redis sink keeps a marker key for :data:`DEDUP_WINDOW_S`).
+
+Both follow one outage rule (:class:`_OutageRule`): the first connection must succeed at once
+(a wrong address fails fast); after that, a write that fails because the server is gone is
+retried, reconnecting, for up to ``max_outage_s`` (30 s by default) while the engine's bounded
+buffer holds the events that keep coming (drops counted when it is full); past that the run
+ends with :class:`~chronoid.errors.SinkError`.
 """
 
 from __future__ import annotations
@@ -15,16 +25,95 @@ import asyncio
 import json
 import logging
 import sys
-from typing import IO, Any, Protocol
+import time
+from collections.abc import Awaitable, Callable
+from typing import IO, Any, Protocol, TypeVar
 from urllib.parse import parse_qs, urlparse
 
 from chronoid.errors import InvalidArgument, SinkError
 from chronoid.redact import redact_dsn
 from chronoid.stream.event import Event
 
-__all__ = ["NatsJetStreamSink", "RedisStreamSink", "Sink", "StdoutSink", "parse_sink"]
+__all__ = [
+    "DEDUP_WINDOW_S",
+    "MAX_OUTAGE_S",
+    "NatsJetStreamSink",
+    "RedisStreamSink",
+    "Sink",
+    "StdoutSink",
+    "parse_sink",
+]
 
 log = logging.getLogger("chronoid.stream")
+
+MAX_OUTAGE_S = 30.0
+"""How long (s) a server sink keeps retrying an event across reconnects before the run fails."""
+
+DEDUP_WINDOW_S = 120
+"""How long (s) the Redis sink remembers a boundary it stored (JetStream's default window)."""
+
+_RETRY_FIRST_S = 0.05  # first pause between retries (s); doubles up to _RETRY_MAX_S
+_RETRY_MAX_S = 1.0
+
+T = TypeVar("T")
+
+
+class _OutageRule:
+    """The reconnect-and-retry rule both server sinks share (see the module docstring).
+
+    ``transient`` are the exceptions that mean "the server is gone for now"; anything else
+    fails at once. Retrying is safe because the sinks deduplicate on the boundary.
+    """
+
+    def __init__(self, what: str, max_outage_s: float) -> None:
+        if not 0 <= max_outage_s < float("inf"):
+            raise InvalidArgument(
+                f"max_outage_s must be a number of seconds >= 0, got {max_outage_s!r}"
+            )
+        self.what = what
+        self.max_outage_s = max_outage_s
+        self.connected = False
+        self.outages = 0
+        """Outages ridden through (count)."""
+
+    async def run(
+        self,
+        attempt: Callable[[], Awaitable[T]],
+        transient: tuple[type[BaseException], ...],
+        describe: Callable[[BaseException], str],
+    ) -> T:
+        started: float | None = None
+        pause = _RETRY_FIRST_S
+        while True:
+            try:
+                result = await attempt()
+            except transient as exc:
+                if not self.connected:
+                    raise SinkError(f"cannot reach {self.what}: {describe(exc)}") from exc
+                now = time.monotonic()
+                if started is None:
+                    started = now
+                    log.warning(
+                        "%s: %s; reconnecting for up to %g s (events wait in the buffer)",
+                        self.what,
+                        describe(exc),
+                        self.max_outage_s,
+                    )
+                if now - started >= self.max_outage_s:
+                    raise SinkError(
+                        f"{self.what} unreachable for {now - started:.1f} s (the limit is "
+                        f"{self.max_outage_s:g} s): {describe(exc)}"
+                    ) from exc
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, _RETRY_MAX_S)
+                continue
+            self.connected = True
+            if started is not None:
+                self.outages += 1
+                log.warning(
+                    "%s: delivering again after %.1f s", self.what, time.monotonic() - started
+                )
+            return result
 
 
 class Sink(Protocol):
@@ -53,16 +142,46 @@ class StdoutSink:
         self._stream.flush()
 
 
+# Stores the event unless its boundary was stored within the window; atomic, so a retried
+# or second producer's XADD cannot slip between the check and the add.
+# The marker is set only once the XADD succeeded (a WRONGTYPE stream key leaves none).
+_XADD_ONCE = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return false end
+local id
+if ARGV[2] == '' then
+  id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 3))
+else
+  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 3))
+end
+redis.call('SET', KEYS[2], '1', 'EX', ARGV[1])
+return id
+"""
+
+
 class RedisStreamSink:
-    """``XADD`` each event to a Redis Stream (fields as strings).
+    """``XADD`` each event to a Redis Stream (fields as strings), each boundary once.
+
+    A marker key ``{stream}:boundary:{boundary_id}`` (expiring after :data:`DEDUP_WINDOW_S`)
+    is set in the same Lua script as the ``XADD``, so a retry or a second producer does not
+    add the boundary again. Reconnects under the module's outage rule.
 
     Args:
         url: ``redis://host:port/db``.
         stream: the stream key.
         maxlen: cap the stream at about this many entries (``MAXLEN ~``); None keeps all.
+        timeout: seconds to wait for connecting and for each reply.
+        max_outage_s: how long to keep retrying an event while Redis is gone (s).
     """
 
-    def __init__(self, url: str, stream: str = "chronoid:events", maxlen: int | None = None):
+    def __init__(
+        self,
+        url: str,
+        stream: str = "chronoid:events",
+        maxlen: int | None = None,
+        *,
+        timeout: float = 5.0,
+        max_outage_s: float = MAX_OUTAGE_S,
+    ):
         try:
             import redis.asyncio as aioredis
         except ImportError as exc:  # pragma: no cover - depends on the install
@@ -73,8 +192,12 @@ class RedisStreamSink:
             raise InvalidArgument(f"maxlen must be >= 1, got {maxlen}")
         if not stream:
             raise InvalidArgument("the Redis stream key must not be empty")
+        if not 0 < timeout < float("inf"):
+            raise InvalidArgument(f"timeout must be a number of seconds > 0, got {timeout!r}")
         try:
-            self._client: Any = aioredis.Redis.from_url(url)
+            self._client: Any = aioredis.Redis.from_url(
+                url, socket_connect_timeout=timeout, socket_timeout=timeout
+            )
         except ValueError as exc:
             raise InvalidArgument(
                 f"bad Redis URL {redact_dsn(url)!r} ({exc}); expected redis://host:port/db"
@@ -82,19 +205,37 @@ class RedisStreamSink:
         self.stream = stream
         self._maxlen = maxlen
         self._url = redact_dsn(url)  # for messages: never the password
+        self._rule = _OutageRule(f"Redis at {self._url}", max_outage_s)
+        self._script: Any = self._client.register_script(_XADD_ONCE)
+        self.duplicates = 0
+        """Events whose boundary the stream already held (within the window)."""
+
+    @property
+    def outages(self) -> int:
+        """Times Redis went away and came back during the run (count)."""
+        return self._rule.outages
 
     async def write(self, event: Event) -> None:
+        from redis.exceptions import ConnectionError as RedisConnectionError
         from redis.exceptions import RedisError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
 
-        fields = {key: str(value) for key, value in event.to_dict().items()}
+        args: list[str | int] = [DEDUP_WINDOW_S, "" if self._maxlen is None else self._maxlen]
+        for key, value in event.to_dict().items():
+            args += [key, str(value)]
+        keys = [self.stream, f"{self.stream}:boundary:{event.boundary_id}"]
         try:
-            await self._client.xadd(
-                self.stream, fields, maxlen=self._maxlen, approximate=self._maxlen is not None
+            added = await self._rule.run(
+                lambda: self._script(keys=keys, args=args),
+                (RedisConnectionError, RedisTimeoutError, OSError),
+                lambda exc: str(exc) or type(exc).__name__,
             )
-        except (RedisError, OSError) as exc:
+        except RedisError as exc:
             raise SinkError(
                 f"XADD to Redis stream {self.stream!r} at {self._url} failed: {exc}"
             ) from exc
+        if added is None:
+            self.duplicates += 1
 
     async def close(self) -> None:
         await self._client.aclose()
@@ -103,14 +244,18 @@ class RedisStreamSink:
 class NatsJetStreamSink:
     """Publish each event as JSON to a JetStream subject and wait for the acknowledgement.
 
-    The stream is created (capturing just ``subject``) when it does not exist; an existing one
-    must already capture ``subject``, or the first write fails saying so.
+    The event's :attr:`~chronoid.stream.event.Event.boundary_id` goes out as ``Nats-Msg-Id``,
+    so JetStream stores each boundary once within its duplicate window (2 minutes by default),
+    whichever producer sends it and however often. The stream is created (capturing just
+    ``subject``) when it does not exist; an existing one must already capture ``subject``, or
+    the first write fails saying so. Reconnects under the module's outage rule.
 
     Args:
         url: ``nats://host:port``.
         subject: the subject events are published on.
         stream: the JetStream stream that stores them.
         timeout: seconds to wait for connecting and for each acknowledgement.
+        max_outage_s: how long to keep retrying an event while the server is gone (s).
     """
 
     def __init__(
@@ -120,6 +265,7 @@ class NatsJetStreamSink:
         stream: str = "CHRONOID_EVENTS",
         *,
         timeout: float = 5.0,
+        max_outage_s: float = MAX_OUTAGE_S,
     ) -> None:
         try:
             import nats  # noqa: F401
@@ -143,10 +289,17 @@ class NatsJetStreamSink:
         self.stream = stream
         self.timeout = timeout
         self.duplicates = 0
-        """Events the stream already held (same ID inside its duplicate window)."""
+        """Events whose boundary the stream already held (inside its duplicate window)."""
         self._client: Any = None
         self._js: Any = None
         self._last_error = ""
+        self._closing = False
+        self._rule = _OutageRule(f"NATS at {redact_dsn(url)}", max_outage_s)
+
+    @property
+    def outages(self) -> int:
+        """Times the server went away and came back during the run (count)."""
+        return self._rule.outages
 
     async def _connect(self) -> Any:
         import nats
@@ -162,6 +315,7 @@ class NatsJetStreamSink:
                     connect_timeout=self.timeout,
                     allow_reconnect=True,
                     max_reconnect_attempts=-1,
+                    reconnect_time_wait=_RETRY_MAX_S,
                     error_cb=self._on_error,
                     disconnected_cb=self._on_disconnected,
                     reconnected_cb=self._on_reconnected,
@@ -206,19 +360,37 @@ class NatsJetStreamSink:
         log.debug("NATS %s: %s", self.url, self._last_error)
 
     async def _on_disconnected(self) -> None:
-        log.warning("NATS %s: disconnected; reconnecting (events wait in the buffer)", self.url)
+        if not self._closing:  # close() drains and disconnects: that is no outage
+            log.warning("NATS %s: disconnected; reconnecting (events wait in the buffer)", self.url)
 
     async def _on_reconnected(self) -> None:
         log.info("NATS %s: reconnected", self.url)
 
     async def write(self, event: Event) -> None:
+        import nats.errors
+        import nats.js.errors
+
         if self._js is None:
             self._js = await self._connect()
+            self._rule.connected = True
         payload = json.dumps(event.to_dict()).encode()
+        headers = {"Nats-Msg-Id": event.boundary_id}
         try:
-            ack = await self._js.publish(
-                self.subject, payload, headers={"Nats-Msg-Id": event.id}, timeout=self.timeout
+            ack = await self._rule.run(
+                lambda: self._js.publish(
+                    self.subject, payload, headers=headers, timeout=self.timeout
+                ),
+                (
+                    nats.errors.TimeoutError,
+                    nats.errors.NoRespondersError,
+                    nats.errors.ConnectionReconnectingError,
+                    nats.js.errors.ServiceUnavailableError,
+                    TimeoutError,
+                ),
+                lambda exc: str(exc) or type(exc).__name__,
             )
+        except SinkError:
+            raise
         except Exception as exc:
             raise SinkError(
                 f"JetStream publish of {event.id} to {self.subject!r} at {self.url} failed: {exc}"
@@ -229,12 +401,21 @@ class NatsJetStreamSink:
     async def close(self) -> None:
         client, self._client, self._js = self._client, None, None
         if client is not None:
+            self._closing = True
             await client.drain()
+
+
+def _outage_option(query: dict[str, list[str]]) -> float:
+    text = query.get("max_outage_s", [str(MAX_OUTAGE_S)])[0]
+    try:
+        return float(text)
+    except ValueError:
+        raise InvalidArgument(f"max_outage_s must be a number of seconds, got {text!r}") from None
 
 
 def parse_sink(spec: str) -> Sink:
     """``stdout``, ``redis://host:port/db?stream=NAME&maxlen=N`` or
-    ``nats://host:port?subject=NAME&stream=NAME``.
+    ``nats://host:port?subject=NAME&stream=NAME``; both take ``max_outage_s=S`` too.
 
     Raises:
         InvalidArgument: any other form.
@@ -244,6 +425,11 @@ def parse_sink(spec: str) -> Sink:
     parsed = urlparse(spec)
     if parsed.scheme in ("redis", "rediss"):
         query = parse_qs(parsed.query)
+        unknown = sorted(set(query) - {"stream", "maxlen", "max_outage_s"})
+        if unknown:
+            raise InvalidArgument(
+                f"unknown Redis sink option(s) {unknown}; allowed: stream, maxlen, max_outage_s"
+            )
         stream = query.get("stream", ["chronoid:events"])[0]
         maxlen_text = query.get("maxlen", [None])[0]
         try:
@@ -251,13 +437,13 @@ def parse_sink(spec: str) -> Sink:
         except ValueError:
             raise InvalidArgument(f"maxlen must be an integer, got {maxlen_text!r}") from None
         base = parsed._replace(query="").geturl()
-        return RedisStreamSink(base, stream, maxlen)
+        return RedisStreamSink(base, stream, maxlen, max_outage_s=_outage_option(query))
     if parsed.scheme == "nats":
         query = parse_qs(parsed.query)
-        unknown = sorted(set(query) - {"subject", "stream"})
+        unknown = sorted(set(query) - {"subject", "stream", "max_outage_s"})
         if unknown:
             raise InvalidArgument(
-                f"unknown NATS sink option(s) {unknown}; allowed: subject, stream"
+                f"unknown NATS sink option(s) {unknown}; allowed: subject, stream, max_outage_s"
             )
         if not parsed.hostname or parsed.path not in ("", "/"):
             raise InvalidArgument(
@@ -267,6 +453,7 @@ def parse_sink(spec: str) -> Sink:
             parsed._replace(query="", path="").geturl(),
             query.get("subject", ["chronoid.events"])[0],
             query.get("stream", ["CHRONOID_EVENTS"])[0],
+            max_outage_s=_outage_option(query),
         )
     raise InvalidArgument(
         f"unknown sink {spec!r}; allowed: stdout, redis://host:port/db?stream=NAME&maxlen=N, "

@@ -1,0 +1,258 @@
+"""``chronoid torture lease``: Mode C generators on a Redis registry, Mode B with state files.
+
+The set-up: a ``redis-server`` the tool starts on a spare port without persistence (so a
+restart loses its data, as issue 14 describes), ``mode_c`` worker processes each running a
+saturating ``LeaseGenerator`` (``chrono64s``: 32,768 IDs a second per node, so a caller spends
+most of each second in the generator's wait for the next tick) on ``nodes`` nodes, one fewer
+than the processes by default so a standby is always waiting to take a lost node; and
+``mode_b`` worker processes each running a saturating ``InstanceGenerator`` (``chrono32m``:
+8 IDs per minute tick, so it borrows ticks ahead of the clock) on its own state file.
+
+Checks: the Mode C IDs of every process together are unique (key ``modec``), each Mode C
+process's IDs increase; each Mode B state file's IDs are unique across its restarts (keys
+``modeb0``, ...). Mode B IDs are not checked for order: a mixed sequence is not monotonic
+(erratum 9).
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import time
+from dataclasses import dataclass
+
+from chronoid.errors import InvalidArgument, TortureError
+from chronoid.extras import require_extra
+from chronoid.torture.history import now_ns
+from chronoid.torture.nemesis import LEASE_FAULTS, Step, get_scenario, random_schedule
+from chronoid.torture.processes import Child, free_port, wait_for_port
+from chronoid.torture.run import Run, RunOptions, RunResult
+
+__all__ = ["MODE_B_LAYOUT", "MODE_C_LAYOUT", "LeaseSetup", "run_lease"]
+
+MODE_C_LAYOUT = "chrono64s"
+"""Layout of the Mode C workers."""
+
+MODE_B_LAYOUT = "chrono32m"
+"""Layout of the Mode B workers."""
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseSetup:
+    """How many processes of each mode, how many Mode C nodes, and the lease TTL (ms)."""
+
+    mode_c: int = 3
+    mode_b: int = 1
+    nodes: int | None = None
+    """Nodes the Mode C processes share (None: ``mode_c - 1``, at least 1)."""
+    ttl_ms: int = 1000
+
+    def validate(self) -> None:
+        """Raise InvalidArgument for a set-up that cannot run."""
+        if not 0 <= self.mode_c <= 32 or not 0 <= self.mode_b <= 32:
+            raise InvalidArgument(
+                f"--mode-c and --mode-b must be in 0..32, got {self.mode_c} and {self.mode_b}"
+            )
+        if self.mode_c + self.mode_b == 0:
+            raise InvalidArgument("nothing to torture: --mode-c and --mode-b are both 0")
+        if self.nodes is not None and not 1 <= self.nodes <= 1024:
+            raise InvalidArgument(f"--nodes must be in 1..1024, got {self.nodes}")
+        if not 300 <= self.ttl_ms <= 60_000:
+            raise InvalidArgument(f"--ttl-ms must be in 300..60000, got {self.ttl_ms}")
+
+    @property
+    def node_count(self) -> int:
+        """The Mode C node range's size."""
+        return self.nodes if self.nodes is not None else max(1, self.mode_c - 1)
+
+
+class _Registry:
+    """The Redis registry: no persistence, so a kill -9 and restart loses every lease."""
+
+    def __init__(self, run: Run) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise TortureError(
+                "redis-server is not on PATH; chronoid torture lease starts its own Redis "
+                "registry (apt-get install redis-server)"
+            )
+        self.run = run
+        self.binary = binary
+        self.port = free_port()
+        self.child: Child | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        self.starts += 1
+        self.child = self.run.supervisor.spawn(
+            f"registry.{self.starts}",
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.run.supervisor.scratch),
+            ],
+        )
+        if not wait_for_port(self.port, self.child, 10.0):
+            raise TortureError(f"the Redis registry did not start: {self.child.log_tail()}")
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+
+def run_lease(options: RunOptions, setup: LeaseSetup) -> RunResult:
+    """Run the Mode C / Mode B torture and return the verdict (see the module docstring).
+
+    Raises:
+        InvalidArgument: bad options. TortureError: the registry did not start.
+    """
+    require_extra(
+        "redis", "chronoid torture lease (its clients and registry use redis-py)", "redis"
+    )
+    duration_s = options.time_s
+    if options.scenario is not None:
+        scenario = get_scenario(options.scenario, "lease")
+        duration_s = scenario.duration_s
+        setup = LeaseSetup(
+            mode_c=scenario.options.get("mode_c", setup.mode_c),
+            mode_b=scenario.options.get("mode_b", setup.mode_b),
+            nodes=scenario.options.get("nodes", setup.nodes),
+            ttl_ms=setup.ttl_ms,
+        )
+        steps = list(scenario.steps)
+    else:
+        steps = []
+    setup.validate()
+    mode_c = [f"mc{i}" for i in range(setup.mode_c)]
+    mode_b = [f"mb{i}" for i in range(setup.mode_b)]
+    if options.scenario is None:
+        kinds = options.faults if options.faults is not None else LEASE_FAULTS
+        targets = {
+            "pause": tuple(mode_c),
+            "kill9": tuple(mode_c),
+            "partition": tuple(mode_c),
+            "registry-restart": ("registry",) if mode_c else (),
+            "modeb-kill9": tuple(mode_b),
+        }
+        ttl_s = setup.ttl_ms / 1000
+        steps = random_schedule(
+            options.seed,
+            duration_s,
+            {kind: targets[kind] for kind in kinds if targets[kind]},
+            pause_s=(1.5 * ttl_s, 3.0 * ttl_s),
+        )
+    with Run.open("lease", options) as run:
+        registry = _Registry(run) if mode_c else None
+        if registry is not None:
+            registry.start()
+        per_worker_ops = -(-options.ops // (setup.mode_c + setup.mode_b)) if options.ops else 0
+        incarnation: dict[str, int] = {}
+        current: dict[str, Child] = {}
+        query = f"?prefix=torture:{run.supervisor.run_id}:&nodes=0-{setup.node_count - 1}"
+        # Each Mode C process reaches the registry through a relay of its own, so one
+        # process can be cut off from it (a partition) while the others are not.
+        relays = {name: run.relay(registry.port) for name in mode_c} if registry else {}
+
+        def start(name: str) -> Child:
+            incarnation[name] = incarnation.get(name, 0) + 1
+            process = f"{name}.{incarnation[name]}"
+            if name.startswith("mc"):
+                url = f"redis://127.0.0.1:{relays[name].port}/0{query}"
+                args = ["--registry", url, "--layout", MODE_C_LAYOUT, "--key", "modec"]
+                args += ["--ttl-ms", str(setup.ttl_ms)]
+                kind = "lease"
+            else:
+                state = run.supervisor.scratch / f"{name}.state"
+                args = ["--state-file", str(state), "--layout", MODE_B_LAYOUT, "--key", name]
+                args += ["--batch", "16"]
+                kind = "instance"
+            child = run.worker(kind, process, *args, "--ops", str(per_worker_ops))
+            current[name] = child
+            return child
+
+        def wait_started(names: list[str]) -> None:
+            for name in names:
+                run.first_record(f"{name}.{incarnation[name]}", current[name])
+
+        # mc0 first, until its first operation, so it holds a node before the others ask
+        # (a scenario's first fault is aimed at it); then every other process at once.
+        first, rest = (mode_c + mode_b)[:1], (mode_c + mode_b)[1:]
+        for group in (first, rest):
+            for name in group:
+                start(name)
+            wait_started(group)
+
+        def apply(step: Step) -> None:
+            if step.align_s is not None:
+                time.sleep((step.align_s - time.time() % 1.0) % 1.0)
+            started = now_ns()
+            if step.kind == "pause":
+                child = current[step.target]
+                child.signal(signal.SIGSTOP)
+                try:
+                    time.sleep(step.duration_s)
+                finally:
+                    child.signal(signal.SIGCONT)
+                run.fault(
+                    "pause",
+                    f"{step.target}.{incarnation[step.target]}",
+                    started,
+                    f"SIGSTOP {step.duration_s:g} s (lease TTL {setup.ttl_ms} ms)",
+                )
+            elif step.kind == "partition":
+                relays[step.target].cut()
+                try:
+                    time.sleep(step.duration_s)
+                finally:
+                    relays[step.target].heal()
+                run.fault(
+                    "partition",
+                    f"{step.target}.{incarnation[step.target]}",
+                    started,
+                    f"cut off from the registry {step.duration_s:g} s "
+                    f"(lease TTL {setup.ttl_ms} ms)",
+                )
+            elif step.kind in ("kill9", "modeb-kill9"):
+                old = f"{step.target}.{incarnation[step.target]}"
+                current[step.target].kill()
+                start(step.target)
+                wait_started([step.target])
+                run.fault(
+                    step.kind,
+                    old,
+                    started,
+                    f"restarted as {step.target}.{incarnation[step.target]}",
+                )
+            elif step.kind == "registry-restart":
+                assert registry is not None and registry.child is not None
+                registry.child.kill()
+                registry.start()
+                run.fault("registry-restart", "registry", started, "kill -9; data lost; restarted")
+            else:
+                raise TortureError(f"unknown lease fault {step.kind!r}")
+
+        run.execute(
+            steps,
+            apply,
+            duration_s=duration_s,
+            workers=lambda: [c for c in current.values() if c.alive()],
+        )
+        run.stop_workers(list(current.values()))
+        checks: dict[str, list[str]] = {"modec": ["unique", "increasing"]}
+        checks.update({name: ["unique"] for name in mode_b})
+        return run.finish(
+            checks,
+            mode_c=setup.mode_c,
+            mode_b=setup.mode_b,
+            nodes=setup.node_count,
+            ttl_ms=setup.ttl_ms,
+            steps=len(steps),
+        )

@@ -1,0 +1,216 @@
+"""Every process and directory a torture run makes, and their removal, whatever happens.
+
+A run starts servers, registries and workers, each in its own process group (so a
+signal meant for one reaches its whole tree, and Ctrl-C in the terminal reaches only the
+tool, which then stops the others in order). Three layers make sure nothing outlives the run:
+
+1. :meth:`Supervisor.close` (called from ``finally``, so after Ctrl-C or any exception too)
+   kills every group it started with SIGKILL, reaps them and removes its scratch directory.
+2. Each child asks the kernel for SIGKILL when the tool dies (``PR_SET_PDEATHSIG``), so a
+   kill -9 of the tool itself takes its children with it.
+3. The scratch directory is named after the tool's PID; a later run removes the directories
+   of runs whose tool is gone (:func:`sweep_stale`).
+
+Every child's environment carries ``CHRONOID_TORTURE_RUN=<run id>``, which is how the tests
+look for leftovers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+__all__ = ["RUN_ENV", "Child", "Supervisor", "free_port", "sweep_stale"]
+
+RUN_ENV = "CHRONOID_TORTURE_RUN"
+"""Environment variable naming the run in every child it starts."""
+
+_PREFIX = "chronoid-torture-"
+_PR_SET_PDEATHSIG = 1
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+@dataclass
+class Child:
+    """One process group the supervisor started."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path | None
+    started_ns: int = field(default_factory=time.monotonic_ns)
+
+    @property
+    def pid(self) -> int:
+        """The child's PID (also its process group ID)."""
+        return self.process.pid
+
+    def alive(self) -> bool:
+        """True while the process has not exited."""
+        return self.process.poll() is None
+
+    def signal(self, sig: int) -> None:
+        """Send ``sig`` to the child's whole process group (nothing if it is gone).
+
+        A child already reaped is skipped: its PID, and so its group ID, may belong to an
+        unrelated process by now. One that exited but is not reaped yet keeps its PID.
+        """
+        if self.process.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, sig)
+
+    def kill(self) -> int:
+        """SIGKILL the group and reap the child; returns its exit status."""
+        self.signal(signal.SIGKILL)
+        return self.process.wait()
+
+    def stop(self, timeout_s: float = 10.0) -> int:
+        """SIGTERM, then SIGKILL if it has not exited within ``timeout_s``."""
+        self.signal(signal.SIGCONT)
+        self.signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return self.kill()
+
+    def log_tail(self, lines: int = 3) -> str:
+        """The last lines of the child's log (its stderr), for error messages."""
+        if self.log_path is None:
+            return ""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return " | ".join(line for line in text.strip().splitlines()[-lines:])
+
+
+class Supervisor:
+    """Starts children and scratch directories for one run and removes all of them at the end.
+
+    Use it as a context manager; ``close`` is idempotent.
+    """
+
+    def __init__(self, run_id: str, log_dir: Path) -> None:
+        self.run_id = run_id
+        self.log_dir = log_dir
+        self.scratch = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-"))
+        self._children: list[Child] = []
+        self._closed = False
+
+    def spawn(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        env: dict[str, str] | None = None,
+        log: bool = True,
+    ) -> Child:
+        """Start ``argv`` in a new process group; stderr and stdout go to ``<name>.log``."""
+        if self._closed:
+            raise RuntimeError("the supervisor is closed")
+        full_env = dict(os.environ if env is None else env)
+        full_env[RUN_ENV] = self.run_id
+        log_path = self.log_dir / f"{name}.log" if log else None
+        out: IO[bytes] | int = subprocess.DEVNULL
+        if log_path is not None:
+            out = log_path.open("ab")
+        try:
+            process = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=full_env,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        finally:
+            if not isinstance(out, int):
+                out.close()
+        child = Child(name, process, log_path)
+        self._children.append(child)
+        return child
+
+    def reap(self) -> None:
+        """Forget children that have exited (keeps the list short in long runs)."""
+        self._children = [c for c in self._children if c.process.poll() is None]
+
+    def children(self) -> list[Child]:
+        """The children still running."""
+        return [c for c in self._children if c.alive()]
+
+    def close(self) -> None:
+        """SIGKILL every group started, reap it, remove the scratch directory."""
+        if self._closed:
+            return
+        self._closed = True
+        for child in self._children:
+            child.signal(signal.SIGKILL)
+        for child in self._children:
+            with contextlib.suppress(Exception):
+                child.process.wait(timeout=10)
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def __enter__(self) -> Supervisor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def sweep_stale(root: Path | None = None) -> list[Path]:
+    """Remove scratch directories of earlier runs whose tool process is gone; returns them."""
+    root = Path(root or tempfile.gettempdir())
+    removed = []
+    for path in root.glob(f"{_PREFIX}*"):
+        pid_text = path.name[len(_PREFIX) :].split("-", 1)[0]
+        if not pid_text.isdigit():
+            continue
+        try:
+            os.kill(int(pid_text), 0)
+            continue  # still running
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def wait_for_port(port: int, child: Child, timeout_s: float) -> bool:
+    """True once ``port`` accepts connections; False if ``child`` exits or time runs out."""
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if not child.alive():
+            return False
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            time.sleep(0.02)
+    return False

@@ -1,0 +1,312 @@
+"""The client processes of a torture run: ``python -P worker.py KIND ...``, one per process.
+
+Run by file path, not as ``chronoid.torture.worker``: the ``chronoid`` a worker imports is the
+one under test (``PYTHONPATH`` may point at an old checkout that has no torture package), so
+this file needs only the standard library, redis-py, and that chronoid's public API. It finds
+the history format (:mod:`chronoid.torture.history`, standard library only) beside itself.
+
+Kinds:
+
+``sequencer``  redis-py against ``chronoid serve`` (``--ports``: one server, or every
+               member of a failover group, following ``-MOVED``): ``--mode single`` (``GETSEQ``),
+               ``pipelined`` (8 ``GETSEQ`` per round trip), ``batched`` (``GETSEQ n``, n of
+               10, 100, 1000), ``named`` (``GETSEQ 1 tx`` / ``events``).
+``lease``      Mode C: a ``LeaseGenerator`` on a Redis registry, called as fast as it gives
+               (a saturating caller sits in the generator's wait for the next tick).
+``instance``   Mode B: an ``InstanceGenerator`` with a state file, as fast as it gives.
+
+Each writes its operations to ``--history`` and stops at ``--stop-file``, after ``--ops``
+operations, or on SIGTERM, after finishing the operation it is in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import random
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from chronoid.torture.history import HistoryWriter
+
+_stopping = False
+
+
+def _load_history() -> ModuleType:
+    name = "_chronoid_torture_history"
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("history.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+_history = _load_history()
+now_ns: Callable[[], int] = _history.now_ns
+
+
+def _on_term(signum: int, frame: Any) -> None:
+    global _stopping
+    _stopping = True
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:300]
+
+
+class Loop:
+    """The stop conditions every worker shares, and its history file."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.history: HistoryWriter = _history.HistoryWriter(args.history)
+        self.stop_file = Path(args.stop_file)
+        self.ops_left = args.ops if args.ops > 0 else -1
+        self.pace_s = args.pace_ms / 1000
+        self.process: str = args.process
+        self.key: str = args.key
+
+    def running(self) -> bool:
+        """False once a stop was asked for or the operation budget is spent."""
+        return not (_stopping or self.ops_left == 0 or self.stop_file.exists())
+
+    def count(self, ops: int = 1) -> None:
+        """Spend ``ops`` of the budget, then pause ``--pace-ms``."""
+        if self.ops_left > 0:
+            self.ops_left = max(0, self.ops_left - ops)
+        if self.pace_s:
+            time.sleep(self.pace_s)
+
+
+class Route:
+    """Which server a sequencer client talks to: a MOVED reply names the leader, a refused
+    or timed-out connection moves on to the next of ``--ports``."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        self.ports = [int(p) for p in str(args.ports).split(",") if p]
+        self.index = 0
+        # No retries inside redis-py: a retried GETSEQ would hide an outcome we must record.
+        self.clients = {
+            port: redis.Redis(
+                host="127.0.0.1",
+                port=port,
+                socket_timeout=args.timeout_s,
+                socket_connect_timeout=args.timeout_s,
+                retry=Retry(NoBackoff(), 0),
+                protocol=2,
+            )
+            for port in self.ports
+        }
+
+    def client(self) -> Any:
+        """The client of the server to ask now."""
+        return self.clients[self.ports[self.index]]
+
+    def failed(self, exc: Exception) -> str:
+        """Move on after ``exc`` and classify it: ``fail`` (certainly consumed nothing: a
+        refused connection, or a reply such as -ERR, -TRYAGAIN, -MOVED) or ``info``."""
+        import redis
+
+        if isinstance(exc, redis.exceptions.MovedError):
+            if exc.port in self.clients:
+                self.index = self.ports.index(exc.port)
+            return "fail"
+        if isinstance(exc, redis.ResponseError):
+            return "fail"
+        self.index = (self.index + 1) % len(self.ports)
+        text = str(exc)
+        if isinstance(exc, redis.ConnectionError) and ("111" in text or "refused" in text.lower()):
+            return "fail"
+        return "info"
+
+
+def run_sequencer(args: argparse.Namespace) -> None:
+    """redis-py clients against ``chronoid serve``, recording every GETSEQ."""
+    loop = Loop(args)
+    rng = random.Random(args.seed)
+    route = Route(args)
+    while loop.running():
+        mode = args.mode
+        if mode == "pipelined":
+            depth = 8
+            invoke = now_ns()
+            try:
+                pipe = route.client().pipeline(transaction=False)
+                for _ in range(depth):
+                    pipe.execute_command("GETSEQ")
+                values = pipe.execute()
+            except Exception as exc:
+                done = now_ns()
+                status = route.failed(exc)
+                for _ in range(depth):
+                    loop.history.op(
+                        loop.process,
+                        "getseq",
+                        "default",
+                        invoke,
+                        done,
+                        status,
+                        error=_one_line(exc),
+                    )
+                time.sleep(0.02)
+            else:
+                done = now_ns()
+                for value in values:
+                    loop.history.op(
+                        loop.process, "getseq", "default", invoke, done, "ok", value=value
+                    )
+            loop.count(depth)
+            continue
+        count, name = 1, "default"
+        command = ["GETSEQ"]
+        if mode == "batched":
+            count = rng.choice((10, 100, 1000))
+            command = ["GETSEQ", str(count)]
+        elif mode == "named":
+            name = rng.choice(("tx", "events"))
+            command = ["GETSEQ", "1", name]
+        invoke = now_ns()
+        try:
+            value = route.client().execute_command(*command)
+        except Exception as exc:
+            loop.history.op(
+                loop.process,
+                "getseq",
+                name,
+                invoke,
+                now_ns(),
+                route.failed(exc),
+                count=count,
+                error=_one_line(exc),
+            )
+            time.sleep(0.02)
+        else:
+            loop.history.op(
+                loop.process, "getseq", name, invoke, now_ns(), "ok", value=int(value), count=count
+            )
+        loop.count()
+
+
+def run_lease(args: argparse.Namespace) -> None:
+    """A Mode C generator leasing its node from a registry, called as fast as it gives."""
+    from chronoid.errors import ChronoidError
+    from chronoid.modes import LeaseGenerator, parse_registry_url
+
+    loop = Loop(args)
+    batch_ns = int(args.batch_ms * 1e6)
+    generator = None
+    while loop.running():
+        if generator is None:
+            invoke = now_ns()
+            try:
+                generator = LeaseGenerator(
+                    args.layout, parse_registry_url(args.registry), ttl_ms=args.ttl_ms
+                )
+            except ChronoidError as exc:
+                loop.history.op(
+                    loop.process,
+                    "acquire",
+                    loop.key,
+                    invoke,
+                    now_ns(),
+                    "fail",
+                    error=_one_line(exc),
+                )
+                loop.count()
+                time.sleep(0.1)
+                continue
+        ids: list[int] = []
+        failure: Exception | None = None
+        invoke = now_ns()
+        try:
+            while len(ids) < args.batch and now_ns() - invoke < batch_ns:
+                ids.append(generator.next_id())
+        except ChronoidError as exc:
+            failure = exc
+        done = now_ns()
+        if ids:
+            loop.history.op(loop.process, "next_id", loop.key, invoke, done, "ok", ids=ids)
+        if failure is not None:
+            loop.history.op(
+                loop.process, "next_id", loop.key, done, now_ns(), "fail", error=_one_line(failure)
+            )
+            time.sleep(0.05)
+        loop.count()
+    if generator is not None:
+        generator.close()
+
+
+def run_instance(args: argparse.Namespace) -> None:
+    """A Mode B generator with a state file, called as fast as it gives."""
+    from chronoid.errors import ChronoidError
+    from chronoid.modes import InstanceGenerator
+
+    loop = Loop(args)
+    invoke = now_ns()
+    try:
+        generator = InstanceGenerator(args.layout, state_file=args.state_file)
+    except ChronoidError as exc:
+        loop.history.op(
+            loop.process, "open", loop.key, invoke, now_ns(), "fail", error=_one_line(exc)
+        )
+        return
+    while loop.running():
+        invoke = now_ns()
+        try:
+            ids = generator.next_ids(args.batch)
+        except ChronoidError as exc:
+            loop.history.op(
+                loop.process, "next_ids", loop.key, invoke, now_ns(), "fail", error=_one_line(exc)
+            )
+            time.sleep(0.05)
+        else:
+            loop.history.op(loop.process, "next_ids", loop.key, invoke, now_ns(), "ok", ids=ids)
+        loop.count()
+    generator.close()
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The worker's arguments (the runner builds them; see the module docstring)."""
+    parser = argparse.ArgumentParser(prog="chronoid-torture-worker")
+    parser.add_argument("kind", choices=("sequencer", "lease", "instance"))
+    parser.add_argument("--history", required=True)
+    parser.add_argument("--stop-file", required=True)
+    parser.add_argument("--process", required=True)
+    parser.add_argument("--key", default="default")
+    parser.add_argument("--ops", type=int, default=0)
+    parser.add_argument("--pace-ms", type=float, default=0.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ports", default="", help="servers, comma-separated (sequencer)")
+    parser.add_argument("--mode", default="single")
+    parser.add_argument("--timeout-s", type=float, default=2.0)
+    parser.add_argument("--registry", default="")
+    parser.add_argument("--layout", default="chrono64s")
+    parser.add_argument("--ttl-ms", type=int, default=1000)
+    parser.add_argument("--batch", type=int, default=4096)
+    parser.add_argument("--batch-ms", type=float, default=5.0)
+    parser.add_argument("--state-file", default="")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one worker until told to stop."""
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    signal.signal(signal.SIGTERM, _on_term)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the tool's to handle
+    {"sequencer": run_sequencer, "lease": run_lease, "instance": run_instance}[args.kind](args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

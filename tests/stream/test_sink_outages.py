@@ -1,0 +1,230 @@
+"""The server sinks keep their word (issue 15.6, 15.7): each boundary stored once, whoever
+sends it and however often, and a server restart ridden through with the events kept.
+
+Servers that must be killed and restarted are our own, on spare ports; the de-duplication
+across producers uses the shared nats-server with a stream of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+import redis
+
+from chronoid.stream.engine import Engine
+from chronoid.stream.event import Event, Frequency
+from chronoid.stream.sinks import NatsJetStreamSink, RedisStreamSink
+from chronoid.stream.timesource import FakeTimeSource
+from tests.modes.conftest import OwnServer, _redis_ready
+from tests.support import free_port
+
+S = 1_000_000_000
+START = 1_767_225_600 * S + 123_456_789  # 2026-01-01T00:00:00.123456789Z
+MINUTE = 60 * S
+
+pytestmark = pytest.mark.integration
+
+
+def _run(sink: Any, start_ns: int, count: int, freq: Frequency = Frequency.MINUTE) -> Engine:
+    engine = Engine([freq], [sink], UTC, time_source=FakeTimeSource(start_ns), max_events=count)
+    asyncio.run(engine.run())
+    return engine
+
+
+def _boundary(n: int) -> int:
+    """The n-th minute boundary after START (n from 1)."""
+    return (START // MINUTE + n) * MINUTE
+
+
+async def _nats_messages(url: str, stream: str) -> list[Any]:
+    client = await nats.connect(url)
+    try:
+        js = client.jetstream()
+        info = await js.stream_info(stream)
+        return [
+            await js.get_msg(stream, seq)
+            for seq in range(info.state.first_seq, info.state.last_seq + 1)
+        ]
+    finally:
+        await client.close()
+
+
+async def _nats_delete(url: str, stream: str) -> None:
+    client = await nats.connect(url)
+    try:
+        await client.jetstream().delete_stream(stream)
+    finally:
+        await client.close()
+
+
+def test_two_producers_and_a_restart_store_each_boundary_once_in_jetstream(
+    nats_url: str,
+) -> None:
+    tag = uuid.uuid4().hex[:12]
+    subject, stream = f"chronoid.test.{tag}", f"CHRONOID_TEST_{tag.upper()}"
+    try:
+        first = NatsJetStreamSink(nats_url, subject, stream)
+        _run(first, START, 5)  # boundaries 1..5, sequences 1..5
+        # A second producer started 2 minutes later: boundaries 3..7 with sequences 1..5.
+        second = NatsJetStreamSink(nats_url, subject, stream)
+        _run(second, START + 2 * MINUTE, 5)
+        # The first producer restarted (its counter back at 1): boundaries 2..4.
+        restarted = NatsJetStreamSink(nats_url, subject, stream)
+        _run(restarted, START + MINUTE, 3)
+        events = [json.loads(m.data) for m in asyncio.run(_nats_messages(nats_url, stream))]
+        assert [e["timestamp"] for e in events] == [_boundary(n) for n in range(1, 8)]
+        assert [e["sequence"] for e in events] == [1, 2, 3, 4, 5, 4, 5]
+        assert (first.duplicates, second.duplicates, restarted.duplicates) == (0, 3, 3)
+    finally:
+        asyncio.run(_nats_delete(nats_url, stream))
+
+
+class _KillOnce:
+    """Passes events to ``sink``; before the ``at``-th it kills ``server`` and starts it again
+    ``down_s`` later from another thread, as an operator restarting it would."""
+
+    def __init__(self, sink: Any, server: OwnServer, at: int, down_s: float = 1.5) -> None:
+        self.sink, self.server, self.at, self.down_s = sink, server, at, down_s
+        self.seen = 0
+        self.restarter: threading.Timer | None = None
+
+    async def write(self, event: Event) -> None:
+        self.seen += 1
+        if self.seen == self.at:
+            self.server.stop()
+            self.restarter = threading.Timer(self.down_s, self.server.start)
+            self.restarter.start()
+        await self.sink.write(event)
+
+    async def close(self) -> None:
+        await self.sink.close()
+
+
+def test_redis_sink_rides_through_a_restart_and_stores_each_boundary_once(
+    tmp_path: Path,
+) -> None:
+    exe = shutil.which("redis-server")
+    assert exe, "redis-server is not installed (scripts/install.sh installs it)"
+    port = free_port()
+    # Append-only with fsync per write: what was stored survives the kill.
+    server = OwnServer(
+        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
+         "--appendfsync", "always", "--dir", str(tmp_path)],
+        _redis_ready(port),
+        tmp_path / "redis.log",
+    )  # fmt: skip
+    server.start()
+    url, key = f"redis://127.0.0.1:{port}/0", "chronoid:test:events"
+    try:
+        sink = RedisStreamSink(url, key, max_outage_s=30)
+        killer = _KillOnce(sink, server, at=4)
+        engine = _run(killer, START, 8)
+        assert killer.restarter is not None
+        killer.restarter.join()
+        assert sink.outages == 1 and engine.stats.written == 8 and engine.stats.dropped == 0
+        # A second producer over boundaries 5..10 adds only 9 and 10.
+        again = RedisStreamSink(url, key)
+        _run(again, START + 4 * MINUTE, 6)
+        assert again.duplicates == 4
+        client = redis.Redis(port=port, decode_responses=True)
+        entries = [fields for _, fields in client.xrange(key)]
+        client.close()
+        assert [int(e["timestamp"]) for e in entries] == [_boundary(n) for n in range(1, 11)]
+    finally:
+        server.stop()
+
+
+def _nats_ready(port: int) -> Any:
+    def ready() -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
+                return sock.recv(4).startswith(b"INFO")
+        except OSError:
+            return False
+
+    return ready
+
+
+def test_nats_sink_rides_through_a_server_restart(tmp_path: Path) -> None:
+    exe = shutil.which("nats-server")
+    assert exe, "nats-server is not installed (scripts/install.sh installs it)"
+    port = free_port()
+    server = OwnServer(
+        [exe, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(tmp_path / "js")],
+        _nats_ready(port),
+        tmp_path / "nats.log",
+    )
+    server.start()
+    url = f"nats://127.0.0.1:{port}"
+    try:
+        sink = NatsJetStreamSink(
+            url, "chronoid.test.restart", "RESTART", timeout=1.0, max_outage_s=30
+        )
+        killer = _KillOnce(sink, server, at=4)
+        engine = _run(killer, START, 8)
+        assert killer.restarter is not None
+        killer.restarter.join()
+        assert sink.outages == 1 and engine.stats.written == 8
+        events = [json.loads(m.data) for m in asyncio.run(_nats_messages(url, "RESTART"))]
+        assert [e["timestamp"] for e in events] == [_boundary(n) for n in range(1, 9)]
+    finally:
+        server.stop()
+
+
+def test_cli_stream_to_redis_survives_a_redis_restart(tmp_path: Path) -> None:
+    # At a95c2b7 a Redis restart ended `chronoid stream` with exit 1.
+    exe = shutil.which("redis-server")
+    assert exe, "redis-server is not installed (scripts/install.sh installs it)"
+    port = free_port()
+    server = OwnServer(
+        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
+         "--appendfsync", "always", "--dir", str(tmp_path)],
+        _redis_ready(port),
+        tmp_path / "redis.log",
+    )  # fmt: skip
+    server.start()
+    key = "chronoid:test:cli"
+    sink = f"redis://127.0.0.1:{port}/0?stream={key}&max_outage_s=20"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "chronoid", "stream", "--freq", "second", "--count", "4",
+         "--sink", sink],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        client = redis.Redis(port=port, decode_responses=True)
+        deadline = time.monotonic() + 15
+        while client.xlen(key) < 1:
+            assert time.monotonic() < deadline, "no event arrived"
+            time.sleep(0.05)
+        client.close()
+        server.stop()
+        time.sleep(1.5)  # at least one boundary passes while Redis is down
+        server.start()
+        _, err = process.communicate(timeout=30)
+        assert process.returncode == 0, err
+        assert "reconnecting" in err and "Traceback" not in err
+        client = redis.Redis(port=port, decode_responses=True)
+        stamps = [int(fields["timestamp"]) for _, fields in client.xrange(key)]
+        client.close()
+        assert len(stamps) == 4 and [b - a for a, b in itertools.pairwise(stamps)] == [S] * 3
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        server.stop()
