@@ -37,7 +37,7 @@ from pathlib import Path
 from chronoid import Generator
 from chronoid.capacity import DAY_S, YEAR_S, birthday_probability, max_ids_per_second
 from chronoid.capacity import window_seconds as window_of
-from chronoid.clock import ManualClock
+from chronoid.clock import ManualClock, boottime_ns
 from chronoid.layout import Layout
 from chronoid.modes import InstanceGenerator, LeaseGenerator, PersonaGenerator
 from chronoid.modes.registry.base import NodeRegistry
@@ -104,11 +104,24 @@ def _mode_c_check_before() -> tuple[
     return gen.next_id, gen.next_ids, lambda: None
 
 
+def _mode_c_check_before_boottime() -> tuple[
+    Callable[[], int], Callable[[int], list[int]], Callable[[], None]
+]:
+    # The same discipline on the lease clock Mode C now uses: separates what CLOCK_BOOTTIME
+    # costs (clock_gettime_ns takes an argument; monotonic_ns takes none) from what the
+    # take-then-check costs.
+    gen = _CheckBefore()
+    gen._monotonic = boottime_ns
+    gen._deadline = boottime_ns() + 60_000_000_000
+    return gen.next_id, gen.next_ids, lambda: None
+
+
 IMPLEMENTATIONS: dict[str, tuple[str, Factory]] = {
     "plain": ("`Generator` (plain node, reference)", _plain),
     "A": ("Mode A `PersonaGenerator`", _mode_a),
     "B": ("Mode B `InstanceGenerator`", _mode_b),
     "C0": ("Mode C check-before (a95c2b7's discipline, reference)", _mode_c_check_before),
+    "C0b": ("Mode C check-before on `CLOCK_BOOTTIME` (reference)", _mode_c_check_before_boottime),
     "C": ("Mode C `LeaseGenerator` take-then-check (in-memory registry)", _mode_c),
 }
 

@@ -141,3 +141,22 @@ def test_a_raw_libc_fork_is_noticed_at_the_next_tick_change() -> None:
     assert len(reports[False]["ids"]) == 2000
     assert reports[True]["ids"] == []
     assert reports[True]["error"] == GeneratorForked.__name__
+
+
+@pytest.mark.parametrize("mode", ["A", "B"])
+def test_modes_a_and_b_name_a_clock_before_the_epoch_too(mode: str) -> None:
+    # 15.3 "under every policy": Mode A and Mode B raised TimestampOutOfRange here at
+    # 5db92bb; a clock before the epoch is a clock error wherever IDs are made.
+    from chronoid.errors import ClockBeforeEpoch
+    from chronoid.modes import InstanceGenerator, PersonaGenerator
+
+    clock = ManualClock(1_500_000_000_000_000_000)  # 2017, before chrono64s's 2020 epoch
+    made: PersonaGenerator | InstanceGenerator = (
+        PersonaGenerator("chrono64s", clock=clock)
+        if mode == "A"
+        else InstanceGenerator("chrono64s", clock=clock)
+    )
+    with pytest.raises(ClockBeforeEpoch, match="before the layout's epoch"):
+        made.next_id()
+    with pytest.raises(ClockBeforeEpoch):
+        made.next_ids(10)

@@ -177,6 +177,9 @@ class Generator:
             long the lease still runs (ns) and raises when it is over. No wait of the
             generator outlasts it (waits are cut into slices that end inside the lease), and
             a batch is checked against it after every tick.
+        tick_check: for generators that issue under a lease: called with every tick before
+            the generator enters it; raises to refuse the tick (Mode C refuses ticks beyond
+            what its registry has recorded for the next holder).
 
     Raises:
         InvalidNode: node out of range. InvalidArgument: a policy combination that cannot
@@ -196,6 +199,7 @@ class Generator:
         max_jump_ms: float | None = 1000.0,
         on_forward_jump: str = "report",
         lease_remaining_ns: Callable[[], int] | None = None,
+        tick_check: Callable[[int], None] | None = None,
     ) -> None:
         self._layout = get_layout(layout)
         self._node = _check_node(self._layout, node)
@@ -231,7 +235,10 @@ class Generator:
         self._seen_wall_ns = 0  # wall and steady readings at the last tick change (jumps)
         self._seen_steady_ns = 0
         self._high_ns = 0  # highest wall-clock reading seen on the slow path (HLC lead)
+        if tick_check is not None and not callable(tick_check):
+            raise InvalidArgument(f"tick_check must be callable, got {tick_check!r}")
         self._lease_remaining = lease_remaining_ns
+        self._tick_check = tick_check
         self.forward_jumps = 0
         """Forward steps of the wall clock larger than ``max_jump_ms`` seen so far."""
         self._clock = clock
@@ -351,17 +358,22 @@ class Generator:
                 lease_remaining()
         return out
 
-    def reassign_node(self, node: int) -> None:
+    def reassign_node(self, node: int, *, after_ns: int = 0) -> None:
         """Move this generator to another node, e.g. in a child after ``os.fork()``.
 
         The new node must be unused by any other generator of the layout. The generator
-        keeps its last tick, so its IDs still increase.
+        keeps its last tick, so its IDs still increase. ``after_ns`` (ns since the Unix
+        epoch): the end of the last tick the node's previous holder used (Mode C's
+        ``last_ns``); the tick before it counts as this generator's last, so a clock that
+        steps back later is met by the clock policy, never by the previous holder's IDs.
         """
         with self._lock:
             self._node = _check_node(self._layout, node)
             self._node_field = node << self._layout.sequence_bits
             self._forked = False
             self._pid = os.getpid()
+            if after_ns > self._layout.epoch_ns:
+                self._tick = max(self._tick, self._layout.tick_of_ns(after_ns - 1))
             if self._tick >= 0:
                 # Continue after the last tick: the old node's sequence state means nothing
                 # for the new node, but time order must hold: the tick counts as used up.
@@ -381,6 +393,8 @@ class Generator:
         self._state = _closed(ids, last_id)
 
     def _enter_tick(self, tick: int) -> int:
+        if self._tick_check is not None:
+            self._tick_check(tick)  # raises to refuse it, before any state changes
         layout = self._layout
         self._tick = tick
         self._base = base = (tick << self._shift) | self._node_field

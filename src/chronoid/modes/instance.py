@@ -47,6 +47,7 @@ from typing import Any
 
 from chronoid.clock import SYSTEM_CLOCK, Clock
 from chronoid.errors import (
+    ClockBeforeEpoch,
     GeneratorForked,
     InvalidArgument,
     InvalidNode,
@@ -311,6 +312,8 @@ class InstanceGenerator:
         if self._state_path is not None and self._lock_fd is None:
             raise StateFileError(f"{self._state_path}: this generator was closed")
         layout = self._layout
+        if now < layout.epoch_ns:  # a clock error, named as the Generator names it
+            raise ClockBeforeEpoch(layout.name, layout.epoch_ns, now, layout.epoch.isoformat())
         tick = layout.tick_of_ns(now)
         if tick > self._tick:
             self._tick = tick

@@ -26,18 +26,24 @@ lease.** The rules that make it so:
   taken, or the registry lost its data) ends issuing at once; the thread then acquires a new
   node. A registry that does not answer leaves the cached lease until its deadline.
 * **Lock-delay.** A freshly acquired node issues nothing until the registry proves the node's
-  previous lease ended. Each registry keeps a marker of its own history: a node it has a
-  record of (released cleanly, or expired in the registry's own time), or a node it never
-  handed out while its history is at least one TTL old, is issued from at once. When the
+  previous lease ended. Each registry keeps a marker of its own history: any node acquired
+  while its history is at least one TTL old is issued from at once (a holder from before that
+  history has stopped; one inside it left a record or an unexpired lease). When the
   registry cannot vouch (its marker is missing or younger than one TTL: it is new, or it lost
   its data, like a Redis restarted without persistence), the new holder waits until one full
-  TTL after the marker was made, by which time any holder from before the loss has stopped.
-  The cost: the first acquisition on a brand-new registry namespace, and acquisitions in the
-  first TTL after a data loss, wait up to ``ttl_ms``. Every holder of one registry namespace
-  should use the same ``ttl_ms`` (the delay is the newcomer's own TTL).
-* **Handover.** Each holder records ``last_ns`` (the end of the last tick it used) on every
-  renewal and on release. A new holder whose wall clock reads earlier than that waits (up to
-  ``max_wait_ms``) or fails with :class:`~chronoid.errors.ClockMovedBackwards`.
+  TTL after the marker was made, by which time any holder from before the loss has stopped;
+  records made inside that TTL (a release during a lock-delay) vouch for nothing. The cost:
+  acquisitions in the first TTL of a brand-new registry namespace, and in the first TTL after
+  a data loss, wait up to ``ttl_ms``. Every holder of one registry namespace should use the
+  same ``ttl_ms`` (the delay is the newcomer's own TTL).
+* **Handover.** Each holder records ``last_ns`` *ahead*: at acquisition and on every renewal
+  the end of the tick its wall clock will reach one TTL later (past its deadline), and it
+  never enters a tick beyond the last record (after a forward step of its clock larger than
+  about 2/3 TTL it raises LeaseLost until the next renewal); on release, the end of the last
+  tick it used. A new holder whose wall clock reads earlier than that waits (up to
+  ``max_wait_ms``) or fails with :class:`~chronoid.errors.ClockMovedBackwards`; the previous
+  holder's last tick also becomes its generator's last tick, so a clock that steps back after
+  the handover meets the wait policy, never the previous holder's IDs.
 * **Fork.** A child made by ``os.fork()`` (at-fork hooks run) or by a raw C ``fork()``
   (noticed on the generator's slow path, see :mod:`chronoid.generator` for the window that
   remains) does not use the parent's lease: with ``on_fork="raise"`` (default) it raises
@@ -202,6 +208,7 @@ class LeaseGenerator:
             on_overflow=Overflow.WAIT,
             max_wait_ms=max_wait_ms,
             lease_remaining_ns=self._lease_left_ns,
+            tick_check=self._check_tick,
         )
         self._issue = self._generator.next_id
         self._take(lease)
@@ -285,6 +292,7 @@ class LeaseGenerator:
             self._hold = _NO_HOLD
         if lease is not None and not self._forked and self._pid == os.getpid():
             try:
+                # The actual end of our ticks: lower than what the renewals recorded ahead.
                 self._registry.release(lease, self._last_ns())
             except RegistryUnavailable as exc:
                 self.last_error = str(exc)
@@ -305,6 +313,8 @@ class LeaseGenerator:
         self._lease = None
         self._confirmed = 0  # lease clock: send time of the last successful acquire/renew
         self._issue_from = 0  # lease clock: end of the lock-delay
+        self._limit_tick = -1  # the last tick the registry's record covers (ticks)
+        self._recorded_ns = 0  # that record: last_ns for the node's next holder
         self._thread = threading.Thread(target=self._renew_loop, name="chronoid-lease", daemon=True)
 
     def _lease_left_ns(self) -> int:
@@ -343,7 +353,6 @@ class LeaseGenerator:
         self._start_keeping()
         lease = self._acquire()
         self._generator._mark_forked()  # a fresh lock, whatever the parent's threads held
-        self._generator.reassign_node(lease.node)
         self._take(lease)
         _LIVE.add(self)
         self._thread.start()
@@ -371,6 +380,33 @@ class LeaseGenerator:
         tick = self._generator.last_tick
         return self._layout.tick_start_ns(tick + 1) if tick >= 0 else 0
 
+    def _projection(self, lease: Lease) -> tuple[int, int]:
+        # Record ahead: the last tick this holder may use until its next record (the one
+        # holding the wall clock + one TTL, past its deadline) and the last_ns covering it.
+        # A holder cut off after a record never issues a tick its successor does not wait
+        # for, however far its wall clock runs ahead of the successor's.
+        layout = self._layout
+        ahead_ns = self._clock.now_ns() + self._ttl_ns - 1
+        if ahead_ns < layout.epoch_ns:
+            tick = -1
+        elif ahead_ns >= layout.tick_start_ns(layout.max_timestamp + 1):
+            tick = layout.max_timestamp
+        else:
+            tick = layout.tick_of_ns(ahead_ns)
+        record = layout.tick_start_ns(tick + 1) if tick >= 0 else 0
+        if lease is self._lease and record < self._recorded_ns:
+            return self._limit_tick, self._recorded_ns  # the wall clock stepped back
+        return tick, max(record, lease.not_before_ns)
+
+    def _check_tick(self, tick: int) -> None:
+        # The generator's guard on every tick change (slow path only).
+        if tick > self._limit_tick:
+            raise LeaseLost(
+                f"{self._layout.name}: tick {tick} lies past the last tick the registry has "
+                f"recorded for node {self.node}'s next holder ({self._limit_tick}): the wall "
+                f"clock ran ahead of the lease (a step forward?); the next renewal records it"
+            )
+
     def _acquire(self) -> Lease:
         sent = self._lease_now()
         lease = self._registry.acquire(self._layout.max_node, self._ttl_ms, self._clock.now_ns())
@@ -388,6 +424,11 @@ class LeaseGenerator:
                     f"(more than max_wait_ms); refusing to repeat its IDs",
                 )
             self._clock.sleep_ns(behind)
+        # Record ahead before issuing anything (one more round trip at acquisition).
+        limit, record = self._projection(lease)
+        if not self._registry.renew(lease, record):
+            raise LeaseLost(f"{self._layout.name}: node {lease.node} was lost as it was acquired")
+        self._limit_tick, self._recorded_ns = limit, record
         self._confirmed = sent
         # The registry's delay counts from its grant, which is before our receipt.
         self._issue_from = received + lease.settle_ms * 1_000_000
@@ -395,7 +436,9 @@ class LeaseGenerator:
         return lease
 
     def _take(self, lease: Lease) -> None:
-        # Called with the generator already on lease.node; issuing starts after the delay.
+        # Moves the generator to lease.node above the previous holder's last tick (a clock
+        # step back after the handover must not reach it); issuing starts after the delay.
+        self._generator.reassign_node(lease.node, after_ns=lease.not_before_ns)
         self._lease = lease
         if self._lease_now() >= self._issue_from:
             self._publish(lease)
@@ -444,11 +487,13 @@ class LeaseGenerator:
                     if self._lease is lease and self._lease_now() >= self._issue_from:
                         self._publish(lease)
                 return
+            limit, record = self._projection(lease)
             sent = self._lease_now()
-            if self._registry.renew(lease, self._last_ns()):
+            if self._registry.renew(lease, record):
                 with self._swap:
                     if self._lease is lease and not self._stop.is_set():
                         self._confirmed = sent
+                        self._limit_tick, self._recorded_ns = limit, record
                         if self._lease_now() >= self._issue_from:
                             self._publish(lease)
                 self.renewals += 1
@@ -467,7 +512,6 @@ class LeaseGenerator:
                 self._registry.release(new_lease, 0)
                 return
             # The generator keeps its last tick, so IDs on the new node still increase.
-            self._generator.reassign_node(new_lease.node)
             self._take(new_lease)
 
     def __repr__(self) -> str:

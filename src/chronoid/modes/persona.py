@@ -27,7 +27,7 @@ import weakref
 from collections.abc import Callable
 
 from chronoid.clock import SYSTEM_CLOCK, Clock
-from chronoid.errors import InvalidArgument, UnsafeForModeA
+from chronoid.errors import ClockBeforeEpoch, InvalidArgument, UnsafeForModeA
 from chronoid.generator import MAX_BATCH
 from chronoid.layout import Layout
 from chronoid.mix import mix, multiplier
@@ -224,7 +224,10 @@ class PersonaGenerator:
 
     def _prepare(self, now: int) -> None:
         """Make room for at least one more ID at ``now``: new window and/or new persona."""
-        tick = self._layout.tick_of_ns(now)
+        layout = self._layout
+        if now < layout.epoch_ns:  # a clock error, named as the Generator names it
+            raise ClockBeforeEpoch(layout.name, layout.epoch_ns, now, layout.epoch.isoformat())
+        tick = layout.tick_of_ns(now)
         if tick < self._tick:
             # Clock went back (spec 002 §2.4): a fresh persona in the earlier window.
             self._reroll(now)

@@ -20,8 +20,8 @@ class Lease:
     Unix epoch) at which this holder may issue IDs (0 when the node was never used);
     ``handle`` is backend data (the etcd lease ID); ``settle_ms`` is the lock-delay: how long
     after the grant this holder must wait before issuing (ms), 0 when the registry vouches
-    for the node's history (it has a record of the node, or its own history is older than
-    one TTL), up to ``ttl_ms`` when it cannot (it is new or lost its data).
+    for the node's history (its own history is older than one TTL), up to ``ttl_ms`` when it
+    cannot (it is new or lost its data; a node record made since then proves nothing).
     """
 
     node: int
@@ -49,11 +49,13 @@ class NodeRegistry(Protocol):
         ...
 
     def renew(self, lease: Lease, last_ns: int) -> bool:
-        """Extend the lease by its TTL and record ``last_ns``; False if it is no longer ours."""
+        """Extend the lease by its TTL and record ``last_ns`` (kept as the largest recorded);
+        False if it is no longer ours."""
         ...
 
     def release(self, lease: Lease, last_ns: int) -> None:
-        """Give the node back, recording ``last_ns`` for the next holder."""
+        """Give the node back, setting ``last_ns`` for the next holder (at least the lease's
+        ``not_before_ns``; lower than what renewals recorded ahead, when the holder used less)."""
         ...
 
     def close(self) -> None:

@@ -6,8 +6,8 @@ the key does not exist (``create_revision == 0``), attaching the key to the leas
 transaction that checks the stored token and records ``<prefix>last/<n>`` followed by a lease
 keep-alive; release checks the token, records ``last`` and deletes the key, then revokes the
 lease. The lock-delay's marker: ``<prefix>history/born`` (kept) and, for one TTL after it
-is made, ``<prefix>history/settling`` (on an etcd lease); a node without a ``last`` record
-acquired while ``settling`` exists waits one full TTL.
+is made, ``<prefix>history/settling`` (on an etcd lease); a node acquired while ``settling``
+exists waits one full TTL (a ``last`` record made in that time proves nothing).
 
 etcd 3.4 serves the gateway at ``/v3/``; etcd3gw would discover that with one more
 request per client, so chronoid passes ``api_path='/v3/'``.
@@ -172,10 +172,11 @@ class EtcdRegistry:
             if result.get("succeeded"):
                 kvs = result["responses"][1]["response_range"].get("kvs", [])
                 last = int(base64.b64decode(kvs[0].get("value", "")) or b"0") if kvs else 0
-                settle = 0
                 if not kvs:
                     self._create_record(node)
-                    settle = ttl_ms if young else 0
+                # A young history vouches for no node, recorded or not: records made inside
+                # it say nothing of a holder from before a loss.
+                settle = ttl_ms if young else 0
                 return Lease(node, token, ttl_ms, last, lease_id, settle)
         self._revoke(lease_id)
         raise NodeSpaceExhausted(
@@ -212,8 +213,10 @@ class EtcdRegistry:
         return int(result.get("result", {}).get("TTL", -1)) > 0
 
     def release(self, lease: Lease, last_ns: int) -> None:
+        # Set, not raised: the holder's renewals recorded ahead of what it used.
+        last = max(last_ns, lease.not_before_ns)
         ops = [
-            *self._last_ops(lease, last_ns),
+            {"request_put": {"key": _b64(self._last_key(lease.node)), "value": _b64(str(last))}},
             {"request_delete_range": {"key": _b64(self._node_key(lease.node))}},
         ]
         self._token_txn(lease, ops)

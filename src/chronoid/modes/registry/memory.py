@@ -71,7 +71,8 @@ class MemoryRegistry:
             token, _ = self._holders.get(lease.node, ("", -1))
             if token == lease.token:
                 del self._holders[lease.node]
-                self._last[lease.node] = max(self._last.get(lease.node, 0), last_ns)
+                # Set, not raised: the holder's renewals recorded ahead of what it used.
+                self._last[lease.node] = max(last_ns, lease.not_before_ns)
 
     def close(self) -> None:
         """Nothing to close."""

@@ -3,8 +3,8 @@
 One row per node ever leased: ``node``, ``holder`` (owner token, NULL when free), ``expires_at``
 (server time) and ``last_ns`` (numeric: ns values pass the bigint range in 2262, before many
 layouts expire). Row ``-1`` is the lock-delay's marker: its ``expires_at`` is the time the
-table's history began, so a node claimed for the first time (no row) in a table younger than
-one TTL (new, or dropped and re-created) waits until that history is one TTL old. Restoring
+table's history began, so a node claimed in a table younger than one TTL (new, or dropped and
+re-created; rows made since then prove nothing) waits until that history is one TTL old. Restoring
 the table from a backup is a data loss this marker cannot see: wait one TTL before using it.
 
 A claim is one statement: pick the first free node from a random start
@@ -62,7 +62,7 @@ FROM candidate
 ON CONFLICT (node) DO UPDATE
     SET holder = excluded.holder, expires_at = excluded.expires_at
     WHERE t.expires_at <= clock_timestamp()
-RETURNING node, last_ns, (xmax = 0) AS fresh,
+RETURNING node, last_ns,
     EXTRACT(EPOCH FROM clock_timestamp() - (SELECT expires_at FROM {table} WHERE node = -1))
         * 1000 AS history_ms
 """
@@ -92,7 +92,7 @@ RETURNING node
 
 _RELEASE = """
 UPDATE {table}
-SET holder = NULL, expires_at = '-infinity', last_ns = GREATEST(last_ns, %(last)s)
+SET holder = NULL, expires_at = '-infinity', last_ns = %(last)s
 WHERE node = %(node)s AND holder = %(token)s
 """
 
@@ -174,13 +174,12 @@ class PostgresRegistry:
             }
             rows = self._execute(_CLAIM, params)
             if rows:
-                node, last, fresh, history_ms = rows[0]
-                # A node the table has no row of is vouched for only by a history (marker)
-                # at least one TTL old; a missing marker vouches for nothing.
-                settle = 0
-                if fresh:
-                    age = float(history_ms) if history_ms is not None else 0.0
-                    settle = max(0, math.ceil(ttl_ms - age))
+                node, last, history_ms = rows[0]
+                # Only a history (marker) at least one TTL old vouches for a node: rows made
+                # inside a younger one (a claim, a release during a lock-delay) say nothing of
+                # a holder from before a loss; a missing marker vouches for nothing.
+                age = float(history_ms) if history_ms is not None else 0.0
+                settle = max(0, math.ceil(ttl_ms - age))
                 return Lease(int(node), token, ttl_ms, int(last), settle_ms=settle)
             if not self._execute(_ANY_FREE, {"lo": lo, "hi": hi})[0][0]:
                 break
@@ -193,7 +192,9 @@ class PostgresRegistry:
         return bool(self._execute(_RENEW, params))
 
     def release(self, lease: Lease, last_ns: int) -> None:
-        params = {"last": last_ns, "node": lease.node, "token": lease.token}
+        # Set, not raised: the holder's renewals recorded ahead of what it used.
+        last = max(last_ns, lease.not_before_ns)
+        params = {"last": last, "node": lease.node, "token": lease.token}
         self._execute(_RELEASE, params)
 
     def after_fork(self) -> None:

@@ -26,9 +26,9 @@ from chronoid.redact import redact_dsn
 __all__ = ["RedisRegistry"]
 
 # Two passes: first a free node whose previous holder's last_ns has passed, then any free node.
-# The lock-delay: <prefix>registry holds the server time (ms) the namespace's history began; a
-# node without a last: record in a history younger than one TTL may have been held before a
-# data loss, so its new holder waits until birth + ttl. Every acquired node gets a record.
+# The lock-delay: <prefix>registry holds the server time (ms) the namespace's history began;
+# in a history younger than one TTL any node may have been held before a data loss, so its new
+# holder waits until birth + ttl (records made since then prove nothing about that holder).
 _ACQUIRE = """
 local prefix, token, ttl = ARGV[1], ARGV[5], ARGV[6]
 local lo, hi, start = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -49,9 +49,11 @@ for pass = 1, 2 do
       local last = redis.call('GET', prefix .. 'last:' .. node)
       if pass == 2 or not last or tonumber(last) <= now then
         if redis.call('SET', key, token, 'NX', 'PX', ttl) then
-          local settle = 0
+          -- Every node waits while the history is young: a record made inside it (this
+          -- acquisition's, a release during a lock-delay) says nothing of a holder from
+          -- before the loss.
+          local settle = math.max(0, birth + tonumber(ttl) - now_ms)
           if not last then
-            settle = math.max(0, birth + tonumber(ttl) - now_ms)
             redis.call('SET', prefix .. 'last:' .. node, '0')
           end
           return {node, last or '0', settle}
@@ -86,17 +88,16 @@ return 0
 """
 )
 
-_RELEASE = (
-    _KEEP_MAX
-    + """
+# Release sets last_ns (the holder's renewals recorded ahead of what it used; the caller
+# passes at least what the previous holder recorded).
+_RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
-  keep_max(KEYS[2], ARGV[2])
+  redis.call('SET', KEYS[2], ARGV[2])
   redis.call('DEL', KEYS[1])
   return 1
 end
 return 0
 """
-)
 
 
 class RedisRegistry:
@@ -162,7 +163,8 @@ class RedisRegistry:
         return bool(self._call(self._renew, self._keys(lease.node), args))
 
     def release(self, lease: Lease, last_ns: int) -> None:
-        self._call(self._release, self._keys(lease.node), [lease.token, str(last_ns)])
+        last = max(last_ns, lease.not_before_ns)
+        self._call(self._release, self._keys(lease.node), [lease.token, str(last)])
 
     def close(self) -> None:
         """Close the connection pool."""
