@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -262,3 +263,46 @@ def test_new_base32_is_what_format_id_writes() -> None:
     values = [decode_base32(s, 32) for s in result.stdout.split()]
     assert [format_id(v, layout.width, "base32") for v in values] == result.stdout.split()
     assert len(set(values)) == 1000
+
+
+def test_bytes_that_are_not_utf8_are_named_as_bytes_and_json_stays_unicode() -> None:
+    """On main at d4e129d the JSON ``input`` carried lone surrogates (``"\\udcff"``: no
+    Unicode, Node's encodeURIComponent throws on it) and the message named a character
+    U+DCFF that the input never held."""
+    bad_arg = b"\xfe1".decode("utf-8", "surrogateescape")  # as argv gives bytes to Python
+    argv = [sys.executable, "-m", "chronoid", "inspect", "-", bad_arg, "--json"]
+    result = subprocess.run(
+        argv, input=b"\xff\xfe12\n", capture_output=True, timeout=60, check=False
+    )
+    assert result.returncode == 1
+    errors = result.stderr.decode().splitlines()
+    assert "byte 0xFF, which is not UTF-8, at position 0" in errors[0]
+    assert "byte 0xFE, which is not UTF-8, at position 0" in errors[1]
+    assert all("udc" not in line for line in errors)
+    records = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    assert [r["input"] for r in records] == ["\\xff\\xfe12", "\\xfe1"]
+    for record in records:
+        for value in record.values():
+            value.encode("utf-8")  # strict: a lone surrogate raises
+
+
+def test_closed_stdin_and_unwritable_stdout_are_one_line_each() -> None:
+    """On main at d4e129d both ended in a traceback: ``inspect - <&-`` (AttributeError:
+    sys.stdin is None) and output to a full disk (OSError ENOSPC from the flush)."""
+    command = [sys.executable, "-m", "chronoid", "inspect"]
+    closed = subprocess.run(
+        [*command, "-"], preexec_fn=lambda: os.close(0), capture_output=True, text=True,
+        timeout=60, check=False,
+    )  # fmt: skip
+    with open("/dev/full", "w") as full:
+        unwritable = subprocess.run(
+            [*command, "0AM6T4NTM0000", "--variant", "snowflake"], stdout=full,
+            stderr=subprocess.PIPE, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    assert (closed.returncode, closed.stderr) == (
+        1,
+        "chronoid: error: standard input is closed: nothing to read for '-'\n",
+    )
+    assert unwritable.returncode == 1
+    assert unwritable.stderr.startswith("chronoid: error: No space left on device")
+    assert len(unwritable.stderr.splitlines()) == 1, unwritable.stderr

@@ -60,9 +60,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         # `chronoid new -n 1000000 | head` closes the pipe early; that is not an error.
         # Point stdout at /dev/null so the interpreter's final flush does not complain.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        _silence_stdout()
         return 0
+    except OSError as exc:
+        # Output that cannot be written (a full disk, /dev/full, EIO) is one line too.
+        where = f": {exc.filename}" if exc.filename else " (writing the output?)"
+        print(f"chronoid: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        try:
+            sys.stdout.flush()
+        except OSError:
+            _silence_stdout()
+        return 1
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null: its buffer cannot be written, and the interpreter's final
+    flush would print a second complaint."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def _version() -> str:

@@ -34,6 +34,7 @@ Base32), e.g. ``{"id": "7G0Q3P9R2B1KE"}`` rather than ``{"id": 12345678901234567
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Iterable
 
 from chronoid.errors import AmbiguousId, DecodeError, InvalidArgument
@@ -51,6 +52,7 @@ __all__ = [
     "format_ids",
     "parse_id",
     "parse_id_reading",
+    "well_formed",
 ]
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -80,20 +82,39 @@ def _check_width(bits: int) -> None:
         raise InvalidArgument(f"width must be 1..1024 bits, got {bits!r}")
 
 
+# repr() writes a byte that surrogateescape kept (argv, stdin) as \udcff: show it as \xff.
+_ESCAPED_BYTE = re.compile(r"(?<!\\)\\udc([89a-f][0-9a-f])")
+
+
+def well_formed(text: str) -> str:
+    """``text`` with each undecodable byte (a lone surrogate from surrogateescape, as argv and
+    ``chronoid inspect -`` keep them) written ``\\xNN``: fit for JSON, where a lone surrogate
+    is no Unicode (Node's ``encodeURIComponent`` throws; jq and Go turn it into U+FFFD)."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate no byte made (a Python caller's string)
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _shown(text: str) -> str:
     """``text`` for an error message: quoted, escaped, and cut if long (one line, always)."""
     if len(text) <= _SHOWN_CHARS:
-        return repr(text)
-    return f"{text[:_SHOWN_CHARS]!r}... ({len(text):,} characters)"
+        return _ESCAPED_BYTE.sub(r"\\x\1", repr(text))
+    cut = _ESCAPED_BYTE.sub(r"\\x\1", repr(text[:_SHOWN_CHARS]))
+    return f"{cut}... ({len(text):,} characters)"
 
 
 def _check_ascii(text: str, original: str) -> None:
     if text.isascii():
         return
     position, ch = next((i, c) for i, c in enumerate(original) if not c.isascii())
+    if 0xDC80 <= ord(ch) <= 0xDCFF:  # how surrogateescape (argv, stdin) keeps a bad byte
+        what = f"byte 0x{ord(ch) - 0xDC00:02X}, which is not UTF-8,"
+    else:
+        what = f"non-ASCII character {ch!r} (U+{ord(ch):04X})"
     raise DecodeError(
-        f"{_shown(original)} is not an ID: non-ASCII character {ch!r} (U+{ord(ch):04X}) at "
-        f"position {position}; IDs are written in ASCII digits and letters only"
+        f"{_shown(original)} is not an ID: {what} at position {position}; IDs are written in "
+        "ASCII digits and letters only"
     )
 
 

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from chronoid.codec import FORMATS, format_ids
+from chronoid.codec import FORMATS, format_ids, well_formed
 from chronoid.errors import ChronoidError, DecodeError, InvalidArgument
 from chronoid.generator import MAX_BATCH, Generator
 from chronoid.identify import PLAUSIBLE_LEAD_S, Reading, candidates, describe, iso_utc, read
@@ -150,6 +150,8 @@ class _LineTooLong(str):
 def _stdin_lines() -> Iterator[str]:
     """Lines of standard input, undecodable bytes kept as surrogates so that the parser
     names them; a line too long to be an ID is cut (and refused) without being held whole."""
+    if sys.stdin is None:  # started with standard input closed (`chronoid inspect - <&-`)
+        raise InvalidArgument("standard input is closed: nothing to read for '-'")
     stream = sys.stdin.buffer
     while raw := stream.readline(_MAX_LINE_BYTES + 1):
         if len(raw) > _MAX_LINE_BYTES and not raw.endswith(b"\n"):
@@ -204,7 +206,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
             status = 1
             print(f"chronoid: error: {exc}", file=sys.stderr)
             if args.json:
-                print(json.dumps({"input": text, "error": str(exc)}))
+                print(json.dumps({"input": well_formed(text), "error": str(exc)}))
             continue
         if args.json:
             if layout is not None:

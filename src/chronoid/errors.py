@@ -169,8 +169,33 @@ class LeadershipLost(StoreUnavailable):
     store refused a fenced write or renewal, so the member stops issuing and stands by."""
 
 
+class ServerStartError(ChronoidError):
+    """``chronoid serve`` cannot start as configured: a port already in use, a file descriptor
+    limit below what ``--max-connections`` needs. Nothing is left bound when it is raised."""
+
+
 class SequencerReplyError(ChronoidError):
     """The sequencer server answered a client's command with an error reply (``-ERR ...``)."""
+
+
+class SequencerMoved(SequencerReplyError):
+    """``-MOVED 0 host:port``: a failover standby names the leader to ask instead."""
+
+    def __init__(self, message: str, address: tuple[str, int]) -> None:
+        self.address = address
+        super().__init__(message)
+
+
+class SequencerTryAgain(SequencerReplyError):
+    """``-TRYAGAIN ...``: the server has no leader to name yet (an election is under way)."""
+
+
+class SequencerNoAuth(SequencerReplyError):
+    """``-NOAUTH ...``: the server needs ``AUTH`` before this command."""
+
+
+class SequencerWrongPass(SequencerReplyError):
+    """``-WRONGPASS ...``: the server refused the password."""
 
 
 class SinkError(ChronoidError):

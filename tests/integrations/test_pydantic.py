@@ -7,11 +7,15 @@ from typing import Annotated
 
 import pydantic
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from chronoid import Generator, encode_base32, get_layout
+from chronoid.codec import base32_width, decode_base32
 from chronoid.errors import InvalidArgument, UnknownVariant
 from chronoid.integrations.pydantic import Chrono64sId, ChronoId, SnowflakeId
+from chronoid.variants import VARIANTS
 
 S = get_layout("chrono64s")
 ID = Generator("chrono64s", node=5).next_id()
@@ -102,3 +106,39 @@ def test_bad_type_arguments_fail_at_definition() -> None:
 
 def test_runs_on_pydantic_2() -> None:
     assert pydantic.VERSION.startswith("2.")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    name=st.sampled_from(sorted(VARIANTS)),
+    form=st.sampled_from(["decimal", "base32"]),
+    digits=st.text(alphabet="0123456789", min_size=13, max_size=13),
+    fraction=st.floats(min_value=0, max_value=1),
+    pick=st.sampled_from(["digits", "random", "max", "zero"]),
+)
+def test_json_output_reads_back_to_the_same_id_in_every_layout_and_form(
+    name: str, form: str, digits: str, fraction: float, pick: str
+) -> None:
+    """What the field writes in JSON, it reads back: on main at d4e129d a ``form="base32"``
+    field wrote ``"0612345678901"`` and read it back as the decimal 612345678901."""
+    layout = get_layout(name)
+    width = base32_width(layout.width)
+    value = {
+        "digits": decode_base32(digits[:width], 65, exact_width=False) % (layout.max_id + 1),
+        "random": min(int(fraction * layout.max_id), layout.max_id),
+        "max": layout.max_id,
+        "zero": 0,
+    }[pick]
+    adapter: TypeAdapter[int] = TypeAdapter(Annotated[int, ChronoId(name, form=form)])
+    assert adapter.validate_json(adapter.dump_json(value)) == value
+
+
+def test_an_all_digit_base32_string_is_base32_in_either_form() -> None:
+    layout = get_layout("chrono64ms")
+    value = decode_base32("0612345678901", 64)
+    for form in ("decimal", "base32"):
+        adapter: TypeAdapter[int] = TypeAdapter(Annotated[int, ChronoId(layout, form=form)])
+        assert adapter.validate_python("0612345678901") == value  # as `chronoid inspect` reads it
+        assert adapter.validate_python("1234567890123") == (
+            1234567890123 if form == "decimal" else decode_base32("1234567890123", 64)
+        )

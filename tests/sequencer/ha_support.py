@@ -7,6 +7,7 @@ failover-time checks.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import signal
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chronoid.errors import SequencerReplyError
-from chronoid.sequencer.client import SequencerClient
+from chronoid.sequencer.client import AsyncSequencerClient, SequencerClient
 from tests.support import free_port
 
 
@@ -144,9 +145,11 @@ def wait_for_leader(members: list[Member], timeout: float) -> Member:
 
 @dataclass
 class Load:
-    """A thread calling GETSEQ through a failover-aware client, recording (time, value)."""
+    """A thread calling GETSEQ through a failover-aware client (the async one when
+    ``asynchronous``), recording (time, value) and every exception the caller saw."""
 
     members: list[Member]
+    asynchronous: bool = False
     values: list[tuple[float, int]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -158,6 +161,9 @@ class Load:
         return self
 
     def _run(self) -> None:
+        if self.asynchronous:
+            asyncio.run(self._run_async())
+            return
         first, *rest = self.members
         client = SequencerClient(
             "127.0.0.1",
@@ -175,6 +181,25 @@ class Load:
                 continue
             self.values.append((time.monotonic(), value))
         client.close()
+
+    async def _run_async(self) -> None:
+        first, *rest = self.members
+        client = AsyncSequencerClient(
+            "127.0.0.1",
+            first.port,
+            servers=[m.address for m in rest],
+            timeout=0.5,
+            failover_timeout=30,
+        )
+        while not self._stop.is_set():
+            try:
+                value = await client.getseq()
+            except Exception as exc:  # recorded; the test decides
+                self.errors.append(repr(exc))
+                await asyncio.sleep(0.05)
+                continue
+            self.values.append((time.monotonic(), value))
+        await client.close()
 
     def stop(self) -> None:
         self._stop.set()

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from chronoid.errors import InvalidArgument
-from chronoid.sequencer.commands import SUPPORTED, Dispatcher
+from chronoid.sequencer.commands import SUPPORTED, Dispatcher, Wait
 from chronoid.sequencer.sequences import Sequences
 from chronoid.sequencer.store import FileStore
 
@@ -18,8 +18,16 @@ def dispatcher(tmp_path: Path) -> Dispatcher:
 
 
 def run(d: Dispatcher, *lines: str) -> bytes:
+    """The replies to ``lines``, waiting (as the server does) for reservations."""
     state = d.new_state()
-    return b"".join(d.execute(state, line.encode().split()) for line in lines)
+    replies = []
+    for line in lines:
+        reply = d.execute(state, line.encode().split())
+        while isinstance(reply, Wait):
+            reply.future.result(5)
+            reply = d.resume(state, reply)
+        replies.append(reply)
+    return b"".join(replies)
 
 
 def test_spec_commands(dispatcher: Dispatcher) -> None:

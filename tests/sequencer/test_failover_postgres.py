@@ -143,29 +143,54 @@ def test_one_leader_and_the_standby_redirects(members: list[Member]) -> None:
     assert info["ha_leader"] == leader.address and info["role"] == "standby"
 
 
-def test_kill_9_the_leader_ten_times_under_load(members: list[Member]) -> None:
+FAILOVER_TTL = 2.5
+"""Long enough that standbys name the dead leader for several client retries (a95c2b7's
+client counted those redirects across retries and raised), short enough for a quick test."""
+
+
+def test_kill_9_the_leader_ten_times_under_load(pg_dsn: str, cluster: str, tmp_path: Path) -> None:
+    members = make_members(pg_dsn, cluster, tmp_path, 2, FAILOVER_TTL)
+    try:
+        _kill_the_leader_ten_times(members, FAILOVER_TTL)
+    finally:
+        for member in members:
+            if member.process is not None and member.process.poll() is None:
+                member.process.kill()
+                member.process.wait(timeout=10)
+
+
+def _kill_the_leader_ten_times(members: list[Member], ttl: float) -> None:
     for member in members:
         member.start()
     load = Load(members).start()
+    async_load = Load(members, asynchronous=True).start()
     failovers = []
     try:
         for _ in range(10):
             leader = wait_for_leader(members, 10)
             load.first_after(time.monotonic(), 10)  # the leader is serving the load
+            async_load.first_after(time.monotonic(), 10)
             leader.kill()
             killed_at = time.monotonic()
-            failovers.append(load.first_after(killed_at, 4 * TTL + 5) - killed_at)
+            failovers.append(load.first_after(killed_at, 4 * ttl + 5) - killed_at)
+            async_load.first_after(killed_at, 4 * ttl + 5)
             leader.start()  # back as a standby
     finally:
         load.stop()
+        async_load.stop()
+    # Within failover_timeout a failover costs the callers nothing: no exception at all.
+    assert load.errors == [] and async_load.errors == [], (load.errors, async_load.errors)
+    both = [v for _, v in load.values] + [v for _, v in async_load.values]
+    assert len(both) == len(set(both)), "a value was issued twice"
+    assert [v for _, v in async_load.values] == sorted(v for _, v in async_load.values)
     values = [v for _, v in load.values]
     assert len(values) == len(set(values)), "a value was issued twice"
     assert values == sorted(values), "one client saw values go backwards"
     gaps = [b - a for a, b in itertools.pairwise(values)]
     assert max(gaps) <= 2 * BLOCK_MAX  # a crash loses at most 1.5 blocks
-    assert max(failovers) <= 2 * TTL + 0.5, failovers  # issue: within 2 x lease TTL
+    assert max(failovers) <= 2 * ttl + 0.5, failovers  # issue: within 2 x lease TTL
     print(
-        f"failover after kill -9 (ttl {TTL} s): p50 {statistics.median(failovers):.2f} s, "
+        f"failover after kill -9 (ttl {ttl} s): p50 {statistics.median(failovers):.2f} s, "
         f"max {max(failovers):.2f} s; {len(values)} values, max gap {max(gaps)}"
     )
 
@@ -240,7 +265,9 @@ def test_a_leader_whose_watermark_write_hangs_steps_down(
         started = time.monotonic()
         with (
             SequencerClient("127.0.0.1", leader.port, timeout=5) as client,
-            pytest.raises(SequencerReplyError, match="reservation failed"),
+            # The request waits for the write off the event loop; once it fails the answer is
+            # the error, or (the term already ended) the refusal a failover client follows.
+            pytest.raises(SequencerReplyError, match="reservation failed|TRYAGAIN|MOVED"),
         ):
             client.getseq(500_000)  # needs a write now
         while leader.role() == "leader":

@@ -386,7 +386,7 @@ def test_a_fatal_error_is_one_line_in_the_log_format(tmp_path: Path, log_format:
         return
     (record,) = parse_lines(done.stderr, log_format)
     assert record["event"] == "fatal" and record["level"] == "critical"
-    assert "for metrics" in record["msg"] and record["error_type"] == "InvalidArgument"
+    assert "for metrics" in record["msg"] and record["error_type"] == "ServerStartError"
 
 
 def test_health_answers_while_the_server_is_starting() -> None:

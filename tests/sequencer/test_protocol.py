@@ -8,9 +8,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chronoid.errors import InvalidArgument, ProtocolError
+from chronoid.errors import (
+    InvalidArgument,
+    ProtocolError,
+    SequencerMoved,
+    SequencerNoAuth,
+    SequencerReplyError,
+    SequencerTryAgain,
+    SequencerWrongPass,
+)
 from chronoid.sequencer.protocol import (
+    NEED_DATA,
+    REPLY_ERRORS,
+    UNAUTHENTICATED_MAX_ARGS,
+    UNAUTHENTICATED_MAX_BULK,
     Parser,
+    ReplyParser,
     encode_array,
     encode_bulk,
     encode_error,
@@ -151,3 +164,73 @@ def test_fuzz_arbitrary_bytes_raise_only_protocol_error(raw: bytes, data: st.Dat
     assert results[0][0] == results[1][0] == results[2][0]
     if not results[0][0]:
         assert results[0][1] == results[1][1] == results[2][1]
+
+
+# -- limits that protect the server ----------------------------------------------------------
+
+
+def test_a_command_over_max_request_bytes_is_refused_however_it_is_split() -> None:
+    command = resp(b"PING", b"x" * 700, b"y" * 700)
+    for pieces in ([command], [command[i : i + 1] for i in range(len(command))]):
+        parser = Parser(max_request_bytes=1024)
+        with pytest.raises(ProtocolError, match="request larger than 1024 bytes"):
+            for piece in pieces:
+                parser.feed(piece)
+    assert Parser(max_request_bytes=2048).feed(command) == [[b"PING", b"x" * 700, b"y" * 700]]
+
+
+def test_an_endless_array_holds_at_most_max_request_bytes() -> None:
+    parser = Parser(max_request_bytes=4096)
+    parser.receive(b"*1000\r\n")
+    with pytest.raises(ProtocolError):
+        for _ in range(1000):
+            parser.receive(b"$10\r\n0123456789\r\n")
+            assert parser.next_command() is None
+            assert parser.buffered <= 4096 + 16
+
+
+def test_limits_may_change_between_commands() -> None:
+    parser = Parser(max_args=UNAUTHENTICATED_MAX_ARGS, max_bulk=UNAUTHENTICATED_MAX_BULK)
+    parser.receive(resp(b"AUTH", b"pw") + resp(*[b"a"] * 11))
+    assert parser.next_command() == [b"AUTH", b"pw"]
+    parser.max_args = 1024  # what the server does once AUTH succeeded
+    assert parser.next_command() == [b"a"] * 11
+    locked = Parser(max_args=UNAUTHENTICATED_MAX_ARGS)
+    with pytest.raises(ProtocolError, match="invalid multibulk length"):
+        locked.feed(resp(*[b"a"] * 11))
+
+
+# -- the clients' reply parser ---------------------------------------------------------------
+
+
+REPLIES = (
+    b":42\r\n+OK\r\n$5\r\nhe\r\nl\r\n$-1\r\n*2\r\n:1\r\n$0\r\n\r\n%1\r\n+k\r\n:2\r\n_\r\n"
+    b"-MOVED 0 10.0.0.2:10001\r\n-TRYAGAIN no leader\r\n-NOAUTH Authentication required.\r\n"
+    b"-WRONGPASS invalid\r\n-ERR other\r\n"
+)
+
+
+def replies_of(pieces: list[bytes]) -> list[object]:
+    parser = ReplyParser()
+    out: list[object] = []
+    for piece in pieces:
+        parser.receive(piece)
+        while (reply := parser.next_reply()) is not NEED_DATA:
+            out.append(reply)
+    return out
+
+
+def test_reply_parser_whole_and_bytewise_with_typed_errors() -> None:
+    for pieces in ([REPLIES], [REPLIES[i : i + 1] for i in range(len(REPLIES))]):
+        got = replies_of(pieces)
+        assert got[:6] == [42, b"OK", b"he\r\nl", None, [1, b""], [b"k", 2]]
+        assert got[6] is None
+        moved, again, noauth, wrongpass, other = got[7:]
+        assert isinstance(moved, SequencerMoved) and moved.address == ("10.0.0.2", 10001)
+        assert type(again) is SequencerTryAgain and str(again) == "TRYAGAIN no leader"
+        assert type(noauth) is SequencerNoAuth
+        assert type(wrongpass) is SequencerWrongPass
+        assert type(other) is SequencerReplyError and str(other) == "ERR other"
+    assert set(REPLY_ERRORS) == {"MOVED", "TRYAGAIN", "NOAUTH", "WRONGPASS"}
+    with pytest.raises(ProtocolError):
+        replies_of([b"?what\r\n"])

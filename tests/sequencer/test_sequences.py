@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -196,6 +197,7 @@ def test_a_stalled_reservation_fails_the_request_instead_of_freezing_the_server(
     taken = [sequences.take()]
     while not store.stalled.is_set():  # the background reservation is now stuck
         taken.append(sequences.take())
+        time.sleep(0.001)  # let the writer thread run (no timing is asserted)
     while True:  # hand out the headroom; the request past it must not wait for ever
         try:
             taken.append(sequences.take())
@@ -216,6 +218,7 @@ def test_a_reservation_cancelled_by_stepping_down_refuses_cleanly(tmp_path: Path
     store.gate.clear()
     while not store.stalled.is_set():  # the one reservation thread is stuck on "default"
         sequences.take()
+        time.sleep(0.001)  # let the writer thread run (no timing is asserted)
     for _ in range(12):  # "b" queues its reservation behind it
         sequences.take(1, "b")
     sequences.abandon()  # the term is over: the queued reservation is cancelled

@@ -25,9 +25,15 @@ import nats
 import pytest
 import redis
 
+from chronoid.errors import InvalidArgument
 from chronoid.stream.engine import Engine
-from chronoid.stream.event import Event, Frequency
-from chronoid.stream.sinks import NatsJetStreamSink, RedisStreamSink
+from chronoid.stream.event import Event, Frequency, build
+from chronoid.stream.sinks import (
+    MAX_OUTAGE_LIMIT_S,
+    NatsJetStreamSink,
+    RedisStreamSink,
+    parse_sink,
+)
 from chronoid.stream.timesource import FakeTimeSource
 from tests.modes.conftest import OwnServer, _redis_ready
 from tests.support import free_port
@@ -228,3 +234,69 @@ def test_cli_stream_to_redis_survives_a_redis_restart(tmp_path: Path) -> None:
             process.kill()
             process.wait()
         server.stop()
+
+
+def test_the_dedup_window_outlasts_the_longest_outage_ridden_through(
+    redis_url: str, nats_url: str
+) -> None:
+    """An event can wait in the buffer for up to ``max_outage_s`` and only then reach the
+    server, where another producer stored the same boundary when it was due. On main at
+    d4e129d the Redis marker expired after 120 s and JetStream's window stayed 2 minutes
+    whatever ``max_outage_s`` was, so with ``max_outage_s=600`` the late copy was stored again
+    (the docs said retrying is safe because of the deduplication)."""
+    tag = uuid.uuid4().hex[:12]
+    client = redis.Redis.from_url(redis_url)
+    for max_outage_s in (600, MAX_OUTAGE_LIMIT_S):  # the limit still makes a valid EX
+        key = f"chronoid:test:{tag}:{max_outage_s}"
+        engine = _run(RedisStreamSink(redis_url, key, max_outage_s=max_outage_s), START, 1)
+        assert engine.stats.written == 1
+        try:
+            ttl_s = client.ttl(f"{key}:boundary:minute-{_boundary(1)}")
+            assert ttl_s >= max_outage_s, ttl_s
+        finally:
+            client.delete(key, f"{key}:boundary:minute-{_boundary(1)}")
+    client.close()
+    for beyond in (MAX_OUTAGE_LIMIT_S + 1, 1e308, float("nan")):
+        with pytest.raises(InvalidArgument, match="max_outage_s must be"):
+            parse_sink(f"redis://127.0.0.1:1/0?max_outage_s={beyond}")
+
+    subject, stream = f"chronoid.test.{tag}", f"CHRONOID_TEST_{tag.upper()}"
+    _run(NatsJetStreamSink(nats_url, subject, stream, max_outage_s=600), START, 1)
+
+    async def window_s() -> float:
+        connection = await nats.connect(nats_url)
+        try:
+            info = await connection.jetstream().stream_info(stream)
+            await connection.jetstream().delete_stream(stream)
+            return float(info.config.duplicate_window or 0)
+        finally:
+            await connection.close()
+
+    assert asyncio.run(window_s()) >= 600
+
+
+def test_two_producers_racing_on_the_same_boundaries_store_each_once(redis_url: str) -> None:
+    """Two sinks (two connections) send the same 20 boundaries at the same instant, many
+    writes in flight at once: the check-and-add is one Lua script, so nothing slips between."""
+    key = f"chronoid:test:{uuid.uuid4().hex[:12]}:events"
+    events = [build(Frequency.MINUTE, _boundary(n), n, instance_id="x") for n in range(1, 21)]
+
+    async def race() -> tuple[int, int]:
+        first, second = RedisStreamSink(redis_url, key), RedisStreamSink(redis_url, key)
+        try:
+            writes = [sink.write(e) for e in events for sink in (first, second, first, second)]
+            await asyncio.gather(*writes)
+            return first.duplicates, second.duplicates
+        finally:
+            await first.close()
+            await second.close()
+
+    duplicates = asyncio.run(race())
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        stored = [int(fields["timestamp"]) for _, fields in client.xrange(key)]
+        client.delete(key, *(f"{key}:boundary:{e.boundary_id}" for e in events))
+    finally:
+        client.close()
+    assert sorted(stored) == [_boundary(n) for n in range(1, 21)]
+    assert sum(duplicates) == 60

@@ -45,26 +45,38 @@ def check_id(layout: Layout, value: object) -> int:
     return int(value)
 
 
-def parse_text(layout: Layout, text: str) -> int:
+def parse_text(layout: Layout, text: str, prefer: TextForm = "decimal") -> int:
     """An ID written as ASCII decimal digits or as fixed-width Crockford Base32.
 
     Strict on purpose: no sign, no spaces, no ``_`` separators, no non-ASCII digits, and
-    Base32 only at the layout's full width (13 symbols for 64 bits, 7 for 32), so a string
-    of digits is always decimal and never read two ways.
+    Base32 only at the layout's full width (13 symbols for 64 bits, 7 for 32). A string valid
+    in both forms (all digits, at the full width) is read as :func:`chronoid.codec.parse_id`
+    reads it: with a leading ``0`` it is Base32 (no decimal ID is written with one; Base32
+    IDs of today start with ``0``); otherwise as ``prefer``, the form the caller writes, so
+    what :func:`format_text` writes always reads back to the same value.
 
     Raises:
         DecodeError: neither form, or a value outside the layout.
     """
     width = base32_width(layout.width)
-    if text.isascii() and text.isdigit() and len(text) <= len(str(layout.max_id)):
-        return check_id(layout, int(text))
+    readings: dict[str, int] = {}
+    decimal = text.isascii() and text.isdigit() and len(text) <= len(str(layout.max_id))
+    if decimal and int(text) <= layout.max_id:
+        readings["decimal"] = int(text)
     if len(text) == width and text.isascii() and text.isalnum():
         try:
             value = decode_base32(text, layout.width)
         except DecodeError:
             pass
         else:
-            return check_id(layout, value)
+            if value <= layout.max_id:
+                readings["base32"] = value
+    if len(readings) == 2:
+        return readings["base32" if text[0] == "0" else prefer]
+    if readings:
+        return next(iter(readings.values()))
+    if decimal:
+        return check_id(layout, int(text))  # the out-of-range message
     raise DecodeError(
         f"{text[:40]!r} is not a {layout.name} ID: expected decimal digits (at most "
         f"{layout.max_id}) or {width} Crockford Base32 symbols"

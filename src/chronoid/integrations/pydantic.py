@@ -72,7 +72,7 @@ class ChronoId:
     def _validate(self, value: Any) -> int:
         try:
             if isinstance(value, str):
-                return parse_text(self.layout, value)
+                return parse_text(self.layout, value, self.form)
             return check_id(self.layout, value)
         except DecodeError as exc:
             raise PydanticCustomError("chronoid_id", "{reason}", {"reason": str(exc)}) from None

@@ -18,7 +18,7 @@ from chronoid.project import DOCS_URL
 from chronoid.sequencer.config import format_effective, make_configurable, resolve
 from chronoid.sequencer.ha import DEFAULT_TTL
 from chronoid.sequencer.logs import FORMATS
-from chronoid.sequencer.sequences import MAX_VALUE, WAIT_TIMEOUT, Sequences
+from chronoid.sequencer.sequences import MAX_SEQUENCES, MAX_VALUE, WAIT_TIMEOUT, Sequences
 from chronoid.sequencer.store import FileStore, WatermarkStore, default_data_dir
 
 if TYPE_CHECKING:
@@ -96,6 +96,41 @@ def register(subparsers: Any) -> None:
         type=float,
         default=300.0,
         help="close connections idle for this many seconds; 0 never (default 300)",
+    )
+    serve.add_argument(
+        "--handshake-timeout",
+        type=float,
+        default=5.0,
+        help="close a TLS connection whose handshake takes longer than this many seconds "
+        "(default 5); handshakes in progress count against --max-connections",
+    )
+    serve.add_argument(
+        "--request-timeout",
+        type=float,
+        default=10.0,
+        help="close a connection that takes longer than this many seconds to send one "
+        "command, and answer -ERR to a GETSEQ whose reservation takes longer (default 10)",
+    )
+    serve.add_argument(
+        "--auth-timeout",
+        type=float,
+        default=10.0,
+        help="with a password: close a connection not authenticated within this many "
+        "seconds (default 10)",
+    )
+    serve.add_argument(
+        "--max-sequences",
+        type=int,
+        default=MAX_SEQUENCES,
+        help=f"most sequence names, default included; names are never deleted "
+        f"(default {MAX_SEQUENCES})",
+    )
+    serve.add_argument(
+        "--sequences",
+        metavar="NAME,NAME",
+        default=None,
+        help="the only sequence names clients may use besides 'default' (default: any "
+        "name, up to --max-sequences)",
     )
     serve.add_argument(
         "--event-loop",
@@ -211,7 +246,13 @@ def _serve_handler(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from chronoid.sequencer import logs
     from chronoid.sequencer.notify import notify
-    from chronoid.sequencer.server import SequencerServer, ServerConfig, run
+    from chronoid.sequencer.server import (
+        SequencerServer,
+        ServerConfig,
+        bind_listener,
+        ensure_file_limit,
+        run,
+    )
 
     effective = resolve(args)
     if args.print_config:
@@ -226,7 +267,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         port=args.port,
         max_connections=args.max_connections,
         idle_timeout=args.idle_timeout,
+        handshake_timeout=args.handshake_timeout,
+        request_timeout=args.request_timeout,
+        auth_timeout=args.auth_timeout,
     )
+    allowed = _sequence_names(args.sequences)
     password = _password(args.password_file)
     ssl_context = _ssl_context(args.tls_cert, args.tls_key)
     floor, ceiling = site_range(args.site, args.sites)
@@ -245,26 +290,38 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             ceiling=ceiling,
             # With --ha, no wait should outlast the lease: the term is over by then anyway.
             wait_timeout=args.lease_ttl if args.ha is not None else WAIT_TIMEOUT,
+            max_sequences=args.max_sequences,
+            allowed=allowed,
         )
 
+    # Everything that can be refused for want of a port or descriptors is checked before
+    # the data directory or the store is touched; a failure leaves nothing bound. The port
+    # is bound now and listened on once the server can serve.
+    ensure_file_limit(config.max_connections)
+    listener = bind_listener(config.host, config.port)
     health: HealthServer | None = None
-    if args.metrics_port is not None:
-        require_extra("server", "serve --metrics-port", "prometheus_client")
-        from chronoid.sequencer.health import HealthServer
+    try:
+        if args.metrics_port is not None:
+            require_extra("server", "serve --metrics-port", "prometheus_client")
+            from chronoid.sequencer.health import HealthServer
 
-        # Bound before the state is touched: a port in use stops the start cleanly, and
-        # probes get /healthz 200 and /readyz 503 "starting" meanwhile.
-        health = HealthServer(args.metrics_port, args.host)
-        health.start()
-    sequences: Sequences | None = None
-    elector: Elector | None = None
-    if args.ha is None:
-        data_dir = args.data_dir if args.data_dir is not None else default_data_dir()
-        sequences = make_sequences(FileStore(data_dir))
-    else:
-        elector = _elector(args, config, make_sequences)
-        log_context.member = elector.member
-        log_context.term = lambda: elector.term
+            # Probes get /healthz 200 and /readyz 503 "starting" while the state loads.
+            health = HealthServer(args.metrics_port, args.host)
+            health.start()
+        sequences: Sequences | None = None
+        elector: Elector | None = None
+        if args.ha is None:
+            data_dir = args.data_dir if args.data_dir is not None else default_data_dir()
+            sequences = make_sequences(FileStore(data_dir))
+        else:
+            elector = _elector(args, config, make_sequences)
+            log_context.member = elector.member
+            log_context.term = lambda: elector.term
+    except BaseException:
+        listener.close()
+        if health is not None:
+            health.close()
+        raise
 
     def on_started(server: SequencerServer) -> None:
         if health is not None:
@@ -286,6 +343,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             on_started=on_started,
             event_loop=args.event_loop,
             elector=elector,
+            listener=listener,
             on_stopping=on_stopping,
         )
     finally:
@@ -294,6 +352,15 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         if sequences is not None:
             sequences.close()
     return 0
+
+
+def _sequence_names(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise InvalidArgument("--sequences needs at least one name, e.g. --sequences tx,events")
+    return names
 
 
 def site_range(site: int, sites: int) -> tuple[int, int]:

@@ -9,7 +9,10 @@ by block, and values a process never uses are skipped (a gap, never a repeat).
 
 With failover (``chronoid serve --ha``) both clients follow a standby's ``-MOVED 0 host:port``
 to the leader. Given ``servers``, they also move on to the next server when one is unreachable
-or answers ``-TRYAGAIN`` (no leader yet), for up to ``failover_timeout`` seconds. A command
+or answers ``-TRYAGAIN`` (no leader yet), for up to ``failover_timeout`` seconds: a failover
+inside that time costs the caller no exception. A redirect to a leader that does not answer
+(it just died, and standbys name it until its lease runs out) is a failed attempt like any
+other: pause, then start again from the next server. A command
 retried on another server after a lost reply may skip values (a gap), never repeat one: the
 servers' fencing sees to that. A connection that failed or timed out is closed, never reused:
 a late reply on it would otherwise be read as the answer to the next command.
@@ -28,7 +31,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from chronoid.errors import InvalidArgument, SequencerReplyError
+from chronoid.errors import (
+    InvalidArgument,
+    SequencerMoved,
+    SequencerReplyError,
+    SequencerTryAgain,
+)
+from chronoid.sequencer.protocol import NEED_DATA, ReplyParser, encode_command, parse_address
 from chronoid.sequencer.sequences import DEFAULT_NAME, MAX_COUNT
 
 __all__ = [
@@ -42,27 +51,8 @@ __all__ = [
 ]
 
 MAX_REDIRECTS = 5
-"""Redirects followed for one command (a loop of standbys naming each other stops here)."""
-
-
-def parse_address(text: str) -> tuple[str, int]:
-    """``"host:port"`` (IPv6 as ``[::1]:10001``) as ``(host, port)``; InvalidArgument if not."""
-    host, sep, port = text.strip().rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise InvalidArgument(f"server address must be host:port, got {text!r}")
-    return host, int(port)
-
-
-def _redirect(error: SequencerReplyError) -> tuple[str, int] | None:
-    """The leader named by a ``MOVED <slot> host:port`` error, else None."""
-    parts = str(error).split()
-    if len(parts) == 3 and parts[0] == "MOVED":
-        try:
-            return parse_address(parts[2])
-        except InvalidArgument:
-            return None
-    return None
+"""Redirects followed in a row; past it (standbys naming each other) the attempt counts as
+failed: pause and start again from the next server, until ``failover_timeout``."""
 
 
 class _Route:
@@ -97,16 +87,14 @@ class _Route:
         Only called for errors that end the connection's usefulness: reply errors other than
         ``MOVED``/``TRYAGAIN`` are the caller's answer and are raised before getting here.
         """
-        if isinstance(exc, SequencerReplyError):
-            target = _redirect(exc)
-            if target is not None:
-                if attempt.redirects >= MAX_REDIRECTS:
-                    raise SequencerReplyError(f"more than {MAX_REDIRECTS} redirects: {exc}")
-                attempt.redirects += 1
-                self._switch(target)
-                return 0.0
-        # TRYAGAIN, unreachable or timed out (perhaps a leader a redirect named has died
-        # since): the next try, and the next call, start at the next server.
+        if isinstance(exc, SequencerMoved) and attempt.redirects < MAX_REDIRECTS:
+            attempt.redirects += 1
+            self._switch(exc.address)
+            return 0.0
+        # TRYAGAIN, too many redirects in a row, unreachable or timed out (perhaps the
+        # leader a redirect named has died since): a failed attempt. The next try, and the
+        # next call, start at the next server.
+        attempt.redirects = 0
         self._switch(self._next_server())
         remaining = attempt.deadline - time.monotonic()
         if remaining <= 0:
@@ -116,7 +104,7 @@ class _Route:
 
     @staticmethod
     def retryable(exc: SequencerReplyError) -> bool:
-        return _redirect(exc) is not None or str(exc).startswith("TRYAGAIN")
+        return isinstance(exc, (SequencerMoved, SequencerTryAgain))
 
     def _next_server(self) -> tuple[str, int]:
         index = self.servers.index(self.address) if self.address in self.servers else -1
@@ -188,7 +176,7 @@ class SequencerClient(_Routed):
         self.ssl_context = ssl_context
         self.timeout = timeout
         self._sock: socket.socket | None = None
-        self._buffer = b""
+        self._replies = ReplyParser()
 
     def getseq(self, count: int = 1, name: str = DEFAULT_NAME) -> int:
         """Reserve ``count`` consecutive values of ``name``; returns the first."""
@@ -253,7 +241,7 @@ class SequencerClient(_Routed):
                 self._sock.close()
             finally:
                 self._sock = None
-                self._buffer = b""
+                self._replies = ReplyParser()
 
     def __enter__(self) -> SequencerClient:
         return self
@@ -269,7 +257,7 @@ class SequencerClient(_Routed):
         if self.ssl_context is not None:
             sock = self.ssl_context.wrap_socket(sock, server_hostname=self.host)
         self._sock = sock
-        self._buffer = b""
+        self._replies = ReplyParser()
         if self.password is not None:
             try:
                 sock.sendall(_encode((b"AUTH", self.password.encode())))
@@ -279,42 +267,15 @@ class SequencerClient(_Routed):
                 raise
         return sock
 
-    def _read_line(self) -> bytes:
+    def _read_reply(self) -> int | bytes:
         assert self._sock is not None
-        while True:
-            end = self._buffer.find(b"\r\n")
-            if end >= 0:
-                line = self._buffer[:end]
-                self._buffer = self._buffer[end + 2 :]
-                return line
+        replies = self._replies
+        while (reply := replies.next_reply()) is NEED_DATA:
             chunk = self._sock.recv(65536)
             if not chunk:
                 raise EOFError("the sequencer closed the connection")
-            self._buffer += chunk
-
-    def _read_reply(self) -> int | bytes:
-        line = self._read_line()
-        kind, rest = line[:1], line[1:]
-        if kind == b":":
-            return int(rest)
-        if kind == b"+":
-            return rest
-        if kind == b"-":
-            raise SequencerReplyError(rest.decode("utf-8", "replace"))
-        if kind == b"$":
-            length = int(rest)
-            if length < 0:
-                return b""
-            assert self._sock is not None
-            while len(self._buffer) < length + 2:
-                chunk = self._sock.recv(65536)
-                if not chunk:
-                    raise EOFError("the sequencer closed the connection")
-                self._buffer += chunk
-            data = self._buffer[:length]
-            self._buffer = self._buffer[length + 2 :]
-            return data
-        raise SequencerReplyError(f"unexpected reply {line[:64]!r}")
+            replies.receive(chunk)
+        return _value(reply)
 
     @staticmethod
     def _int(reply: int | bytes) -> int:
@@ -324,7 +285,18 @@ class SequencerClient(_Routed):
 
 
 def _encode(args: tuple[bytes, ...]) -> bytes:
-    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+    return encode_command(*args)
+
+
+def _value(reply: object) -> int | bytes:
+    """A reply as :meth:`SequencerClient.call` returns it; an error reply is raised."""
+    if isinstance(reply, SequencerReplyError):
+        raise reply
+    if reply is None:
+        return b""
+    if isinstance(reply, (int, bytes)):
+        return reply
+    raise SequencerReplyError(f"unexpected reply {reply!r:.64}")
 
 
 class BlockSource(Protocol):
@@ -506,6 +478,7 @@ class AsyncSequencerClient(_Routed):
         self.timeout = timeout
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
+        self._replies = ReplyParser()
         self._lock = asyncio.Lock()
 
     async def getseq(self, count: int = 1, name: str = DEFAULT_NAME) -> int:
@@ -587,6 +560,7 @@ class AsyncSequencerClient(_Routed):
         await self.close()
 
     async def _connect(self) -> None:
+        self._replies = ReplyParser()
         self._reader, self._writer = await asyncio.open_connection(
             self.host,
             self.port,
@@ -599,18 +573,13 @@ class AsyncSequencerClient(_Routed):
 
     async def _read_reply(self) -> int | bytes:
         assert self._reader is not None
-        line = await self._reader.readuntil(b"\r\n")
-        kind, rest = line[:1], line[1:-2]
-        if kind == b":":
-            return int(rest)
-        if kind == b"+":
-            return rest
-        if kind == b"-":
-            raise SequencerReplyError(rest.decode("utf-8", "replace"))
-        if kind == b"$":
-            length = int(rest)
-            return b"" if length < 0 else (await self._reader.readexactly(length + 2))[:-2]
-        raise SequencerReplyError(f"unexpected reply {line[:64]!r}")
+        replies = self._replies
+        while (reply := replies.next_reply()) is NEED_DATA:
+            chunk = await self._reader.read(65536)
+            if not chunk:
+                raise EOFError("the sequencer closed the connection")
+            replies.receive(chunk)
+        return _value(reply)
 
 
 class AsyncRangeCache:

@@ -26,15 +26,23 @@ for reservations. The commands, byte for byte (``<name>`` defaults to ``default`
 With failover (:mod:`chronoid.sequencer.ha`) a member that may not issue answers ``GETSEQ``
 and ``CURRENT`` with ``-MOVED 0 <leader host:port>`` or ``-TRYAGAIN <why>``.
 
-Anything else gets ``-ERR Unknown command 'X'. Supported: ...``. With a password set, every
-command but ``AUTH``, ``QUIT`` and ``HELLO ... AUTH`` gets ``-NOAUTH Authentication
-required.`` until authentication succeeds, and consumes nothing.
+Anything else gets ``-ERR Unknown command 'X'. Supported: ...`` (control and non-ASCII bytes
+of X shown as ``\\xNN``). With a password set, every command but ``AUTH``, ``QUIT`` and
+``HELLO ... AUTH`` gets ``-NOAUTH Authentication required.`` until authentication succeeds,
+and consumes nothing; after ``MAX_AUTH_FAILURES`` wrong passwords the connection is closed.
+
+A count is written as Redis writes integers: decimal digits without sign or leading zero.
+
+A ``GETSEQ`` whose values are not reserved yet returns a :class:`Wait` instead of reply bytes:
+the server holds that connection's later commands back until :meth:`Dispatcher.resume`
+gives the reply, and serves every other connection meanwhile.
 """
 
 from __future__ import annotations
 
 import hmac
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -45,11 +53,17 @@ from chronoid.sequencer.protocol import (
     encode_bulk,
     encode_error,
     encode_integer,
+    shown,
 )
 from chronoid.sequencer.sequences import DEFAULT_NAME, MAX_COUNT, Sequences, SequenceStats
 from chronoid.version import package_version
 
-__all__ = ["SUPPORTED", "ConnectionState", "Dispatcher", "Gate"]
+__all__ = ["MAX_AUTH_FAILURES", "SUPPORTED", "ConnectionState", "Dispatcher", "Gate", "Wait"]
+
+MAX_AUTH_FAILURES = 3
+"""Wrong passwords one connection may send; the last gets its ``-WRONGPASS`` and the
+connection is closed (Redis never closes; a guesser then needs a new TCP connection, and the
+server counts every failure)."""
 
 SUPPORTED = (
     "GETSEQ",
@@ -97,6 +111,17 @@ class ConnectionState:
 
     authenticated: bool = False
     closing: bool = False  # set by QUIT: the server closes after writing the replies
+    auth_failures: int = 0
+    close_reason: str = ""  # why the server closes it ("" for QUIT), for the metrics
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """A ``GETSEQ`` waiting for a reservation: call :meth:`Dispatcher.resume` once
+    ``future`` is done (or give up after the wait timeout)."""
+
+    future: Future[None]
+    command: Command
 
 
 class Dispatcher:
@@ -126,14 +151,17 @@ class Dispatcher:
         """Commands answered, by upper-case name (``OTHER`` for unknown ones)."""
         self.errors = 0
         """Error replies sent."""
+        self.auth_failures = 0
+        """Wrong passwords received (``AUTH`` and ``HELLO ... AUTH``)."""
         self._info = info
 
     def new_state(self) -> ConnectionState:
         """State for a new connection: authenticated when no password is set."""
         return ConnectionState(authenticated=self.password is None)
 
-    def execute(self, state: ConnectionState, command: Command) -> bytes:
-        """The reply to ``command``; never raises for anything a client can send."""
+    def execute(self, state: ConnectionState, command: Command) -> bytes | Wait:
+        """The reply to ``command`` (or a :class:`Wait`); never raises for anything a client
+        can send."""
         name = command[0].upper()
         try:
             text = name.decode("ascii")
@@ -148,10 +176,18 @@ class Dispatcher:
         handler = _HANDLERS.get(name)
         if handler is None:
             self.errors += 1
-            shown = command[0].decode("utf-8", "replace")[:128]
-            return encode_error(f"ERR Unknown command '{shown}'. Supported: {_SUPPORTED_TEXT}")
+            return encode_error(
+                f"ERR Unknown command '{shown(command[0])}'. Supported: {_SUPPORTED_TEXT}"
+            )
         reply = handler(self, state, command)
-        if reply[0] == 45:  # b"-"
+        if type(reply) is bytes and reply[0] == 45:  # b"-"
+            self.errors += 1
+        return reply
+
+    def resume(self, state: ConnectionState, wait: Wait) -> bytes | Wait:
+        """Run the waiting command again once its reservation is done (counted once)."""
+        reply = self._getseq(state, wait.command)
+        if type(reply) is bytes and reply[0] == 45:
             self.errors += 1
         return reply
 
@@ -167,9 +203,11 @@ class Dispatcher:
         if sequences is None:
             return None
         try:
-            first = sequences.take(times)
+            first = sequences.try_take(times)
         except (InvalidArgument, StoreUnavailable):
             return None
+        if type(first) is not int:
+            return None  # not reserved yet: each command waits its turn on the general path
         if not self._still_serving(sequences):
             return None  # the values taken become a gap; each command is refused
         self.requests["GETSEQ"] = self.requests.get("GETSEQ", 0) + times
@@ -177,17 +215,18 @@ class Dispatcher:
 
     # -- handlers --------------------------------------------------------------------------
 
-    def _getseq(self, state: ConnectionState, command: Command) -> bytes:
+    def _getseq(self, state: ConnectionState, command: Command) -> bytes | Wait:
         argc = len(command)
         if argc == 1:
             count = 1
             name = DEFAULT_NAME
         elif argc <= 3:
             raw = command[1]
-            if not raw.isdigit() or len(raw) > 8:
+            # Redis's integer rule: digits, no sign, no leading zero.
+            if not raw.isdigit() or raw[0] == 48 or len(raw) > _COUNT_DIGITS:
                 return _bad_count(raw)
             count = int(raw)
-            if not 1 <= count <= MAX_COUNT:
+            if count > MAX_COUNT:
                 return _bad_count(raw)
             name = command[2].decode("utf-8", "replace") if argc == 3 else DEFAULT_NAME
         else:
@@ -196,11 +235,13 @@ class Dispatcher:
         if sequences is None:
             return self._refuse()
         try:
-            first = sequences.take(count, name)
+            first = sequences.try_take(count, name)
         except InvalidArgument as exc:
             return encode_error(f"ERR {exc}")
         except StoreUnavailable as exc:
             return encode_error(f"ERR reservation failed, not issuing: {exc}")
+        if not isinstance(first, int):
+            return Wait(first, command)
         if not self._still_serving(sequences):
             return self._refuse()  # the values taken become a gap
         return b":%d\r\n" % first
@@ -245,6 +286,11 @@ class Dispatcher:
         if user == b"default" and hmac.compare_digest(given, self.password):
             state.authenticated = True
             return OK
+        self.auth_failures += 1
+        state.auth_failures += 1
+        if state.auth_failures >= MAX_AUTH_FAILURES:
+            state.closing = True
+            state.close_reason = "auth_failures"
         return WRONGPASS
 
     def _refuse(self) -> bytes:
@@ -362,7 +408,7 @@ class Dispatcher:
         return encode_error("ERR DB index is out of range")
 
 
-_HANDLERS: dict[bytes, Callable[[Dispatcher, ConnectionState, Command], bytes]] = {
+_HANDLERS: dict[bytes, Callable[[Dispatcher, ConnectionState, Command], bytes | Wait]] = {
     b"GETSEQ": Dispatcher._getseq,
     b"CURRENT": Dispatcher._current,
     b"PING": Dispatcher._ping,
@@ -379,9 +425,14 @@ _KNOWN = frozenset(SUPPORTED)
 _BEFORE_AUTH = frozenset({b"AUTH", b"QUIT", b"HELLO"})
 
 
+_COUNT_DIGITS = len(str(MAX_COUNT))
+
+
 def _bad_count(raw: bytes) -> bytes:
-    shown = raw.decode("utf-8", "replace")[:32]
-    return encode_error(f"ERR count must be an integer in 1..{MAX_COUNT}, got '{shown}'")
+    return encode_error(
+        f"ERR count must be an integer in 1..{MAX_COUNT} (digits, no sign or leading zero), "
+        f"got '{shown(raw, 32)}'"
+    )
 
 
 def _wrong_args(name: str) -> bytes:

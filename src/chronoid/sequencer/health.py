@@ -23,7 +23,7 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
-from chronoid.errors import InvalidArgument
+from chronoid.errors import InvalidArgument, ServerStartError
 from chronoid.sequencer.logs import event
 from chronoid.version import package_version
 
@@ -170,10 +170,10 @@ class HealthServer:
         try:
             self._http = _HTTPServer((host, port))
         except OSError as exc:
-            raise InvalidArgument(
+            raise ServerStartError(
                 f"cannot listen on {host}:{port} for metrics (--metrics-port): "
                 f"{exc.strerror or exc}"
-            ) from exc
+            ) from None
         self._thread = threading.Thread(
             target=self._http.serve_forever, name="chronoid-health", daemon=True
         )

@@ -94,6 +94,7 @@ METRIC_NAMES = frozenset(
         f"{_P}values_issued_total",
         f"{_P}active_connections",
         "chronoid_connections_refused_total",
+        "chronoid_auth_failures_total",
         f"{_P}reservations_total",
         f"{_P}reservation_seconds_total",
         f"{_P}reservation_errors_total",
@@ -160,6 +161,9 @@ class _Collector:
         for reason, count in sorted(server.refusals.items()):
             refused.add_metric([reason], count)
         yield refused
+        yield CounterMetricFamily(
+            "chronoid_auth_failures", "Wrong passwords received", dispatcher.auth_failures
+        )
         yield CounterMetricFamily(
             f"{_P}reservations", "Durable watermark writes", stats.reservations
         )

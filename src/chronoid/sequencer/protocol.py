@@ -9,28 +9,59 @@ Two request forms are accepted, as Redis does:
 
 Any number of commands may arrive in one read (pipelining) and a command may be split over
 any number of reads. Nothing here touches a socket or an event loop, so the parser is tested
-and fuzzed without a network. Size limits protect the server: an inline line or a bulk
-string longer than the limit, or an array with too many elements, is a :class:`ProtocolError`
-after which the connection must be closed (the parser refuses further input).
+and fuzzed without a network. The request :class:`Parser` hands out one command at a time
+(:meth:`Parser.next_command`), so the server runs each command before it parses the next:
+limits that depend on the connection's state (authenticated or not) apply from the very next
+command, and a connection that waits (for a reservation, or after ``QUIT``) parses nothing
+more. Its work is linear in the bytes received: a partial command is never scanned again from
+its start, however many reads it arrives in.
+
+Size limits protect the server: an inline line or a bulk string longer than the limit, an
+array with too many elements, or a command larger than ``max_request_bytes`` (found as soon
+as that much of it is buffered, finished or not) is a :class:`ProtocolError` after which the
+connection must be closed (the parser refuses further input).
+
+:class:`ReplyParser` is the client side: reply bytes in, values out, with each error reply
+turned into the :class:`~chronoid.errors.SequencerReplyError` subclass its prefix names
+(:data:`REPLY_ERRORS`, one table, as redis-py keeps it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from chronoid.errors import InvalidArgument, ProtocolError
+from chronoid.errors import (
+    InvalidArgument,
+    ProtocolError,
+    SequencerMoved,
+    SequencerNoAuth,
+    SequencerReplyError,
+    SequencerTryAgain,
+    SequencerWrongPass,
+)
 
 __all__ = [
     "DEFAULT_MAX_ARGS",
     "DEFAULT_MAX_BULK",
     "DEFAULT_MAX_LINE",
+    "DEFAULT_MAX_REQUEST_BYTES",
+    "NEED_DATA",
+    "REPLY_ERRORS",
+    "UNAUTHENTICATED_MAX_ARGS",
+    "UNAUTHENTICATED_MAX_BULK",
     "Command",
     "Parser",
+    "Reply",
+    "ReplyParser",
     "encode_array",
     "encode_bulk",
+    "encode_command",
     "encode_error",
     "encode_integer",
     "encode_simple",
+    "parse_address",
+    "reply_error",
+    "shown",
 ]
 
 Command = list[bytes]
@@ -42,120 +73,361 @@ DEFAULT_MAX_BULK = 64 * 1024
 """Longest RESP bulk string accepted (bytes); no sequencer argument needs more."""
 DEFAULT_MAX_ARGS = 1024
 """Most elements accepted in one RESP array."""
+DEFAULT_MAX_REQUEST_BYTES = 256 * 1024
+"""Most bytes one connection may hold for a command it has not finished sending; the longest
+real sequencer command is about a hundred bytes."""
+UNAUTHENTICATED_MAX_ARGS = 10
+"""Most elements in one RESP array before ``AUTH`` when a password is set (Redis 7's rule)."""
+UNAUTHENTICATED_MAX_BULK = 16 * 1024
+"""Longest bulk string before ``AUTH`` when a password is set (bytes; Redis 7's rule)."""
+
+_HEADER_MAX = 24  # "*" or "$", up to 20 digits and a sign, CRLF
 
 
 class Parser:
     """Incremental request parser for one connection.
 
-    Feed it every chunk read from the socket; :meth:`feed` returns the commands completed so
-    far. Incomplete input is kept for the next call. A malformed or oversize request raises
-    :class:`ProtocolError` carrying the commands completed before it; the parser then stays
-    broken (every later :meth:`feed` raises again) because the stream cannot be resynchronised.
+    :meth:`receive` every chunk read from the socket, then call :meth:`next_command` until
+    it returns None (the rest is an unfinished command, kept for the next chunk). :meth:`feed`
+    does both and returns every command completed. A malformed or oversize request raises
+    :class:`ProtocolError`; the parser then stays broken (every later call raises again)
+    because the stream cannot be resynchronised.
+
+    ``max_args`` and ``max_bulk`` may be changed between commands (the server lowers them to
+    Redis 7's unauthenticated limits until ``AUTH`` succeeds).
     """
 
-    __slots__ = ("_broken", "_buffer", "max_args", "max_bulk", "max_line")
+    __slots__ = (
+        "_broken",
+        "_buffer",
+        "_bulk",
+        "_count",
+        "_items",
+        "_pos",
+        "_scan",
+        "max_args",
+        "max_bulk",
+        "max_line",
+        "max_request_bytes",
+    )
 
     def __init__(
         self,
         max_line: int = DEFAULT_MAX_LINE,
         max_bulk: int = DEFAULT_MAX_BULK,
         max_args: int = DEFAULT_MAX_ARGS,
+        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     ) -> None:
-        for name, value in (("max_line", max_line), ("max_bulk", max_bulk), ("max_args", max_args)):
-            if not isinstance(value, int) or value < 1:
+        for name, value in (
+            ("max_line", max_line),
+            ("max_bulk", max_bulk),
+            ("max_args", max_args),
+            ("max_request_bytes", max_request_bytes),
+        ):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise InvalidArgument(
                     f"{name} must be a positive int (bytes/elements), got {value!r}"
                 )
         self.max_line = max_line
         self.max_bulk = max_bulk
         self.max_args = max_args
-        self._buffer = b""
+        self.max_request_bytes = max_request_bytes
+        self._buffer = bytearray()
+        self._pos = 0  # start of the command being parsed
+        self._scan = 0  # where parsing resumes (past the elements or line already scanned)
+        self._count = -1  # elements of the RESP array being parsed; -1: none
+        self._bulk = -1  # length of the bulk string whose header was read; -1: none
+        self._items: Command = []
         self._broken: str | None = None
 
     @property
     def buffered(self) -> int:
-        """Bytes received but not yet part of a complete command."""
-        return len(self._buffer)
+        """Bytes received but not yet part of a command handed out."""
+        return len(self._buffer) - self._pos
 
-    def feed(self, data: bytes) -> list[Command]:
-        """Add ``data`` and return every command it completes, in order."""
+    def receive(self, data: bytes) -> None:
+        """Add bytes read from the socket (any split); nothing is parsed yet."""
         if self._broken is not None:
             raise ProtocolError(self._broken)
-        buf = self._buffer + data if self._buffer else data
+        self._buffer += data
+
+    def feed(self, data: bytes) -> list[Command]:
+        """Add ``data`` and return every command it completes, in order.
+
+        On a fault the :class:`ProtocolError` carries the commands completed before it.
+        """
+        self.receive(data)
         commands: list[Command] = []
-        pos = 0
-        end = len(buf)
         try:
-            while pos < end:
-                if buf[pos] == 42:  # b"*"
-                    parsed = self._parse_array(buf, pos)
-                    if parsed is None:
-                        break
-                    command, pos = parsed
-                    if command:
-                        commands.append(command)
-                    continue
-                newline = buf.find(b"\n", pos)
-                if newline < 0:
-                    if end - pos > self.max_line:
-                        raise ProtocolError("Protocol error: too big inline request")
-                    break
-                if newline - pos > self.max_line:
-                    raise ProtocolError("Protocol error: too big inline request")
-                words = buf[pos:newline].split()
-                pos = newline + 1
-                if words:
-                    commands.append(words)
+            while (command := self.next_command()) is not None:
+                commands.append(command)
         except ProtocolError as exc:
-            self._broken = str(exc)
-            self._buffer = b""
             exc.commands = commands
             raise
-        self._buffer = buf[pos:] if pos < end else b""
         return commands
 
-    def _parse_array(self, buf: bytes, pos: int) -> tuple[Command, int] | None:
-        """Parse one RESP array at ``pos``; ``None`` while it is incomplete."""
-        count, pos = self._header(buf, pos, "multibulk")
-        if count is None:
+    def next_command(self) -> Command | None:
+        """The next complete command, or None while the rest of the input is unfinished."""
+        if self._broken is not None:
+            raise ProtocolError(self._broken)
+        try:
+            while True:
+                if self._count < 0:
+                    buf = self._buffer
+                    pos = self._pos
+                    if pos >= len(buf):
+                        self._compact()
+                        return None
+                    if buf[pos] != 42:  # not b"*": an inline line
+                        words = self._inline()
+                        if words is None:
+                            self._compact()
+                            return None
+                        if words:
+                            return words
+                        continue
+                    count = self._header(pos, "multibulk")
+                    if count is None:
+                        self._compact()
+                        return None
+                    if count > self.max_args:
+                        raise ProtocolError("Protocol error: invalid multibulk length")
+                    if count <= 0:  # Redis ignores empty and null arrays
+                        self._pos = self._scan
+                        continue
+                    self._count = count
+                    self._items = []
+                command = self._elements()
+                if command is None:
+                    self._check_unfinished()
+                    self._compact()
+                    return None
+                return command
+        except ProtocolError as exc:
+            self._broken = str(exc)
+            self._buffer = bytearray()
+            self._pos = self._scan = 0
+            raise
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _inline(self) -> Command | None:
+        buf = self._buffer
+        pos = self._pos
+        newline = buf.find(b"\n", max(self._scan, pos))
+        if newline < 0:
+            if len(buf) - pos > self.max_line:
+                raise ProtocolError("Protocol error: too big inline request")
+            self._scan = len(buf)  # the next read is searched from here on, not from pos
             return None
-        if count > self.max_args:
-            raise ProtocolError("Protocol error: invalid multibulk length")
-        if count <= 0:  # Redis ignores empty and null arrays
-            return [], pos
-        command: Command = []
+        if newline - pos > self.max_line:
+            raise ProtocolError("Protocol error: too big inline request")
+        words = bytes(buf[pos:newline]).split()
+        self._pos = self._scan = newline + 1
+        return words
+
+    def _elements(self) -> Command | None:
+        """Bulk strings of the array being parsed, from where the last call stopped."""
+        buf = self._buffer
         end = len(buf)
-        for _ in range(count):
-            if pos >= end:
-                return None
-            if buf[pos] != 36:  # b"$"
-                got = chr(buf[pos]) if 32 < buf[pos] < 127 else f"\\x{buf[pos]:02x}"
-                raise ProtocolError(f"Protocol error: expected '$', got '{got}'")
-            length, pos = self._header(buf, pos, "bulk")
-            if length is None:
-                return None
-            if length < 0 or length > self.max_bulk:
-                raise ProtocolError("Protocol error: invalid bulk length")
-            stop = pos + length
+        items = self._items
+        scan = self._scan
+        while len(items) < self._count:
+            if self._bulk < 0:
+                if scan >= end:
+                    return None
+                if buf[scan] != 36:  # b"$"
+                    raise ProtocolError(f"Protocol error: expected '$', got '{_char(buf[scan])}'")
+                length = self._header(scan, "bulk")
+                if length is None:
+                    return None
+                if length < 0 or length > self.max_bulk:
+                    raise ProtocolError("Protocol error: invalid bulk length")
+                self._bulk = length
+                scan = self._scan
+            stop = scan + self._bulk
             if stop + 2 > end:
                 return None
             if buf[stop : stop + 2] != b"\r\n":
                 raise ProtocolError("Protocol error: bulk string not ended by CRLF")
-            command.append(buf[pos:stop])
-            pos = stop + 2
-        return command, pos
+            items.append(bytes(buf[scan:stop]))
+            scan = self._scan = stop + 2
+            self._bulk = -1
+        if scan - self._pos > self.max_request_bytes:  # the same verdict however it was split
+            raise ProtocolError(self._too_large())
+        self._pos = scan
+        self._count = -1
+        self._items = []
+        return items
 
-    def _header(self, buf: bytes, pos: int, what: str) -> tuple[int | None, int]:
-        """Read ``*N\\r\\n`` or ``$N\\r\\n`` at ``pos``: (N, position after), N None if cut."""
-        crlf = buf.find(b"\r\n", pos, pos + 24)
+    def _header(self, pos: int, what: str) -> int | None:
+        """Read ``*N\\r\\n`` or ``$N\\r\\n`` at ``pos``: N (and ``_scan`` past it), None if cut."""
+        buf = self._buffer
+        crlf = buf.find(b"\r\n", pos, pos + _HEADER_MAX)
         if crlf < 0:
-            if len(buf) - pos >= 24:  # no CRLF within 24 bytes: not a number header
+            if len(buf) - pos >= _HEADER_MAX:  # no CRLF within 24 bytes: not a number header
                 raise ProtocolError(f"Protocol error: invalid {what} length")
-            return None, pos
-        digits = buf[pos + 1 : crlf]
+            return None
+        digits = bytes(buf[pos + 1 : crlf])
         if not digits or not (digits.isdigit() or (digits[:1] == b"-" and digits[1:].isdigit())):
             raise ProtocolError(f"Protocol error: invalid {what} length")
-        return int(digits), crlf + 2
+        self._scan = crlf + 2
+        return int(digits)
+
+    def _check_unfinished(self) -> None:
+        # Everything from _pos on belongs to the command being received.
+        if len(self._buffer) - self._pos > self.max_request_bytes:
+            raise ProtocolError(self._too_large())
+
+    def _too_large(self) -> str:
+        return f"Protocol error: request larger than {self.max_request_bytes} bytes"
+
+    def _compact(self) -> None:
+        # Drop what was handed out, once per command boundary: the partial command left (at
+        # most max_request_bytes) moves to the front and is not moved again while it grows.
+        if self._pos:
+            del self._buffer[: self._pos]
+            self._scan -= self._pos
+            self._pos = 0
+
+
+def _char(byte: int) -> str:
+    return chr(byte) if 32 < byte < 127 else f"\\x{byte:02x}"
+
+
+def shown(raw: bytes, limit: int = 128) -> str:
+    """``raw`` as printable text for an error reply or a log line: bytes outside printable
+    ASCII as ``\\xNN``, at most ``limit`` bytes shown, so a client cannot inject control
+    bytes (NUL, escape sequences, CR/LF) into what a terminal or a log displays."""
+    part = raw[:limit]
+    text = "".join(chr(b) if 32 <= b < 127 and b != 92 else f"\\x{b:02x}" for b in part)
+    return text + ("..." if len(raw) > limit else "")
+
+
+class _NeedData:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+NEED_DATA = _NeedData()
+"""What :meth:`ReplyParser.next_reply` returns while the next reply is incomplete."""
+
+Reply = int | bytes | None | list["Reply"] | SequencerReplyError
+"""A decoded reply: an integer, a simple or bulk string, None (null), an array, or the
+error a ``-`` reply stands for (returned, not raised: the client decides)."""
+
+REPLY_ERRORS: dict[str, type[SequencerReplyError]] = {
+    "MOVED": SequencerMoved,
+    "TRYAGAIN": SequencerTryAgain,
+    "NOAUTH": SequencerNoAuth,
+    "WRONGPASS": SequencerWrongPass,
+}
+"""Error reply prefix → the exception class a client raises for it (others:
+:class:`~chronoid.errors.SequencerReplyError`)."""
+
+
+def reply_error(text: str) -> SequencerReplyError:
+    """The exception for the error reply ``text`` (without its ``-``), by its prefix."""
+    prefix = text.split(" ", 1)[0]
+    kind = REPLY_ERRORS.get(prefix, SequencerReplyError)
+    if kind is SequencerMoved:
+        parts = text.split()
+        try:
+            address = parse_address(parts[2]) if len(parts) == 3 else None
+        except InvalidArgument:
+            address = None
+        if address is None:
+            return SequencerReplyError(text)
+        return SequencerMoved(text, address)
+    return kind(text)
+
+
+class ReplyParser:
+    """Incremental RESP2/RESP3 reply parser for one client connection (sans-I/O).
+
+    :meth:`receive` the bytes read, then :meth:`next_reply` until it returns
+    :data:`NEED_DATA`. A reply that is not RESP raises :class:`ProtocolError` (the connection
+    is out of step and must be closed). Both sequencer clients use it.
+    """
+
+    __slots__ = ("_buffer", "_pos")
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._pos = 0
+
+    def receive(self, data: bytes) -> None:
+        """Add bytes read from the socket."""
+        if self._pos and self._pos >= len(self._buffer):
+            self._buffer.clear()
+            self._pos = 0
+        self._buffer += data
+
+    def next_reply(self) -> Reply | _NeedData:
+        """The next complete reply, or :data:`NEED_DATA`."""
+        parsed = self._parse(self._pos, 0)
+        if parsed is None:
+            return NEED_DATA
+        reply, self._pos = parsed
+        return reply
+
+    def _parse(self, pos: int, depth: int) -> tuple[Reply, int] | None:
+        buf = self._buffer
+        crlf = buf.find(b"\r\n", pos)
+        if crlf < 0:
+            return None
+        kind = buf[pos]
+        rest = bytes(buf[pos + 1 : crlf])
+        after = crlf + 2
+        try:
+            if kind == 58:  # ":"
+                return int(rest), after
+            if kind == 43:  # "+"
+                return rest, after
+            if kind == 45:  # "-"
+                return reply_error(rest.decode("utf-8", "replace")), after
+            if kind in (36, 61):  # "$" bulk, "=" verbatim
+                length = int(rest)
+                if length < 0:
+                    return None, after
+                if after + length + 2 > len(buf):
+                    return None
+                return bytes(buf[after : after + length]), after + length + 2
+            if kind == 95:  # "_" RESP3 null
+                return None, after
+            if kind in (42, 37, 126):  # "*" array, "%" map (flattened), "~" set
+                count = int(rest) * (2 if kind == 37 else 1)
+                if count < 0:
+                    return None, after
+                if depth > 8:
+                    raise ProtocolError("reply nested deeper than 8 levels")
+                items: list[Reply] = []
+                for _ in range(count):
+                    parsed = self._parse(after, depth + 1)
+                    if parsed is None:
+                        return None
+                    item, after = parsed
+                    items.append(item)
+                return items, after
+        except ValueError:
+            raise ProtocolError(f"bad reply header {bytes(buf[pos:crlf])[:64]!r}") from None
+        raise ProtocolError(f"unexpected reply {bytes(buf[pos:crlf])[:64]!r}")
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """``"host:port"`` (IPv6 as ``[::1]:10001``) as ``(host, port)``; InvalidArgument if not."""
+    host, sep, port = text.strip().rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise InvalidArgument(f"server address must be host:port, got {text!r}")
+    return host, int(port)
+
+
+def encode_command(*args: bytes) -> bytes:
+    """One request as a RESP array of bulk strings."""
+    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
 
 
 def encode_integer(value: int) -> bytes:

@@ -14,7 +14,16 @@ sit reserved above the next value, so a crash leaves a gap below two blocks; a c
 If a reservation fails (full disk: ``ENOSPC``/``EDQUOT``, or any other error) the values
 already reserved are still handed out, then every request beyond them fails with
 :class:`StoreUnavailable` until a retry (at most once per second) succeeds: a repeat is never
-risked. Only the event-loop thread may call :meth:`Sequences.take` and :meth:`current`.
+risked. Only the event-loop thread may call :meth:`Sequences.try_take`, :meth:`take` and
+:meth:`current`.
+
+The server never waits for the store on its event-loop thread: :meth:`Sequences.try_take`
+returns the first value when it is already reserved and otherwise starts the reservation in
+the writer thread and returns its :class:`~concurrent.futures.Future`; the connection waits
+for it alone and asks again. :meth:`take` is the blocking form (tests, tools).
+
+A new name becomes a sequence only once its first reservation is durable, so a creation that
+fails (full disk) takes no slot of ``max_sequences``.
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -37,6 +46,7 @@ __all__ = [
     "BLOCK_MIN",
     "DEFAULT_NAME",
     "MAX_COUNT",
+    "MAX_SEQUENCES",
     "MAX_VALUE",
     "NAME_PATTERN",
     "WAIT_TIMEOUT",
@@ -56,7 +66,8 @@ MAX_COUNT = 1_000_000
 MAX_VALUE = 2**63 - 1
 """Largest value handed out, so every client can store it in a signed 64-bit integer."""
 MAX_SEQUENCES = 1000
-"""Most named sequences one server holds (each costs a little memory and state file)."""
+"""Default of ``max_sequences``: most named sequences one server holds (each costs memory and
+a line of the state file, is never deleted, and its first reservation costs an fsync)."""
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 """What a sequence name may be: 1-64 letters, digits, ``_ . : -``."""
 GROW_WINDOW = 1.0
@@ -110,6 +121,10 @@ class Sequences:
 
     ``wait_timeout`` bounds how long a request waits for a reservation another thread is
     writing; past it the request fails with :class:`StoreUnavailable` and nothing is issued.
+
+    ``max_sequences`` bounds the names (the default one included); ``allowed``, when given,
+    is the only names besides ``default`` a client may use (others are refused, even stored
+    ones, which keep their watermark).
     """
 
     def __init__(
@@ -124,6 +139,8 @@ class Sequences:
         ceiling: int = MAX_VALUE,
         clock: Callable[[], float] = time.monotonic,
         wait_timeout: float = WAIT_TIMEOUT,
+        max_sequences: int = MAX_SEQUENCES,
+        allowed: Iterable[str] | None = None,
     ) -> None:
         if not 1 <= floor <= ceiling <= MAX_VALUE:
             raise InvalidArgument(
@@ -143,6 +160,20 @@ class Sequences:
             raise InvalidArgument(
                 f"wait_timeout must be a number of seconds > 0, got {wait_timeout!r}"
             )
+        if not isinstance(max_sequences, int) or max_sequences < 1:
+            raise InvalidArgument(f"max_sequences must be an int >= 1, got {max_sequences!r}")
+        self.allowed: frozenset[str] | None = None
+        if allowed is not None:
+            names = frozenset(allowed) | {DEFAULT_NAME}
+            for name in names:
+                _check_name(name)
+            if len(names) > max_sequences:
+                raise InvalidArgument(
+                    f"{len(names)} allowed sequence names (default included) exceed "
+                    f"max_sequences {max_sequences}"
+                )
+            self.allowed = names
+        self.max_sequences = max_sequences
         self.wait_timeout = wait_timeout
         self.store = store
         self.block_min = block_min
@@ -155,6 +186,7 @@ class Sequences:
         self._closed = False
         stored = store.load()
         self._sequences: dict[str, _Sequence] = {}
+        self._creating: dict[str, _Sequence] = {}  # first reservation not yet durable
         for name, high in stored.items():
             if high > ceiling + 1:
                 raise InvalidArgument(
@@ -163,6 +195,11 @@ class Sequences:
                 )
             start = max(high, floor)
             self._sequences[name] = _Sequence(name, start, start, block_min, stored=high)
+        if self.allowed is not None:
+            for name in [n for n in self._sequences if n not in self.allowed]:
+                # Not served, not rewritten: the store keeps its watermark for a later run.
+                log.warning("sequence %r is stored but not in --sequences: refusing it", name)
+                del self._sequences[name]
         default = self._sequences.get(DEFAULT_NAME)
         if default is None:
             default = _Sequence(DEFAULT_NAME, initial, initial, block_min)
@@ -192,33 +229,56 @@ class Sequences:
 
     # -- issuing (event-loop thread) -------------------------------------------------------
 
-    def take(self, count: int = 1, name: str = DEFAULT_NAME) -> int:
-        """Hand out ``count`` consecutive values of ``name``; returns the first.
+    def try_take(self, count: int = 1, name: str = DEFAULT_NAME) -> int | Future[None]:
+        """Hand out ``count`` consecutive values of ``name`` and return the first, or, when
+        they are not reserved yet, a future that completes once a reservation was written
+        (or failed): call again then. Never blocks.
 
-        Raises :class:`InvalidArgument` for a count outside 1..MAX_COUNT or a bad name and
-        :class:`StoreUnavailable` when the values cannot be reserved durably; either way
-        nothing is consumed.
+        Raises :class:`InvalidArgument` for a count outside 1..MAX_COUNT, a bad, refused or
+        one-too-many name or the end of the range, and :class:`StoreUnavailable` when the
+        values cannot be reserved durably; either way nothing is consumed.
         """
-        if not 1 <= count <= MAX_COUNT:
-            raise InvalidArgument(f"count must be an int in 1..{MAX_COUNT}, got {count!r}")
         seq = self._sequences.get(name)
-        if seq is None:
-            seq = self._create(name)
+        if seq is None or not 1 <= count <= MAX_COUNT:
+            if not 1 <= count <= MAX_COUNT:
+                raise InvalidArgument(f"count must be an int in 1..{MAX_COUNT}, got {count!r}")
+            return self._create(name, count)
         first = seq.next
         end = first + count
         if end > seq.limit:
-            self._reserve_now(seq, end)
+            return self._reserve_for(seq, end)
         seq.next = end
         if not seq.prefetching and seq.limit - end < seq.block >> 1:
             self._prefetch(seq)
         self.stats.values_issued += count
         return first
 
+    def take(self, count: int = 1, name: str = DEFAULT_NAME) -> int:
+        """:meth:`try_take`, waiting (at most ``wait_timeout`` per reservation) when it must."""
+        while True:
+            first = self.try_take(count, name)
+            if isinstance(first, int):
+                return first
+            self._wait(first, name)
+
+    def _wait(self, future: Future[None], name: str) -> None:
+        try:
+            future.result(self.wait_timeout)  # _write never raises; it records failures
+        except CancelledError:  # abandon() cancelled it: the term is over
+            raise StoreUnavailable(
+                f"sequence {name!r}: its reservation was cancelled (stepping down)"
+            ) from None
+        except TimeoutError:
+            raise StoreUnavailable(
+                f"sequence {name!r}: a reservation has been writing for more than "
+                f"{self.wait_timeout:g} s (a stalled store?)"
+            ) from None
+
     def current(self, name: str = DEFAULT_NAME) -> int:
         """The value the next ``take(1, name)`` returns (``floor`` for a new sequence)."""
         seq = self._sequences.get(name)
-        if seq is None:
-            _check_name(name)
+        if seq is None or (self.allowed is not None and name not in self.allowed):
+            self._check_allowed(name)
             return self.floor
         return seq.next
 
@@ -269,15 +329,41 @@ class Sequences:
 
     # -- reservations ----------------------------------------------------------------------
 
-    def _create(self, name: str) -> _Sequence:
+    def _check_allowed(self, name: str) -> None:
         _check_name(name)
-        if len(self._sequences) >= MAX_SEQUENCES:
+        if self.allowed is not None and name not in self.allowed:
             raise InvalidArgument(
-                f"too many sequences: at most {MAX_SEQUENCES}; {name!r} would be one more"
+                f"sequence {name!r} is not among the names this server allows "
+                f"(--sequences {','.join(sorted(self.allowed - {DEFAULT_NAME}))})"
             )
-        seq = _Sequence(name, self.floor, self.floor, self.block_min)
-        self._sequences[name] = seq
-        return seq
+
+    def _create(self, name: str, count: int) -> int | Future[None]:
+        """Start (or follow) the first reservation of a new name; it becomes a sequence once
+        that reservation is durable (:meth:`_promote`)."""
+        self._check_allowed(name)
+        seq = self._creating.get(name)
+        if seq is None:
+            # Creations that failed are forgotten here: they take no slot.
+            for other in [s for s in self._creating.values() if _failed(s)]:
+                del self._creating[other.name]
+            if len(self._sequences) + len(self._creating) >= self.max_sequences:
+                raise InvalidArgument(
+                    f"too many sequences: at most {self.max_sequences}; {name!r} would be one more"
+                )
+            seq = _Sequence(name, self.floor, self.floor, self.block_min)
+            self._creating[name] = seq
+        elif seq.future is not None and seq.future.done():
+            del self._creating[name]
+            if seq.failure is not None or seq.limit <= seq.next:
+                raise StoreUnavailable(
+                    f"cannot create sequence {name!r}: its first reservation failed: {seq.failure}"
+                ) from seq.failure
+            seq.future = None
+            self._sequences[name] = seq
+            return self.try_take(count, name)
+        if seq.future is None:
+            seq.future = self._submit(seq, seq.next + count + self._next_block(seq))
+        return seq.future
 
     def _next_block(self, seq: _Sequence) -> int:
         now = self._clock()
@@ -302,24 +388,17 @@ class Sequences:
         except RuntimeError:  # abandon() shut the executor down meanwhile (another thread)
             seq.prefetching = False
 
-    def _reserve_now(self, seq: _Sequence, end: int) -> None:
-        """Raise the watermark to at least ``end`` before returning (blocks on the store)."""
+    def _reserve_for(self, seq: _Sequence, end: int) -> Future[None]:
+        """Start a reservation covering ``end`` in the writer thread (or hand out the one
+        already in flight: it may cover ``end``, the caller asks again either way)."""
         future = seq.future
-        if future is not None:
-            try:
-                future.result(self.wait_timeout)  # _write never raises; it records failures
-            except CancelledError:  # abandon() cancelled it: the term is over
-                raise StoreUnavailable(
-                    f"sequence {seq.name!r}: its reservation was cancelled (stepping down)"
-                ) from None
-            except TimeoutError:
-                raise StoreUnavailable(
-                    f"sequence {seq.name!r}: a reservation has been writing for more than "
-                    f"{self.wait_timeout:g} s (a stalled store?)"
-                ) from None
-            seq.future = None
-        if end <= seq.limit:
-            return
+        if future is not None and not future.done():
+            return future
+        if future is not None and future.cancelled():  # abandon(): the term is over
+            raise StoreUnavailable(
+                f"sequence {seq.name!r}: its reservation was cancelled (stepping down)"
+            )
+        seq.future = None
         if end > self.ceiling + 1:
             raise InvalidArgument(
                 f"sequence {seq.name!r} cannot go past {self.ceiling}: next is {seq.next}"
@@ -330,11 +409,27 @@ class Sequences:
             ) from seq.failure
         self.stats.synchronous_reservations += 1
         high = min(end + self._next_block(seq), self.ceiling + 1)
-        self._write(seq, high, wait=self.wait_timeout)
-        if seq.failure is not None:
+        return self._submit(seq, high)
+
+    def _submit(self, seq: _Sequence, high: int) -> Future[None]:
+        seq.prefetching = True
+        try:
+            seq.future = self._executor.submit(self._write, seq, high, wait=self.wait_timeout)
+        except RuntimeError:  # closed or abandoned meanwhile
+            seq.prefetching = False
             raise StoreUnavailable(
-                f"cannot reserve values of sequence {seq.name!r}: {seq.failure}"
-            ) from seq.failure
+                f"sequence {seq.name!r}: reservations were cancelled (stepping down or stopping)"
+            ) from None
+        return seq.future
+
+    def _reserve_now(self, seq: _Sequence, end: int) -> None:
+        """Raise the watermark to at least ``end`` before returning (blocks; start-up only)."""
+        while end > seq.limit:
+            self._wait(self._reserve_for(seq, end), seq.name)
+            if seq.failure is not None:
+                raise StoreUnavailable(
+                    f"cannot reserve values of sequence {seq.name!r}: {seq.failure}"
+                ) from seq.failure
 
     def _write(self, seq: _Sequence, high: int, *, wait: float = -1) -> None:
         """Store ``high`` and only then let values below it out (either thread).
@@ -381,6 +476,10 @@ class Sequences:
                 seq.prefetching = False
         finally:
             seq.lock.release()
+
+
+def _failed(seq: _Sequence) -> bool:
+    return seq.future is not None and seq.future.done() and seq.failure is not None
 
 
 def _check_name(name: str) -> None:

@@ -1,18 +1,33 @@
-"""The sequencer's network layer: an asyncio ``Protocol`` that feeds the sans-I/O parser.
+"""The sequencer's network layer: an accept loop and an asyncio ``Protocol`` per connection
+that feeds the sans-I/O parser.
 
-Per read: parse every pipelined command in it, run them, and answer with one
-``transport.write``. Connections above ``max_connections`` get Redis's exact
-``-ERR max number of clients reached`` and are closed; idle connections are closed after
-``idle_timeout`` seconds (a sweep once a second, so the hot path only stores a timestamp) and
-TCP keepalive catches half-open ones. :func:`run` handles SIGINT/SIGTERM by closing the
-listener and connections, then storing each sequence's exact next value.
+The server accepts connections itself (a non-blocking listening socket watched by the event
+loop) so that every connection counts against ``max_connections`` from the moment it is
+accepted, TLS handshakes included, and so that running out of file descriptors (``EMFILE``)
+is logged, counted and waited out instead of closing the listener. A TLS handshake that does
+not finish within ``handshake_timeout`` closes the connection.
+
+Per read: parse one command at a time, run it, and answer every reply of the read with one
+``transport.write``. A ``GETSEQ`` whose values are not reserved yet waits for its
+reservation (written in another thread) on its own: reading from that connection pauses and
+its later commands keep their order, while every other connection is served. ``QUIT`` stops
+the connection's parsing at once.
+
+Limits, with what a client gets back, are in ``docs/sequencer.md``. The sweep once a second
+closes connections idle for ``idle_timeout``, connections holding an unfinished command for
+``request_timeout``, and (with a password) connections not authenticated within
+``auth_timeout``. :func:`run` handles SIGINT/SIGTERM by closing the listener and connections,
+then storing each sequence's exact next value; SIGHUP is logged and changes nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import gc
 import logging
+import resource
 import signal
 import socket
 import ssl
@@ -21,13 +36,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
-from chronoid.errors import InvalidArgument, ProtocolError
+from chronoid.errors import InvalidArgument, ProtocolError, ServerStartError
 from chronoid.extras import require_extra
-from chronoid.sequencer.commands import ConnectionState, Dispatcher
+from chronoid.sequencer.commands import ConnectionState, Dispatcher, Wait
 from chronoid.sequencer.logs import event
 from chronoid.sequencer.protocol import (
+    DEFAULT_MAX_ARGS,
     DEFAULT_MAX_BULK,
     DEFAULT_MAX_LINE,
+    DEFAULT_MAX_REQUEST_BYTES,
+    UNAUTHENTICATED_MAX_ARGS,
+    UNAUTHENTICATED_MAX_BULK,
     Parser,
     encode_error,
 )
@@ -36,29 +55,67 @@ from chronoid.sequencer.sequences import Sequences
 if TYPE_CHECKING:
     from chronoid.sequencer.ha import Elector
 
-__all__ = ["MAX_CLIENTS_REPLY", "REFUSAL_REASONS", "SequencerServer", "ServerConfig", "run"]
+__all__ = [
+    "FD_RESERVE",
+    "MAX_CLIENTS_REPLY",
+    "REFUSAL_REASONS",
+    "SequencerServer",
+    "ServerConfig",
+    "bind_listener",
+    "ensure_file_limit",
+    "run",
+]
 
 log = logging.getLogger("chronoid.sequencer")
 
 MAX_CLIENTS_REPLY = b"-ERR max number of clients reached\r\n"
 _GETSEQ_PATTERNS = (b"*1\r\n$6\r\nGETSEQ\r\n", b"GETSEQ\r\n", b"GETSEQ\n")
-REFUSAL_REASONS = ("max_connections", "protocol_error", "idle_timeout")
+FD_RESERVE = 64
+"""File descriptors kept beyond ``max_connections`` (listener, state file, store
+connections, metrics, logs)."""
+_AUTH_TIMEOUT_REPLY = b"-NOAUTH Authentication not completed in time: closing the connection\r\n"
+_ACCEPT_BATCH = 64  # connections accepted per readiness event, so one burst cannot hog the loop
+_EMFILE_PAUSE_S = 0.1  # out of descriptors: stop accepting this long, then try again
+REFUSAL_REASONS = (
+    "max_connections",
+    "fd_exhausted",
+    "handshake_timeout",
+    "handshake_failed",
+    "auth_timeout",
+    "auth_failures",
+    "request_timeout",
+    "request_too_large",
+    "protocol_error",
+    "idle_timeout",
+)
 """Why the server refused or closed a connection on its own (the metrics label ``reason``)."""
 
 
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
-    """Listening and connection settings (validated on construction)."""
+    """Listening and connection settings (validated on construction; times in seconds)."""
 
     host: str = "127.0.0.1"
     port: int = 10001
     max_connections: int = 1000
+    """Open connections, TLS handshakes in progress included."""
     idle_timeout: float = 300.0
     """Seconds without a request before a connection is closed; 0 disables."""
+    handshake_timeout: float = 5.0
+    """Seconds a TLS handshake may take before the connection is closed."""
+    request_timeout: float = 10.0
+    """Seconds one command may take to arrive in full (slow senders are closed), and the
+    longest a ``GETSEQ`` waits for its reservation (then ``-ERR``)."""
+    auth_timeout: float = 10.0
+    """With a password: seconds a connection has to authenticate before it is closed."""
     max_line: int = DEFAULT_MAX_LINE
     """Longest inline request line (bytes)."""
     max_bulk: int = DEFAULT_MAX_BULK
     """Longest RESP bulk string (bytes)."""
+    max_args: int = DEFAULT_MAX_ARGS
+    """Most elements of one RESP array."""
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    """Most bytes held for one unfinished command."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
@@ -67,52 +124,130 @@ class ServerConfig:
             raise InvalidArgument(
                 f"max_connections must be an int >= 1, got {self.max_connections!r}"
             )
-        if self.idle_timeout < 0:
+        if not self.idle_timeout >= 0:
             raise InvalidArgument(
                 f"idle_timeout must be >= 0 seconds (0 disables), got {self.idle_timeout!r}"
             )
+        for name in ("handshake_timeout", "request_timeout", "auth_timeout"):
+            value = getattr(self, name)
+            if not 0 < value < float("inf"):
+                raise InvalidArgument(f"{name} must be a number of seconds > 0, got {value!r}")
+        for name in ("max_line", "max_bulk", "max_args", "max_request_bytes"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise InvalidArgument(f"{name} must be an int >= 1, got {value!r}")
+
+
+def bind_listener(host: str, port: int) -> socket.socket:
+    """A non-blocking TCP socket bound to ``host:port``, not yet listening (the server calls
+    ``listen`` once it can serve, so a client that connects means a ready server);
+    :class:`ServerStartError` (one line) when the address is in use or cannot be bound."""
+    try:
+        infos = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as exc:
+        raise ServerStartError(f"cannot resolve --host {host!r}: {exc.strerror}") from None
+    # One address: IPv4 first when a name resolves to both (as "localhost" does).
+    infos.sort(key=lambda info: info[0] != socket.AF_INET)
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        raise ServerStartError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    return sock
+
+
+def ensure_file_limit(max_connections: int) -> int:
+    """Raise the soft ``RLIMIT_NOFILE`` to what ``max_connections`` needs (plus
+    :data:`FD_RESERVE`); :class:`ServerStartError` when the hard limit is below that.
+    Returns the soft limit in force."""
+    need = max_connections + FD_RESERVE
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= need:
+        return soft if soft != resource.RLIM_INFINITY else need
+    if hard != resource.RLIM_INFINITY and hard < need:
+        raise ServerStartError(
+            f"--max-connections {max_connections} needs {need} file descriptors but the hard "
+            f"limit is {hard} (ulimit -Hn; LimitNOFILE= under systemd): raise it or lower "
+            "--max-connections"
+        )
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
+    except (ValueError, OSError) as exc:
+        raise ServerStartError(
+            f"cannot raise the file descriptor limit from {soft} to {need} for "
+            f"--max-connections {max_connections}: {exc}"
+        ) from None
+    log.info(
+        "raised the file descriptor limit from %d to %d", soft, need, extra=event("fd_limit_raised")
+    )
+    return need
 
 
 class _Connection(asyncio.Protocol):
-    __slots__ = ("last_active", "parser", "server", "state", "transport")
+    __slots__ = (
+        "last_active",
+        "limited",
+        "made",
+        "opened_at",
+        "parser",
+        "paused",
+        "pending_since",
+        "server",
+        "state",
+        "timer",
+        "transport",
+        "waiting",
+        "write_paused",
+    )
 
     def __init__(self, server: SequencerServer) -> None:
         self.server = server
+        config = server.config
         self.transport: asyncio.Transport | None = None
-        self.parser = Parser(max_line=server.config.max_line, max_bulk=server.config.max_bulk)
         self.state: ConnectionState = server.dispatcher.new_state()
-        self.last_active = 0.0
+        self.limited = not self.state.authenticated
+        self.parser = Parser(
+            max_line=config.max_line,
+            max_bulk=UNAUTHENTICATED_MAX_BULK if self.limited else config.max_bulk,
+            max_args=UNAUTHENTICATED_MAX_ARGS if self.limited else config.max_args,
+            max_request_bytes=config.max_request_bytes,
+        )
+        self.last_active = self.opened_at = server.now
+        self.pending_since = 0.0  # when the unfinished command now buffered began (0: none)
+        self.made = False
+        self.waiting: Wait | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.paused = False  # reading paused while a reservation is awaited
+        self.write_paused = False  # reading paused while the client does not read
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses but have the same API.
-        transport = cast(asyncio.Transport, transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)
         server = self.server
-        if len(server.connections) >= server.config.max_connections or server.closing:
-            server.count_refusal("max_connections")
-            transport.write(MAX_CLIENTS_REPLY)
-            transport.close()
-            return
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-                if hasattr(socket, "TCP_KEEPIDLE"):
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 60)
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 10)
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
+        self.made = True
+        server.pending -= 1
         server.connections.add(self)
         server.accepted += 1
-        self.last_active = server.now
+        self.last_active = self.opened_at = server.now
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
+        self.waiting = None
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
 
     def data_received(self, data: bytes) -> None:
         server = self.server
         self.last_active = server.now
-        if not self.parser.buffered:
+        parser = self.parser
+        if not parser.buffered and self.waiting is None and not self.state.closing:
             # Fast path: a read holding nothing but plain GETSEQs (pipelined or not), in
             # RESP or inline form, as load generators and batching clients send them.
             for pattern in _GETSEQ_PATTERNS:
@@ -126,35 +261,123 @@ class _Connection(asyncio.Protocol):
                         transport.write(replies)
                         return
                     break
-        error: ProtocolError | None = None
         try:
-            commands = self.parser.feed(data)
-        except ProtocolError as exc:
-            commands, error = exc.commands, exc
+            parser.receive(data)
+        except ProtocolError:  # already broken: the connection is closing
+            return
+        if self.waiting is None:
+            self._process()
+
+    def _process(self) -> None:
+        """Run the buffered commands in order until one waits, QUIT, or the input ends."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        server = self.server
+        parser = self.parser
         state = self.state
         execute = server.dispatcher.execute
-        if len(commands) == 1:
-            replies = execute(state, commands[0])
+        replies: list[bytes] = []
+        completed = False
+        while self.waiting is None and not state.closing:
+            try:
+                command = parser.next_command()
+            except ProtocolError as exc:
+                server.protocol_errors += 1
+                replies.append(encode_error(f"ERR {exc}"))
+                state.closing = True
+                state.close_reason = (
+                    "request_too_large" if "request larger than" in str(exc) else "protocol_error"
+                )
+                break
+            if command is None:
+                break
+            completed = True
+            reply = execute(state, command)
+            if type(reply) is bytes:
+                replies.append(reply)
+            else:
+                self._wait(cast(Wait, reply))
+            if self.limited and state.authenticated:
+                # Redis 7's rule: the small limits hold only until AUTH succeeds.
+                self.limited = False
+                parser.max_args = server.config.max_args
+                parser.max_bulk = server.config.max_bulk
+        if parser.buffered:
+            if completed or not self.pending_since:
+                self.pending_since = server.now
         else:
-            replies = b"".join([execute(state, command) for command in commands])
-        if error is not None:
-            server.protocol_errors += 1
-            server.count_refusal("protocol_error")
-            replies += encode_error(f"ERR {error}")
-        transport = self.transport
-        assert transport is not None
+            self.pending_since = 0.0
         if replies:
-            transport.write(replies)
-        if error is not None or state.closing:
+            transport.write(replies[0] if len(replies) == 1 else b"".join(replies))
+        if state.closing:
+            if state.close_reason:
+                server.count_refusal(state.close_reason)
             transport.close()
+
+    # -- waiting for a reservation ---------------------------------------------------------
+
+    def _wait(self, wait: Wait) -> None:
+        server = self.server
+        loop = server.loop
+        assert loop is not None
+        self.waiting = wait
+        if not self.paused:
+            self.paused = True
+            if self.transport is not None and not self.write_paused:
+                self.transport.pause_reading()
+        if self.timer is None:
+            self.timer = loop.call_later(server.config.request_timeout, self._timed_out, wait)
+        wait.future.add_done_callback(
+            lambda _: loop.call_soon_threadsafe(self._resume, wait)  # from the writer thread
+        )
+
+    def _timed_out(self, wait: Wait) -> None:
+        self.timer = None
+        if self.waiting is not wait:
+            return
+        self._finish_wait(
+            encode_error(
+                "ERR reservation failed, not issuing: the store has not confirmed it within "
+                f"{self.server.config.request_timeout:g} s"
+            )
+        )
+
+    def _resume(self, wait: Wait) -> None:
+        if self.waiting is not wait:
+            return  # timed out meanwhile, or the connection is gone
+        reply = self.server.dispatcher.resume(self.state, wait)
+        if type(reply) is not bytes:
+            self.waiting = None
+            self._wait(cast(Wait, reply))  # another reservation is needed: keep waiting
+            return
+        self._finish_wait(reply)
+
+    def _finish_wait(self, reply: bytes) -> None:
+        self.waiting = None
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        transport.write(reply)
+        self.paused = False
+        if not self.write_paused:
+            transport.resume_reading()
+        self._process()  # the commands that arrived behind it, in order
+
+    # -- flow control ----------------------------------------------------------------------
 
     def pause_writing(self) -> None:
         # The client does not read its replies: stop reading its requests too.
-        if self.transport is not None:
+        self.write_paused = True
+        if self.transport is not None and not self.paused:
             self.transport.pause_reading()
 
     def resume_writing(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
+        self.write_paused = False
+        if self.transport is not None and not self.transport.is_closing() and not self.paused:
             self.transport.resume_reading()
 
 
@@ -163,7 +386,7 @@ class SequencerServer:
 
     Standalone it issues from ``sequences``; with failover pass ``elector`` instead (and
     ``sequences=None``): it campaigns once the listener is bound and issues only while it
-    leads.
+    leads. ``listener`` is a socket from :func:`bind_listener` (else :meth:`start` binds one).
     """
 
     def __init__(
@@ -174,14 +397,19 @@ class SequencerServer:
         password: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
         elector: Elector | None = None,
+        listener: socket.socket | None = None,
     ) -> None:
         self.sequences = sequences
         self.elector = elector
         self.config = config
         self.ssl_context = ssl_context
+        self.password_set = password is not None
         self.dispatcher = Dispatcher(sequences, password, info=self._info, gate=elector)
         self.connections: set[_Connection] = set()
+        self.pending = 0
+        """Accepted connections not yet open (TLS handshakes in progress)."""
         self.accepted = 0
+        self.refused = 0
         self.refusals: dict[str, int] = dict.fromkeys(REFUSAL_REASONS, 0)
         """Connections refused or closed by the server, by reason (metrics)."""
         self.protocol_errors = 0
@@ -189,31 +417,40 @@ class SequencerServer:
         self.closing = False
         self.now = time.monotonic()
         self.started = self.now
-        self._server: asyncio.Server | None = None
+        self._listener = listener
+        self._accepting = False
+        self._emfile_logged = 0.0
+        self._opening: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def port(self) -> int:
         """The port actually bound (useful with port 0)."""
-        assert self._server is not None and self._server.sockets
-        port: int = self._server.sockets[0].getsockname()[1]
+        assert self._listener is not None
+        port: int = self._listener.getsockname()[1]
         return port
 
     def count_refusal(self, reason: str) -> None:
         """Count one connection refused or closed for ``reason`` (see REFUSAL_REASONS)."""
         self.refusals[reason] = self.refusals.get(reason, 0) + 1
+        if reason == "idle_timeout":
+            self.idle_closed += 1
+        elif reason == "max_connections":
+            self.refused += 1
 
     async def start(self) -> None:
-        """Bind and start accepting connections."""
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: _Connection(self),
-            self.config.host,
-            self.config.port,
-            ssl=self.ssl_context,
-            backlog=min(self.config.max_connections, 4096),
-            reuse_address=True,
-        )
+        """Bind (unless given a listener) and start accepting connections."""
+        self.loop = asyncio.get_running_loop()
+        if self._listener is None:
+            self._listener = bind_listener(self.config.host, self.config.port)
+        try:
+            self._listener.listen(min(self.config.max_connections, 4096))
+        except OSError as exc:  # another socket with SO_REUSEADDR listens there meanwhile
+            raise ServerStartError(
+                f"cannot listen on {self.config.host}:{self.config.port}: {exc.strerror}"
+            ) from None
+        self._resume_accepting()
         self._sweeper = asyncio.create_task(self._sweep())
         if self.elector is not None:
             self.elector.start()
@@ -224,14 +461,15 @@ class SequencerServer:
         self.closing = True
         if self._sweeper is not None:
             self._sweeper.cancel()
-        if self._server is not None:
-            self._server.close()
+        self._pause_accepting()
+        if self._listener is not None:
+            self._listener.close()
+        for task in list(self._opening):
+            task.cancel()
         for connection in list(self.connections):
             if connection.transport is not None:
                 connection.transport.close()
-        if self._server is not None:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._server.wait_closed(), 2.0)
+        await asyncio.sleep(0)
         if self.elector is not None:
             closer = self.elector.close
         else:
@@ -239,36 +477,163 @@ class SequencerServer:
             closer = self.sequences.close
         await asyncio.get_running_loop().run_in_executor(None, closer)
 
+    # -- accepting -------------------------------------------------------------------------
+
+    def _resume_accepting(self) -> None:
+        if self.closing or self._accepting or self._listener is None or self.loop is None:
+            return
+        self._accepting = True
+        self.loop.add_reader(self._listener.fileno(), self._accept)
+
+    def _pause_accepting(self) -> None:
+        if self._accepting and self._listener is not None and self.loop is not None:
+            self._accepting = False
+            self.loop.remove_reader(self._listener.fileno())
+
+    def _accept(self) -> None:
+        listener = self._listener
+        assert listener is not None and self.loop is not None
+        limit = self.config.max_connections
+        for _ in range(_ACCEPT_BATCH):
+            try:
+                sock, _ = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    # Out of descriptors: the listener stays; accepting resumes shortly.
+                    self.count_refusal("fd_exhausted")
+                    if self.now - self._emfile_logged >= 1.0:
+                        self._emfile_logged = self.now
+                        log.error(
+                            "cannot accept connections: %s (%d open, %d in TLS handshake); "
+                            "retrying in %g s",
+                            exc.strerror,
+                            len(self.connections),
+                            self.pending,
+                            _EMFILE_PAUSE_S,
+                            extra=event("accept_paused"),
+                        )
+                    self._pause_accepting()
+                    self.loop.call_later(_EMFILE_PAUSE_S, self._resume_accepting)
+                    return
+                if exc.errno in (errno.ECONNABORTED, errno.EPROTO, errno.EPERM):
+                    continue  # that client gave up before we accepted it
+                log.error("accept failed: %s", exc, extra=event("accept_failed"))
+                return
+            if self.closing or len(self.connections) + self.pending >= limit:
+                self.count_refusal("max_connections")
+                with contextlib.suppress(OSError):
+                    sock.setblocking(False)
+                    if self.ssl_context is None:
+                        sock.send(MAX_CLIENTS_REPLY)
+                sock.close()
+                continue
+            self.pending += 1
+            task = self.loop.create_task(self._open(sock))
+            self._opening.add(task)
+            task.add_done_callback(self._opening.discard)
+
+    async def _open(self, sock: socket.socket) -> None:
+        sock.setblocking(False)
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            if hasattr(socket, "TCP_KEEPIDLE"):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 60)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 10)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
+        connection = _Connection(self)
+        started = time.monotonic()
+        assert self.loop is not None
+        try:
+            if self.ssl_context is None:
+                await self.loop.connect_accepted_socket(lambda: connection, sock)
+            else:
+                await self.loop.connect_accepted_socket(
+                    lambda: connection,
+                    sock,
+                    ssl=self.ssl_context,
+                    ssl_handshake_timeout=self.config.handshake_timeout,
+                )
+        except BaseException as exc:
+            if not connection.made:
+                self.pending -= 1
+                with contextlib.suppress(OSError):
+                    sock.close()
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                timed_out = time.monotonic() - started >= self.config.handshake_timeout * 0.9
+                self.count_refusal("handshake_timeout" if timed_out else "handshake_failed")
+                log.debug("connection closed before it opened: %s", exc)
+            elif isinstance(exc, asyncio.CancelledError):
+                raise
+
+    # -- sweeping --------------------------------------------------------------------------
+
     async def _sweep(self) -> None:
-        # Once a second: refresh the cached clock and close idle connections.
-        timeout = self.config.idle_timeout
+        # Once a second: refresh the cached clock and close idle, slow and unauthenticated
+        # connections.
+        config = self.config
+        idle = config.idle_timeout
         while True:
             await asyncio.sleep(1.0)
             self.now = now = time.monotonic()
-            if timeout <= 0:
-                continue
             for connection in list(self.connections):
-                if now - connection.last_active > timeout and connection.transport is not None:
-                    self.idle_closed += 1
-                    self.count_refusal("idle_timeout")
-                    connection.transport.close()
+                transport = connection.transport
+                if transport is None or transport.is_closing():
+                    continue
+                if connection.waiting is not None:
+                    continue  # bounded by its own timer
+                if (
+                    self.password_set
+                    and not connection.state.authenticated
+                    and now - connection.opened_at > config.auth_timeout
+                ):
+                    self._close(connection, "auth_timeout", _AUTH_TIMEOUT_REPLY)
+                    continue
+                if connection.pending_since and now - connection.pending_since > (
+                    config.request_timeout
+                ):
+                    self._close(
+                        connection,
+                        "request_timeout",
+                        encode_error(
+                            f"ERR request not completed within {config.request_timeout:g} s: "
+                            "closing the connection"
+                        ),
+                    )
+                    continue
+                if idle > 0 and now - connection.last_active > idle:
+                    self._close(connection, "idle_timeout", b"")
+
+    def _close(self, connection: _Connection, reason: str, reply: bytes) -> None:
+        transport = connection.transport
+        assert transport is not None
+        self.count_refusal(reason)
+        if reply:
+            transport.write(reply)
+        transport.close()
 
     def _info(self) -> dict[str, dict[str, object]]:
         # INFO sections as Redis names them: where each of these numbers is in Redis.
         return {
             "server": {
                 "uptime_in_seconds": int(time.monotonic() - self.started),
-                "tcp_port": self.port if self._server is not None else self.config.port,
+                "tcp_port": self.port if self._listener is not None else self.config.port,
             },
             "clients": {
                 "connected_clients": len(self.connections),
+                "pending_handshakes": self.pending,
                 "maxclients": self.config.max_connections,
             },
             "stats": {
                 "total_connections_received": self.accepted,
-                "rejected_connections": self.refusals["max_connections"],
+                "rejected_connections": self.refused,
                 "protocol_errors": self.protocol_errors,
                 "idle_closed_connections": self.idle_closed,
+                "auth_failures": self.dispatcher.auth_failures,
+                **{f"refused_{reason}": count for reason, count in self.refusals.items()},
             },
         }
 
@@ -282,6 +647,7 @@ def run(
     on_started: Callable[[SequencerServer], None] | None = None,
     event_loop: str = "auto",
     elector: Elector | None = None,
+    listener: socket.socket | None = None,
     on_stopping: Callable[[SequencerServer], None] | None = None,
 ) -> None:
     """Serve until SIGINT or SIGTERM, then shut down cleanly (no gap in the sequences).
@@ -291,7 +657,8 @@ def run(
     arrives, before the connections close.
 
     ``event_loop`` is ``asyncio``, ``uvloop`` (faster per read; the ``server`` extra installs
-    it) or ``auto`` (uvloop when it is installed).
+    it) or ``auto`` (uvloop when it is installed). SIGHUP is logged and ignored: the
+    configuration is read once, at start (restart to change it).
     """
     if event_loop not in ("auto", "asyncio", "uvloop"):
         raise InvalidArgument(f"event_loop must be auto, asyncio or uvloop, got {event_loop!r}")
@@ -306,13 +673,31 @@ def run(
 
     async def main() -> None:
         server = SequencerServer(
-            sequences, config, password=password, ssl_context=ssl_context, elector=elector
+            sequences,
+            config,
+            password=password,
+            ssl_context=ssl_context,
+            elector=elector,
+            listener=listener,
         )
         await server.start()
+        # Everything loaded so far lives as long as the process: move it out of the cyclic
+        # collector's reach, so a full collection never walks ~35,000 start-up objects while
+        # clients wait (measured: 5-120 ms per full collection on this machine, 0.004 after).
+        # No collection first: it would delay the first reply by as much.
+        gc.freeze()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(
+            signal.SIGHUP,
+            lambda: log.warning(
+                "SIGHUP received: nothing to reload (options are read at start; restart "
+                "to change them); still serving",
+                extra=event("sighup_ignored"),
+            ),
+        )
         log.info(
             "chronoid sequencer listening on %s:%d%s (event loop %s)",
             config.host,

@@ -9,8 +9,10 @@ returns).
 Both server sinks store each boundary once: they deduplicate on the event's
 :attr:`~chronoid.stream.event.Event.boundary_id` (``{freq}-{timestamp}``, no per-process
 counter), so a write retried after a lost reply, a second producer emitting the same
-boundary, or a restarted producer adds nothing, within a duplicate window (JetStream's, 2
-minutes by default; the Redis sink keeps a marker key for :data:`DEDUP_WINDOW_S`).
+boundary, or a restarted producer adds nothing, within a duplicate window of
+:data:`DEDUP_WINDOW_S` plus ``max_outage_s`` (an event may wait that long in the buffer before
+it reaches the server): the Redis sink's marker keys expire after it, and the NATS sink
+creates its stream with it as JetStream's duplicate window.
 
 Both follow one outage rule (:class:`_OutageRule`): the first connection must succeed at once
 (a wrong address fails fast); after that, a write that fails because the server is gone is
@@ -24,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -36,6 +39,7 @@ from chronoid.stream.event import Event
 
 __all__ = [
     "DEDUP_WINDOW_S",
+    "MAX_OUTAGE_LIMIT_S",
     "MAX_OUTAGE_S",
     "NatsJetStreamSink",
     "RedisStreamSink",
@@ -49,8 +53,12 @@ log = logging.getLogger("chronoid.stream")
 MAX_OUTAGE_S = 30.0
 """How long (s) a server sink keeps retrying an event across reconnects before the run fails."""
 
+MAX_OUTAGE_LIMIT_S = 86_400
+"""The largest ``max_outage_s`` (s): the dedup window grows with it, and Redis keeps a marker
+key per boundary for that long (a day of ``second`` boundaries is 86,400 keys)."""
+
 DEDUP_WINDOW_S = 120
-"""How long (s) the Redis sink remembers a boundary it stored (JetStream's default window)."""
+"""How long (s) past the longest outage a sink remembers a boundary (JetStream's default)."""
 
 _RETRY_FIRST_S = 0.05  # first pause between retries (s); doubles up to _RETRY_MAX_S
 _RETRY_MAX_S = 1.0
@@ -66,15 +74,19 @@ class _OutageRule:
     """
 
     def __init__(self, what: str, max_outage_s: float) -> None:
-        if not 0 <= max_outage_s < float("inf"):
+        if not 0 <= max_outage_s <= MAX_OUTAGE_LIMIT_S:
             raise InvalidArgument(
-                f"max_outage_s must be a number of seconds >= 0, got {max_outage_s!r}"
+                f"max_outage_s must be a number of seconds from 0 to {MAX_OUTAGE_LIMIT_S:,} "
+                f"(a day), got {max_outage_s!r}"
             )
         self.what = what
         self.max_outage_s = max_outage_s
         self.connected = False
         self.outages = 0
         """Outages ridden through (count)."""
+        self.dedup_window_s = DEDUP_WINDOW_S + math.ceil(max_outage_s)
+        """How long (s) the server must remember a stored boundary: an event may wait up to
+        ``max_outage_s`` in the buffer while another producer's copy is already stored."""
 
     async def run(
         self,
@@ -161,7 +173,8 @@ return id
 class RedisStreamSink:
     """``XADD`` each event to a Redis Stream (fields as strings), each boundary once.
 
-    A marker key ``{stream}:boundary:{boundary_id}`` (expiring after :data:`DEDUP_WINDOW_S`)
+    A marker key ``{stream}:boundary:{boundary_id}`` (expiring after :data:`DEDUP_WINDOW_S`
+    plus ``max_outage_s``)
     is set in the same Lua script as the ``XADD``, so a retry or a second producer does not
     add the boundary again. Reconnects under the module's outage rule.
 
@@ -220,7 +233,10 @@ class RedisStreamSink:
         from redis.exceptions import RedisError
         from redis.exceptions import TimeoutError as RedisTimeoutError
 
-        args: list[str | int] = [DEDUP_WINDOW_S, "" if self._maxlen is None else self._maxlen]
+        args: list[str | int] = [
+            self._rule.dedup_window_s,
+            "" if self._maxlen is None else self._maxlen,
+        ]
         for key, value in event.to_dict().items():
             args += [key, str(value)]
         keys = [self.stream, f"{self.stream}:boundary:{event.boundary_id}"]
@@ -245,7 +261,9 @@ class NatsJetStreamSink:
     """Publish each event as JSON to a JetStream subject and wait for the acknowledgement.
 
     The event's :attr:`~chronoid.stream.event.Event.boundary_id` goes out as ``Nats-Msg-Id``,
-    so JetStream stores each boundary once within its duplicate window (2 minutes by default),
+    so JetStream stores each boundary once within its duplicate window (set to
+    :data:`DEDUP_WINDOW_S` plus ``max_outage_s`` when the sink creates the stream; a warning if
+    an existing stream's is shorter),
     whichever producer sends it and however often. The stream is created (capturing just
     ``subject``) when it does not exist; an existing one must already capture ``subject``, or
     the first write fails saying so. Reconnects under the module's outage rule.
@@ -334,8 +352,23 @@ class NatsJetStreamSink:
             try:
                 info = await js.stream_info(self.stream)
             except NotFoundError:
-                await js.add_stream(name=self.stream, subjects=[self.subject])
+                await js.add_stream(
+                    name=self.stream,
+                    subjects=[self.subject],
+                    duplicate_window=float(self._rule.dedup_window_s),
+                )
             else:
+                window_s = info.config.duplicate_window or DEDUP_WINDOW_S
+                if window_s < self._rule.dedup_window_s:
+                    log.warning(
+                        "JetStream stream %r keeps duplicates for %g s, less than the %d s an "
+                        "event may wait here (max_outage_s + %d s): a boundary sent that late "
+                        "by two producers is stored twice",
+                        self.stream,
+                        window_s,
+                        self._rule.dedup_window_s,
+                        DEDUP_WINDOW_S,
+                    )
                 if self.subject not in (info.config.subjects or []):
                     raise SinkError(
                         f"JetStream stream {self.stream!r} exists but does not capture subject "
