@@ -15,8 +15,9 @@ writes them to ``benchmarks/results/modes.md`` (the README quotes that file).
 2. **Mode A duplicate rate**: k personas x m IDs per window over a 2^12 suffix (a small
    layout so that duplicates are frequent enough to count), fixed seeds, against the
    calculator's ID-count birthday bound.
-3. **Mode A throughput budget**: from :mod:`chronoid.capacity`, the fleet-wide IDs/s that
-   keeps the risk of any duplicate under 1 in 1,000 per window, per day and per year.
+
+Mode A's throughput budget per layout is not a benchmark: ``chronoid capacity --budget-table``
+prints it (the README's ``capacity:budget`` block).
 """
 
 from __future__ import annotations
@@ -35,8 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from chronoid import Generator
-from chronoid.capacity import DAY_S, YEAR_S, birthday_probability, max_ids_per_second
-from chronoid.capacity import window_seconds as window_of
+from chronoid.capacity import birthday_probability
 from chronoid.clock import ManualClock, boottime_ns
 from chronoid.layout import Layout
 from chronoid.modes import InstanceGenerator, LeaseGenerator, PersonaGenerator
@@ -286,30 +286,6 @@ def decrease_table() -> str:
     return "\n".join(lines)
 
 
-def budget_table() -> str:
-    """Fleet-wide IDs/s that keeps P(any duplicate) under 1e-3 per window, day and year."""
-    lines = [
-        "| variant | window | suffix bits | per window | per day | per year |",
-        "| --- | --- | ---: | ---: | ---: | ---: |",
-    ]
-    for name in (
-        "chrono64mo",
-        "chrono64d",
-        "chrono64h",
-        "chrono64m",
-        "chrono64s",
-        "uchrono64s",
-        "chrono64ds",
-        "chrono64cs",
-        "chrono32y",
-    ):
-        layout = get_layout(name)
-        rates = [max_ids_per_second(layout, 1e-3, p) for p in (window_of(layout), DAY_S, YEAR_S)]
-        cells = " | ".join(f"{r:,.3g}" for r in rates)
-        lines.append(f"| `{name}` | {layout.unit.description} | {layout.suffix_bits} | {cells} |")
-    return "\n".join(lines)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds and trials")
@@ -346,11 +322,6 @@ def main() -> None:
             "window) that are smaller than the ID before them, over the 64 multiplier indices:",
             "",
             decrease_table(),
-            "",
-            "Mode A fleet throughput (IDs/s, all generators together) that keeps the "
-            "probability of at least one duplicate under 1 in 1,000 (`chronoid capacity`):",
-            "",
-            budget_table(),
             "",
         ]
     )

@@ -12,7 +12,17 @@ import pytest
 from chronoid.errors import InvalidArgument
 from chronoid.modes.instance import mode_b_id
 from chronoid.sim.cli import run
-from chronoid.sim.common import count_duplicate_trials, mode_b_np, parity_with_compose
+from chronoid.sim.common import (
+    count_duplicate_trials,
+    fmt_p,
+    fmt_share_ci,
+    fmt_timing,
+    mean_interval,
+    median_interval,
+    mode_b_np,
+    parity_with_compose,
+    ratio_interval,
+)
 from chronoid.sim.model import Context, Verdict
 from chronoid.sim.report import (
     README_BEGIN,
@@ -153,3 +163,64 @@ def test_readme_block_is_replaced_and_markers_required(tmp_path: Path) -> None:
     bare.write_text("# no markers\n")
     with pytest.raises(InvalidArgument, match="no <!-- BEGIN sim-summary -->"):
         update_readme(bare, "x")
+
+
+def test_corrected_verdicts_of_the_audit() -> None:
+    """Issue 19: epoch-bit compares both placements, causal-jitter says where ±1 unit fails,
+    clock-rollback runs what its method says and adds Mode B with a state file."""
+    by_name = {
+        r.name: r
+        for r in run(
+            ["epoch-bit", "causal-jitter", "clock-rollback"], Context(), show_progress=False
+        )
+    }
+    epoch = by_name["epoch-bit"]
+    assert epoch.verdict is Verdict.PARTLY
+    placements = {row[0]: row for row in epoch.tables[0].rows}
+    from_node = placements["bit from the node budget, placed above the timestamp"]
+    assert from_node[1:] == ["0.0 %", "272 years", "2^14 nodes"]
+    assert placements["bit from the timestamp, above it"][2] == "136 years"
+    jitter = by_name["causal-jitter"]
+    assert jitter.verdict is Verdict.PARTLY and "±1 unit fails for `ms`" in jitter.headline
+    rollback = by_name["clock-rollback"]
+    assert "1 % of them backward jumps of up to two ticks" in rollback.method
+    assert "10 s bound" in rollback.method and "20 %" not in rollback.method
+    mode_b = rollback.tables[1].rows
+    assert len(mode_b) == 5 and all(row[3] == "0" for row in mode_b)
+
+
+def test_new_scenarios_are_registered() -> None:
+    names = [s.name for s in SCENARIOS]
+    for name in ("signed-risk", "strict-monotonic", "rotation-routing", "sql-parity"):
+        assert name in names
+
+
+def test_sql_parity_says_when_no_database_is_given() -> None:
+    result = get_scenario("sql-parity").run(Context(pg_dsn="postgresql://postgres@127.0.0.1:1/x"))
+    assert result.verdict is Verdict.NOT_RUN
+    assert result.headline.startswith(
+        "not run: no PostgreSQL at postgresql://postgres@127.0.0.1:1/x"
+    )
+
+
+def test_intervals() -> None:
+    ratio, lo, hi = ratio_interval(200, 100_000, 100, 100_000)
+    assert ratio == pytest.approx(2.0) and 1.5 < lo < 2.0 < hi < 2.6
+    median, m_lo, m_hi = median_interval(list(range(101)))
+    assert median == 50 and 40 <= m_lo < 50 < m_hi <= 60
+    mean, a_lo, a_hi = mean_interval([1.0, 2.0, 3.0, 4.0])
+    assert mean == 2.5 and a_lo < 2.5 < a_hi
+    assert fmt_share_ci(56, 1_000).startswith("5.6 % [")
+    assert fmt_p(0.99996) != "100.0 %"  # a near-certainty is not rounded up to one
+    assert "5 runs" in fmt_timing([0.1, 0.2, 0.3, 0.4, 0.5])
+
+
+def test_report_records_library_versions_and_timing_spread(tmp_path: Path) -> None:
+    import matplotlib
+    import numpy
+
+    results = run(["boundaries"], Context(), show_progress=False)
+    results[0].timing_spread = 3.25
+    text = write_report(results, tmp_path, seed=1, full=False, seconds=1.0).read_text()
+    assert f"numpy {numpy.__version__}, matplotlib {matplotlib.__version__}" in text
+    assert "timing rows are not" in text and "3.2× its fastest, in boundaries" in text

@@ -55,7 +55,13 @@ from chronoid.sequencer.protocol import (
     encode_integer,
     shown,
 )
-from chronoid.sequencer.sequences import DEFAULT_NAME, MAX_COUNT, Sequences, SequenceStats
+from chronoid.sequencer.sequences import (
+    DEFAULT_NAME,
+    MAX_COUNT,
+    MAX_VALUE,
+    Sequences,
+    SequenceStats,
+)
 from chronoid.version import package_version
 
 __all__ = ["MAX_AUTH_FAILURES", "SUPPORTED", "ConnectionState", "Dispatcher", "Gate", "Wait"]
@@ -260,9 +266,14 @@ class Dispatcher:
         if sequences is None:
             return self._refuse()
         try:
-            return encode_integer(sequences.current(name))
+            value = sequences.current(name)
         except InvalidArgument as exc:
             return encode_error(f"ERR {exc}")
+        if value > MAX_VALUE:  # exhausted: 2^63 is no signed 64-bit integer (redis-py rejects it)
+            return encode_error(
+                f"ERR sequence {name!r} is exhausted: every value up to {MAX_VALUE} was handed out"
+            )
+        return encode_integer(value)
 
     def _ping(self, state: ConnectionState, command: Command) -> bytes:
         if len(command) == 1:

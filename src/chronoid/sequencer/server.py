@@ -57,6 +57,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FD_RESERVE",
+    "HELD_BUDGET_BYTES",
     "MAX_CLIENTS_REPLY",
     "REFUSAL_REASONS",
     "SequencerServer",
@@ -74,6 +75,17 @@ FD_RESERVE = 64
 """File descriptors kept beyond ``max_connections`` (listener, state file, store
 connections, metrics, logs)."""
 _AUTH_TIMEOUT_REPLY = b"-NOAUTH Authentication not completed in time: closing the connection\r\n"
+_TURN_BYTES = 64 * 1024
+_TURN_COMMANDS = 1024
+"""Most reply bytes and commands one connection gets per event-loop turn: a long pipeline (100,000
+``PING``; ``INFO``: 5 bytes in, over a KiB out) then continues on the next turn, and once the
+client reads, instead of building one 100 MiB reply while every other client waits."""
+HELD_BUDGET_BYTES = 16 * 1024 * 1024
+"""Most bytes of unfinished commands all connections together may hold: past it, a connection
+whose unfinished command passes :data:`_HELD_FLOOR_BYTES` is closed (without it, 1,000
+connections each holding just under ``max_request_bytes`` took 256 MiB; RSS grows about twice
+the bytes held, allocator overhead included)."""
+_HELD_FLOOR_BYTES = 64 * 1024  # an unfinished command this small is never closed for the budget
 _ACCEPT_BATCH = 64  # connections accepted per readiness event, so one burst cannot hog the loop
 _EMFILE_PAUSE_S = 0.1  # out of descriptors: stop accepting this long, then try again
 REFUSAL_REASONS = (
@@ -191,6 +203,8 @@ def ensure_file_limit(max_connections: int) -> int:
 
 class _Connection(asyncio.Protocol):
     __slots__ = (
+        "deferred",
+        "held",
         "last_active",
         "limited",
         "made",
@@ -198,6 +212,7 @@ class _Connection(asyncio.Protocol):
         "parser",
         "paused",
         "pending_since",
+        "reading_paused",
         "server",
         "state",
         "timer",
@@ -225,6 +240,9 @@ class _Connection(asyncio.Protocol):
         self.timer: asyncio.TimerHandle | None = None
         self.paused = False  # reading paused while a reservation is awaited
         self.write_paused = False  # reading paused while the client does not read
+        self.deferred = False  # reading paused: buffered commands continue on the next turn
+        self.reading_paused = False
+        self.held = 0  # bytes of unfinished command counted in server.held_bytes
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses but have the same API.
@@ -238,6 +256,8 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
+        self.server.held_bytes -= self.held
+        self.held = 0
         self.waiting = None
         if self.timer is not None:
             self.timer.cancel()
@@ -253,7 +273,7 @@ class _Connection(asyncio.Protocol):
             for pattern in _GETSEQ_PATTERNS:
                 size = len(pattern)
                 times = data.count(pattern)
-                if times and times * size == len(data):
+                if times and times * size == len(data) and times <= _TURN_COMMANDS:
                     replies = server.dispatcher.getseq_repeated(self.state, times)
                     if replies is not None:
                         transport = self.transport
@@ -267,6 +287,28 @@ class _Connection(asyncio.Protocol):
             return
         if self.waiting is None:
             self._process()
+        else:
+            self._hold()
+
+    def _hold(self) -> None:
+        """Count this connection's unfinished bytes against :data:`HELD_BUDGET_BYTES`, and
+        close it when the budget is spent and its own share is large."""
+        server = self.server
+        held = self.parser.buffered
+        server.held_bytes += held - self.held
+        self.held = held
+        if held > _HELD_FLOOR_BYTES and server.held_bytes > HELD_BUDGET_BYTES:
+            transport = self.transport
+            if transport is not None and not transport.is_closing():
+                server.protocol_errors += 1
+                server._close(
+                    self,
+                    "request_too_large",
+                    encode_error(
+                        "ERR server busy: too many bytes of unfinished commands held, closing "
+                        "the connection"
+                    ),
+                )
 
     def _process(self) -> None:
         """Run the buffered commands in order until one waits, QUIT, or the input ends."""
@@ -278,8 +320,14 @@ class _Connection(asyncio.Protocol):
         state = self.state
         execute = server.dispatcher.execute
         replies: list[bytes] = []
+        out_bytes = 0
+        done = 0
         completed = False
+        more = False
         while self.waiting is None and not state.closing:
+            if out_bytes >= _TURN_BYTES or done >= _TURN_COMMANDS:
+                more = True  # the rest waits for the next turn (and for the client to read)
+                break
             try:
                 command = parser.next_command()
             except ProtocolError as exc:
@@ -293,9 +341,11 @@ class _Connection(asyncio.Protocol):
             if command is None:
                 break
             completed = True
+            done += 1
             reply = execute(state, command)
             if type(reply) is bytes:
                 replies.append(reply)
+                out_bytes += len(reply)
             else:
                 self._wait(cast(Wait, reply))
             if self.limited and state.authenticated:
@@ -303,17 +353,47 @@ class _Connection(asyncio.Protocol):
                 self.limited = False
                 parser.max_args = server.config.max_args
                 parser.max_bulk = server.config.max_bulk
-        if parser.buffered:
+        if more:
+            self.pending_since = 0.0  # whole commands wait; nothing unfinished yet
+        elif parser.buffered:
             if completed or not self.pending_since:
                 self.pending_since = server.now
         else:
             self.pending_since = 0.0
         if replies:
             transport.write(replies[0] if len(replies) == 1 else b"".join(replies))
+        self._hold()
         if state.closing:
             if state.close_reason:
                 server.count_refusal(state.close_reason)
             transport.close()
+        elif more:
+            self.deferred = True
+            self._set_reading()
+            assert server.loop is not None
+            server.loop.call_soon(self._continue)
+
+    def _continue(self) -> None:
+        self.deferred = False
+        if self.write_paused:
+            return  # resume_writing continues
+        self._set_reading()
+        if self.waiting is None:
+            self._process()
+
+    def _set_reading(self) -> None:
+        """Read from the client only while nothing holds its commands back: a reservation
+        awaited, replies it does not read, or commands left for the next turn."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        pause = self.paused or self.write_paused or self.deferred
+        if pause != self.reading_paused:
+            self.reading_paused = pause
+            if pause:
+                transport.pause_reading()
+            else:
+                transport.resume_reading()
 
     # -- waiting for a reservation ---------------------------------------------------------
 
@@ -322,10 +402,8 @@ class _Connection(asyncio.Protocol):
         loop = server.loop
         assert loop is not None
         self.waiting = wait
-        if not self.paused:
-            self.paused = True
-            if self.transport is not None and not self.write_paused:
-                self.transport.pause_reading()
+        self.paused = True
+        self._set_reading()
         if self.timer is None:
             self.timer = loop.call_later(server.config.request_timeout, self._timed_out, wait)
         wait.future.add_done_callback(
@@ -363,8 +441,7 @@ class _Connection(asyncio.Protocol):
             return
         transport.write(reply)
         self.paused = False
-        if not self.write_paused:
-            transport.resume_reading()
+        self._set_reading()
         self._process()  # the commands that arrived behind it, in order
 
     # -- flow control ----------------------------------------------------------------------
@@ -372,13 +449,13 @@ class _Connection(asyncio.Protocol):
     def pause_writing(self) -> None:
         # The client does not read its replies: stop reading its requests too.
         self.write_paused = True
-        if self.transport is not None and not self.paused:
-            self.transport.pause_reading()
+        self._set_reading()
 
     def resume_writing(self) -> None:
         self.write_paused = False
-        if self.transport is not None and not self.transport.is_closing() and not self.paused:
-            self.transport.resume_reading()
+        self._set_reading()
+        if self.waiting is None and not self.deferred and self.parser.buffered:
+            self._process()  # commands held back while the client did not read
 
 
 class SequencerServer:
@@ -408,6 +485,8 @@ class SequencerServer:
         self.connections: set[_Connection] = set()
         self.pending = 0
         """Accepted connections not yet open (TLS handshakes in progress)."""
+        self.held_bytes = 0
+        """Bytes of unfinished commands held by all connections (see HELD_BUDGET_BYTES)."""
         self.accepted = 0
         self.refused = 0
         self.refusals: dict[str, int] = dict.fromkeys(REFUSAL_REASONS, 0)

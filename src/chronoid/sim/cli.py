@@ -22,7 +22,8 @@ def register(subparsers: Any) -> None:
         "sim",
         help="simulate and benchmark the spec's claims; write report.md and plots",
         description="Run the evidence scenarios (spec 002 §8) and write OUT/report.md with "
-        "PNG plots in OUT/plots. Deterministic for a given --seed.",
+        "PNG plots in OUT/plots. Simulated figures are deterministic for a given --seed; "
+        "timings vary from run to run (each is repeated, median and min-max reported).",
     )
     sim.add_argument(
         "--scenario",

@@ -72,7 +72,8 @@ class ScenarioResult:
 
     ``claim`` quotes the spec (its numbers are the spec's, not ours); ``method`` says what
     we ran; ``figures`` are the headline measurements (label, formatted value); ``reason``
-    explains the verdict with the measured numbers.
+    explains the verdict with the measured numbers. A result that times something repeats
+    each timing (at least 5 runs) and reports median and min–max.
     """
 
     name: str
@@ -86,6 +87,8 @@ class ScenarioResult:
     tables: list[Table] = field(default_factory=list)
     plots: list[Plot] = field(default_factory=list)
     seconds: float = 0.0
+    timing_spread: float = 0.0
+    """Largest max / min over the repeated timings in this result (0: nothing timed)."""
 
 
 @dataclass(slots=True)
