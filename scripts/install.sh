@@ -15,6 +15,7 @@ command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
 command -v nc >/dev/null 2>&1 || need+=(netcat-openbsd)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)  # verifies the unit file
 if ((${#need[@]})); then
     sudo=""
     [ "$(id -u)" = 0 ] || sudo=sudo

@@ -81,12 +81,9 @@ def _silence_stdout() -> None:
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    from chronoid.version import package_version
 
-    try:
-        return version("chronoid")
-    except PackageNotFoundError:
-        return "unknown"
+    return package_version()
 
 
 if __name__ == "__main__":

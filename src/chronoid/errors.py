@@ -224,6 +224,11 @@ class SinkError(ChronoidError):
     type): the engine stops rather than dropping every later event unseen."""
 
 
+class ConfigError(InvalidArgument):
+    """A setting from the environment or a configuration file that is unknown or has a bad
+    value; the message names the key and where it came from."""
+
+
 class TortureError(ChronoidError):
     """``chronoid torture`` could not run or judge a deployment (a target that does not start,
     a history file that is not one); a broken promise is a verdict, not this error."""

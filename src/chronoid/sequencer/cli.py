@@ -12,19 +12,24 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from chronoid.errors import InvalidArgument
+from chronoid.errors import ChronoidError, InvalidArgument
 from chronoid.extras import require_extra
+from chronoid.project import DOCS_URL
+from chronoid.sequencer.config import format_effective, make_configurable, resolve
 from chronoid.sequencer.ha import DEFAULT_TTL
+from chronoid.sequencer.logs import FORMATS
 from chronoid.sequencer.sequences import MAX_SEQUENCES, MAX_VALUE, WAIT_TIMEOUT, Sequences
 from chronoid.sequencer.store import FileStore, WatermarkStore, default_data_dir
 
 if TYPE_CHECKING:
     from chronoid.sequencer.ha import Elector
+    from chronoid.sequencer.health import HealthServer
     from chronoid.sequencer.server import ServerConfig
 
 __all__ = ["register"]
 
 PASSWORD_ENV = "CHRONOID_PASSWORD"
+DEFAULT_HEALTH_URL = "http://127.0.0.1:9121/readyz"
 
 
 def register(subparsers: Any) -> None:
@@ -37,7 +42,9 @@ def register(subparsers: Any) -> None:
             "(GETSEQ, CURRENT, ...). Values are reserved durably ahead of use in --data-dir, "
             "so no value is ever handed out twice across crashes and restarts. With --ha, "
             "several servers share one PostgreSQL database or etcd cluster: one leads and "
-            "issues, the others stand by and redirect clients to it (-MOVED 0 host:port)."
+            "issues, the others stand by and redirect clients to it (-MOVED 0 host:port). "
+            "Every flag can also come from the environment (CHRONOID_PORT, CHRONOID_DATA_DIR, "
+            f"...) or a TOML file (--config); see {DOCS_URL}/operations.md."
         ),
     )
     serve.add_argument(
@@ -61,8 +68,8 @@ def register(subparsers: Any) -> None:
         "--data-dir",
         type=Path,
         default=None,
-        help="directory of the durable state (default $XDG_STATE_HOME/chronoid or "
-        "~/.local/state/chronoid)",
+        help="directory of the durable state (default $STATE_DIRECTORY, set by systemd's "
+        "StateDirectory=, else $XDG_STATE_HOME/chronoid or ~/.local/state/chronoid)",
     )
     serve.add_argument(
         "--force-initial",
@@ -82,7 +89,8 @@ def register(subparsers: Any) -> None:
         "--metrics-port",
         type=int,
         default=None,
-        help="serve Prometheus metrics on this port of --host (needs prometheus-client)",
+        help="serve /metrics (Prometheus; needs prometheus-client), /healthz (alive) and "
+        "/readyz (can issue now: 200, else 503) on this port of --host",
     )
     serve.add_argument(
         "--idle-timeout",
@@ -131,7 +139,20 @@ def register(subparsers: Any) -> None:
         default="auto",
         help="auto: uvloop when installed (default), else asyncio",
     )
-    serve.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    serve.add_argument(
+        "--log-level",
+        default="INFO",
+        type=str.upper,
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        help="least severe level logged (default INFO)",
+    )
+    serve.add_argument(
+        "--log-format",
+        default="text",
+        choices=FORMATS,
+        help="log lines on stderr: text (for people, default), logfmt or json; every line "
+        "has an event name and, where they apply, sequence, member and term",
+    )
     ha = serve.add_argument_group("failover (see docs/sequencer.md)")
     ha.add_argument(
         "--ha",
@@ -180,10 +201,52 @@ def register(subparsers: Any) -> None:
         default=0,
         help="this site's index in 0..--sites-1 (default 0)",
     )
-    serve.set_defaults(handler=_cmd_serve)
+    serve.set_defaults(handler=_serve_handler)
+    # Last, so every flag above (and any added later) also reads CHRONOID_<FLAG> and --config.
+    make_configurable(serve)
+
+    probe = subparsers.add_parser(
+        "probe",
+        help="ask a chronoid serve health endpoint; exit 0 when it answers 200",
+        description="A container health check that needs no curl: GET the URL (default "
+        f"{DEFAULT_HEALTH_URL}, /healthz for liveness), print one line, exit 0 on 200 and 1 "
+        "otherwise.",
+    )
+    probe.add_argument("url", nargs="?", default=DEFAULT_HEALTH_URL, help="endpoint to ask")
+    probe.add_argument(
+        "--timeout", type=float, default=2.0, help="seconds to wait for the answer (default 2)"
+    )
+    probe.set_defaults(handler=_cmd_probe)
+
+
+def _cmd_probe(args: argparse.Namespace) -> int:
+    from chronoid.sequencer.health import probe
+
+    if not 0 < args.timeout <= 300:
+        raise InvalidArgument(f"--timeout must be in (0, 300] seconds, got {args.timeout}")
+    ok, line = probe(args.url, args.timeout)
+    print(line, file=sys.stdout if ok else sys.stderr)
+    return 0 if ok else 1
+
+
+def _serve_handler(args: argparse.Namespace) -> int:
+    """``chronoid serve``; with --log-format logfmt or json a fatal error is a log line too."""
+    from chronoid.sequencer import logs
+
+    try:
+        return _cmd_serve(args)
+    except ChronoidError as exc:
+        if not logs.structured():
+            raise  # the usual one line: chronoid: error: ...
+        logging.getLogger("chronoid.sequencer").critical(
+            "%s", exc, extra=logs.event("fatal", error_type=type(exc).__name__)
+        )
+        return 1
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    from chronoid.sequencer import logs
+    from chronoid.sequencer.notify import notify
     from chronoid.sequencer.server import (
         SequencerServer,
         ServerConfig,
@@ -192,11 +255,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         run,
     )
 
-    logging.basicConfig(
-        level=args.log_level,
-        stream=sys.stderr,
-        format="ts=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)r",
-    )
+    effective = resolve(args)
+    if args.print_config:
+        text = format_effective(effective)
+        if os.environ.get(PASSWORD_ENV):
+            text += f'# password = "***"  # env {PASSWORD_ENV} (not a file key)\n'
+        sys.stdout.write(text)
+        return 0
+    log_context = logs.configure(args.log_level, args.log_format)
     config = ServerConfig(
         host=args.host,
         port=args.port,
@@ -235,13 +301,15 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     # is bound now and listened on once the server can serve.
     ensure_file_limit(config.max_connections)
     listener = bind_listener(config.host, config.port)
+    health: HealthServer | None = None
     try:
-        on_started: Callable[[SequencerServer], None] | None = None
         if args.metrics_port is not None:
             require_extra("server", "serve --metrics-port", "prometheus_client")
-            from chronoid.sequencer.metrics import bind_metrics
+            from chronoid.sequencer.health import HealthServer
 
-            on_started = bind_metrics(args.metrics_port, args.host)
+            # Probes get /healthz 200 and /readyz 503 "starting" while the state loads.
+            health = HealthServer(args.metrics_port, args.host)
+            health.start()
         sequences: Sequences | None = None
         elector: Elector | None = None
         store: FileStore | None = None
@@ -252,9 +320,25 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             sequences = make_sequences(store)
         else:
             elector = _elector(args, config, make_sequences)
+            log_context.member = elector.member
+            log_context.term = lambda: elector.term
     except BaseException:
         listener.close()
+        if health is not None:
+            health.close()
         raise
+
+    def on_started(server: SequencerServer) -> None:
+        if health is not None:
+            health.attach(server)
+        # Listening, and standalone the first block is reserved (Sequences did it). A --ha
+        # member is ready when it listens: standing by is its normal running state.
+        role = "standby until elected" if elector is not None else "issuing"
+        notify("READY=1", f"STATUS=listening on {config.host}:{server.port}, {role}")
+
+    def on_stopping(server: SequencerServer) -> None:
+        notify("STOPPING=1", "STATUS=stopping: storing the exact next values")
+
     try:
         run(
             sequences,
@@ -265,8 +349,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             event_loop=args.event_loop,
             elector=elector,
             listener=listener,
+            on_stopping=on_stopping,
         )
     finally:
+        if health is not None:
+            health.close()
         if sequences is not None:
             sequences.close()
         if store is not None:

@@ -10,7 +10,10 @@ for reservations. The commands, byte for byte (``<name>`` defaults to ``default`
 ``CURRENT [<name>]``       ``:N`` the value the next ``GETSEQ`` returns; consumes nothing
 ``PING [<message>]``       ``+PONG`` (or the message as a bulk string)
 ``AUTH [default] <pw>``    ``+OK`` or ``-WRONGPASS ...``
-``INFO [<section>]``       a bulk string of ``key:value`` lines
+``INFO [<section> ...]``   a bulk string of ``key:value`` lines: the sections asked for
+                           (server, clients, stats, replication, sequences; ``all``,
+                           ``everything``, ``default`` or none: every one), empty for an
+                           unknown one, as Redis answers
 ``QUIT``                   ``+OK``, then the server closes the connection
 ``CLIENT SETINFO|SETNAME`` ``+OK`` (what redis-py sends on connect)
 ``COMMAND [DOCS ...]``     ``*0`` (redis-cli asks for command docs on connect)
@@ -59,6 +62,7 @@ from chronoid.sequencer.sequences import (
     Sequences,
     SequenceStats,
 )
+from chronoid.version import package_version
 
 __all__ = ["MAX_AUTH_FAILURES", "SUPPORTED", "ConnectionState", "Dispatcher", "Gate", "Wait"]
 
@@ -81,6 +85,8 @@ SUPPORTED = (
     "HELLO",
 )
 """Every command name the server answers, in the order the unknown-command error lists them."""
+INFO_SECTIONS = ("server", "clients", "stats", "replication", "sequences")
+"""The sections of ``INFO``, in the order it prints them."""
 
 OK = b"+OK\r\n"
 PONG = b"+PONG\r\n"
@@ -129,14 +135,14 @@ class Dispatcher:
     allows (failover: the current term's, or none on a standby).
 
     ``password`` (None: no authentication) is compared in constant time. ``info`` returns
-    extra ``INFO`` lines (connections, uptime) from the server, which owns those numbers.
+    extra ``INFO`` lines by section (connections, uptime) from the server, which owns those numbers.
     """
 
     def __init__(
         self,
         sequences: Sequences | None,
         password: str | None = None,
-        info: Callable[[], dict[str, object]] | None = None,
+        info: Callable[[], dict[str, dict[str, object]]] | None = None,
         *,
         gate: Gate | None = None,
     ) -> None:
@@ -303,31 +309,54 @@ class Dispatcher:
         return self.gate.refusal()
 
     def _info_command(self, state: ConnectionState, command: Command) -> bytes:
+        asked = {arg.decode("utf-8", "replace").lower() for arg in command[1:]}
+        if not asked or asked & {"all", "everything", "default"}:
+            asked = set(INFO_SECTIONS)
         sequences = self.sequences if self.gate is None else self.gate.serving()
         stats = sequences.stats if sequences is not None else SequenceStats()
-        lines = ["# Server", "server:chronoid-sequencer"]
-        if self._info is not None:
-            lines += [f"{k}:{v}" for k, v in self._info().items()]
-        if self.gate is not None:
-            lines += ["# Replication"] + [f"{k}:{v}" for k, v in self.gate.info().items()]
-        lines += [
-            "# Stats",
-            f"values_issued:{stats.values_issued}",
-            f"reservations:{stats.reservations}",
-            f"synchronous_reservations:{stats.synchronous_reservations}",
-            f"reservation_errors:{stats.reservation_errors}",
-            f"reservation_seconds_total:{stats.reservation_seconds:.6f}",
-            f"error_replies:{self.errors}",
-            "# Sequences",
-        ]
-        if sequences is not None:
+        sections: dict[str, dict[str, object]] = {
+            name: {} for name in INFO_SECTIONS if name in asked
+        }
+        extra = self._info() if self._info is not None else {}
+        if "server" in sections:
+            sections["server"] = {
+                "server": "chronoid-sequencer",
+                "chronoid_version": package_version(),
+                **extra.get("server", {}),
+            }
+        if "clients" in sections:
+            sections["clients"] = dict(extra.get("clients", {}))
+        if "stats" in sections:
+            sections["stats"] = {
+                **extra.get("stats", {}),
+                "values_issued": stats.values_issued,
+                "reservations": stats.reservations,
+                "synchronous_reservations": stats.synchronous_reservations,
+                "reservation_errors": stats.reservation_errors,
+                "reservation_seconds_total": f"{stats.reservation_seconds:.6f}",
+                "error_replies": self.errors,
+            }
+        if "replication" in sections:
+            if self.gate is not None:
+                sections["replication"] = self.gate.info()
+            else:
+                del sections["replication"]  # standalone: no failover facts to report
+        if "sequences" in sections and sequences is not None:
             for name in sequences.names():
                 try:
                     next_value = str(sequences.current(name))
                 except InvalidArgument:  # exhausted: never print a value past the range
                     next_value = "exhausted"
-                lines.append(f"seq_{name}:next={next_value},block={sequences.block(name)}")
-        return encode_bulk("\r\n".join(lines) + "\r\n")
+                sections["sequences"][f"seq_{name}"] = (
+                    f"next={next_value},block={sequences.block(name)}"
+                )
+        lines: list[str] = []
+        for name, fields in sections.items():
+            if lines:
+                lines.append("")
+            lines.append(f"# {name.capitalize()}")
+            lines += [f"{key}:{value}" for key, value in fields.items()]
+        return encode_bulk("\r\n".join(lines) + "\r\n" if lines else "")
 
     def _quit(self, state: ConnectionState, command: Command) -> bytes:
         state.closing = True
@@ -370,7 +399,7 @@ class Dispatcher:
             return NOAUTH
         facts = [
             (b"server", encode_bulk(b"chronoid-sequencer")),
-            (b"version", encode_bulk(b"1.0.0")),
+            (b"version", encode_bulk(package_version())),
             (b"proto", b":%s\r\n" % version),
             (b"id", b":1\r\n"),
             (b"mode", encode_bulk(b"standalone")),

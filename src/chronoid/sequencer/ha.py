@@ -41,6 +41,7 @@ from chronoid.clock import boottime_s
 from chronoid.errors import InvalidArgument, LeadershipLost, StoreUnavailable
 from chronoid.extras import require_extra
 from chronoid.redact import redact_dsn
+from chronoid.sequencer.logs import event
 from chronoid.sequencer.protocol import encode_error
 from chronoid.sequencer.sequences import Sequences
 from chronoid.sequencer.store import WatermarkStore
@@ -222,6 +223,13 @@ class Elector:
             return None
         return term.sequences
 
+    @property
+    def term(self) -> int | None:
+        """The fencing token of the term this member holds (None while standing by); it may
+        hold a term whose lease it can no longer confirm: :meth:`serving` decides issuing."""
+        term = self._term
+        return term.token if term is not None else None
+
     def refusal(self) -> bytes:
         """The error reply a member that may not issue sends instead."""
         leader = self.leader_address
@@ -265,7 +273,10 @@ class Elector:
             # disk) must not keep the process from exiting; the lease then expires by itself.
             self._thread.join(timeout=2 * self.ttl)
             if self._thread.is_alive():
-                log.warning("the elector is stuck in a store call; closing without it")
+                log.warning(
+                    "the elector is stuck in a store call; closing without it",
+                    extra=event("elector_stuck"),
+                )
         term, self._term = self._term, None
         if self._unresigned is not None:
             self._resign_quietly(self._unresigned)
@@ -274,9 +285,14 @@ class Elector:
             try:
                 self.coordinator.resign(term.token)
             except StoreUnavailable as exc:
-                log.warning("could not resign term %d (it expires by itself): %s", term.token, exc)
+                log.warning(
+                    "could not resign term %d (it expires by itself): %s",
+                    term.token,
+                    exc,
+                    extra=event("resign_failed", term=term.token),
+                )
             else:
-                log.info("resigned term %d", term.token)
+                log.info("resigned term %d", term.token, extra=event("resigned", term=term.token))
         self.coordinator.close()
 
     def fail(self, token: int, reason: str) -> None:
@@ -296,7 +312,9 @@ class Elector:
                 else:
                     self._lead(self._term)
             except Exception:  # never let the thread die: a dead elector would serve on
-                log.exception("unexpected error in the elector; retrying")
+                log.exception(
+                    "unexpected error in the elector; retrying", extra=event("elector_error")
+                )
                 term = self._term
                 if term is not None:
                     self._step_down(term, "unexpected elector error", resign=True)
@@ -327,14 +345,14 @@ class Elector:
         except StoreUnavailable as exc:
             self.leader_address = None
             self.reason = f"store unavailable: {exc}"
-            log.warning("cannot campaign: %s", exc)
+            log.warning("cannot campaign: %s", exc, extra=event("campaign_failed"))
             self._sleep(self._poll())
             return
         try:
             sequences = self._make_sequences(_FencedStore(self.coordinator, token, self))
         except Exception as exc:  # whatever it is, this term cannot serve: free the lease
             self.reason = f"won term {token} but could not load/reserve: {exc}"
-            log.error("%s; resigning", self.reason)
+            log.error("%s; resigning", self.reason, extra=event("term_unusable", term=token))
             self._resign_quietly(token)
             self._cool_off()
             return
@@ -354,6 +372,7 @@ class Elector:
             token,
             self.ttl,
             sequences.current(),
+            extra=event("leader_elected", term=token),
         )
 
     def _lead(self, term: _Term) -> None:
@@ -385,7 +404,11 @@ class Elector:
                     resign=True,
                 )
             else:
-                log.warning("lease renewal failed (still within the lease): %s", exc)
+                log.warning(
+                    "lease renewal failed (still within the lease): %s",
+                    exc,
+                    extra=event("renewal_failed"),
+                )
             return
         term.deadline = max(term.deadline, sent + self.ttl * LEASE_SAFETY)
         term.next_renewal = sent + self.ttl / RENEWALS
@@ -400,7 +423,12 @@ class Elector:
         self.leader_address = None
         self.reason = reason
         self.step_downs += 1
-        log.warning("stepping down from term %d: %s", term.token, reason)
+        log.warning(
+            "stepping down from term %d: %s",
+            term.token,
+            reason,
+            extra=event("stepped_down", term=term.token),
+        )
         term.sequences.abandon()
         if resign:
             self._resign_quietly(term.token)
@@ -421,10 +449,13 @@ class Elector:
         except StoreUnavailable as exc:
             if self._unresigned != token:
                 log.warning(
-                    "could not resign term %d yet (retrying while standing by): %s", token, exc
+                    "could not resign term %d yet (retrying while standing by): %s",
+                    token,
+                    exc,
+                    extra=event("resign_failed", term=token),
                 )
             self._unresigned = token
             return
         if self._unresigned == token:
-            log.info("resigned term %d", token)
+            log.info("resigned term %d", token, extra=event("resigned", term=token))
             self._unresigned = None

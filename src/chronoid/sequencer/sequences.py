@@ -37,6 +37,8 @@ from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from chronoid.errors import InvalidArgument, SequenceRangeExhausted, StoreUnavailable
+from chronoid.sequencer.logs import event
+from chronoid.sequencer.metrics import LatencyHistogram
 from chronoid.sequencer.store import WatermarkStore
 
 __all__ = [
@@ -103,6 +105,8 @@ class SequenceStats:
     reservation_seconds: float = 0.0
     reservation_errors: int = 0
     synchronous_reservations: int = 0
+    watermark_write_seconds: LatencyHistogram = field(default_factory=LatencyHistogram)
+    """Latency of every watermark write, successful or not (s)."""
 
 
 class Sequences:
@@ -207,6 +211,7 @@ class Sequences:
                     DEFAULT_NAME,
                     default.next,
                     initial,
+                    extra=event("initial_forced", sequence=DEFAULT_NAME),
                 )
             default.next = default.limit = initial
         elif initial < default.next and initial != floor:
@@ -217,6 +222,7 @@ class Sequences:
                 default.next,
                 DEFAULT_NAME,
                 default.next,
+                extra=event("initial_ignored", sequence=DEFAULT_NAME),
             )
         # Reserve the first block of the default sequence before serving anything (an
         # exhausted one still starts: it answers every request with an error).
@@ -292,6 +298,16 @@ class Sequences:
         seq = self._sequences.get(name)
         return seq.block if seq is not None else self.block_min
 
+    def failure(self) -> str | None:
+        """Why the last watermark write of some sequence failed, or None when every last
+        write succeeded (readiness: a failing store cannot issue beyond its headroom).
+        Any thread may call it."""
+        for seq in list(self._sequences.values()):
+            failure = seq.failure
+            if failure is not None:
+                return f"sequence {seq.name!r}: {failure}"
+        return None
+
     def close(self) -> None:
         """Wait for reservations in flight, then store each sequence's exact next value."""
         if self._closed:
@@ -306,7 +322,12 @@ class Sequences:
                 seq.stored = seq.next
             except (OSError, StoreUnavailable) as exc:
                 # The larger watermark stays stored: a gap, never a repeat.
-                log.error("could not store the exact next value of %r: %s", seq.name, exc)
+                log.error(
+                    "could not store the exact next value of %r: %s",
+                    seq.name,
+                    exc,
+                    extra=event("exact_next_not_stored", sequence=seq.name),
+                )
 
     def abandon(self) -> None:
         """Stop without storing anything more (the term is over: writes would be fenced)."""
@@ -445,7 +466,13 @@ class Sequences:
                 seq.failure = exc
                 seq.failed_at = self._clock()
                 self.stats.reservation_errors += 1
-                log.error("reservation of %r up to %d failed: %s", seq.name, high, exc)
+                log.error(
+                    "reservation of %r up to %d failed: %s",
+                    seq.name,
+                    high,
+                    exc,
+                    extra=event("reservation_failed", sequence=seq.name),
+                )
             else:
                 seq.stored = high
                 if high > seq.limit:
@@ -453,7 +480,9 @@ class Sequences:
                 seq.failure = None
                 self.stats.reservations += 1
             finally:
-                self.stats.reservation_seconds += time.perf_counter() - started
+                elapsed = time.perf_counter() - started
+                self.stats.reservation_seconds += elapsed
+                self.stats.watermark_write_seconds.observe(elapsed)
                 seq.prefetching = False
         finally:
             seq.lock.release()

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, cast
 from chronoid.errors import InvalidArgument, ProtocolError, ServerStartError
 from chronoid.extras import require_extra
 from chronoid.sequencer.commands import ConnectionState, Dispatcher, Wait
+from chronoid.sequencer.logs import event
 from chronoid.sequencer.protocol import (
     DEFAULT_MAX_ARGS,
     DEFAULT_MAX_BULK,
@@ -194,7 +195,9 @@ def ensure_file_limit(max_connections: int) -> int:
             f"cannot raise the file descriptor limit from {soft} to {need} for "
             f"--max-connections {max_connections}: {exc}"
         ) from None
-    log.info("raised the file descriptor limit from %d to %d", soft, need)
+    log.info(
+        "raised the file descriptor limit from %d to %d", soft, need, extra=event("fd_limit_raised")
+    )
     return need
 
 
@@ -588,13 +591,14 @@ class SequencerServer:
                             len(self.connections),
                             self.pending,
                             _EMFILE_PAUSE_S,
+                            extra=event("accept_paused"),
                         )
                     self._pause_accepting()
                     self.loop.call_later(_EMFILE_PAUSE_S, self._resume_accepting)
                     return
                 if exc.errno in (errno.ECONNABORTED, errno.EPROTO, errno.EPERM):
                     continue  # that client gave up before we accepted it
-                log.error("accept failed: %s", exc)
+                log.error("accept failed: %s", exc, extra=event("accept_failed"))
                 return
             if self.closing or len(self.connections) + self.pending >= limit:
                 self.count_refusal("max_connections")
@@ -690,19 +694,26 @@ class SequencerServer:
             transport.write(reply)
         transport.close()
 
-    def _info(self) -> dict[str, object]:
+    def _info(self) -> dict[str, dict[str, object]]:
+        # INFO sections as Redis names them: where each of these numbers is in Redis.
         return {
-            "uptime_in_seconds": int(time.monotonic() - self.started),
-            "tcp_port": self.port if self._listener is not None else self.config.port,
-            "connected_clients": len(self.connections),
-            "pending_handshakes": self.pending,
-            "max_clients": self.config.max_connections,
-            "total_connections_received": self.accepted,
-            "rejected_connections": self.refused,
-            "protocol_errors": self.protocol_errors,
-            "idle_closed_connections": self.idle_closed,
-            "auth_failures": self.dispatcher.auth_failures,
-            **{f"refused_{reason}": count for reason, count in self.refusals.items()},
+            "server": {
+                "uptime_in_seconds": int(time.monotonic() - self.started),
+                "tcp_port": self.port if self._listener is not None else self.config.port,
+            },
+            "clients": {
+                "connected_clients": len(self.connections),
+                "pending_handshakes": self.pending,
+                "maxclients": self.config.max_connections,
+            },
+            "stats": {
+                "total_connections_received": self.accepted,
+                "rejected_connections": self.refused,
+                "protocol_errors": self.protocol_errors,
+                "idle_closed_connections": self.idle_closed,
+                "auth_failures": self.dispatcher.auth_failures,
+                **{f"refused_{reason}": count for reason, count in self.refusals.items()},
+            },
         }
 
 
@@ -716,8 +727,13 @@ def run(
     event_loop: str = "auto",
     elector: Elector | None = None,
     listener: socket.socket | None = None,
+    on_stopping: Callable[[SequencerServer], None] | None = None,
 ) -> None:
     """Serve until SIGINT or SIGTERM, then shut down cleanly (no gap in the sequences).
+
+    ``on_started`` runs once the listener is bound (and, standalone, the first block is
+    reserved: ``sequences`` did that when it was made); ``on_stopping`` when a stop signal
+    arrives, before the connections close.
 
     ``event_loop`` is ``asyncio``, ``uvloop`` (faster per read; the ``server`` extra installs
     it) or ``auto`` (uvloop when it is installed). SIGHUP is logged and ignored: the
@@ -757,7 +773,8 @@ def run(
             signal.SIGHUP,
             lambda: log.warning(
                 "SIGHUP received: nothing to reload (options are read at start; restart "
-                "to change them); still serving"
+                "to change them); still serving",
+                extra=event("sighup_ignored"),
             ),
         )
         log.info(
@@ -766,11 +783,14 @@ def run(
             server.port,
             " (TLS)" if ssl_context is not None else "",
             type(loop).__module__.split(".")[0],
+            extra=event("listening", port=server.port),
         )
         if on_started is not None:
             on_started(server)
         await stop.wait()
-        log.info("shutting down: storing the exact next values")
+        log.info("shutting down: storing the exact next values", extra=event("shutting_down"))
+        if on_stopping is not None:
+            on_stopping(server)
         await server.close()
 
     asyncio.run(main())

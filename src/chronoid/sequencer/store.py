@@ -81,7 +81,11 @@ class WatermarkStore(Protocol):
 
 
 def default_data_dir() -> Path:
-    """``$XDG_STATE_HOME/chronoid``, else ``~/.local/state/chronoid`` (per user)."""
+    """``$STATE_DIRECTORY`` (set by systemd's ``StateDirectory=``; the first one if several),
+    else ``$XDG_STATE_HOME/chronoid``, else ``~/.local/state/chronoid`` (per user)."""
+    state_directory = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    if state_directory:
+        return Path(state_directory)
     base = os.environ.get("XDG_STATE_HOME")
     root = Path(base) if base else Path.home() / ".local" / "state"
     return root / "chronoid"
