@@ -315,6 +315,7 @@ class LeaseGenerator:
         self._issue_from = 0  # lease clock: end of the lock-delay
         self._limit_tick = -1  # the last tick the registry's record covers (ticks)
         self._recorded_ns = 0  # that record: last_ns for the node's next holder
+        self._settled_floor_ns = 0  # end of the tick an unknown previous holder may have used
         self._thread = threading.Thread(target=self._renew_loop, name="chronoid-lease", daemon=True)
 
     def _lease_left_ns(self) -> int:
@@ -431,14 +432,39 @@ class LeaseGenerator:
         self._limit_tick, self._recorded_ns = limit, record
         self._confirmed = sent
         # The registry's delay counts from its grant, which is before our receipt.
-        self._issue_from = received + lease.settle_ms * 1_000_000
-        self.lock_delay_ms = float(lease.settle_ms)
+        settle_ns = lease.settle_ms * 1_000_000
+        self._settled_floor_ns = 0
+        if settle_ns > 0:
+            # The registry cannot vouch for the node, so a holder unknown to it may have
+            # issued until the delay ends, in the tick the wall clock is in then: that whole
+            # tick is its. Issuing starts in the next tick (found by chronoid torture lease:
+            # a registry restarted without its data, chrono64s, a newcomer in the old
+            # holder's tick after the delay).
+            now_ns = self._clock.now_ns()
+            floor_tick = self._layout.tick_of_ns(now_ns + settle_ns)
+            tick_end_ns = self._layout.tick_start_ns(floor_tick + 1)
+            extra_ns = tick_end_ns - now_ns - settle_ns
+            if extra_ns > self._max_wait_ns:
+                with contextlib.suppress(RegistryUnavailable):
+                    self._registry.release(lease, 0)
+                raise ClockMovedBackwards(
+                    extra_ns,
+                    f"node {lease.node} comes from a registry that cannot vouch for its "
+                    f"history; its unknown previous holder may have issued until the end of "
+                    f"tick {floor_tick}, {extra_ns / 1e6:.3f} ms after the lock-delay (more "
+                    f"than max_wait_ms); refusing to repeat its IDs",
+                )
+            settle_ns += extra_ns
+            self._settled_floor_ns = tick_end_ns
+        self._issue_from = received + settle_ns
+        self.lock_delay_ms = settle_ns / 1e6
         return lease
 
     def _take(self, lease: Lease) -> None:
         # Moves the generator to lease.node above the previous holder's last tick (a clock
         # step back after the handover must not reach it); issuing starts after the delay.
-        self._generator.reassign_node(lease.node, after_ns=lease.not_before_ns)
+        after_ns = max(lease.not_before_ns, self._settled_floor_ns)
+        self._generator.reassign_node(lease.node, after_ns=after_ns)
         self._lease = lease
         if self._lease_now() >= self._issue_from:
             self._publish(lease)
