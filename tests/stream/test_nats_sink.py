@@ -136,3 +136,22 @@ def test_cli_writes_to_nats_and_reports_an_unreachable_server(nats_url: str) -> 
 def test_bad_nats_sinks_are_refused(spec: str, match: str) -> None:
     with pytest.raises(InvalidArgument, match=match):
         parse_sink(spec)
+
+
+def test_an_unreachable_server_is_reported_without_the_password() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "chronoid",
+            "stream",
+            "--sink",
+            "nats://user:s3cretpw@127.0.0.1:1?subject=x",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("chronoid: error: cannot connect to NATS"), result.stderr
+    assert "s3cretpw" not in result.stderr + result.stdout

@@ -312,7 +312,8 @@ class NatsJetStreamSink:
         self._js: Any = None
         self._last_error = ""
         self._closing = False
-        self._rule = _OutageRule(f"NATS at {redact_dsn(url)}", max_outage_s)
+        self._shown_url = redact_dsn(url)  # for messages: never the password
+        self._rule = _OutageRule(f"NATS at {self._shown_url}", max_outage_s)
 
     @property
     def outages(self) -> int:
@@ -343,10 +344,10 @@ class NatsJetStreamSink:
         except TimeoutError:
             reason = self._last_error or "no answer"
             raise SinkError(
-                f"cannot connect to NATS at {self.url} within {self.timeout:g} s: {reason}"
+                f"cannot connect to NATS at {self._shown_url} within {self.timeout:g} s: {reason}"
             ) from None
         except Exception as exc:  # nats-py raises several unrelated types here
-            raise SinkError(f"cannot connect to NATS at {self.url}: {exc}") from exc
+            raise SinkError(f"cannot connect to NATS at {self._shown_url}: {exc}") from exc
         js = client.jetstream(timeout=self.timeout)
         try:
             try:
@@ -381,8 +382,8 @@ class NatsJetStreamSink:
         except Exception as exc:
             await client.close()
             raise SinkError(
-                f"cannot set up JetStream stream {self.stream!r} at {self.url} (is the server "
-                f"started with JetStream, -js?): {exc}"
+                f"cannot set up JetStream stream {self.stream!r} at {self._shown_url} (is the "
+                f"server started with JetStream, -js?): {exc}"
             ) from exc
         self._client = client
         return js
@@ -390,14 +391,16 @@ class NatsJetStreamSink:
     # nats-py's default callbacks print tracebacks; one log line each says enough.
     async def _on_error(self, exc: Exception) -> None:
         self._last_error = str(exc) or type(exc).__name__
-        log.debug("NATS %s: %s", self.url, self._last_error)
+        log.debug("NATS %s: %s", self._shown_url, self._last_error)
 
     async def _on_disconnected(self) -> None:
         if not self._closing:  # close() drains and disconnects: that is no outage
-            log.warning("NATS %s: disconnected; reconnecting (events wait in the buffer)", self.url)
+            log.warning(
+                "NATS %s: disconnected; reconnecting (events wait in the buffer)", self._shown_url
+            )
 
     async def _on_reconnected(self) -> None:
-        log.info("NATS %s: reconnected", self.url)
+        log.info("NATS %s: reconnected", self._shown_url)
 
     async def write(self, event: Event) -> None:
         import nats.errors
@@ -426,7 +429,8 @@ class NatsJetStreamSink:
             raise
         except Exception as exc:
             raise SinkError(
-                f"JetStream publish of {event.id} to {self.subject!r} at {self.url} failed: {exc}"
+                f"JetStream publish of {event.id} to {self.subject!r} at {self._shown_url} "
+                f"failed: {exc}"
             ) from exc
         if ack.duplicate:
             self.duplicates += 1
