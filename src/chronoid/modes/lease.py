@@ -416,13 +416,11 @@ class LeaseGenerator:
         behind = lease.not_before_ns - self._clock.now_ns()
         if behind > 0:
             if behind > self._max_wait_ns:
-                with contextlib.suppress(RegistryUnavailable):
-                    self._registry.release(lease, 0)
-                raise ClockMovedBackwards(
+                raise self._refuse_handover(
+                    lease,
                     behind,
                     f"node {lease.node}'s previous holder issued IDs until "
-                    f"{lease.not_before_ns} ns, {behind / 1e6:.3f} ms ahead of this clock "
-                    f"(more than max_wait_ms); refusing to repeat its IDs",
+                    f"{lease.not_before_ns} ns, {behind / 1e6:.3f} ms ahead of this clock",
                 )
             self._clock.sleep_ns(behind)
         # Record ahead before issuing anything (one more round trip at acquisition).
@@ -445,20 +443,27 @@ class LeaseGenerator:
             tick_end_ns = self._layout.tick_start_ns(floor_tick + 1)
             extra_ns = tick_end_ns - now_ns - settle_ns
             if extra_ns > self._max_wait_ns:
-                with contextlib.suppress(RegistryUnavailable):
-                    self._registry.release(lease, 0)
-                raise ClockMovedBackwards(
+                raise self._refuse_handover(
+                    lease,
                     extra_ns,
                     f"node {lease.node} comes from a registry that cannot vouch for its "
                     f"history; its unknown previous holder may have issued until the end of "
-                    f"tick {floor_tick}, {extra_ns / 1e6:.3f} ms after the lock-delay (more "
-                    f"than max_wait_ms); refusing to repeat its IDs",
+                    f"tick {floor_tick}, {extra_ns / 1e6:.3f} ms after the lock-delay",
                 )
             settle_ns += extra_ns
             self._settled_floor_ns = tick_end_ns
         self._issue_from = received + settle_ns
         self.lock_delay_ms = settle_ns / 1e6
         return lease
+
+    def _refuse_handover(self, lease: Lease, wait_ns: int, reason: str) -> ClockMovedBackwards:
+        # A node whose previous holder's ticks lie further ahead than max_wait_ms: give it
+        # back rather than wait that long or repeat its IDs.
+        with contextlib.suppress(RegistryUnavailable):
+            self._registry.release(lease, 0)
+        return ClockMovedBackwards(
+            wait_ns, f"{reason} (more than max_wait_ms); refusing to repeat its IDs"
+        )
 
     def _take(self, lease: Lease) -> None:
         # Moves the generator to lease.node above the previous holder's last tick (a clock
