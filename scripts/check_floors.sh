@@ -1,15 +1,25 @@
 #!/usr/bin/env bash
-# The integrations against the oldest releases pyproject.toml declares (Pydantic 2.7, SQLAlchemy
-# 2.0, Alembic 1.12, Django 4.2), in a throw-away venv. The default test run covers the newest
-# releases; this one takes a minute or two (downloads), so it is not part of scripts/test.sh.
+# The integration tests against the oldest releases pyproject.toml admits (scripts/floors.txt),
+# in .venv-floors. `scripts/check_floors.sh --install` (run by scripts/install.sh) builds that
+# venv; without it the tests run there (scripts/test.sh does so after the main suite).
+# Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-venv="$(mktemp -d)/floor"
-trap 'rm -rf "$(dirname "$venv")"' EXIT
-python3 -m venv "$venv"
-"$venv/bin/pip" install -q -e . 'pydantic==2.7.0' 'sqlalchemy==2.0.0' 'alembic==1.12.0' \
-    'django==4.2' pytest pytest-timeout hypothesis redis 'psycopg[binary]' orjson
-scripts/services.sh
+venv=.venv-floors
+if [ "${1:-}" = --install ]; then
+    python=${PYTHON:-python3}
+    [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+    "$venv/bin/python" -m pip install -q --upgrade pip
+    "$venv/bin/python" -m pip install -q -e . -r scripts/floors.txt \
+        pytest pytest-timeout hypothesis redis 'psycopg[binary]' orjson
+    echo "check_floors.sh: ready ($venv: $(grep -v '^#' scripts/floors.txt | tr '\n' ' '))"
+    exit 0
+fi
+if [ ! -x "$venv/bin/python" ]; then
+    echo "check_floors.sh: $venv is missing; run scripts/install.sh (or scripts/check_floors.sh --install)" >&2
+    exit 1
+fi
+scripts/services.sh >/dev/null
 CHRONOID_REQUIRE_SERVICES=1 "$venv/bin/python" -m pytest -p no:cacheprovider -q "$@" \
     tests/integrations/test_pydantic.py tests/integrations/test_sqlalchemy.py \
     tests/integrations/test_django.py tests/integrations/test_json.py

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install everything chronoid's tests and benchmarks need on a Debian machine:
 # the servers the integration tests talk to (PostgreSQL, Redis, etcd, NATS) when missing,
-# and a virtualenv in .venv with chronoid and its dev dependencies.
+# a virtualenv in .venv with chronoid and its dev dependencies, and one in .venv-floors with
+# the oldest releases of the integrations' libraries (scripts/floors.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,4 +29,5 @@ python=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[dev]'
-echo "install.sh: ready (.venv)"
+scripts/check_floors.sh --install
+echo "install.sh: ready (.venv, .venv-floors)"

@@ -253,3 +253,32 @@ def test_readme_links_work_outside_the_repository() -> None:
             assert (ROOT / "docs" / path).is_file(), target
     for pointer in ("shared/seeds", "scripts/services.sh"):
         assert pointer not in README
+
+
+def test_the_floors_tested_are_the_lower_bounds_pyproject_declares() -> None:
+    """scripts/test.sh runs the integrations against scripts/floors.txt: if pyproject raised or
+    lowered a bound without it, the run would test releases users cannot (or need not) have."""
+    import tomllib
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    declared = {}
+    for requirements in extras.values():
+        for requirement in requirements:
+            name, sep, bound = requirement.partition(">=")
+            if sep and name in {"pydantic", "sqlalchemy", "alembic", "django"}:
+                declared[name] = bound
+    pinned = {}
+    for line in (ROOT / "scripts" / "floors.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            pinned[name] = version
+    assert set(pinned) == set(declared) == {"pydantic", "sqlalchemy", "alembic", "django"}
+    for name, version in pinned.items():
+        # 2.7.0 is the floor 2.7, 4.2 the floor 4.2: compare release tuples, zero-padded
+        def release(text: str) -> tuple[int, ...]:
+            parts = [int(p) for p in text.split(".")]
+            return tuple(parts + [0] * (3 - len(parts)))
+
+        assert release(version) == release(declared[name]), (name, version, declared[name])
