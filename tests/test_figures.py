@@ -26,7 +26,7 @@ from chronoid.capacity import (
     max_ids_per_second,
     max_ids_per_window,
 )
-from chronoid.sim.cli import run
+from chronoid.cli.sim import run
 from chronoid.sim.common import fmt_seconds
 from chronoid.sim.model import Context
 from chronoid.variants import get_layout

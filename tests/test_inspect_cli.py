@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from chronoid import Generator, core_cli, get_layout
+from chronoid import Generator, get_layout
+from chronoid.cli import ids as core_cli
 from chronoid.cli import main
 from chronoid.codec import decode_base32, format_id
 from chronoid.progress import ProgressLine
@@ -227,7 +228,7 @@ def test_progress_redraws_only_on_a_terminal() -> None:
 
 
 def test_sim_writes_no_escape_codes_into_a_log(capsys: pytest.CaptureFixture[str]) -> None:
-    from chronoid.sim.cli import run as run_sim
+    from chronoid.cli.sim import run as run_sim
     from chronoid.sim.model import Context
 
     run_sim(["boundaries"], Context(seed=1))

@@ -21,13 +21,13 @@ import psycopg
 import pytest
 import redis
 
+from chronoid.cli.serve import site_range
 from chronoid.errors import (
     InvalidArgument,
     LeadershipLost,
     SequencerReplyError,
     StoreUnavailable,
 )
-from chronoid.sequencer.cli import site_range
 from chronoid.sequencer.client import AsyncSequencerClient, SequencerClient
 from chronoid.sequencer.ha_postgres import PostgresCoordinator
 from chronoid.sequencer.sequences import BLOCK_MAX, MAX_VALUE

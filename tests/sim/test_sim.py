@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from chronoid.cli.sim import run
 from chronoid.errors import InvalidArgument
 from chronoid.modes.instance import mode_b_id
-from chronoid.sim.cli import run
 from chronoid.sim.common import (
     count_duplicate_trials,
     fmt_p,

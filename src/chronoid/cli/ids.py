@@ -8,12 +8,12 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from chronoid.cli.modes import add_new_arguments, make_mode_batch_source
 from chronoid.codec import FORMATS, format_ids, well_formed
 from chronoid.errors import ChronoidError, DecodeError, InvalidArgument
 from chronoid.generator import MAX_BATCH, Generator
 from chronoid.identify import PLAUSIBLE_LEAD_S, Reading, candidates, describe, iso_utc, read
 from chronoid.layout import Layout
-from chronoid.modes.cli import add_new_arguments, make_mode_batch_source
 from chronoid.progress import ProgressLine
 from chronoid.variants import VARIANTS, get_layout
 

@@ -19,13 +19,13 @@ from chronoid.errors import ChronoidError
 
 # Modules that add subcommands: each defines register(subparsers) -> None.
 _SUBCOMMAND_MODULES: tuple[str, ...] = (
-    "chronoid.core_cli",
-    "chronoid.modes.cli",
-    "chronoid.postgres.cli",
-    "chronoid.sequencer.cli",
-    "chronoid.stream.cli",
-    "chronoid.sim.cli",
-    "chronoid.torture.cli",
+    "chronoid.cli.ids",
+    "chronoid.cli.modes",
+    "chronoid.cli.pg",
+    "chronoid.cli.serve",
+    "chronoid.cli.stream",
+    "chronoid.cli.sim",
+    "chronoid.cli.torture",
 )
 
 Handler = Callable[[argparse.Namespace], int]
