@@ -2,58 +2,158 @@
 
 Every subcommand parses its arguments, calls the library and prints. Errors the library
 raises become one line on stderr and a non-zero exit status; no logic lives here that the
-library lacks. Subsystems (sequencer, stream, modes, ...) add their own subcommands through
-a ``register(subparsers)`` function in their ``cli`` module, listed in ``_SUBCOMMAND_MODULES``.
+library lacks. Each command group has its module in this package (:mod:`~chronoid.cli.ids`,
+:mod:`~chronoid.cli.serve`, ...) with a ``register(subparsers)`` function.
+
+A group's module is imported only when one of its commands runs (or for ``chronoid --help``
+and an unknown command, which list them all): ``chronoid new`` must not pay for asyncio, ssl
+or a database driver it never uses. ``benchmarks/bench_cli.py`` measures it.
+
+Arguments are checked once, by the library, whose messages name the parameter that was
+refused (``sites must be in 1..1024, got 0``); a command's ``flag_names`` default maps
+parameters to its flags and :func:`main` prints the flag (``--sites must be in 1..1024``).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, TypeAlias
 
 from chronoid.errors import ChronoidError
 
-# Modules that add subcommands: each defines register(subparsers) -> None.
-_SUBCOMMAND_MODULES: tuple[str, ...] = (
-    "chronoid.cli.ids",
-    "chronoid.cli.modes",
-    "chronoid.cli.pg",
-    "chronoid.cli.serve",
-    "chronoid.cli.stream",
-    "chronoid.cli.sim",
-    "chronoid.cli.torture",
-)
+if TYPE_CHECKING:
+    Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
+
+__all__ = ["build_parser", "flag_message", "main"]
 
 Handler = Callable[[argparse.Namespace], int]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser, with every subsystem's subcommands."""
+def _ids(subparsers: Subparsers) -> None:
+    from chronoid.cli import ids
+
+    ids.register(subparsers)
+
+
+def _modes(subparsers: Subparsers) -> None:
+    from chronoid.cli import modes
+
+    modes.register(subparsers)
+
+
+def _pg(subparsers: Subparsers) -> None:
+    from chronoid.cli import pg
+
+    pg.register(subparsers)
+
+
+def _serve(subparsers: Subparsers) -> None:
+    from chronoid.cli import serve
+
+    serve.register(subparsers)
+
+
+def _stream(subparsers: Subparsers) -> None:
+    from chronoid.cli import stream
+
+    stream.register(subparsers)
+
+
+def _sim(subparsers: Subparsers) -> None:
+    from chronoid.cli import sim
+
+    sim.register(subparsers)
+
+
+def _torture(subparsers: Subparsers) -> None:
+    from chronoid.cli import torture
+
+    torture.register(subparsers)
+
+
+# Every command, in the order `chronoid --help` lists them, with the group that adds it.
+_COMMANDS: dict[str, Callable[[Subparsers], None]] = {
+    "new": _ids,
+    "inspect": _ids,
+    "variants": _ids,
+    "capacity": _modes,
+    "pg": _pg,
+    "serve": _serve,
+    "probe": _serve,
+    "stream": _stream,
+    "sim": _sim,
+    "torture": _torture,
+}
+
+
+class _VersionAction(argparse.Action):
+    """``--version``, reading the installed version only when asked (importlib.metadata
+    costs more than building the whole parser)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS) -> None:
+        super().__init__(
+            option_strings,
+            dest,
+            nargs=0,
+            default=argparse.SUPPRESS,
+            help="show program's version number and exit",
+        )
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        print(f"{parser.prog} {_version()}")
+        parser.exit()
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser: with ``command``, only the group that holds that command (what
+    :func:`main` runs); otherwise (or for a name no group holds) every subcommand."""
     parser = argparse.ArgumentParser(
         prog="chronoid",
         description="Time-ordered unique IDs and sequences for distributed systems.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action=_VersionAction)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in _SUBCOMMAND_MODULES:
-        module: Any = importlib.import_module(name)
-        module.register(subparsers)
+    only = _COMMANDS.get(command) if command is not None else None
+    groups = [only] if only is not None else list(dict.fromkeys(_COMMANDS.values()))
+    for register in groups:
+        register(subparsers)
     return parser
+
+
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The subcommand ``argv`` names: its first word that is not an option (the top-level
+    options, -h and --version, take no value)."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
+def flag_message(message: str, flag_names: Mapping[str, str]) -> str:
+    """``message`` with its leading parameter name written as the command's flag: a library
+    message about one parameter starts with its name (``sites must be in 1..1024``)."""
+    name, space, rest = message.partition(" ")
+    flag = flag_names.get(name)
+    return message if flag is None else f"{flag}{space}{rest}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command_in(arguments))
+    args = parser.parse_args(arguments)
     handler: Handler = args.handler
     try:
         return handler(args)
     except ChronoidError as exc:
-        print(f"chronoid: error: {exc}", file=sys.stderr)
+        flag_names: Mapping[str, str] = getattr(args, "flag_names", {})
+        print(f"chronoid: error: {flag_message(str(exc), flag_names)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -1,23 +1,22 @@
-"""``chronoid capacity`` and the ``--mode`` forms of ``chronoid new``: a thin layer."""
+"""``chronoid capacity``: Mode A duplicate risk, a thin layer over :mod:`chronoid.capacity`."""
 
 from __future__ import annotations
 
 import argparse
-import atexit
 import dataclasses
 import json
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from chronoid.capacity import budget_markdown, capacity, format_report
 from chronoid.errors import InvalidArgument
-from chronoid.layout import Layout
-from chronoid.variants import get_layout
 
-__all__ = ["add_new_arguments", "make_mode_batch_source", "register"]
+if TYPE_CHECKING:
+    from chronoid.cli import Subparsers
+
+__all__ = ["register"]
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     """Add ``capacity`` to the ``chronoid`` parser."""
     cap = subparsers.add_parser(
         "capacity",
@@ -62,57 +61,3 @@ def _cmd_capacity(args: argparse.Namespace) -> int:
     else:
         print(format_report(report))
     return 0
-
-
-def add_new_arguments(new: argparse.ArgumentParser) -> None:
-    """The ``--mode`` options of ``chronoid new``."""
-    new.add_argument(
-        "--mode",
-        choices=("a", "b", "c"),
-        default=None,
-        help="ChronoID operating mode: a (random persona), b (instance, see --state-file), "
-        "c (node leased from --registry); default: a plain generator on --node",
-    )
-    new.add_argument(
-        "--registry",
-        default=None,
-        help="Mode C registry URL: redis://host:port/db, etcd://host:port, "
-        "postgresql://user@host/db or memory://",
-    )
-    new.add_argument("--state-file", default=None, help="Mode B durable state file")
-    new.add_argument(
-        "--force", action="store_true", help="Mode A: accept a variant it calls unsafe"
-    )
-
-
-def make_mode_batch_source(args: argparse.Namespace) -> tuple[Layout, Callable[[int], list[int]]]:
-    """The layout and ``batch(n)`` of a Mode A, B or C generator for ``chronoid new``.
-
-    Raises:
-        InvalidArgument: options that do not belong to the chosen mode.
-    """
-    layout = get_layout(args.variant)
-    if args.mode != "c" and args.registry is not None:
-        raise InvalidArgument("--registry belongs to --mode c")
-    if args.mode != "b" and args.state_file is not None:
-        raise InvalidArgument("--state-file belongs to --mode b")
-    if args.mode != "a" and args.force:
-        raise InvalidArgument("--force belongs to --mode a")
-    if args.mode == "a":
-        from chronoid.modes.persona import PersonaGenerator
-
-        return layout, PersonaGenerator(layout, force=args.force).next_ids
-    if args.mode == "b":
-        from chronoid.modes.instance import InstanceGenerator
-
-        instance = InstanceGenerator(layout, args.node, state_file=args.state_file)
-        atexit.register(instance.close)
-        return layout, instance.next_ids
-    if args.registry is None:
-        raise InvalidArgument("--mode c needs --registry URL (e.g. redis://127.0.0.1:6379/0)")
-    from chronoid.modes.lease import LeaseGenerator
-    from chronoid.modes.registry import parse_registry_url
-
-    leased = LeaseGenerator(layout, parse_registry_url(args.registry))
-    atexit.register(leased.close)
-    return layout, leased.next_ids

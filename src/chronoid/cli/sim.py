@@ -7,16 +7,19 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from chronoid.progress import ProgressLine
 from chronoid.project import docs_link
 from chronoid.sim.model import Context, ScenarioResult, Verdict
 
+if TYPE_CHECKING:
+    from chronoid.cli import Subparsers
+
 __all__ = ["register", "run"]
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     """Add ``chronoid sim`` to the ``chronoid`` parser."""
     sim = subparsers.add_parser(
         "sim",

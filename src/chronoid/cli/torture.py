@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chronoid.errors import InvalidArgument, TortureError
+
+if TYPE_CHECKING:
+    from chronoid.cli import Subparsers
 
 __all__ = ["register"]
 
@@ -18,7 +21,7 @@ _EPILOG = (
 )
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     """Add ``torture`` to the ``chronoid`` parser."""
     torture = subparsers.add_parser(
         "torture",
