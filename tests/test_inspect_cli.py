@@ -228,8 +228,8 @@ def test_progress_redraws_only_on_a_terminal() -> None:
 
 
 def test_sim_writes_no_escape_codes_into_a_log(capsys: pytest.CaptureFixture[str]) -> None:
-    from chronoid.cli.sim import run as run_sim
     from chronoid.sim.model import Context
+    from chronoid.sim.runner import run as run_sim
 
     run_sim(["boundaries"], Context(seed=1))
     err = capsys.readouterr().err

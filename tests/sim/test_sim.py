@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chronoid.cli.sim import run
 from chronoid.errors import InvalidArgument
 from chronoid.modes.instance import mode_b_id
 from chronoid.sim.common import (
@@ -31,6 +30,7 @@ from chronoid.sim.report import (
     update_readme,
     write_report,
 )
+from chronoid.sim.runner import run
 from chronoid.sim.scenarios import SCENARIOS, get_scenario
 from chronoid.sim.storage import postgres_btree
 from chronoid.variants import VARIANTS
