@@ -83,6 +83,7 @@ def test_variants_table_lists_every_variant() -> None:
             ("serve", "--sites", "2", "--initial", "0"),
             "--initial must be in 1..4611686018427387903",
         ),
+        (("probe", "--timeout", "0"), "--timeout must be in (0, 300] seconds, got 0.0"),
     ],
 )
 def test_errors_are_one_line_on_stderr(args: tuple[str, ...], message: str) -> None:
