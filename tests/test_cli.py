@@ -84,6 +84,7 @@ def test_variants_table_lists_every_variant() -> None:
             "--initial must be in 1..4611686018427387903",
         ),
         (("probe", "--timeout", "0"), "--timeout must be in (0, 300] seconds, got 0.0"),
+        (("serve", "--max-connections", "0"), "--max-connections must be an int >= 1, got 0"),
     ],
 )
 def test_errors_are_one_line_on_stderr(args: tuple[str, ...], message: str) -> None:

@@ -40,6 +40,11 @@ _FLAG_NAMES = {
     "site": "--site",
     "sites": "--sites",
     "max_sequences": "--max-sequences",
+    "max_connections": "--max-connections",
+    "idle_timeout": "--idle-timeout",
+    "handshake_timeout": "--handshake-timeout",
+    "request_timeout": "--request-timeout",
+    "auth_timeout": "--auth-timeout",
 }
 
 
