@@ -76,7 +76,7 @@ def test_variants_table_lists_every_variant() -> None:
         (("inspect", "00000U1", "--variant", "chrono32y"), "invalid Crockford"),
         (("inspect", str(2**63), "--variant", "snowflake"), "above snowflake's largest ID"),
         # Checked by the library, which names the parameter; the CLI prints the flag.
-        (("stream", "--buffer-size", "0"), "--buffer-size must be >= 1, got 0"),
+        (("stream", "--buffer-size", "0"), "--buffer-size must be an int >= 1, got 0"),
         (("stream", "--count", "0"), "--count must be >= 1, got 0"),
         (("serve", "--sites", "0"), "--sites must be in 1..1024, got 0"),
         (

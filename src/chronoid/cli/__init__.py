@@ -137,10 +137,12 @@ def _command_in(argv: Sequence[str]) -> str | None:
 
 def flag_message(message: str, flag_names: Mapping[str, str]) -> str:
     """``message`` with its leading parameter name written as the command's flag: a library
-    message about one parameter starts with its name (``sites must be in 1..1024``)."""
-    name, space, rest = message.partition(" ")
-    flag = flag_names.get(name)
-    return message if flag is None else f"{flag}{space}{rest}"
+    message about one parameter starts with its name (``sites must be in 1..1024``; a name
+    may be two words, ``buffer capacity``)."""
+    for name, flag in flag_names.items():
+        if message.startswith(f"{name} "):
+            return flag + message[len(name) :]
+    return message
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -68,7 +68,7 @@ def register(subparsers: Subparsers) -> None:
     parser.set_defaults(
         handler=_cmd_stream,
         flag_names={
-            "buffer_size": "--buffer-size",
+            "buffer capacity": "--buffer-size",
             "max_catch_up": "--max-catch-up",
             "max_events": "--count",
         },

@@ -75,8 +75,6 @@ class Engine:
             raise InvalidArgument(f"duplicate frequencies: {[f.label for f in frequencies]}")
         if max_events is not None and max_events < 1:
             raise InvalidArgument(f"max_events must be >= 1, got {max_events}")
-        if buffer_size < 1:
-            raise InvalidArgument(f"buffer_size must be >= 1, got {buffer_size}")
         self._time = time_source or SystemTimeSource()
         self._sinks = list(sinks)
         self.buffer = Buffer(buffer_size)
