@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from chronoid.errors import InvalidArgument, TortureError
 
 if TYPE_CHECKING:
     from chronoid.cli import Subparsers
+    from chronoid.torture.run import RunOptions, RunResult
 
 __all__ = ["register"]
 
@@ -165,7 +166,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-plot", action="store_true", help="do not draw timeline.png")
 
 
-def _options(args: argparse.Namespace, target: str) -> Any:
+def _options(args: argparse.Namespace, target: str) -> RunOptions:
     from chronoid.torture.nemesis import HA_FAULTS, LEASE_FAULTS, SERVE_FAULTS, STORE_FAULTS
     from chronoid.torture.run import RunOptions
 
@@ -193,7 +194,7 @@ def _options(args: argparse.Namespace, target: str) -> Any:
     )
 
 
-def _report(result: Any) -> int:
+def _report(result: RunResult) -> int:
     print(result.report)
     sys.stdout.flush()
     if result.interrupted:
