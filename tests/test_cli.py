@@ -75,6 +75,16 @@ def test_variants_table_lists_every_variant() -> None:
         (("new", "-n", "0"), "--count must be"),
         (("inspect", "00000U1", "--variant", "chrono32y"), "invalid Crockford"),
         (("inspect", str(2**63), "--variant", "snowflake"), "above snowflake's largest ID"),
+        # Checked by the library, which names the parameter; the CLI prints the flag.
+        (("stream", "--buffer-size", "0"), "--buffer-size must be an int >= 1, got 0"),
+        (("stream", "--count", "0"), "--count must be >= 1, got 0"),
+        (("serve", "--sites", "0"), "--sites must be in 1..1024, got 0"),
+        (
+            ("serve", "--sites", "2", "--initial", "0"),
+            "--initial must be in 1..4611686018427387903",
+        ),
+        (("probe", "--timeout", "0"), "--timeout must be in (0, 300] seconds, got 0.0"),
+        (("serve", "--max-connections", "0"), "--max-connections must be an int >= 1, got 0"),
     ],
 )
 def test_errors_are_one_line_on_stderr(args: tuple[str, ...], message: str) -> None:
@@ -89,6 +99,29 @@ def test_help_everywhere() -> None:
     for args in (("--help",), ("new", "--help"), ("inspect", "--help"), ("variants", "--help")):
         result = run(*args)
         assert result.returncode == 0 and "usage: chronoid" in result.stdout
+
+
+def test_version() -> None:
+    result = run("--version")
+    assert result.returncode == 0 and result.stdout.startswith("chronoid ")
+    assert result.stdout.split()[1][0].isdigit(), result.stdout
+
+
+def test_new_and_inspect_import_no_event_loop_tls_or_driver() -> None:
+    # Building the parser imports only the group of the command that runs.
+    heavy = ("asyncio", "ssl", "socket", "psycopg", "redis", "importlib.metadata")
+    for args in (["new"], ["inspect", "386321955185229824"]):
+        code = (
+            "import sys\n"
+            "from chronoid.cli import main\n"
+            f"status = main({args!r})\n"
+            f"print(status, [m for m in {heavy!r} if m in sys.modules])"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.splitlines()[-1] == "0 []", (args, result.stdout)
 
 
 def test_broken_pipe_is_not_an_error() -> None:

@@ -26,9 +26,9 @@ from chronoid.capacity import (
     max_ids_per_second,
     max_ids_per_window,
 )
-from chronoid.sim.cli import run
 from chronoid.sim.common import fmt_seconds
 from chronoid.sim.model import Context
+from chronoid.sim.runner import run
 from chronoid.variants import get_layout
 
 ROOT = Path(__file__).resolve().parent.parent

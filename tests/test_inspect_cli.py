@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from chronoid import Generator, core_cli, get_layout
+from chronoid import Generator, get_layout
+from chronoid.cli import ids as cli_ids
 from chronoid.cli import main
 from chronoid.codec import decode_base32, format_id
 from chronoid.progress import ProgressLine
@@ -227,8 +228,8 @@ def test_progress_redraws_only_on_a_terminal() -> None:
 
 
 def test_sim_writes_no_escape_codes_into_a_log(capsys: pytest.CaptureFixture[str]) -> None:
-    from chronoid.sim.cli import run as run_sim
     from chronoid.sim.model import Context
+    from chronoid.sim.runner import run as run_sim
 
     run_sim(["boundaries"], Context(seed=1))
     err = capsys.readouterr().err
@@ -240,7 +241,7 @@ def test_sim_writes_no_escape_codes_into_a_log(capsys: pytest.CaptureFixture[str
 def test_new_shows_progress_on_a_terminal_and_nothing_elsewhere(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(core_cli, "_PROGRESS_AFTER_S", 0.0)
+    monkeypatch.setattr(cli_ids, "_PROGRESS_AFTER_S", 0.0)
     monkeypatch.setattr("chronoid.progress.REDRAW_INTERVAL_S", 0.0)
     out, err = io.StringIO(), _Terminal()
     monkeypatch.setattr(sys, "stdout", out)

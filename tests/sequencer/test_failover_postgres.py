@@ -27,10 +27,10 @@ from chronoid.errors import (
     SequencerReplyError,
     StoreUnavailable,
 )
-from chronoid.sequencer.cli import site_range
 from chronoid.sequencer.client import AsyncSequencerClient, SequencerClient
 from chronoid.sequencer.ha_postgres import PostgresCoordinator
 from chronoid.sequencer.sequences import BLOCK_MAX, MAX_VALUE
+from chronoid.sequencer.sites import site_range
 from tests.sequencer.ha_support import Load, Member, make_members, wait_for_leader
 from tests.support import free_port
 
@@ -312,7 +312,7 @@ def test_sites_draw_from_disjoint_ranges() -> None:
     for (_, end), (start, _) in itertools.pairwise(ranges):
         assert start == end + 1
     assert site_range(0, 1) == (1, MAX_VALUE)
-    with pytest.raises(InvalidArgument, match="--sites"):
+    with pytest.raises(InvalidArgument, match=r"^sites must be in 1\.\.1024, got 0$"):
         site_range(0, 0)
 
 

@@ -11,7 +11,6 @@ import pytest
 
 from chronoid.errors import InvalidArgument
 from chronoid.modes.instance import mode_b_id
-from chronoid.sim.cli import run
 from chronoid.sim.common import (
     count_duplicate_trials,
     fmt_p,
@@ -31,6 +30,7 @@ from chronoid.sim.report import (
     update_readme,
     write_report,
 )
+from chronoid.sim.runner import run
 from chronoid.sim.scenarios import SCENARIOS, get_scenario
 from chronoid.sim.storage import postgres_btree
 from chronoid.variants import VARIANTS

@@ -207,6 +207,10 @@ def test_entry_point_lists_the_scenarios() -> None:
         (["serve", "--ha", "mysql://x"], "--ha must be 'etcd'"),
         (["lease", "--mode-c", "0", "--mode-b", "0"], "nothing to torture"),
         (["serve", "--time", "0"], "--time must be in 1..86400"),
+        # Checked by the runners, which name their parameters; the CLI prints the flags.
+        (["serve", "--clients", "0"], "--clients must be in 1..64, got 0"),
+        (["serve", "--ha", "etcd", "--members", "9"], "--members must be in 2..5, got 9"),
+        (["lease", "--ttl-ms", "5"], "--ttl-ms must be in 300..60000, got 5"),
     ],
 )
 def test_bad_arguments_get_one_line(

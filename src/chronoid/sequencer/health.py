@@ -202,7 +202,12 @@ def probe(url: str, timeout_s: float = 2.0) -> tuple[bool, str]:
     """Ask a health endpoint: (answered 200, one line saying what it said).
 
     Used by ``chronoid probe`` in container health checks, where curl may be absent.
+
+    Raises:
+        InvalidArgument: ``timeout_s`` outside (0, 300] seconds.
     """
+    if not 0 < timeout_s <= 300:
+        raise InvalidArgument(f"timeout_s must be in (0, 300] seconds, got {timeout_s}")
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as response:
             return True, _summary(response.status, response.read())

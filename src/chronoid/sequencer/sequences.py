@@ -198,7 +198,7 @@ class Sequences:
         if self.allowed is not None:
             for name in [n for n in self._sequences if n not in self.allowed]:
                 # Not served, not rewritten: the store keeps its watermark for a later run.
-                log.warning("sequence %r is stored but not in --sequences: refusing it", name)
+                log.warning("sequence %r is stored but not in allowed: refusing it", name)
                 del self._sequences[name]
         default = self._sequences.get(DEFAULT_NAME)
         if default is None:
@@ -207,7 +207,7 @@ class Sequences:
         elif initial > default.next or (force_initial and initial != default.next):
             if initial < default.next:
                 log.warning(
-                    "--force-initial moves sequence %r back from %d to %d: values may repeat",
+                    "force_initial moves sequence %r back from %d to %d: values may repeat",
                     DEFAULT_NAME,
                     default.next,
                     initial,
@@ -216,8 +216,8 @@ class Sequences:
             default.next = default.limit = initial
         elif initial < default.next and initial != floor:
             log.warning(
-                "--initial=%d is below the stored next value %d of %r; keeping %d "
-                "(use --force-initial to move it back)",
+                "initial %d is below the stored next value %d of %r; keeping %d "
+                "(force_initial moves it back)",
                 initial,
                 default.next,
                 DEFAULT_NAME,

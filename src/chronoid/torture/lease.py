@@ -56,9 +56,9 @@ class LeaseSetup:
         if self.mode_c + self.mode_b == 0:
             raise InvalidArgument("nothing to torture: --mode-c and --mode-b are both 0")
         if self.nodes is not None and not 1 <= self.nodes <= 1024:
-            raise InvalidArgument(f"--nodes must be in 1..1024, got {self.nodes}")
+            raise InvalidArgument(f"nodes must be in 1..1024, got {self.nodes}")
         if not 300 <= self.ttl_ms <= 60_000:
-            raise InvalidArgument(f"--ttl-ms must be in 300..60000, got {self.ttl_ms}")
+            raise InvalidArgument(f"ttl_ms must be in 300..60000, got {self.ttl_ms}")
 
     @property
     def node_count(self) -> int:

@@ -51,11 +51,11 @@ class RunOptions:
     def validate(self) -> None:
         """Raise InvalidArgument for values no run can use."""
         if not 1 <= self.time_s <= 86_400:
-            raise InvalidArgument(f"--time must be in 1..86400 seconds, got {self.time_s:g}")
+            raise InvalidArgument(f"time_s must be in 1..86400 seconds, got {self.time_s:g}")
         if self.ops < 0:
-            raise InvalidArgument(f"--ops must be >= 0 (0: no limit), got {self.ops}")
+            raise InvalidArgument(f"ops must be >= 0 (0: no limit), got {self.ops}")
         if self.pace_ms < 0:
-            raise InvalidArgument(f"--pace-ms must be >= 0, got {self.pace_ms:g}")
+            raise InvalidArgument(f"pace_ms must be >= 0, got {self.pace_ms:g}")
 
 
 @dataclass(frozen=True, slots=True)

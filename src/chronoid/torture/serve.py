@@ -172,9 +172,9 @@ class HaSetup:
                 f"got {store!r}"
             )
         if not 2 <= members <= 5:
-            raise InvalidArgument(f"--members must be in 2..5, got {members}")
+            raise InvalidArgument(f"members must be in 2..5, got {members}")
         if not 1.0 <= lease_ttl_s <= 30.0:
-            raise InvalidArgument(f"--lease-ttl must be in 1..30 s, got {lease_ttl_s:g}")
+            raise InvalidArgument(f"lease_ttl_s must be in 1..30 s, got {lease_ttl_s:g}")
         self.store = store
         self.members = members
         self.lease_ttl_s = lease_ttl_s
@@ -191,6 +191,8 @@ def run_serve(options: RunOptions, *, clients: int = 4, ha: HaSetup | None = Non
     Raises:
         InvalidArgument: bad options. TortureError: the servers under test did not start.
     """
+    if not 1 <= clients <= 64:
+        raise InvalidArgument(f"clients must be in 1..64, got {clients}")
     require_extra(
         "redis", "chronoid torture serve (its clients and registry use redis-py)", "redis"
     )

@@ -7,16 +7,19 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from chronoid.progress import ProgressLine
 from chronoid.project import docs_link
-from chronoid.sim.model import Context, ScenarioResult, Verdict
+from chronoid.sim.model import Context, Verdict
+from chronoid.sim.runner import run
 
-__all__ = ["register", "run"]
+if TYPE_CHECKING:
+    from chronoid.cli import Subparsers
+
+__all__ = ["register"]
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     """Add ``chronoid sim`` to the ``chronoid`` parser."""
     sim = subparsers.add_parser(
         "sim",
@@ -53,30 +56,6 @@ def register(subparsers: Any) -> None:
         help="also refresh the verdict table between the sim-summary markers of this README",
     )
     sim.set_defaults(handler=_cmd_sim)
-
-
-def run(
-    names: list[str] | None, ctx: Context, *, show_progress: bool = True
-) -> list[ScenarioResult]:
-    """Run the named scenarios (all when None) in report order; a progress line on stderr
-    (redrawn on a terminal, plain lines in a log)."""
-    from chronoid.sim.scenarios import SCENARIOS, get_scenario
-
-    chosen = [get_scenario(n) for n in names] if names else list(SCENARIOS)
-    results: list[ScenarioResult] = []
-    for i, scenario in enumerate(chosen, 1):
-        prefix = f"[{i}/{len(chosen)}] {scenario.name}"
-        line = ProgressLine()
-        if show_progress:
-            ctx.progress = line.prefixed(prefix)
-            ctx.progress("running")
-        started = time.perf_counter()
-        result = scenario.run(ctx)
-        result.seconds = time.perf_counter() - started
-        results.append(result)
-        if show_progress:
-            line.finish(f"{prefix}: {result.verdict.value} ({result.seconds:.1f} s)")
-    return results
 
 
 def _cmd_sim(args: argparse.Namespace) -> int:

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from chronoid.errors import InvalidArgument
@@ -14,8 +14,11 @@ from chronoid.stream.engine import Engine
 from chronoid.stream.event import Frequency
 from chronoid.stream.sinks import parse_sink
 
+if TYPE_CHECKING:
+    from chronoid.cli import Subparsers
 
-def register(subparsers: Any) -> None:
+
+def register(subparsers: Subparsers) -> None:
     """Add ``stream`` to the ``chronoid`` parser."""
     parser = subparsers.add_parser(
         "stream",
@@ -62,7 +65,14 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--count", type=int, default=None, help="stop after this many events (default: never)"
     )
-    parser.set_defaults(handler=_cmd_stream)
+    parser.set_defaults(
+        handler=_cmd_stream,
+        flag_names={
+            "buffer capacity": "--buffer-size",
+            "max_catch_up": "--max-catch-up",
+            "max_events": "--count",
+        },
+    )
 
 
 def _zone(name: str) -> ZoneInfo:
@@ -79,26 +89,20 @@ def _cmd_stream(args: argparse.Namespace) -> int:
 
     frequencies = [Frequency.parse(f) for f in (args.freq or ["second"])]
     zone = _zone(args.tz)
-    if args.buffer_size < 1:
-        raise InvalidArgument(f"--buffer-size must be >= 1, got {args.buffer_size}")
-    if args.max_catch_up < 0:
-        raise InvalidArgument(f"--max-catch-up must be >= 0, got {args.max_catch_up}")
-    if args.count is not None and args.count < 1:
-        raise InvalidArgument(f"--count must be >= 1, got {args.count}")
     sink = parse_sink(args.sink)
+    engine = Engine(
+        list(dict.fromkeys(frequencies)),
+        [sink],
+        zone,
+        buffer_size=args.buffer_size,
+        catch_up=args.catch_up,
+        max_catch_up=args.max_catch_up,
+        max_events=args.count,
+        producer_version=_version(),
+        instance_id=args.instance_id,
+    )
 
     async def main() -> None:
-        engine = Engine(
-            list(dict.fromkeys(frequencies)),
-            [sink],
-            zone,
-            buffer_size=args.buffer_size,
-            catch_up=args.catch_up,
-            max_catch_up=args.max_catch_up,
-            max_events=args.count,
-            producer_version=_version(),
-            instance_id=args.instance_id,
-        )
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, engine.stop)

@@ -1,28 +1,32 @@
-"""``chronoid new``, ``chronoid inspect`` and ``chronoid variants``: the core subcommands."""
+"""``chronoid new`` (a plain generator or Mode A, B or C), ``chronoid inspect`` and
+``chronoid variants``: the ID commands."""
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chronoid.codec import FORMATS, format_ids, well_formed
 from chronoid.errors import ChronoidError, DecodeError, InvalidArgument
 from chronoid.generator import MAX_BATCH, Generator
 from chronoid.identify import PLAUSIBLE_LEAD_S, Reading, candidates, describe, iso_utc, read
 from chronoid.layout import Layout
-from chronoid.modes.cli import add_new_arguments, make_mode_batch_source
 from chronoid.progress import ProgressLine
 from chronoid.variants import VARIANTS, get_layout
+
+if TYPE_CHECKING:
+    from chronoid.cli import Subparsers
 
 _CHUNK = 100_000  # IDs printed per write: bounded memory for huge -n
 _PROGRESS_AFTER_S = 2.0  # `new` stays silent when it finishes sooner than this
 _MAX_LINE_BYTES = 1024  # a stdin line longer than this is no ID: refused unread
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     """Add the core subcommands to the ``chronoid`` parser."""
     new = subparsers.add_parser(
         "new",
@@ -52,7 +56,7 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="one JSON object per ID, as `inspect --json` prints it (every form, the fields)",
     )
-    add_new_arguments(new)
+    _add_mode_arguments(new)
     new.set_defaults(handler=_cmd_new)
 
     inspect = subparsers.add_parser(
@@ -105,10 +109,64 @@ def make_batch_source(args: argparse.Namespace) -> tuple[Layout, Callable[[int],
     if any(getattr(args, name, None) not in (None, False) for name in mode_options):
         if args.mode in ("a", "c") and args.node is not None:
             raise InvalidArgument(f"--node does not apply to --mode {args.mode}: it picks its own")
-        return make_mode_batch_source(args)
+        return _mode_batch_source(args)
     layout = get_layout(args.variant)
     generator = Generator(layout, args.node if args.node is not None else 0)
     return layout, generator.next_ids
+
+
+def _add_mode_arguments(new: argparse.ArgumentParser) -> None:
+    """The ``--mode`` options of ``chronoid new``."""
+    new.add_argument(
+        "--mode",
+        choices=("a", "b", "c"),
+        default=None,
+        help="ChronoID operating mode: a (random persona), b (instance, see --state-file), "
+        "c (node leased from --registry); default: a plain generator on --node",
+    )
+    new.add_argument(
+        "--registry",
+        default=None,
+        help="Mode C registry URL: redis://host:port/db, etcd://host:port, "
+        "postgresql://user@host/db or memory://",
+    )
+    new.add_argument("--state-file", default=None, help="Mode B durable state file")
+    new.add_argument(
+        "--force", action="store_true", help="Mode A: accept a variant it calls unsafe"
+    )
+
+
+def _mode_batch_source(args: argparse.Namespace) -> tuple[Layout, Callable[[int], list[int]]]:
+    """The layout and ``batch(n)`` of a Mode A, B or C generator for ``chronoid new``.
+
+    Raises:
+        InvalidArgument: options that do not belong to the chosen mode.
+    """
+    layout = get_layout(args.variant)
+    if args.mode != "c" and args.registry is not None:
+        raise InvalidArgument("--registry belongs to --mode c")
+    if args.mode != "b" and args.state_file is not None:
+        raise InvalidArgument("--state-file belongs to --mode b")
+    if args.mode != "a" and args.force:
+        raise InvalidArgument("--force belongs to --mode a")
+    if args.mode == "a":
+        from chronoid.modes.persona import PersonaGenerator
+
+        return layout, PersonaGenerator(layout, force=args.force).next_ids
+    if args.mode == "b":
+        from chronoid.modes.instance import InstanceGenerator
+
+        instance = InstanceGenerator(layout, args.node, state_file=args.state_file)
+        atexit.register(instance.close)
+        return layout, instance.next_ids
+    if args.registry is None:
+        raise InvalidArgument("--mode c needs --registry URL (e.g. redis://127.0.0.1:6379/0)")
+    from chronoid.modes.lease import LeaseGenerator
+    from chronoid.modes.registry import parse_registry_url
+
+    leased = LeaseGenerator(layout, parse_registry_url(args.registry))
+    atexit.register(leased.close)
+    return layout, leased.next_ids
 
 
 def _cmd_new(args: argparse.Namespace) -> int:

@@ -10,18 +10,21 @@ import ssl
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from chronoid.cli import flag_message
 from chronoid.errors import ChronoidError, InvalidArgument
 from chronoid.extras import require_extra
 from chronoid.project import DOCS_URL
 from chronoid.sequencer.config import format_effective, make_configurable, resolve
 from chronoid.sequencer.ha import DEFAULT_TTL
 from chronoid.sequencer.logs import FORMATS
-from chronoid.sequencer.sequences import MAX_SEQUENCES, MAX_VALUE, WAIT_TIMEOUT, Sequences
+from chronoid.sequencer.sequences import MAX_SEQUENCES, WAIT_TIMEOUT, Sequences
+from chronoid.sequencer.sites import first_value, site_range
 from chronoid.sequencer.store import FileStore, WatermarkStore, default_data_dir
 
 if TYPE_CHECKING:
+    from chronoid.cli import Subparsers
     from chronoid.sequencer.ha import Elector
     from chronoid.sequencer.health import HealthServer
     from chronoid.sequencer.server import ServerConfig
@@ -31,8 +34,21 @@ __all__ = ["register"]
 PASSWORD_ENV = "CHRONOID_PASSWORD"
 DEFAULT_HEALTH_URL = "http://127.0.0.1:9121/readyz"
 
+# The library's parameter names (in its messages) as the flags of `chronoid serve`.
+_FLAG_NAMES = {
+    "initial": "--initial",
+    "site": "--site",
+    "sites": "--sites",
+    "max_sequences": "--max-sequences",
+    "max_connections": "--max-connections",
+    "idle_timeout": "--idle-timeout",
+    "handshake_timeout": "--handshake-timeout",
+    "request_timeout": "--request-timeout",
+    "auth_timeout": "--auth-timeout",
+}
 
-def register(subparsers: Any) -> None:
+
+def register(subparsers: Subparsers) -> None:
     """Add ``serve`` to the ``chronoid`` parser."""
     serve = subparsers.add_parser(
         "serve",
@@ -201,7 +217,7 @@ def register(subparsers: Any) -> None:
         default=0,
         help="this site's index in 0..--sites-1 (default 0)",
     )
-    serve.set_defaults(handler=_serve_handler)
+    serve.set_defaults(handler=_serve_handler, flag_names=_FLAG_NAMES)
     # Last, so every flag above (and any added later) also reads CHRONOID_<FLAG> and --config.
     make_configurable(serve)
 
@@ -216,14 +232,12 @@ def register(subparsers: Any) -> None:
     probe.add_argument(
         "--timeout", type=float, default=2.0, help="seconds to wait for the answer (default 2)"
     )
-    probe.set_defaults(handler=_cmd_probe)
+    probe.set_defaults(handler=_cmd_probe, flag_names={"timeout_s": "--timeout"})
 
 
 def _cmd_probe(args: argparse.Namespace) -> int:
     from chronoid.sequencer.health import probe
 
-    if not 0 < args.timeout <= 300:
-        raise InvalidArgument(f"--timeout must be in (0, 300] seconds, got {args.timeout}")
     ok, line = probe(args.url, args.timeout)
     print(line, file=sys.stdout if ok else sys.stderr)
     return 0 if ok else 1
@@ -239,7 +253,9 @@ def _serve_handler(args: argparse.Namespace) -> int:
         if not logs.structured():
             raise  # the usual one line: chronoid: error: ...
         logging.getLogger("chronoid.sequencer").critical(
-            "%s", exc, extra=logs.event("fatal", error_type=type(exc).__name__)
+            "%s",
+            flag_message(str(exc), _FLAG_NAMES),
+            extra=logs.event("fatal", error_type=type(exc).__name__),
         )
         return 1
 
@@ -276,12 +292,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     password = _password(args.password_file)
     ssl_context = _ssl_context(args.tls_cert, args.tls_key)
     floor, ceiling = site_range(args.site, args.sites)
-    given = 1 if args.initial is None else args.initial
-    if not 1 <= given <= ceiling - floor + 1:
-        raise InvalidArgument(
-            f"--initial must be in 1..{ceiling - floor + 1} (this site's range), got {given}"
-        )
-    initial = floor + given - 1
+    initial = first_value(args.initial, floor, ceiling)
 
     def make_sequences(store: WatermarkStore) -> Sequences:
         return Sequences(
@@ -368,16 +379,6 @@ def _sequence_names(text: str | None) -> list[str] | None:
     if not names:
         raise InvalidArgument("--sequences needs at least one name, e.g. --sequences tx,events")
     return names
-
-
-def site_range(site: int, sites: int) -> tuple[int, int]:
-    """The values (first, last) site ``site`` of ``sites`` issues: disjoint equal ranges."""
-    if not 1 <= sites <= 1024:
-        raise InvalidArgument(f"--sites must be in 1..1024, got {sites}")
-    if not 0 <= site < sites:
-        raise InvalidArgument(f"--site must be in 0..{sites - 1} (--sites {sites}), got {site}")
-    span = MAX_VALUE // sites
-    return site * span + 1, (site + 1) * span
 
 
 def _elector(

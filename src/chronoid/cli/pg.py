@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 from chronoid.postgres import installer
+
+if TYPE_CHECKING:
+    from chronoid.cli import Subparsers
 
 __all__ = ["register"]
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: Subparsers) -> None:
     """Add ``chronoid pg`` and its subcommands to the ``chronoid`` parser."""
     pg = subparsers.add_parser(
         "pg",
