@@ -65,7 +65,6 @@ DAY_S = 86_400.0
 """Seconds in a day."""
 YEAR_S = 365.2425 * DAY_S
 """Seconds in a mean Gregorian year (31,556,952 s)."""
-_MONTH_S = YEAR_S / 12
 
 # Below this count the product is summed term by term; above it a Stirling series is exact to
 # better than 1e-16 absolute because D - n stays above it too (or lgamma takes over).
@@ -83,10 +82,7 @@ class Arrivals(Enum):
 
 def window_seconds(layout: Layout) -> float:
     """Length of one window (tick) in seconds; calendar units use the mean month."""
-    if layout.unit_ns is not None:
-        return layout.unit_ns / 1e9
-    assert layout.unit.months is not None
-    return layout.unit.months * _MONTH_S
+    return layout.mean_unit_ns / 1e9
 
 
 def _check_space(space: int) -> None:

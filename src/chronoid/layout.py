@@ -24,9 +24,13 @@ from chronoid.errors import (
     TimestampOutOfRange,
 )
 
-__all__ = ["UNITS", "IdParts", "Layout", "TimeUnit"]
+__all__ = ["MEAN_MONTH_S", "UNITS", "IdParts", "Layout", "TimeUnit"]
 
 _NS_PER_S = 1_000_000_000
+
+MEAN_MONTH_S = 2_629_746
+"""A mean Gregorian month (365.2425 / 12 days) in seconds: month starts stay within 2.7 days
+of a multiple of it, so rates, window counts and SQL rounding may use it; ticks never do."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +205,17 @@ class Layout:
     def unit_ns(self) -> int | None:
         """Length of one tick in ns, or None for calendar units (months vary)."""
         return self.unit.ns
+
+    @property
+    def mean_unit_ns(self) -> int:
+        """Length of one tick in ns, a calendar unit counted in mean months (:data:`MEAN_MONTH_S`).
+
+        For rates and window counts only: a real month tick is 28 to 31 days long.
+        """
+        if self.unit.ns is not None:
+            return self.unit.ns
+        assert self.unit.months is not None
+        return self.unit.months * MEAN_MONTH_S * _NS_PER_S
 
     @property
     def expiry(self) -> datetime:

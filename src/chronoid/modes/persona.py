@@ -48,14 +48,6 @@ MIN_MODE_A_SUFFIX_BITS = 12
 and the 32-bit sort-key variants (``h``, ``tm``, ``m``, ``bs``), spec 002 §5.4."""
 
 _NS_PER_DAY = 86_400 * 1_000_000_000
-_MONTH_NS = 2_629_746 * 1_000_000_000  # mean Gregorian month, for message arithmetic only
-
-
-def _window_ns(layout: Layout) -> int:
-    if layout.unit_ns is not None:
-        return layout.unit_ns
-    assert layout.unit.months is not None
-    return layout.unit.months * _MONTH_NS
 
 
 def check_mode_a_layout(layout: Layout | str, *, force: bool = False) -> Layout:
@@ -82,7 +74,7 @@ def check_mode_a_layout(layout: Layout | str, *, force: bool = False) -> Layout:
         )
     if reasons:
         space = 1 << resolved.suffix_bits
-        per_day = _NS_PER_DAY / _window_ns(resolved) / space
+        per_day = _NS_PER_DAY / resolved.mean_unit_ns / space
         raise UnsafeForModeA(
             f"{resolved.name} ({resolved.bits_label()}) is unsafe for Mode A: "
             f"{' and '.join(reasons)}, so uncoordinated personas share only {space:,} suffix "

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import sys
 
-from chronoid.layout import Layout
+from chronoid.layout import MEAN_MONTH_S, Layout
 from chronoid.mix import BASKET, GOLDEN_64
 from chronoid.variants import VARIANTS
 
@@ -35,7 +35,6 @@ SCRIPT_VERSION = 1
 """Version of the SQL objects; stored in ``chronoid_config.version`` at install."""
 
 _US_PER_DAY = 86_400_000_000
-_MEAN_MONTH_S = 2_629_746  # 365.2425 / 12 days: month starts stay within 2.7 days of k * this
 
 SQL_VARIANTS: tuple[str, ...] = tuple(
     name
@@ -115,7 +114,7 @@ def _tick_expr(layout: Layout, ts: str, *, checked: bool = True) -> str:
         # Whole months since 1970 from the UTC start of the month: month starts deviate from
         # a uniform grid of mean Gregorian months by under 3 days, so rounding is exact.
         m1970 = (
-            f"round(date_part('epoch', date_trunc('month', {ts}, 'UTC')) / {_MEAN_MONTH_S})::bigint"
+            f"round(date_part('epoch', date_trunc('month', {ts}, 'UTC')) / {MEAN_MONTH_S})::bigint"
         )
         tick = f"((({m1970} + {offset}) / {months}) - {k})"
     if not checked:  # for benchmarks/bench_postgres.py, which times the check on its own
