@@ -155,7 +155,9 @@ def test_impossible_layouts_say_why(kwargs: dict[str, object], message: str) -> 
 
 def test_pack_and_unpack_validate() -> None:
     layout = get_layout("snowflake")
-    with pytest.raises(InvalidNode, match="node 1024 outside 0..1023"):
+    with pytest.raises(
+        InvalidNode, match=r"node 1024 is out of range for snowflake: allowed 0\.\.1023"
+    ):
         layout.pack(0, 1024, 0)
     with pytest.raises(InvalidArgument, match="sequence 4096"):
         layout.pack(0, 0, 4096)

@@ -89,7 +89,6 @@ from chronoid.errors import (
     ClockMovedBackwards,
     GeneratorForked,
     InvalidArgument,
-    InvalidNode,
     SequenceExhausted,
 )
 from chronoid.layout import Layout
@@ -142,17 +141,6 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _check_node(layout: Layout, node: object, label: str = "node") -> int:
-    if not isinstance(node, int) or isinstance(node, bool):
-        raise InvalidNode(f"{label} must be an int, got {type(node).__name__} {node!r}")
-    if not 0 <= node <= layout.max_node:
-        raise InvalidNode(
-            f"{label} {node} is out of range for {layout.name}: "
-            f"allowed 0..{layout.max_node} ({layout.node_bits} bits)"
-        )
-    return node
-
-
 class Generator:
     """Issues strictly increasing IDs for one node of one layout.
 
@@ -202,7 +190,7 @@ class Generator:
         tick_check: Callable[[int], None] | None = None,
     ) -> None:
         self._layout = get_layout(layout)
-        self._node = _check_node(self._layout, node)
+        self._node = self._layout.check_node(node)
         if not isinstance(on_backwards, Backwards):
             raise InvalidArgument(f"on_backwards must be a Backwards policy, got {on_backwards!r}")
         if on_overflow is None:
@@ -368,7 +356,7 @@ class Generator:
         steps back later is met by the clock policy, never by the previous holder's IDs.
         """
         with self._lock:
-            self._node = _check_node(self._layout, node)
+            self._node = self._layout.check_node(node)
             self._node_field = node << self._layout.sequence_bits
             self._forked = False
             self._pid = os.getpid()
@@ -569,7 +557,7 @@ class ChronoSequence(Generator):
         on_backwards: Backwards = Backwards.WAIT,
         max_wait_ms: float = 1000.0,
     ) -> None:
-        _check_node(SNOWFLAKE, worker_id, "worker_id")
+        SNOWFLAKE.check_node(worker_id, "worker_id")
         super().__init__(
             SNOWFLAKE,
             worker_id,

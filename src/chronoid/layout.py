@@ -272,20 +272,34 @@ class Layout:
 
     # -- pack / unpack ---------------------------------------------------------------------
 
+    def check_node(self, node: object, label: str = "node") -> int:
+        """``node``, if it is an int the node field holds; the one node check of every mode.
+
+        Raises:
+            InvalidNode: not an int, or outside 0..max_node; ``label`` names it in the message.
+        """
+        if not isinstance(node, int) or isinstance(node, bool):
+            raise InvalidNode(f"{label} must be an int, got {type(node).__name__} {node!r}")
+        if not 0 <= node <= self.max_node:
+            raise InvalidNode(
+                f"{label} {node} is out of range for {self.name}: "
+                f"allowed 0..{self.max_node} ({self.node_bits} bits)"
+            )
+        return node
+
     def pack(self, timestamp: int, node: int, sequence: int) -> int:
         """Assemble an ID from raw field values; each must fit its field.
 
         Raises:
             TimestampOutOfRange: timestamp outside 0..max_timestamp.
-            InvalidNode: node outside 0..max_node.
+            InvalidNode: node outside 0..max_node (see :meth:`check_node`).
             InvalidArgument: sequence outside 0..max_sequence.
         """
         if not 0 <= timestamp <= self.max_timestamp:
             raise TimestampOutOfRange(
                 f"{self.name}: timestamp {timestamp} outside 0..{self.max_timestamp}"
             )
-        if not 0 <= node <= self.max_node:
-            raise InvalidNode(f"{self.name}: node {node} outside 0..{self.max_node}")
+        self.check_node(node)
         if not 0 <= sequence <= self.max_sequence:
             raise InvalidArgument(
                 f"{self.name}: sequence {sequence} outside 0..{self.max_sequence}"

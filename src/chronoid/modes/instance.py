@@ -55,7 +55,6 @@ from chronoid.errors import (
     ClockBeforeEpoch,
     GeneratorForked,
     InvalidArgument,
-    InvalidNode,
     SequenceExhausted,
     StateFileError,
     TimestampOutOfRange,
@@ -112,8 +111,7 @@ def mode_b_id(
     """
     if not isinstance(counter, int) or counter < 0:
         raise InvalidArgument(f"counter must be an int >= 0, got {counter!r}")
-    if not 0 <= base_node <= layout.max_node:
-        raise InvalidNode(f"{layout.name}: base node {base_node} outside 0..{layout.max_node}")
+    layout.check_node(base_node, "base node")
     node = mode_b_node(layout, counter, base_node)
     return compose(layout, timestamp, node, counter & layout.max_sequence, salt, index)
 
@@ -190,12 +188,8 @@ class InstanceGenerator:
                 f"persist_ahead_s must be a number of seconds in (0, 3600], got {persist_ahead_s!r}"
             )
         self._ahead_ns = int(persist_ahead_s * 1e9)
-        if node is not None and (
-            not isinstance(node, int) or isinstance(node, bool) or not 0 <= node <= lay.max_node
-        ):
-            raise InvalidNode(
-                f"node {node!r} is out of range for {lay.name}: allowed 0..{lay.max_node}"
-            )
+        if node is not None:
+            lay.check_node(node)
         if salt is not None:
             _check_int("salt", salt, 0, (1 << lay.suffix_bits) - 1)
         if index is not None:
