@@ -76,7 +76,6 @@ import os
 import sys
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterator
 from enum import Enum
 from itertools import count, islice
@@ -91,6 +90,7 @@ from chronoid.errors import (
     InvalidArgument,
     SequenceExhausted,
 )
+from chronoid.fork import reset_after_fork
 from chronoid.layout import Layout
 from chronoid.variants import SNOWFLAKE, VariantName, get_layout
 
@@ -118,8 +118,6 @@ class Overflow(Enum):
     RAISE = "raise"
 
 
-_LIVE: weakref.WeakSet[Generator] = weakref.WeakSet()
-
 # next() on an itertools.count is one C call, atomic only while a GIL serialises threads.
 _GIL_ENABLED: bool = getattr(sys, "_is_gil_enabled", lambda: True)()
 
@@ -131,14 +129,6 @@ counter that hands out its IDs, and the tick's last ID."""
 def _closed(ids: Iterator[int], last_id: int) -> _State:
     # A window no clock reading falls in: every call takes the locked slow path.
     return (1, 0, ids, last_id)
-
-
-def _after_fork_in_child() -> None:
-    for generator in list(_LIVE):
-        generator._mark_forked()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class Generator:
@@ -251,7 +241,7 @@ class Generator:
         self._state: _State = _closed(count(1), 0)
         if not _GIL_ENABLED:
             self.next_id = self._next_id_locked  # type: ignore[method-assign]
-        _LIVE.add(self)
+        reset_after_fork(self)
 
     # -- public read-only state ------------------------------------------------------------
 
@@ -370,6 +360,9 @@ class Generator:
             self._state = _closed(count(last_id + 1), last_id)
 
     # -- internals -------------------------------------------------------------------------
+
+    def _after_fork_in_child(self) -> None:
+        self._mark_forked()
 
     def _mark_forked(self) -> None:
         # Runs in the child right after fork(): the lock may have been held by a thread

@@ -45,7 +45,6 @@ import os
 import secrets
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -59,6 +58,7 @@ from chronoid.errors import (
     StateFileError,
     TimestampOutOfRange,
 )
+from chronoid.fork import reset_after_fork
 from chronoid.generator import MAX_BATCH
 from chronoid.layout import Layout
 from chronoid.mix import compose, mix, multiplier, weyl_step_constant
@@ -114,21 +114,6 @@ def mode_b_id(
     layout.check_node(base_node, "base node")
     node = mode_b_node(layout, counter, base_node)
     return compose(layout, timestamp, node, counter & layout.max_sequence, salt, index)
-
-
-_LIVE: weakref.WeakSet[InstanceGenerator] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for generator in list(_LIVE):
-        generator._forked = True
-        generator._lock = threading.Lock()
-        generator._fast_end = 0
-        # The child must not keep the parent's state file locked after the parent ends.
-        generator._unlock()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _check_int(name: str, value: object, low: int, high: int) -> int:
@@ -241,7 +226,7 @@ class InstanceGenerator:
         """Node steps forced by ``rotation_s`` (not by a used-up window)."""
         self.borrowed_ticks = 0
         """Ticks taken ahead of the clock because one window needed more than 2^(N+S) IDs."""
-        _LIVE.add(self)
+        reset_after_fork(self)
 
     # -- public state ----------------------------------------------------------------------
 
@@ -477,6 +462,13 @@ class InstanceGenerator:
             raise SequenceExhausted(f"{lay.name}: Mode B reached the layout's expiry")
         stored["tick"] = mark
         stored["tick_first"] = stored["reserved"]
+
+    def _after_fork_in_child(self) -> None:
+        self._forked = True
+        self._lock = threading.Lock()
+        self._fast_end = 0
+        # The child must not keep the parent's state file locked after the parent ends.
+        self._unlock()
 
     def _unlock(self) -> None:
         if self._held is not None:

@@ -19,15 +19,14 @@ when a duplicate is not acceptable.
 
 from __future__ import annotations
 
-import os
 import secrets
 import threading
 import time
-import weakref
 from collections.abc import Callable
 
 from chronoid.clock import SYSTEM_CLOCK, Clock
 from chronoid.errors import ClockBeforeEpoch, InvalidArgument, UnsafeForModeA
+from chronoid.fork import reset_after_fork
 from chronoid.generator import MAX_BATCH
 from chronoid.layout import Layout
 from chronoid.mix import mix, multiplier
@@ -83,17 +82,6 @@ def check_mode_a_layout(layout: Layout | str, *, force: bool = False) -> Layout:
             "nodes), or pass force=True to accept the risk"
         )
     return resolved
-
-
-_LIVE: weakref.WeakSet[PersonaGenerator] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for generator in list(_LIVE):
-        generator._after_fork()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class PersonaGenerator:
@@ -163,7 +151,7 @@ class PersonaGenerator:
         self.burst_rotations = 0
         """How many of those rotations a used-up window forced."""
         self._reroll(self._now())
-        _LIVE.add(self)
+        reset_after_fork(self)
 
     @property
     def layout(self) -> Layout:
@@ -260,7 +248,7 @@ class PersonaGenerator:
         self._start = self._layout.tick_start_ns(tick)
         self._fast_end = min(self._layout.tick_start_ns(tick + 1), self._rotate_at)
 
-    def _after_fork(self) -> None:
+    def _after_fork_in_child(self) -> None:
         # The child must not keep the parent's persona: both would draw the same suffixes.
         self._lock = threading.Lock()
         self._randbits = secrets.randbits
