@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from datetime import UTC, datetime
 
 import pytest
 
 from chronoid import ChronoSequence, ClockMovedBackwards, ManualClock
+from chronoid.variants import get_layout
 
 EPOCH_S = int(datetime(2024, 1, 1, tzinfo=UTC).timestamp())
 MS = 1_000_000
@@ -60,6 +62,18 @@ def test_sequence_increments_within_a_ms_and_resets_after() -> None:
     clock.advance_ms(1)
     seq.next_id()
     assert (seq.last_timestamp, seq.sequence) == (6, 0)
+
+
+def test_sequence_counts_to_the_last_id_of_the_last_ms() -> None:
+    # The very last IDs of the layout reach sys.maxsize, where the tick's counter leaves C
+    # longs: the sequence still reads exactly and the last ID is the largest the layout holds.
+    layout = get_layout("snowflake")
+    clock = ManualClock(layout.tick_start_ns(layout.max_timestamp))
+    seq = ChronoSequence(1023, clock=clock)
+    ids = [seq.next_id() for _ in range(4096)]
+    assert (seq.last_timestamp, seq.sequence) == (layout.max_timestamp, 4095)
+    assert ids[-1] == layout.max_id == sys.maxsize
+    assert ids == sorted(set(ids))
 
 
 # Group 4: bit layout.

@@ -50,7 +50,7 @@ once (the next call issues at the new time). Without the report a jump followed 
 correction back would leave WAIT and RAISE generators stuck, and HLC carrying the jump as a
 lead, in silence.
 
-Thread safety: within a tick, IDs come from the tick's ``itertools.count``, whose
+Thread safety: within a tick, IDs come from the tick's counter (a range iterator), whose
 ``next()`` is atomic under the GIL, so the common call takes no lock (4 threads sharing a
 generator keep their throughput); one lock per generator guards tick changes and the
 policies. On a free-threaded (no-GIL) build that atomicity is not promised, so there every
@@ -78,7 +78,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from enum import Enum
-from itertools import count, islice
+from itertools import islice
+from operator import length_hint
 
 from chronoid.clock import SYSTEM_CLOCK, Clock, steady_reader
 from chronoid.errors import (
@@ -118,12 +119,32 @@ class Overflow(Enum):
     RAISE = "raise"
 
 
-# next() on an itertools.count is one C call, atomic only while a GIL serialises threads.
+# next() on a range iterator is one C call, atomic only while a GIL serialises threads.
 _GIL_ENABLED: bool = getattr(sys, "_is_gil_enabled", lambda: True)()
 
 _State = tuple[int, int, Iterator[int], int]
 """The current tick as the fast path sees it: wall-clock window [start_ns, end_ns), the
 counter that hands out its IDs, and the tick's last ID."""
+
+
+# Fast-path callers that read a tick's state just before it changes draw at most one value
+# each past the tick's last ID, so a counter that runs this far beyond it never runs dry.
+_COUNTER_SLACK = 1 << 32
+
+
+def _counter(first: int, last_id: int) -> Iterator[int]:
+    """Consecutive values from ``first``, the IDs of one tick up to ``last_id`` and beyond.
+
+    A range iterator, not an itertools.count: its length hint says how far it has counted
+    without consuming a value or parsing a repr (see :func:`_next_value`). Below
+    ``sys.maxsize`` it counts in C longs, as fast as an itertools.count.
+    """
+    return iter(range(first, last_id + _COUNTER_SLACK))
+
+
+def _next_value(ids: Iterator[int], last_id: int) -> int:
+    """The value ``ids`` (made by :func:`_counter` for ``last_id``) hands out next."""
+    return last_id + _COUNTER_SLACK - length_hint(ids)
 
 
 def _closed(ids: Iterator[int], last_id: int) -> _State:
@@ -233,12 +254,12 @@ class Generator:
         self._pid = os.getpid()
         # State: the last tick used and its first ID (base); the fast path reads only
         # _state, replaced as a whole (one attribute store) under the lock. IDs come from
-        # the tick's itertools.count, whose next() is atomic under the GIL: the fast path
+        # the tick's counter, a range iterator whose next() is atomic under the GIL: the fast path
         # needs no lock, and a caller that still holds the previous tick's state can only
         # take an unused value of that tick (its call overlaps the tick change).
         self._tick = -1
         self._base = 0
-        self._state: _State = _closed(count(1), 0)
+        self._state: _State = _closed(_counter(1, 0), 0)
         if not _GIL_ENABLED:
             self.next_id = self._next_id_locked  # type: ignore[method-assign]
         reset_after_fork(self)
@@ -357,7 +378,7 @@ class Generator:
                 # for the new node, but time order must hold: the tick counts as used up.
                 self._base = (self._tick << self._shift) | self._node_field
             last_id = self._base | self._max_seq
-            self._state = _closed(count(last_id + 1), last_id)
+            self._state = _closed(_counter(last_id + 1, last_id), last_id)
 
     # -- internals -------------------------------------------------------------------------
 
@@ -379,11 +400,12 @@ class Generator:
         layout = self._layout
         self._tick = tick
         self._base = base = (tick << self._shift) | self._node_field
+        last_id = base | self._max_seq
         self._state = (
             layout.tick_start_ns(tick),
             layout.tick_start_ns(tick + 1),
-            count(base + 1),
-            base | self._max_seq,
+            _counter(base + 1, last_id),
+            last_id,
         )
         return base
 
@@ -574,6 +596,6 @@ class ChronoSequence(Generator):
         """Sequence number of the last ID issued within its ms (0 at start)."""
         if self._tick < 0:
             return 0
-        # repr(count(n)) is "count(n)": n is the next value the tick would hand out.
-        next_value = int(repr(self._state[2])[6:-1])
+        _, _, ids, last_id = self._state
+        next_value = _next_value(ids, last_id)
         return min(next_value - 1 - self._base, self._max_seq)
