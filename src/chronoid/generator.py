@@ -335,27 +335,35 @@ class Generator:
             while remaining:
                 if out and lease_remaining is not None:
                     lease_remaining()  # every tick's IDs were made inside the lease
-                start, end, ids, last_id = self._state
-                now = self._now()
-                if start <= now < end:
-                    # One C call takes consecutive values (atomic under the GIL), at most one
-                    # tick's worth so a huge batch stays linear in its size; values past the
-                    # tick's last ID are dropped, the rest comes from the next tick.
-                    chunk = list(islice(ids, min(remaining, self._max_seq + 1)))
-                    if chunk[-1] > last_id:
-                        del chunk[max(0, last_id - chunk[0] + 1) :]
-                    if chunk:
-                        if out:
-                            out += chunk
-                        else:
-                            out = chunk
-                        remaining -= len(chunk)
-                        continue
-                out.append(self._next_slow(now))
-                remaining -= 1
+                chunk, now = self._tick_chunk(remaining)
+                if not chunk:
+                    chunk = [self._next_slow(now)]
+                if out:
+                    out += chunk
+                else:
+                    out = chunk
+                remaining -= len(chunk)
             if lease_remaining is not None:
                 lease_remaining()
         return out
+
+    def _tick_chunk(self, wanted: int) -> tuple[list[int], int]:
+        """Up to ``wanted`` IDs of the current tick, and the clock reading they were taken at.
+
+        Empty when the clock is outside the tick's window or the tick is used up: the caller
+        takes the slow path with that reading.
+        """
+        start, end, ids, last_id = self._state
+        now = self._now()
+        if not start <= now < end:
+            return [], now
+        # One C call takes consecutive values (atomic under the GIL), at most one tick's
+        # worth so a huge batch stays linear in its size; values past the tick's last ID are
+        # dropped, the rest comes from the next tick.
+        chunk = list(islice(ids, min(wanted, self._max_seq + 1)))
+        if chunk[-1] > last_id:
+            del chunk[max(0, last_id - chunk[0] + 1) :]
+        return chunk, now
 
     def reassign_node(self, node: int, *, after_ns: int = 0) -> None:
         """Move this generator to another node, e.g. in a child after ``os.fork()``.
@@ -393,6 +401,43 @@ class Generator:
         self._forked = True
         _, _, ids, last_id = self._state
         self._state = _closed(ids, last_id)
+
+    def _waited_to_borrow(self, now: int, last: int) -> bool:
+        """Before tick ``last + 1`` is borrowed: True after waiting while it would lead the
+        wall clock by more than max_lead_ms, False when it may be borrowed now.
+
+        Raises:
+            SequenceExhausted: the layout has no tick after ``last``.
+            ClockLeadExceeded: the wait would be longer than max_wait_ms.
+        """
+        layout = self._layout
+        if last + 1 > layout.max_timestamp:
+            raise SequenceExhausted(f"{layout.name}: HLC logical time reached the layout's expiry")
+        max_lead = self._max_lead_ns
+        if max_lead is None:
+            return False
+        # The lead counts from the end of the tick the highest reading falls in, so the next
+        # tick can always be borrowed (a year layout borrows a year).
+        ref = max(now, self._high_ns)
+        horizon = layout.tick_start_ns(layout.tick_of_ns(ref) + 1)
+        lead = layout.tick_start_ns(last + 1) - horizon
+        if lead <= max_lead:
+            return False
+        wait_ns = (ref - now) + (lead - max_lead)
+        self._wait(
+            wait_ns,
+            ClockLeadExceeded(
+                f"{layout.name}: borrowing tick {last + 1} would run {lead / 1e6:,.3f} ms ahead "
+                f"of the wall clock, more than max_lead_ms ({max_lead / 1e6:,.0f}); the clock "
+                f"needs {wait_ns / 1e6:,.3f} ms to catch up, more than max_wait_ms"
+            ),
+        )
+        return True
+
+    def _reopen(self, tick: int, ids: Iterator[int], last_id: int) -> None:
+        # Back inside the last tick's wall window: the fast path may resume.
+        layout = self._layout
+        self._state = (layout.tick_start_ns(tick), layout.tick_start_ns(tick + 1), ids, last_id)
 
     def _enter_tick(self, tick: int) -> int:
         if self._tick_check is not None:
@@ -491,41 +536,13 @@ class Generator:
             _, end, ids, last_id = self._state
             value = next(ids)
             if value <= last_id:
-                # Back inside the last tick's wall window: the fast path may resume.
                 if tick == last and end == 0:
-                    self._state = (
-                        self._layout.tick_start_ns(last),
-                        self._layout.tick_start_ns(last + 1),
-                        ids,
-                        last_id,
-                    )
+                    self._reopen(last, ids, last_id)
                 return value
             if self._on_overflow is Overflow.BORROW:
-                if last + 1 > self._layout.max_timestamp:
-                    raise SequenceExhausted(
-                        f"{self._layout.name}: HLC logical time reached the layout's expiry"
-                    )
-                max_lead = self._max_lead_ns
-                if max_lead is not None:
-                    # The lead counts from the end of the tick the highest reading falls in,
-                    # so the next tick can always be borrowed (a year layout borrows a year).
-                    layout = self._layout
-                    ref = max(now, self._high_ns)
-                    horizon = layout.tick_start_ns(layout.tick_of_ns(ref) + 1)
-                    lead = layout.tick_start_ns(last + 1) - horizon
-                    if lead > max_lead:
-                        wait_ns = (ref - now) + (lead - max_lead)
-                        self._wait(
-                            wait_ns,
-                            ClockLeadExceeded(
-                                f"{self._layout.name}: borrowing tick {last + 1} would run "
-                                f"{lead / 1e6:,.3f} ms ahead of the wall clock, more than "
-                                f"max_lead_ms ({max_lead / 1e6:,.0f}); the clock needs "
-                                f"{wait_ns / 1e6:,.3f} ms to catch up, more than max_wait_ms"
-                            ),
-                        )
-                        now = self._now()
-                        continue
+                if self._waited_to_borrow(now, last):
+                    now = self._now()
+                    continue
                 return self._enter_tick(last + 1)
             exhausted = SequenceExhausted(
                 f"{self._layout.name}: all {self._max_seq + 1} sequence values of tick {last} "
