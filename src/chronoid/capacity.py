@@ -4,7 +4,7 @@ Uncoordinated (Mode A) generators draw their IDs' node+sequence suffix from the 
 ``D = 2^(N+S)`` values in every time window (one tick of the layout). What matters is how many
 *IDs* the whole fleet makes in one window, not how many nodes it has: 2,000 nodes making one ID
 each per window and 200 nodes making ten each run the same risk (errata 3 and 7 of
-``shared/seeds/README.md``). And the risk of a window adds up over the windows of a day or a
+``docs/errata.md``). And the risk of a window adds up over the windows of a day or a
 year (erratum 4): a one-in-a-thousand chance per one-second window is a certainty within hours.
 
 The calculator is exact for each of two ways a fleet can spread its IDs over windows:

@@ -8,7 +8,7 @@ persona is drawn every ``rotation_s`` seconds (60 s by default), at once when a 
 sequence values are used up (burst rotation), and when the clock goes back. The generator
 never blocks and never raises on load.
 
-What it does *not* promise (errata 3, 4 and 7 in ``shared/seeds/README.md``): independent
+What it does *not* promise (errata 3, 4 and 7 in ``docs/errata.md``): independent
 personas share the window's 2^(N+S) suffix values like birthdays share a year. The risk of a
 duplicate is a birthday bound on the number of *IDs* the whole fleet makes per window, not on
 the number of nodes, and it accumulates over windows: :mod:`chronoid.capacity` states it per
