@@ -21,7 +21,7 @@ def test_api_and_initial_state() -> None:
     assert seq.worker_id == 7
     assert seq.last_timestamp == -1
     assert seq.sequence == 0
-    assert callable(seq.next_id)
+    assert (seq.next_id() >> 12) & 1023 == 7  # the worker ID sits in bits 12..21
 
 
 @pytest.mark.parametrize("worker_id", [-1, 1024, 5000])
@@ -45,9 +45,14 @@ def test_timestamp_is_ms_since_2024_and_increases() -> None:
     first = seq.last_timestamp
     assert isinstance(first, int) and first >= 0
     assert before_ms <= first <= after_ms
-    time.sleep(0.002)
-    seq.next_id()
-    assert seq.last_timestamp > first
+    # Time passing, on a manual clock instead of a sleep: 2 ms later, 2 ticks more.
+    clock = ManualClock((EPOCH_S * 1000 + first) * MS)
+    manual = ChronoSequence(1, clock=clock)
+    manual.next_id()
+    assert manual.last_timestamp == first
+    clock.advance_ms(2)
+    manual.next_id()
+    assert manual.last_timestamp == first + 2
 
 
 # Group 3: sequence state, with a controlled clock instead of monkeypatching time.time.
