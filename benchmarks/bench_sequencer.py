@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import platform
 import re
 import shutil
 import signal
@@ -50,12 +49,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import redis
 
 from chronoid.sequencer.client import RangeCache, SequencerClient
+from environment import measured_line
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "sequencer.md"
@@ -584,11 +583,12 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
-    command = "benchmarks/bench_sequencer.py" + (" --quick" if args.quick else "")
     out = [
-        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `.venv/bin/python {command}` on "
-        f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-        f"state on {fs}; redis-benchmark `-n {n}`, median of {rounds} interleaved round(s).",
+        measured_line(
+            "bench_sequencer.py",
+            ["--quick"] if args.quick else [],
+            f"state on {fs}; redis-benchmark `-n {n}`, median of {rounds} interleaved round(s).",
+        ),
         "",
         "| redis-benchmark | chronoid GETSEQ req/s | peer | peer req/s | req/s ratio | "
         "server CPU µs/req chronoid | peer | CPU ratio |",
