@@ -12,7 +12,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -83,10 +82,11 @@ def test_two_servers_racing_to_start_on_one_dir_never_both_issue(
         a = start_server(data_dir=data, wait=False)
         b = start_server(data_dir=data, wait=False)
         # Exactly one stays up; it listens, the other exits with one line.
-        end = time.monotonic() + 20
-        while a.process.poll() is None and b.process.poll() is None:
-            assert time.monotonic() < end, "neither server exited"
-            time.sleep(0.02)
+        wait_until(
+            lambda a=a, b=b: a.process.poll() is not None or b.process.poll() is not None,
+            "one of the two servers exiting",
+            timeout_s=20,
+        )
         loser, winner = (a, b) if a.process.poll() is not None else (b, a)
         assert "is in use by another live owner" in refused(loser)
         wait_for_port(winner.port, winner.process)

@@ -41,6 +41,7 @@ from tests.support import (
     nats_ready,
     nats_stored,
     redis_ready,
+    wait_until,
 )
 
 S = 1_000_000_000
@@ -187,10 +188,7 @@ def test_cli_stream_to_redis_survives_a_redis_restart(tmp_path: Path) -> None:
     )  # fmt: skip
     try:
         client = redis.Redis(port=port, decode_responses=True)
-        deadline = time.monotonic() + 15
-        while client.xlen(key) < 1:
-            assert time.monotonic() < deadline, "no event arrived"
-            time.sleep(0.05)
+        wait_until(lambda: client.xlen(key) >= 1, "a first event", timeout_s=15)
         client.close()
         server.stop()
         time.sleep(1.5)  # at least one boundary passes while Redis is down
