@@ -54,18 +54,12 @@ from pathlib import Path
 import redis
 
 from chronoid.sequencer.client import RangeCache, SequencerClient
+from chronoid.torture.processes import free_port
 from environment import measured_line
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "sequencer.md"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_port(port: int, process: subprocess.Popen[bytes], limit_s: float = 15.0) -> None:

@@ -12,13 +12,21 @@ from typing import Any
 
 import pytest
 
+# One home for the spare-port helper: the torture tool's, which the tests and benchmarks share.
+from chronoid.torture.processes import free_port
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+__all__ = [
+    "OwnServer",
+    "Relay",
+    "etcd_ready",
+    "free_port",
+    "nats_delete_stream",
+    "nats_ready",
+    "nats_stored",
+    "redis_ready",
+    "tiny_tmpfs",
+    "wait_until",
+]
 
 
 def wait_until(
