@@ -15,19 +15,18 @@ from __future__ import annotations
 
 import argparse
 import gc
-import platform
 import random
 import statistics
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import ulid  # python-ulid
 
 from chronoid import Generator
 from chronoid.codec import ALPHABET, encode_base32, format_ids
+from environment import measured_line
 
 RESULTS = Path(__file__).resolve().parent / "results" / "codec.md"
 COUNT = 100_000
@@ -74,11 +73,12 @@ def main(argv: list[str] | None = None) -> int:
         for name, ns in this_round.items():
             samples[name].append(ns)
             ratios[name].append(ns / base)
-    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
-        f"Command: `.venv/bin/python benchmarks/bench_codec.py{' --quick' if args.quick else ''}`"
-        f" · Python {platform.python_version()} · {when} · {COUNT:,} chrono64s IDs × {rounds} "
-        "rounds",
+        measured_line(
+            "bench_codec.py",
+            ["--quick"] if args.quick else [],
+            f"{COUNT:,} chrono64s IDs × {rounds} rounds",
+        ),
         "",
         "| encoder | ns/ID (median) | × str(int) |",
         "| --- | ---: | ---: |",

@@ -21,13 +21,11 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import platform
 import statistics
 import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,6 +35,7 @@ from tests.sequencer.etcd_cluster import EtcdCluster  # noqa: E402
 from tests.sequencer.ha_support import Load, Member, make_members, wait_for_leader  # noqa: E402
 
 from chronoid.sequencer.ha import DEFAULT_TTL  # noqa: E402
+from environment import measured_line  # noqa: E402
 
 RESULTS = Path(__file__).with_name("results") / "failover.md"
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
@@ -166,14 +165,14 @@ def main() -> None:
                 f"| {kind} | {len(runs)} | {statistics.median(pauses):.2f} | {max(pauses):.2f} "
                 f"| {sum(downs for _, downs in runs)} |"
             )
-    command = "`.venv/bin/python benchmarks/bench_failover.py" + (
-        " --quick`" if args.quick else "`"
-    )
     text = "\n".join(
         [
-            f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by {command} on "
-            f"{platform.machine()}, Python {platform.python_version()}: two members per store, "
-            f"lease TTL {args.ttl:g} s, {kills} kill -9 rounds each, one client in a loop.",
+            measured_line(
+                "bench_failover.py",
+                ["--quick"] if args.quick else [],
+                f"two members per store, lease TTL {args.ttl:g} s, {kills} kill -9 rounds "
+                "each, one client in a loop.",
+            ),
             "",
             "| store | kill -9 → next value, p50 s | max s | SIGTERM exit → next value s | values "
             "checked | largest gap | goal ≤ TTL + 1 s |",

@@ -26,8 +26,6 @@ from __future__ import annotations
 import argparse
 import functools
 import gc
-import os
-import platform
 import random
 import statistics
 import sys
@@ -36,7 +34,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from itertools import count, repeat
 from pathlib import Path
 
@@ -48,6 +45,7 @@ import uuid6
 import uuid_utils
 
 from chronoid import Backwards, ChronoSequence, Generator
+from environment import measured_line
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ids.md"
 CEILING_PER_MS = 4096
@@ -379,13 +377,11 @@ def render(
     batch: dict[int, list[float]],
     tcases: list[ThreadCase],
     cfg: Config,
-    command: str,
+    flags: list[str],
 ) -> str:
     ref = next(c for c in all_cases if c.key == REFERENCE)
-    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
-        f"Command: `{command}` · Python {platform.python_version()} · {now} · "
-        f"`os.cpu_count()` = {os.cpu_count()}",
+        measured_line("bench_ids.py", flags),
         "",
         f"{cfg.rounds} interleaved rounds; each figure is the median over the rounds, each "
         f"ratio the median of per-round ratios to snowflake-id. **burst**: {BURST_CALLS:,} "
@@ -503,7 +499,6 @@ def main(argv: list[str] | None = None) -> int:
             thread_repeats=5,
         )
     rng = random.Random(args.seed)
-    command = " ".join([".venv/bin/python", "benchmarks/bench_ids.py", *sys.argv[1:]])
     all_cases = cases()
     print(f"per-ID: {len(all_cases)} implementations x {cfg.rounds} rounds ...", file=sys.stderr)
     overhead = measure_ids(all_cases, cfg, rng)
@@ -511,7 +506,7 @@ def main(argv: list[str] | None = None) -> int:
     batch = measure_batch((CEILING_PER_MS, 65536), cfg, rng)
     print("threads ...", file=sys.stderr)
     tcases = measure_threads(cfg, rng)
-    text = render(all_cases, overhead, batch, tcases, cfg, command)
+    text = render(all_cases, overhead, batch, tcases, cfg, sys.argv[1:])
     print(text)
     if not args.no_write:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)

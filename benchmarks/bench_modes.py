@@ -27,7 +27,6 @@ import functools
 import gc
 import itertools
 import os
-import platform
 import random
 import statistics
 import time
@@ -43,6 +42,7 @@ from chronoid.modes import InstanceGenerator, LeaseGenerator, PersonaGenerator
 from chronoid.modes.registry.base import NodeRegistry
 from chronoid.modes.registry.memory import MemoryRegistry
 from chronoid.variants import get_layout
+from environment import measured_line
 
 RESULTS = Path(__file__).resolve().parent / "results" / "modes.md"
 LAYOUT = "chrono64s"
@@ -388,12 +388,9 @@ def main() -> None:
     if args.mode_b_durable:
         print(durable_table(3 if args.quick else 7))
         return
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    command = "`.venv/bin/python benchmarks/bench_modes.py" + (" --quick`" if args.quick else "`")
     text = "\n".join(
         [
-            f"Command: {command} · Python {platform.python_version()} · {stamp} · "
-            f"`os.cpu_count()` = {os.cpu_count()}",
+            measured_line("bench_modes.py", ["--quick"] if args.quick else []),
             "",
             f"Cost per ID, {rounds} interleaved rounds (medians; ratio = median of per-round "
             "ratios to the plain generator):",

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import random
 import sqlite3
 import statistics
@@ -49,6 +48,7 @@ from chronoid.modes.instance import InstanceGenerator
 from chronoid.postgres.installer import install
 from chronoid.postgres.sqlgen import _tick_expr
 from chronoid.variants import VARIANTS
+from environment import measured_line
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULT = ROOT / "benchmarks" / "results" / "postgres.md"
@@ -525,14 +525,14 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="chronoid-bench-") as tmp:
         lite = ingest_sqlite(Path(tmp), ingest_rows)
 
-    command = "`.venv/bin/python benchmarks/bench_postgres.py" + (
-        " --quick`" if args.quick else "`"
-    )
     text = "\n".join(
         [
-            f"Command: {command} · PostgreSQL {version[0] if version else '?'} · SQLite "
-            f"{sqlite3.sqlite_version} · Python {platform.python_version()} · "
-            f"{started:%Y-%m-%d %H:%M} UTC · `os.cpu_count()` = {os.cpu_count()}",
+            measured_line(
+                "bench_postgres.py",
+                ["--quick"] if args.quick else [],
+                f"PostgreSQL {version[0] if version else '?'}, SQLite {sqlite3.sqlite_version}",
+                at=started,
+            ),
             "",
             f"Server-side cost per row ({rounds} interleaved rounds, medians):",
             "",

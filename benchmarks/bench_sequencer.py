@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import platform
 import re
 import shutil
 import signal
@@ -50,23 +49,17 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import redis
 
 from chronoid.sequencer.client import RangeCache, SequencerClient
+from chronoid.torture.processes import free_port
+from environment import measured_line
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "sequencer.md"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_port(port: int, process: subprocess.Popen[bytes], limit_s: float = 15.0) -> None:
@@ -584,11 +577,12 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
-    command = "benchmarks/bench_sequencer.py" + (" --quick" if args.quick else "")
     out = [
-        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `.venv/bin/python {command}` on "
-        f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-        f"state on {fs}; redis-benchmark `-n {n}`, median of {rounds} interleaved round(s).",
+        measured_line(
+            "bench_sequencer.py",
+            ["--quick"] if args.quick else [],
+            f"state on {fs}; redis-benchmark `-n {n}`, median of {rounds} interleaved round(s).",
+        ),
         "",
         "| redis-benchmark | chronoid GETSEQ req/s | peer | peer req/s | req/s ratio | "
         "server CPU µs/req chronoid | peer | CPU ratio |",

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import platform
 import statistics
 import time
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 
 from chronoid.stream import Engine, Event, Frequency
+from environment import measured_line
 
 RESULTS = Path(__file__).with_name("results") / "stream.md"
 
@@ -51,11 +51,13 @@ def main() -> None:
     engine = Engine([Frequency.SECOND], [sink], UTC, max_events=seconds)
     asyncio.run(engine.run())
     ms = [v / 1e6 for v in sink.lateness_ns]
-    command = "`.venv/bin/python benchmarks/bench_stream.py" + (" --quick`" if args.quick else "`")
     table = "\n".join(
         [
-            f"Command: {command} · Python {platform.python_version()} · "
-            f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {len(ms)} second ticks, real clock",
+            measured_line(
+                "bench_stream.py",
+                ["--quick"] if args.quick else [],
+                f"{len(ms)} second ticks, real clock",
+            ),
             "",
             "| emit time − boundary | ms |",
             "| --- | ---: |",

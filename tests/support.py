@@ -5,18 +5,130 @@ from __future__ import annotations
 import contextlib
 import socket
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+# One home for the spare-port helper: the torture tool's, which the tests and benchmarks share.
+from chronoid.torture.processes import free_port
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+__all__ = [
+    "OwnServer",
+    "Relay",
+    "etcd_ready",
+    "free_port",
+    "nats_delete_stream",
+    "nats_ready",
+    "nats_stored",
+    "redis_ready",
+    "tiny_tmpfs",
+    "wait_until",
+]
+
+
+def wait_until(
+    check: Callable[[], object], what: str = "the condition", timeout_s: float = 15.0
+) -> None:
+    """Poll ``check()`` every 50 ms until it is true; fails the test after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{what} did not happen within {timeout_s} s")
+
+
+class OwnServer:
+    """A server process this test started; ``stop()`` kills it, ``start()`` starts it again."""
+
+    def __init__(self, argv: list[str], ready: Callable[[], bool], log: Path) -> None:
+        self.argv = argv
+        self.ready = ready
+        self.log = log
+        self.process: subprocess.Popen[Any] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                self.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+        wait_until(self.ready, f"{self.argv[0]} start")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self.process = None
+
+
+def redis_ready(port: int) -> Callable[[], bool]:
+    """True once a Redis server answers PING on ``port``."""
+    import redis
+
+    def ready() -> bool:
+        try:
+            return bool(redis.Redis(port=port, socket_connect_timeout=0.2).ping())
+        except redis.RedisError:
+            return False
+
+    return ready
+
+
+def etcd_ready(port: int) -> Callable[[], bool]:
+    """True once etcd on ``port`` reports itself healthy."""
+    import requests
+
+    def ready() -> bool:
+        try:
+            reply = requests.get(f"http://127.0.0.1:{port}/health", timeout=0.5)
+            return '"health":"true"' in reply.text
+        except requests.RequestException:
+            return False
+
+    return ready
+
+
+def nats_ready(port: int) -> Callable[[], bool]:
+    """True once a NATS server on ``port`` greets a new connection with INFO."""
+
+    def ready() -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
+                return sock.recv(4).startswith(b"INFO")
+        except OSError:
+            return False
+
+    return ready
+
+
+async def nats_stored(url: str, stream: str) -> list[Any]:
+    """Every message a JetStream stream holds, oldest first (read with nats-py)."""
+    import nats
+
+    client = await nats.connect(url)
+    try:
+        js = client.jetstream()
+        info = await js.stream_info(stream)
+        return [
+            await js.get_msg(stream, seq)
+            for seq in range(info.state.first_seq, info.state.last_seq + 1)
+        ]
+    finally:
+        await client.close()
+
+
+async def nats_delete_stream(url: str, stream: str) -> None:
+    """Delete a JetStream stream a test made."""
+    import nats
+
+    client = await nats.connect(url)
+    try:
+        await client.jetstream().delete_stream(stream)
+    finally:
+        await client.close()
 
 
 @contextlib.contextmanager

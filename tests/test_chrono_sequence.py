@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from datetime import UTC, datetime
 
 import pytest
 
 from chronoid import ChronoSequence, ClockMovedBackwards, ManualClock
+from chronoid.variants import get_layout
 
 EPOCH_S = int(datetime(2024, 1, 1, tzinfo=UTC).timestamp())
 MS = 1_000_000
@@ -19,7 +21,7 @@ def test_api_and_initial_state() -> None:
     assert seq.worker_id == 7
     assert seq.last_timestamp == -1
     assert seq.sequence == 0
-    assert callable(seq.next_id)
+    assert (seq.next_id() >> 12) & 1023 == 7  # the worker ID sits in bits 12..21
 
 
 @pytest.mark.parametrize("worker_id", [-1, 1024, 5000])
@@ -43,9 +45,14 @@ def test_timestamp_is_ms_since_2024_and_increases() -> None:
     first = seq.last_timestamp
     assert isinstance(first, int) and first >= 0
     assert before_ms <= first <= after_ms
-    time.sleep(0.002)
-    seq.next_id()
-    assert seq.last_timestamp > first
+    # Time passing, on a manual clock instead of a sleep: 2 ms later, 2 ticks more.
+    clock = ManualClock((EPOCH_S * 1000 + first) * MS)
+    manual = ChronoSequence(1, clock=clock)
+    manual.next_id()
+    assert manual.last_timestamp == first
+    clock.advance_ms(2)
+    manual.next_id()
+    assert manual.last_timestamp == first + 2
 
 
 # Group 3: sequence state, with a controlled clock instead of monkeypatching time.time.
@@ -60,6 +67,18 @@ def test_sequence_increments_within_a_ms_and_resets_after() -> None:
     clock.advance_ms(1)
     seq.next_id()
     assert (seq.last_timestamp, seq.sequence) == (6, 0)
+
+
+def test_sequence_counts_to_the_last_id_of_the_last_ms() -> None:
+    # The very last IDs of the layout reach sys.maxsize, where the tick's counter leaves C
+    # longs: the sequence still reads exactly and the last ID is the largest the layout holds.
+    layout = get_layout("snowflake")
+    clock = ManualClock(layout.tick_start_ns(layout.max_timestamp))
+    seq = ChronoSequence(1023, clock=clock)
+    ids = [seq.next_id() for _ in range(4096)]
+    assert (seq.last_timestamp, seq.sequence) == (layout.max_timestamp, 4095)
+    assert ids[-1] == layout.max_id == sys.maxsize
+    assert ids == sorted(set(ids))
 
 
 # Group 4: bit layout.

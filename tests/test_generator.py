@@ -70,12 +70,13 @@ def test_wait_policy_raises_beyond_its_bound(clock: ManualClock) -> None:
 
 def test_wait_policy_bound_is_configurable(clock: ManualClock) -> None:
     gen = Generator("snowflake", 3, clock=clock, max_wait_ms=5)
-    gen.next_id()
+    first = gen.next_id()
     clock.advance_ms(-6)
     with pytest.raises(ClockMovedBackwards, match="6.000 ms"):
         gen.next_id()
     clock.advance_ms(2)  # now 4 ms behind: within the bound
-    assert gen.next_id() > 0
+    assert gen.next_id() > first
+    assert clock.sleeps == [4 * MS]  # it waited for the clock, exactly as long as it was behind
 
 
 @pytest.mark.parametrize("back_ms", [1, 1000, 3_600_000])

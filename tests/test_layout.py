@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chronoid import InvalidLayout, Layout, TimestampOutOfRange, get_layout
-from chronoid.errors import DecodeError, InvalidArgument, InvalidNode, UnknownVariant
-from chronoid.variants import CHRONO_EPOCH, VARIANTS
+from chronoid.errors import DecodeError, InvalidArgument, InvalidNode
+from chronoid.variants import VARIANTS
 
 NAMES = sorted(VARIANTS)
 
@@ -53,21 +53,6 @@ def test_time_order_is_integer_order(name: str) -> None:
     assert earlier < later
 
 
-def test_errata_splits() -> None:
-    # Erratum 1: the 33-bit splits lose a node bit; erratum 2: signed forms lose a node bit,
-    # or a timestamp bit where there are no node bits.
-    assert get_layout("uchrono32mo").bits_label() == "12/10/10"
-    assert get_layout("uchrono32w").bits_label() == "14/9/9"
-    assert get_layout("chrono64s").bits_label() == "33/15/15"
-    assert get_layout("uchrono64s").bits_label() == "33/16/15"
-    assert get_layout("chrono32bs").bits_label() == "31/0/0"
-    assert get_layout("snowflake").bits_label() == "41/10/12"
-    assert get_layout("chrono64h").expiry.year == 2259
-    assert get_layout("chrono32tm").expiry.year == 2338
-    assert get_layout("chrono32bs").expiry.year == 2156
-    assert get_layout("uchrono32bs").expiry.year == 2292
-
-
 def test_expiry_is_first_unencodable_instant() -> None:
     for layout in VARIANTS.values():
         last_ns = layout.tick_start_ns(layout.max_timestamp + 1) - 1
@@ -80,12 +65,6 @@ def test_before_epoch_is_refused() -> None:
     layout = get_layout("chrono64s")
     with pytest.raises(TimestampOutOfRange, match="before the epoch"):
         layout.tick_of_ns(layout.epoch_ns - 1)
-
-
-def test_snowflake_epoch_and_unit() -> None:
-    layout = get_layout("snowflake")
-    assert layout.epoch == datetime(2024, 1, 1, tzinfo=UTC)
-    assert layout.tick_of_ns(_ns(datetime(2024, 1, 1, 0, 0, 1, tzinfo=UTC))) == 1000
 
 
 @pytest.mark.parametrize(
@@ -155,7 +134,9 @@ def test_impossible_layouts_say_why(kwargs: dict[str, object], message: str) -> 
 
 def test_pack_and_unpack_validate() -> None:
     layout = get_layout("snowflake")
-    with pytest.raises(InvalidNode, match="node 1024 outside 0..1023"):
+    with pytest.raises(
+        InvalidNode, match=r"node 1024 is out of range for snowflake: allowed 0\.\.1023"
+    ):
         layout.pack(0, 1024, 0)
     with pytest.raises(InvalidArgument, match="sequence 4096"):
         layout.pack(0, 0, 4096)
@@ -167,15 +148,3 @@ def test_pack_and_unpack_validate() -> None:
         layout.unpack(2**63)
     with pytest.raises(DecodeError, match="is an int"):
         layout.unpack("12")  # type: ignore[arg-type]
-
-
-def test_unknown_variant_suggests() -> None:
-    with pytest.raises(UnknownVariant, match="did you mean"):
-        get_layout("chrono64sec")
-    assert isinstance(UnknownVariant("x"), ValueError)
-
-
-def test_every_chrono_variant_uses_the_2020_epoch() -> None:
-    for name, layout in VARIANTS.items():
-        if name != "snowflake":
-            assert layout.epoch == CHRONO_EPOCH

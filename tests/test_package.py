@@ -98,6 +98,7 @@ def test_wheel_metadata(dists: dict[str, Path]) -> None:
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     assert "chronoid/py.typed" in names
     assert "chronoid/postgres/chronoid.sql" in names
+    assert "chronoid/postgres/install_template.sql" in names  # sqlgen reads it
     assert "License-Expression: MIT" in meta
     assert "Project-URL: Documentation," in meta
     assert "Classifier: Typing :: Typed" in meta
@@ -115,6 +116,7 @@ def test_sdist_ships_no_tests(dists: dict[str, Path]) -> None:
         names = [name.split("/", 1)[1] for name in sdist.getnames() if "/" in name]
     assert "LICENSE" in names
     assert "src/chronoid/postgres/chronoid.sql" in names
+    assert "src/chronoid/postgres/install_template.sql" in names
     assert not [n for n in names if n.startswith(("tests/", "benchmarks/", "scripts/"))]
 
 

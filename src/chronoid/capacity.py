@@ -4,7 +4,7 @@ Uncoordinated (Mode A) generators draw their IDs' node+sequence suffix from the 
 ``D = 2^(N+S)`` values in every time window (one tick of the layout). What matters is how many
 *IDs* the whole fleet makes in one window, not how many nodes it has: 2,000 nodes making one ID
 each per window and 200 nodes making ten each run the same risk (errata 3 and 7 of
-``shared/seeds/README.md``). And the risk of a window adds up over the windows of a day or a
+``docs/errata.md``). And the risk of a window adds up over the windows of a day or a
 year (erratum 4): a one-in-a-thousand chance per one-second window is a certainty within hours.
 
 The calculator is exact for each of two ways a fleet can spread its IDs over windows:
@@ -65,7 +65,6 @@ DAY_S = 86_400.0
 """Seconds in a day."""
 YEAR_S = 365.2425 * DAY_S
 """Seconds in a mean Gregorian year (31,556,952 s)."""
-_MONTH_S = YEAR_S / 12
 
 # Below this count the product is summed term by term; above it a Stirling series is exact to
 # better than 1e-16 absolute because D - n stays above it too (or lgamma takes over).
@@ -83,10 +82,7 @@ class Arrivals(Enum):
 
 def window_seconds(layout: Layout) -> float:
     """Length of one window (tick) in seconds; calendar units use the mean month."""
-    if layout.unit_ns is not None:
-        return layout.unit_ns / 1e9
-    assert layout.unit.months is not None
-    return layout.unit.months * _MONTH_S
+    return layout.mean_unit_ns / 1e9
 
 
 def _check_space(space: int) -> None:

@@ -50,7 +50,7 @@ once (the next call issues at the new time). Without the report a jump followed 
 correction back would leave WAIT and RAISE generators stuck, and HLC carrying the jump as a
 lead, in silence.
 
-Thread safety: within a tick, IDs come from the tick's ``itertools.count``, whose
+Thread safety: within a tick, IDs come from the tick's counter (a range iterator), whose
 ``next()`` is atomic under the GIL, so the common call takes no lock (4 threads sharing a
 generator keep their throughput); one lock per generator guards tick changes and the
 policies. On a free-threaded (no-GIL) build that atomicity is not promised, so there every
@@ -76,10 +76,10 @@ import os
 import sys
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterator
 from enum import Enum
-from itertools import count, islice
+from itertools import islice
+from operator import length_hint
 
 from chronoid.clock import SYSTEM_CLOCK, Clock, steady_reader
 from chronoid.errors import (
@@ -89,9 +89,9 @@ from chronoid.errors import (
     ClockMovedBackwards,
     GeneratorForked,
     InvalidArgument,
-    InvalidNode,
     SequenceExhausted,
 )
+from chronoid.fork import reset_after_fork
 from chronoid.layout import Layout
 from chronoid.variants import SNOWFLAKE, VariantName, get_layout
 
@@ -119,9 +119,7 @@ class Overflow(Enum):
     RAISE = "raise"
 
 
-_LIVE: weakref.WeakSet[Generator] = weakref.WeakSet()
-
-# next() on an itertools.count is one C call, atomic only while a GIL serialises threads.
+# next() on a range iterator is one C call, atomic only while a GIL serialises threads.
 _GIL_ENABLED: bool = getattr(sys, "_is_gil_enabled", lambda: True)()
 
 _State = tuple[int, int, Iterator[int], int]
@@ -129,28 +127,29 @@ _State = tuple[int, int, Iterator[int], int]
 counter that hands out its IDs, and the tick's last ID."""
 
 
+# Fast-path callers that read a tick's state just before it changes draw at most one value
+# each past the tick's last ID, so a counter that runs this far beyond it never runs dry.
+_COUNTER_SLACK = 1 << 32
+
+
+def _counter(first: int, last_id: int) -> Iterator[int]:
+    """Consecutive values from ``first``, the IDs of one tick up to ``last_id`` and beyond.
+
+    A range iterator, not an itertools.count: its length hint says how far it has counted
+    without consuming a value or parsing a repr (see :func:`_next_value`). Below
+    ``sys.maxsize`` it counts in C longs, as fast as an itertools.count.
+    """
+    return iter(range(first, last_id + _COUNTER_SLACK))
+
+
+def _next_value(ids: Iterator[int], last_id: int) -> int:
+    """The value ``ids`` (made by :func:`_counter` for ``last_id``) hands out next."""
+    return last_id + _COUNTER_SLACK - length_hint(ids)
+
+
 def _closed(ids: Iterator[int], last_id: int) -> _State:
     # A window no clock reading falls in: every call takes the locked slow path.
     return (1, 0, ids, last_id)
-
-
-def _after_fork_in_child() -> None:
-    for generator in list(_LIVE):
-        generator._mark_forked()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def _check_node(layout: Layout, node: object, label: str = "node") -> int:
-    if not isinstance(node, int) or isinstance(node, bool):
-        raise InvalidNode(f"{label} must be an int, got {type(node).__name__} {node!r}")
-    if not 0 <= node <= layout.max_node:
-        raise InvalidNode(
-            f"{label} {node} is out of range for {layout.name}: "
-            f"allowed 0..{layout.max_node} ({layout.node_bits} bits)"
-        )
-    return node
 
 
 class Generator:
@@ -202,7 +201,7 @@ class Generator:
         tick_check: Callable[[int], None] | None = None,
     ) -> None:
         self._layout = get_layout(layout)
-        self._node = _check_node(self._layout, node)
+        self._node = self._layout.check_node(node)
         if not isinstance(on_backwards, Backwards):
             raise InvalidArgument(f"on_backwards must be a Backwards policy, got {on_backwards!r}")
         if on_overflow is None:
@@ -255,15 +254,15 @@ class Generator:
         self._pid = os.getpid()
         # State: the last tick used and its first ID (base); the fast path reads only
         # _state, replaced as a whole (one attribute store) under the lock. IDs come from
-        # the tick's itertools.count, whose next() is atomic under the GIL: the fast path
+        # the tick's counter, a range iterator whose next() is atomic under the GIL: the fast path
         # needs no lock, and a caller that still holds the previous tick's state can only
         # take an unused value of that tick (its call overlaps the tick change).
         self._tick = -1
         self._base = 0
-        self._state: _State = _closed(count(1), 0)
+        self._state: _State = _closed(_counter(1, 0), 0)
         if not _GIL_ENABLED:
             self.next_id = self._next_id_locked  # type: ignore[method-assign]
-        _LIVE.add(self)
+        reset_after_fork(self)
 
     # -- public read-only state ------------------------------------------------------------
 
@@ -336,27 +335,35 @@ class Generator:
             while remaining:
                 if out and lease_remaining is not None:
                     lease_remaining()  # every tick's IDs were made inside the lease
-                start, end, ids, last_id = self._state
-                now = self._now()
-                if start <= now < end:
-                    # One C call takes consecutive values (atomic under the GIL), at most one
-                    # tick's worth so a huge batch stays linear in its size; values past the
-                    # tick's last ID are dropped, the rest comes from the next tick.
-                    chunk = list(islice(ids, min(remaining, self._max_seq + 1)))
-                    if chunk[-1] > last_id:
-                        del chunk[max(0, last_id - chunk[0] + 1) :]
-                    if chunk:
-                        if out:
-                            out += chunk
-                        else:
-                            out = chunk
-                        remaining -= len(chunk)
-                        continue
-                out.append(self._next_slow(now))
-                remaining -= 1
+                chunk, now = self._tick_chunk(remaining)
+                if not chunk:
+                    chunk = [self._next_slow(now)]
+                if out:
+                    out += chunk
+                else:
+                    out = chunk
+                remaining -= len(chunk)
             if lease_remaining is not None:
                 lease_remaining()
         return out
+
+    def _tick_chunk(self, wanted: int) -> tuple[list[int], int]:
+        """Up to ``wanted`` IDs of the current tick, and the clock reading they were taken at.
+
+        Empty when the clock is outside the tick's window or the tick is used up: the caller
+        takes the slow path with that reading.
+        """
+        start, end, ids, last_id = self._state
+        now = self._now()
+        if not start <= now < end:
+            return [], now
+        # One C call takes consecutive values (atomic under the GIL), at most one tick's
+        # worth so a huge batch stays linear in its size; values past the tick's last ID are
+        # dropped, the rest comes from the next tick.
+        chunk = list(islice(ids, min(wanted, self._max_seq + 1)))
+        if chunk[-1] > last_id:
+            del chunk[max(0, last_id - chunk[0] + 1) :]
+        return chunk, now
 
     def reassign_node(self, node: int, *, after_ns: int = 0) -> None:
         """Move this generator to another node, e.g. in a child after ``os.fork()``.
@@ -368,7 +375,7 @@ class Generator:
         steps back later is met by the clock policy, never by the previous holder's IDs.
         """
         with self._lock:
-            self._node = _check_node(self._layout, node)
+            self._node = self._layout.check_node(node)
             self._node_field = node << self._layout.sequence_bits
             self._forked = False
             self._pid = os.getpid()
@@ -379,9 +386,12 @@ class Generator:
                 # for the new node, but time order must hold: the tick counts as used up.
                 self._base = (self._tick << self._shift) | self._node_field
             last_id = self._base | self._max_seq
-            self._state = _closed(count(last_id + 1), last_id)
+            self._state = _closed(_counter(last_id + 1, last_id), last_id)
 
     # -- internals -------------------------------------------------------------------------
+
+    def _after_fork_in_child(self) -> None:
+        self._mark_forked()
 
     def _mark_forked(self) -> None:
         # Runs in the child right after fork(): the lock may have been held by a thread
@@ -392,17 +402,55 @@ class Generator:
         _, _, ids, last_id = self._state
         self._state = _closed(ids, last_id)
 
+    def _waited_to_borrow(self, now: int, last: int) -> bool:
+        """Before tick ``last + 1`` is borrowed: True after waiting while it would lead the
+        wall clock by more than max_lead_ms, False when it may be borrowed now.
+
+        Raises:
+            SequenceExhausted: the layout has no tick after ``last``.
+            ClockLeadExceeded: the wait would be longer than max_wait_ms.
+        """
+        layout = self._layout
+        if last + 1 > layout.max_timestamp:
+            raise SequenceExhausted(f"{layout.name}: HLC logical time reached the layout's expiry")
+        max_lead = self._max_lead_ns
+        if max_lead is None:
+            return False
+        # The lead counts from the end of the tick the highest reading falls in, so the next
+        # tick can always be borrowed (a year layout borrows a year).
+        ref = max(now, self._high_ns)
+        horizon = layout.tick_start_ns(layout.tick_of_ns(ref) + 1)
+        lead = layout.tick_start_ns(last + 1) - horizon
+        if lead <= max_lead:
+            return False
+        wait_ns = (ref - now) + (lead - max_lead)
+        self._wait(
+            wait_ns,
+            ClockLeadExceeded(
+                f"{layout.name}: borrowing tick {last + 1} would run {lead / 1e6:,.3f} ms ahead "
+                f"of the wall clock, more than max_lead_ms ({max_lead / 1e6:,.0f}); the clock "
+                f"needs {wait_ns / 1e6:,.3f} ms to catch up, more than max_wait_ms"
+            ),
+        )
+        return True
+
+    def _reopen(self, tick: int, ids: Iterator[int], last_id: int) -> None:
+        # Back inside the last tick's wall window: the fast path may resume.
+        layout = self._layout
+        self._state = (layout.tick_start_ns(tick), layout.tick_start_ns(tick + 1), ids, last_id)
+
     def _enter_tick(self, tick: int) -> int:
         if self._tick_check is not None:
             self._tick_check(tick)  # raises to refuse it, before any state changes
         layout = self._layout
         self._tick = tick
         self._base = base = (tick << self._shift) | self._node_field
+        last_id = base | self._max_seq
         self._state = (
             layout.tick_start_ns(tick),
             layout.tick_start_ns(tick + 1),
-            count(base + 1),
-            base | self._max_seq,
+            _counter(base + 1, last_id),
+            last_id,
         )
         return base
 
@@ -488,41 +536,13 @@ class Generator:
             _, end, ids, last_id = self._state
             value = next(ids)
             if value <= last_id:
-                # Back inside the last tick's wall window: the fast path may resume.
                 if tick == last and end == 0:
-                    self._state = (
-                        self._layout.tick_start_ns(last),
-                        self._layout.tick_start_ns(last + 1),
-                        ids,
-                        last_id,
-                    )
+                    self._reopen(last, ids, last_id)
                 return value
             if self._on_overflow is Overflow.BORROW:
-                if last + 1 > self._layout.max_timestamp:
-                    raise SequenceExhausted(
-                        f"{self._layout.name}: HLC logical time reached the layout's expiry"
-                    )
-                max_lead = self._max_lead_ns
-                if max_lead is not None:
-                    # The lead counts from the end of the tick the highest reading falls in,
-                    # so the next tick can always be borrowed (a year layout borrows a year).
-                    layout = self._layout
-                    ref = max(now, self._high_ns)
-                    horizon = layout.tick_start_ns(layout.tick_of_ns(ref) + 1)
-                    lead = layout.tick_start_ns(last + 1) - horizon
-                    if lead > max_lead:
-                        wait_ns = (ref - now) + (lead - max_lead)
-                        self._wait(
-                            wait_ns,
-                            ClockLeadExceeded(
-                                f"{self._layout.name}: borrowing tick {last + 1} would run "
-                                f"{lead / 1e6:,.3f} ms ahead of the wall clock, more than "
-                                f"max_lead_ms ({max_lead / 1e6:,.0f}); the clock needs "
-                                f"{wait_ns / 1e6:,.3f} ms to catch up, more than max_wait_ms"
-                            ),
-                        )
-                        now = self._now()
-                        continue
+                if self._waited_to_borrow(now, last):
+                    now = self._now()
+                    continue
                 return self._enter_tick(last + 1)
             exhausted = SequenceExhausted(
                 f"{self._layout.name}: all {self._max_seq + 1} sequence values of tick {last} "
@@ -569,7 +589,7 @@ class ChronoSequence(Generator):
         on_backwards: Backwards = Backwards.WAIT,
         max_wait_ms: float = 1000.0,
     ) -> None:
-        _check_node(SNOWFLAKE, worker_id, "worker_id")
+        SNOWFLAKE.check_node(worker_id, "worker_id")
         super().__init__(
             SNOWFLAKE,
             worker_id,
@@ -593,6 +613,6 @@ class ChronoSequence(Generator):
         """Sequence number of the last ID issued within its ms (0 at start)."""
         if self._tick < 0:
             return 0
-        # repr(count(n)) is "count(n)": n is the next value the tick would hand out.
-        next_value = int(repr(self._state[2])[6:-1])
+        _, _, ids, last_id = self._state
+        next_value = _next_value(ids, last_id)
         return min(next_value - 1 - self._base, self._max_seq)

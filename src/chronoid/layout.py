@@ -24,9 +24,13 @@ from chronoid.errors import (
     TimestampOutOfRange,
 )
 
-__all__ = ["UNITS", "IdParts", "Layout", "TimeUnit"]
+__all__ = ["MEAN_MONTH_S", "UNITS", "IdParts", "Layout", "TimeUnit"]
 
 _NS_PER_S = 1_000_000_000
+
+MEAN_MONTH_S = 2_629_746
+"""A mean Gregorian month (365.2425 / 12 days) in seconds: month starts stay within 2.7 days
+of a multiple of it, so rates, window counts and SQL rounding may use it; ticks never do."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +207,17 @@ class Layout:
         return self.unit.ns
 
     @property
+    def mean_unit_ns(self) -> int:
+        """Length of one tick in ns, a calendar unit counted in mean months (:data:`MEAN_MONTH_S`).
+
+        For rates and window counts only: a real month tick is 28 to 31 days long.
+        """
+        if self.unit.ns is not None:
+            return self.unit.ns
+        assert self.unit.months is not None
+        return self.unit.months * MEAN_MONTH_S * _NS_PER_S
+
+    @property
     def expiry(self) -> datetime:
         """First instant the timestamp field can no longer hold (UTC)."""
         return self.time_of(self.max_timestamp + 1)
@@ -257,20 +272,34 @@ class Layout:
 
     # -- pack / unpack ---------------------------------------------------------------------
 
+    def check_node(self, node: object, label: str = "node") -> int:
+        """``node``, if it is an int the node field holds; the one node check of every mode.
+
+        Raises:
+            InvalidNode: not an int, or outside 0..max_node; ``label`` names it in the message.
+        """
+        if not isinstance(node, int) or isinstance(node, bool):
+            raise InvalidNode(f"{label} must be an int, got {type(node).__name__} {node!r}")
+        if not 0 <= node <= self.max_node:
+            raise InvalidNode(
+                f"{label} {node} is out of range for {self.name}: "
+                f"allowed 0..{self.max_node} ({self.node_bits} bits)"
+            )
+        return node
+
     def pack(self, timestamp: int, node: int, sequence: int) -> int:
         """Assemble an ID from raw field values; each must fit its field.
 
         Raises:
             TimestampOutOfRange: timestamp outside 0..max_timestamp.
-            InvalidNode: node outside 0..max_node.
+            InvalidNode: node outside 0..max_node (see :meth:`check_node`).
             InvalidArgument: sequence outside 0..max_sequence.
         """
         if not 0 <= timestamp <= self.max_timestamp:
             raise TimestampOutOfRange(
                 f"{self.name}: timestamp {timestamp} outside 0..{self.max_timestamp}"
             )
-        if not 0 <= node <= self.max_node:
-            raise InvalidNode(f"{self.name}: node {node} outside 0..{self.max_node}")
+        self.check_node(node)
         if not 0 <= sequence <= self.max_sequence:
             raise InvalidArgument(
                 f"{self.name}: sequence {sequence} outside 0..{self.max_sequence}"

@@ -24,7 +24,7 @@ from __future__ import annotations
 from math import isqrt
 from typing import TYPE_CHECKING
 
-from chronoid.errors import InvalidArgument, InvalidNode
+from chronoid.errors import InvalidArgument
 
 if TYPE_CHECKING:
     from chronoid.layout import Layout
@@ -135,8 +135,7 @@ def compose(
         TimestampOutOfRange, InvalidNode, InvalidArgument: a field does not fit.
     """
     s_bits = layout.sequence_bits
-    if not 0 <= node <= layout.max_node:
-        raise InvalidNode(f"{layout.name}: node {node} outside 0..{layout.max_node}")
+    layout.check_node(node)
     if not 0 <= sequence <= layout.max_sequence:
         raise InvalidArgument(
             f"{layout.name}: sequence {sequence} outside 0..{layout.max_sequence}"

@@ -1,6 +1,6 @@
 """The named layouts: ``snowflake`` and every ChronoID variant of spec 002 §5.
 
-Bit splits follow the spec's tables with the errata of ``shared/seeds/README.md``:
+Bit splits follow the spec's tables with the errata of ``docs/errata.md``:
 
 * the tables give the unsigned (``uchrono``) split; the signed (``chrono``) form keeps the
   top bit 0 and takes that bit from the node field (``chrono64s`` = 33/15/15);

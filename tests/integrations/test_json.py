@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from chronoid import Generator, get_layout
-from chronoid.errors import InvalidArgument, UnknownVariant
+from chronoid.errors import InvalidArgument, InvalidNode, UnknownVariant
 from chronoid.integrations.defaults import IdDefault
 from chronoid.integrations.json import MAX_SAFE_INTEGER, IdEncoder, dumps, json_default, json_safe
 
@@ -57,7 +57,7 @@ def test_orjson_recipe() -> None:
 def test_id_default_arguments_and_pickling(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(InvalidArgument, match="not both"):
         IdDefault("chrono64s", registry="memory://", node=1)
-    with pytest.raises(InvalidArgument, match="node must be"):
+    with pytest.raises(InvalidNode, match="node 1048576 is out of range for chrono64s"):
         IdDefault("chrono64s", node=1 << 20)
     with pytest.raises(UnknownVariant):
         IdDefault("chrono64x")  # type: ignore[arg-type]

@@ -4,12 +4,9 @@ Redis/etcd servers of our own (on spare ports) for the tests that stop them."""
 from __future__ import annotations
 
 import shutil
-import subprocess
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlparse
 
 import psycopg
@@ -18,7 +15,8 @@ import redis
 
 from chronoid.modes.registry import parse_registry_url
 from chronoid.modes.registry.base import NodeRegistry
-from tests.support import free_port
+from tests.support import OwnServer, etcd_ready, free_port, redis_ready
+from tests.support import wait_until as wait_until  # the lease tests import it from here
 
 BACKENDS = ("memory", "redis", "etcd", "postgres")
 
@@ -106,48 +104,6 @@ def make_registry(registry_url: str) -> Iterator[RegistryFactory]:
         registry.close()
 
 
-def _wait_until(check: Callable[[], bool], what: str, timeout_s: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{what} did not happen within {timeout_s} s")
-
-
-class OwnServer:
-    """A server process this test started; ``stop()`` kills it, ``start()`` starts it again."""
-
-    def __init__(self, argv: list[str], ready: Callable[[], bool], log: Path) -> None:
-        self.argv = argv
-        self.ready = ready
-        self.log = log
-        self.process: subprocess.Popen[Any] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                self.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-            )
-        _wait_until(self.ready, f"{self.argv[0]} start")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-        self.process = None
-
-
-def _redis_ready(port: int) -> Callable[[], bool]:
-    def ready() -> bool:
-        try:
-            return bool(redis.Redis(port=port, socket_connect_timeout=0.2).ping())
-        except redis.RedisError:
-            return False
-
-    return ready
-
-
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[tuple[OwnServer, str]]:
     """A redis-server of our own on a spare port (no persistence): (server, URL)."""
@@ -156,25 +112,12 @@ def own_redis(tmp_path: Path) -> Iterator[tuple[OwnServer, str]]:
     port = free_port()
     server = OwnServer(
         [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        _redis_ready(port),
+        redis_ready(port),
         tmp_path / "redis.log",
     )
     server.start()
     yield server, f"redis://127.0.0.1:{port}/0"
     server.stop()
-
-
-def _etcd_ready(port: int) -> Callable[[], bool]:
-    import requests
-
-    def ready() -> bool:
-        try:
-            reply = requests.get(f"http://127.0.0.1:{port}/health", timeout=0.5)
-            return '"health":"true"' in reply.text
-        except requests.RequestException:
-            return False
-
-    return ready
 
 
 @pytest.fixture
@@ -201,12 +144,9 @@ def own_etcd(tmp_path: Path) -> Iterator[tuple[OwnServer, str]]:
             "--initial-cluster",
             f"chronoid-own=http://127.0.0.1:{peer}",
         ],
-        _etcd_ready(port),
+        etcd_ready(port),
         tmp_path / "etcd.log",
     )
     server.start()
     yield server, f"etcd://127.0.0.1:{port}"
     server.stop()
-
-
-wait_until = _wait_until

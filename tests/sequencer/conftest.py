@@ -47,6 +47,54 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], deadline_s: float
     pytest.fail(f"chronoid serve did not listen on {port} within {deadline_s} s")
 
 
+def launch_server(
+    *args: str,
+    port: int,
+    data_dir: Path,
+    env: dict[str, str] | None = None,
+    wait: bool = True,
+) -> ServerProcess:
+    """Start ``python -m chronoid serve`` on ``port`` (without the caller's CHRONOID_PASSWORD)
+    and, with ``wait``, block until it listens; the caller stops it."""
+    full_env = {k: v for k, v in os.environ.items() if k != "CHRONOID_PASSWORD"}
+    full_env.update(env or {})
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "chronoid",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+            "--log-level",
+            "WARNING",
+            *args,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=full_env,
+    )
+    server = ServerProcess(process, port, data_dir)
+    if wait:
+        try:
+            wait_for_port(port, process)
+        except BaseException:
+            kill_server(server)
+            raise
+    return server
+
+
+def kill_server(server: ServerProcess) -> None:
+    """SIGKILL ``server`` if it still runs, reap it and close its stderr pipe."""
+    if server.process.poll() is None:
+        server.process.kill()
+    server.process.wait(timeout=10)
+    if server.process.stderr:
+        server.process.stderr.close()
+
+
 StartServer = Callable[..., ServerProcess]
 
 
@@ -62,41 +110,18 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
         env: dict[str, str] | None = None,
         wait: bool = True,
     ) -> ServerProcess:
-        port = port or free_port()
-        data_dir = data_dir or tmp_path / "data"
-        full_env = {k: v for k, v in os.environ.items() if k != "CHRONOID_PASSWORD"}
-        full_env.update(env or {})
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "chronoid",
-                "serve",
-                "--port",
-                str(port),
-                "--data-dir",
-                str(data_dir),
-                "--log-level",
-                "WARNING",
-                *args,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            env=full_env,
-        )
-        server = ServerProcess(process, port, data_dir)
+        server = launch_server(
+            *args, port=port or free_port(), data_dir=data_dir or tmp_path / "data", env=env,
+            wait=False,
+        )  # fmt: skip
         started.append(server)
         if wait:
-            wait_for_port(port, process)
+            wait_for_port(server.port, server.process)
         return server
 
     yield start
     for server in started:
-        if server.process.poll() is None:
-            server.process.kill()
-        server.process.wait(timeout=10)
-        if server.process.stderr:
-            server.process.stderr.close()
+        kill_server(server)
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,7 @@ from chronoid import errors as chronoid_errors
 from chronoid.errors import StateFileError, StoreUnavailable
 from chronoid.sequencer.store import FileStore
 from tests.sequencer.conftest import ServerProcess, StartServer, exchange, wait_for_port
-from tests.support import free_port
+from tests.support import free_port, wait_until
 
 MAX = 2**63 - 1
 
@@ -62,16 +61,6 @@ def refused(server: ServerProcess) -> str:
     return lines[0]
 
 
-def wait_until(condition: object, timeout_s: float = 5.0) -> bool:
-    """Poll ``condition()`` until true or ``timeout_s`` passed; returns the last result."""
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if condition():  # type: ignore[operator]
-            return True
-        time.sleep(0.02)
-    return False
-
-
 # -- one server per data directory ---------------------------------------------------------
 
 
@@ -93,10 +82,11 @@ def test_two_servers_racing_to_start_on_one_dir_never_both_issue(
         a = start_server(data_dir=data, wait=False)
         b = start_server(data_dir=data, wait=False)
         # Exactly one stays up; it listens, the other exits with one line.
-        end = time.monotonic() + 20
-        while a.process.poll() is None and b.process.poll() is None:
-            assert time.monotonic() < end, "neither server exited"
-            time.sleep(0.02)
+        wait_until(
+            lambda a=a, b=b: a.process.poll() is not None or b.process.poll() is not None,
+            "one of the two servers exiting",
+            timeout_s=20,
+        )
         loser, winner = (a, b) if a.process.poll() is not None else (b, a)
         assert "is in use by another live owner" in refused(loser)
         wait_for_port(winner.port, winner.process)
@@ -172,7 +162,7 @@ def test_state_file_deleted_while_running_is_written_again_before_a_crash(
     state = srv.data_dir / "sequencer.json"
     issued = take(srv.port, 100)
     state.unlink()
-    wait_until(state.exists)  # the server notices within a second
+    wait_until(state.exists, "the state file again", timeout_s=5)  # noticed within a second
     restarted = crash_and_restart(start_server, srv)
     after = take(restarted.port, 100)
     assert min(after) > max(issued), "the restart handed out a value again"
@@ -184,7 +174,7 @@ def test_a_data_dir_deleted_while_running_is_written_again_before_a_crash(
     srv = start_server()
     issued = take(srv.port, 100)
     shutil.rmtree(srv.data_dir)  # rm -rf: state, lock and marker
-    wait_until((srv.data_dir / "sequencer.initialized").exists)
+    wait_until((srv.data_dir / "sequencer.initialized").exists, "the marker", timeout_s=5)
     issued += take(srv.port, 100)  # it still owns the directory and issues
     restarted = crash_and_restart(start_server, srv)
     assert min(take(restarted.port, 100)) > max(issued), "the restart handed out a value again"
@@ -200,13 +190,13 @@ def test_state_file_replaced_by_an_older_copy_is_overwritten(
     issued = take(srv.port, 5000)  # several blocks later
     before = json.loads(state.read_text())["sequences"]["default"]
     shutil.copy2(old_copy, state)  # in place, mtime restored: same inode, older bytes
-    wait_until(lambda: stored_default(state) >= before)
+    wait_until(lambda: stored_default(state) >= before, "the stored value", timeout_s=5)
     restarted = crash_and_restart(start_server, srv)
     second = take(restarted.port, 100)
     assert min(second) > max(issued)
     # And a copy renamed over it (a new inode), once more.
     os.replace(shutil.copy(old_copy, tmp_path / "again.json"), state)
-    wait_until(lambda: stored_default(state) > max(second))
+    wait_until(lambda: stored_default(state) > max(second), "a higher value", timeout_s=5)
     last = crash_and_restart(start_server, restarted)
     assert min(take(last.port, 10)) > max(second)
 
@@ -333,7 +323,7 @@ def test_the_watch_thread_restores_the_file_without_any_reservation(tmp_path: Pa
     store.load()
     store.reserve("default", 777)
     (tmp_path / "sequencer.json").unlink()
-    assert wait_until((tmp_path / "sequencer.json").exists)
+    wait_until((tmp_path / "sequencer.json").exists, "the state file", timeout_s=5)
     assert json.loads((tmp_path / "sequencer.json").read_text())["sequences"] == {"default": 777}
     assert store.rewrites == 1
     store.close()

@@ -11,7 +11,8 @@ import pytest
 from chronoid.errors import StoreUnavailable
 from chronoid.sequencer.store import FileStore
 from tests.sequencer.conftest import StartServer, wait_for_port
-from tests.sequencer.test_data_dir import take, wait_until
+from tests.sequencer.test_data_dir import take
+from tests.support import wait_until
 
 
 def test_a_data_dir_moved_away_stays_locked_for_the_server_that_owned_it(
@@ -25,7 +26,7 @@ def test_a_data_dir_moved_away_stays_locked_for_the_server_that_owned_it(
     a = start_server(data_dir=data)
     issued = take(a.port, 10)
     data.rename(moved)
-    assert wait_until((data / "sequencer.json").exists)  # the server wrote its state again
+    wait_until((data / "sequencer.json").exists, "the state file again", timeout_s=5)
     b = start_server(data_dir=moved, wait=False)
     try:
         wait_for_port(b.port, b.process, 5)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
@@ -23,7 +21,7 @@ from chronoid.sequencer.client import (
     RangeCache,
     SequencerClient,
 )
-from tests.sequencer.conftest import ServerProcess, wait_for_port
+from tests.sequencer.conftest import ServerProcess, kill_server, launch_server
 from tests.support import free_port
 
 
@@ -31,31 +29,9 @@ from tests.support import free_port
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """One server for the module (each test uses sequences of its own): a start per test
     would cost more than the tests."""
-    port, data_dir = free_port(), tmp_path_factory.mktemp("range-cache")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "chronoid",
-            "serve",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data_dir),
-            "--log-level",
-            "WARNING",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        wait_for_port(port, process)
-        yield ServerProcess(process, port, data_dir)
-    finally:
-        process.kill()
-        process.wait(timeout=10)
-        assert process.stderr is not None
-        process.stderr.close()
+    server = launch_server(port=free_port(), data_dir=tmp_path_factory.mktemp("range-cache"))
+    yield server
+    kill_server(server)
 
 
 def _increasing(values: list[int]) -> bool:

@@ -8,9 +8,7 @@ import subprocess
 import sys
 import uuid
 from datetime import UTC
-from typing import Any
 
-import nats
 import pytest
 
 from chronoid.errors import InvalidArgument, SinkError
@@ -18,6 +16,7 @@ from chronoid.stream.engine import Engine
 from chronoid.stream.event import Frequency
 from chronoid.stream.sinks import NatsJetStreamSink, parse_sink
 from chronoid.stream.timesource import FakeTimeSource
+from tests.support import nats_delete_stream, nats_stored
 
 S = 1_000_000_000
 START = 1_767_225_600 * S + 123_456_789  # 2026-01-01T00:00:00.123456789Z
@@ -28,27 +27,6 @@ pytestmark = pytest.mark.integration
 def _names() -> tuple[str, str]:
     tag = uuid.uuid4().hex[:12]
     return f"chronoid.test.{tag}", f"CHRONOID_TEST_{tag.upper()}"
-
-
-async def _stored(url: str, stream: str) -> list[Any]:
-    client = await nats.connect(url)
-    try:
-        js = client.jetstream()
-        info = await js.stream_info(stream)
-        return [
-            await js.get_msg(stream, seq)
-            for seq in range(info.state.first_seq, info.state.last_seq + 1)
-        ]
-    finally:
-        await client.close()
-
-
-async def _delete(url: str, stream: str) -> None:
-    client = await nats.connect(url)
-    try:
-        await client.jetstream().delete_stream(stream)
-    finally:
-        await client.close()
 
 
 def _run(sink: NatsJetStreamSink, count: int) -> None:
@@ -63,7 +41,7 @@ def test_events_are_stored_once_each_with_their_id(nats_url: str) -> None:
     try:
         sink = NatsJetStreamSink(nats_url, subject, stream)
         _run(sink, 5)
-        messages = asyncio.run(_stored(nats_url, stream))
+        messages = asyncio.run(nats_stored(nats_url, stream))
         events = [json.loads(m.data) for m in messages]
         assert [e["sequence"] for e in events] == [1, 2, 3, 4, 5]
         first = f"minute-{(START // (60 * S) + 1) * 60 * S}-1"
@@ -78,9 +56,9 @@ def test_events_are_stored_once_each_with_their_id(nats_url: str) -> None:
         again = NatsJetStreamSink(nats_url, subject, stream)
         _run(again, 5)
         assert again.duplicates == 5
-        assert len(asyncio.run(_stored(nats_url, stream))) == 5
+        assert len(asyncio.run(nats_stored(nats_url, stream))) == 5
     finally:
-        asyncio.run(_delete(nats_url, stream))
+        asyncio.run(nats_delete_stream(nats_url, stream))
 
 
 def test_a_stream_that_does_not_capture_the_subject_is_refused(nats_url: str) -> None:
@@ -90,7 +68,7 @@ def test_a_stream_that_does_not_capture_the_subject_is_refused(nats_url: str) ->
         with pytest.raises(SinkError, match="does not capture subject"):
             _run(NatsJetStreamSink(nats_url, subject + ".other", stream), 1)
     finally:
-        asyncio.run(_delete(nats_url, stream))
+        asyncio.run(nats_delete_stream(nats_url, stream))
 
 
 def test_cli_writes_to_nats_and_reports_an_unreachable_server(nats_url: str) -> None:
@@ -106,12 +84,10 @@ def test_cli_writes_to_nats_and_reports_an_unreachable_server(nats_url: str) -> 
         assert result.returncode == 0, result.stderr
         # A normal exit after --count drains the connection: no outage to report.
         assert result.stderr == "", result.stderr
-        assert [json.loads(m.data)["sequence"] for m in asyncio.run(_stored(nats_url, stream))] == [
-            1,
-            2,
-        ]
+        stored = asyncio.run(nats_stored(nats_url, stream))
+        assert [json.loads(m.data)["sequence"] for m in stored] == [1, 2]
     finally:
-        asyncio.run(_delete(nats_url, stream))
+        asyncio.run(nats_delete_stream(nats_url, stream))
     result = subprocess.run(
         [sys.executable, "-m", "chronoid", "stream", "--sink", "nats://127.0.0.1:1?subject=x"],
         capture_output=True,

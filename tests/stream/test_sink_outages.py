@@ -11,7 +11,6 @@ import asyncio
 import itertools
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -35,8 +34,15 @@ from chronoid.stream.sinks import (
     parse_sink,
 )
 from chronoid.stream.timesource import FakeTimeSource
-from tests.modes.conftest import OwnServer, _redis_ready
-from tests.support import free_port
+from tests.support import (
+    OwnServer,
+    free_port,
+    nats_delete_stream,
+    nats_ready,
+    nats_stored,
+    redis_ready,
+    wait_until,
+)
 
 S = 1_000_000_000
 START = 1_767_225_600 * S + 123_456_789  # 2026-01-01T00:00:00.123456789Z
@@ -56,27 +62,6 @@ def _boundary(n: int) -> int:
     return (START // MINUTE + n) * MINUTE
 
 
-async def _nats_messages(url: str, stream: str) -> list[Any]:
-    client = await nats.connect(url)
-    try:
-        js = client.jetstream()
-        info = await js.stream_info(stream)
-        return [
-            await js.get_msg(stream, seq)
-            for seq in range(info.state.first_seq, info.state.last_seq + 1)
-        ]
-    finally:
-        await client.close()
-
-
-async def _nats_delete(url: str, stream: str) -> None:
-    client = await nats.connect(url)
-    try:
-        await client.jetstream().delete_stream(stream)
-    finally:
-        await client.close()
-
-
 def test_two_producers_and_a_restart_store_each_boundary_once_in_jetstream(
     nats_url: str,
 ) -> None:
@@ -91,12 +76,12 @@ def test_two_producers_and_a_restart_store_each_boundary_once_in_jetstream(
         # The first producer restarted (its counter back at 1): boundaries 2..4.
         restarted = NatsJetStreamSink(nats_url, subject, stream)
         _run(restarted, START + MINUTE, 3)
-        events = [json.loads(m.data) for m in asyncio.run(_nats_messages(nats_url, stream))]
+        events = [json.loads(m.data) for m in asyncio.run(nats_stored(nats_url, stream))]
         assert [e["timestamp"] for e in events] == [_boundary(n) for n in range(1, 8)]
         assert [e["sequence"] for e in events] == [1, 2, 3, 4, 5, 4, 5]
         assert (first.duplicates, second.duplicates, restarted.duplicates) == (0, 3, 3)
     finally:
-        asyncio.run(_nats_delete(nats_url, stream))
+        asyncio.run(nats_delete_stream(nats_url, stream))
 
 
 class _KillOnce:
@@ -130,7 +115,7 @@ def test_redis_sink_rides_through_a_restart_and_stores_each_boundary_once(
     server = OwnServer(
         [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
          "--appendfsync", "always", "--dir", str(tmp_path)],
-        _redis_ready(port),
+        redis_ready(port),
         tmp_path / "redis.log",
     )  # fmt: skip
     server.start()
@@ -154,24 +139,13 @@ def test_redis_sink_rides_through_a_restart_and_stores_each_boundary_once(
         server.stop()
 
 
-def _nats_ready(port: int) -> Any:
-    def ready() -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
-                return sock.recv(4).startswith(b"INFO")
-        except OSError:
-            return False
-
-    return ready
-
-
 def test_nats_sink_rides_through_a_server_restart(tmp_path: Path) -> None:
     exe = shutil.which("nats-server")
     assert exe, "nats-server is not installed (scripts/install.sh installs it)"
     port = free_port()
     server = OwnServer(
         [exe, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(tmp_path / "js")],
-        _nats_ready(port),
+        nats_ready(port),
         tmp_path / "nats.log",
     )
     server.start()
@@ -185,7 +159,7 @@ def test_nats_sink_rides_through_a_server_restart(tmp_path: Path) -> None:
         assert killer.restarter is not None
         killer.restarter.join()
         assert sink.outages == 1 and engine.stats.written == 8
-        events = [json.loads(m.data) for m in asyncio.run(_nats_messages(url, "RESTART"))]
+        events = [json.loads(m.data) for m in asyncio.run(nats_stored(url, "RESTART"))]
         assert [e["timestamp"] for e in events] == [_boundary(n) for n in range(1, 9)]
     finally:
         server.stop()
@@ -199,7 +173,7 @@ def test_cli_stream_to_redis_survives_a_redis_restart(tmp_path: Path) -> None:
     server = OwnServer(
         [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
          "--appendfsync", "always", "--dir", str(tmp_path)],
-        _redis_ready(port),
+        redis_ready(port),
         tmp_path / "redis.log",
     )  # fmt: skip
     server.start()
@@ -214,10 +188,7 @@ def test_cli_stream_to_redis_survives_a_redis_restart(tmp_path: Path) -> None:
     )  # fmt: skip
     try:
         client = redis.Redis(port=port, decode_responses=True)
-        deadline = time.monotonic() + 15
-        while client.xlen(key) < 1:
-            assert time.monotonic() < deadline, "no event arrived"
-            time.sleep(0.05)
+        wait_until(lambda: client.xlen(key) >= 1, "a first event", timeout_s=15)
         client.close()
         server.stop()
         time.sleep(1.5)  # at least one boundary passes while Redis is down

@@ -56,6 +56,7 @@ class IdDefault:
     Raises:
         UnknownVariant: a bad variant (at construction). InvalidArgument: both ``registry`` and
         ``node``, or neither and no ``$CHRONOID_REGISTRY_URL`` (on the first call).
+        InvalidNode: a fixed ``node`` the layout's node field cannot hold.
         GeneratorForked: a fixed-``node`` default called in a process forked after it was
         first used.
     """
@@ -69,15 +70,8 @@ class IdDefault:
             raise InvalidArgument("give a registry URL or a fixed node, not both")
         if registry is not None and not isinstance(registry, str):
             raise InvalidArgument(f"registry must be a URL string, got {type(registry).__name__}")
-        if node is not None and (
-            not isinstance(node, int)
-            or isinstance(node, bool)
-            or not 0 <= node <= self.layout.max_node
-        ):
-            raise InvalidArgument(
-                f"node must be an int in 0..{self.layout.max_node} for {self.layout.name}, "
-                f"got {node!r}"
-            )
+        if node is not None:
+            self.layout.check_node(node)
         self.registry = registry
         self.node = node
         self._lock = threading.Lock()

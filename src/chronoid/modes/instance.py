@@ -45,7 +45,6 @@ import os
 import secrets
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -55,11 +54,11 @@ from chronoid.errors import (
     ClockBeforeEpoch,
     GeneratorForked,
     InvalidArgument,
-    InvalidNode,
     SequenceExhausted,
     StateFileError,
     TimestampOutOfRange,
 )
+from chronoid.fork import reset_after_fork
 from chronoid.generator import MAX_BATCH
 from chronoid.layout import Layout
 from chronoid.mix import compose, mix, multiplier, weyl_step_constant
@@ -112,31 +111,48 @@ def mode_b_id(
     """
     if not isinstance(counter, int) or counter < 0:
         raise InvalidArgument(f"counter must be an int >= 0, got {counter!r}")
-    if not 0 <= base_node <= layout.max_node:
-        raise InvalidNode(f"{layout.name}: base node {base_node} outside 0..{layout.max_node}")
+    layout.check_node(base_node, "base node")
     node = mode_b_node(layout, counter, base_node)
     return compose(layout, timestamp, node, counter & layout.max_sequence, salt, index)
-
-
-_LIVE: weakref.WeakSet[InstanceGenerator] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for generator in list(_LIVE):
-        generator._forked = True
-        generator._lock = threading.Lock()
-        generator._fast_end = 0
-        # The child must not keep the parent's state file locked after the parent ends.
-        generator._unlock()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _check_int(name: str, value: object, low: int, high: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
         raise InvalidArgument(f"{name} must be an int in {low}..{high}, got {value!r}")
     return value
+
+
+def _check_arguments(
+    layout: Layout,
+    node: object,
+    rotation_s: object,
+    reserve: object,
+    persist_ahead_s: object,
+    salt: object,
+    index: object,
+) -> None:
+    """Every argument of :class:`InstanceGenerator` checked once, before any state exists."""
+    if (
+        isinstance(rotation_s, bool)
+        or not isinstance(rotation_s, int | float)
+        or not 0 < rotation_s < 1e12
+    ):
+        raise InvalidArgument(f"rotation_s must be a number of seconds > 0, got {rotation_s!r}")
+    _check_int("reserve", reserve, 1, 1 << 40)
+    if (
+        isinstance(persist_ahead_s, bool)
+        or not isinstance(persist_ahead_s, int | float)
+        or not 0 < persist_ahead_s <= 3600
+    ):
+        raise InvalidArgument(
+            f"persist_ahead_s must be a number of seconds in (0, 3600], got {persist_ahead_s!r}"
+        )
+    if node is not None:
+        layout.check_node(node)
+    if salt is not None:
+        _check_int("salt", salt, 0, (1 << layout.suffix_bits) - 1)
+    if index is not None:
+        _check_int("index", index, 0, 63)
 
 
 class InstanceGenerator:
@@ -174,32 +190,9 @@ class InstanceGenerator:
         randbits: Callable[[int], int] = secrets.randbits,
     ) -> None:
         self._layout = lay = get_layout(layout)
-        if (
-            isinstance(rotation_s, bool)
-            or not isinstance(rotation_s, int | float)
-            or not 0 < rotation_s < 1e12
-        ):
-            raise InvalidArgument(f"rotation_s must be a number of seconds > 0, got {rotation_s!r}")
-        self._reserve = _check_int("reserve", reserve, 1, 1 << 40)
-        if (
-            isinstance(persist_ahead_s, bool)
-            or not isinstance(persist_ahead_s, int | float)
-            or not 0 < persist_ahead_s <= 3600
-        ):
-            raise InvalidArgument(
-                f"persist_ahead_s must be a number of seconds in (0, 3600], got {persist_ahead_s!r}"
-            )
+        _check_arguments(lay, node, rotation_s, reserve, persist_ahead_s, salt, index)
+        self._reserve = reserve
         self._ahead_ns = int(persist_ahead_s * 1e9)
-        if node is not None and (
-            not isinstance(node, int) or isinstance(node, bool) or not 0 <= node <= lay.max_node
-        ):
-            raise InvalidNode(
-                f"node {node!r} is out of range for {lay.name}: allowed 0..{lay.max_node}"
-            )
-        if salt is not None:
-            _check_int("salt", salt, 0, (1 << lay.suffix_bits) - 1)
-        if index is not None:
-            _check_int("index", index, 0, 63)
         self._clock = clock
         self._now = time.time_ns if clock is SYSTEM_CLOCK else clock.now_ns
         self._rotation_ns = int(rotation_s * 1e9)
@@ -212,29 +205,7 @@ class InstanceGenerator:
         self._identity: FileIdentity | None = None  # of the state file as last read or written
         self._forked = False
         self._lock = threading.Lock()
-
-        self._counter = 0
-        durable = self._state_path is not None
-        self._reserved = -1 if durable else (1 << 200)  # counters below it may be issued
-        self._durable_tick = -1 if durable else (1 << 200)  # ticks up to it may be used
-        self._borrow_ahead = 1  # ticks marked per write in a burst of borrowing (doubles)
-        self._tick = -1
-        self._tick_first = 0
-        stored = self._open_state() if self._state_path else None
-        if stored is not None:
-            self.base_node = self._stored_value(stored, "base_node", node)
-            self.salt = self._stored_value(stored, "salt", salt)
-            self.index = self._stored_value(stored, "index", index)
-            self._counter = self._reserved = stored["reserved"]
-            # The previous process used no tick above the mark and, in the marked tick, no
-            # counter below this floor nor at or above ``reserved``: resuming there, or in
-            # any later tick with a fresh window, repeats nothing.
-            self._tick = self._durable_tick = stored["tick"]
-            self._tick_first = stored["tick_first"]
-        else:
-            self.base_node = node if node is not None else randbits(lay.node_bits)
-            self.salt = salt if salt is not None else randbits(lay.suffix_bits)
-            self.index = index if index is not None else randbits(6)
+        self._start_counting(node, salt, index, randbits)
         self._mult = multiplier(self._s_bits, self.index)
         self._seq_salt = self.salt & self._mask
         self._node_salt = self.salt >> self._s_bits
@@ -247,7 +218,40 @@ class InstanceGenerator:
         """Node steps forced by ``rotation_s`` (not by a used-up window)."""
         self.borrowed_ticks = 0
         """Ticks taken ahead of the clock because one window needed more than 2^(N+S) IDs."""
-        _LIVE.add(self)
+        reset_after_fork(self)
+
+    def _start_counting(
+        self,
+        node: int | None,
+        salt: int | None,
+        index: int | None,
+        randbits: Callable[[int], int],
+    ) -> None:
+        """Counter, tick and identity (node, salt, index): resumed from the state file if it
+        exists, else the given values or fresh draws."""
+        self._counter = 0
+        durable = self._state_path is not None
+        self._reserved = -1 if durable else (1 << 200)  # counters below it may be issued
+        self._durable_tick = -1 if durable else (1 << 200)  # ticks up to it may be used
+        self._borrow_ahead = 1  # ticks marked per write in a burst of borrowing (doubles)
+        self._tick = -1
+        self._tick_first = 0
+        stored = self._open_state() if self._state_path else None
+        if stored is None:
+            lay = self._layout
+            self.base_node = node if node is not None else randbits(lay.node_bits)
+            self.salt = salt if salt is not None else randbits(lay.suffix_bits)
+            self.index = index if index is not None else randbits(6)
+            return
+        self.base_node = self._stored_value(stored, "base_node", node)
+        self.salt = self._stored_value(stored, "salt", salt)
+        self.index = self._stored_value(stored, "index", index)
+        self._counter = self._reserved = stored["reserved"]
+        # The previous process used no tick above the mark and, in the marked tick, no
+        # counter below this floor nor at or above ``reserved``: resuming there, or in any
+        # later tick with a fresh window, repeats nothing.
+        self._tick = self._durable_tick = stored["tick"]
+        self._tick_first = stored["tick_first"]
 
     # -- public state ----------------------------------------------------------------------
 
@@ -483,6 +487,13 @@ class InstanceGenerator:
             raise SequenceExhausted(f"{lay.name}: Mode B reached the layout's expiry")
         stored["tick"] = mark
         stored["tick_first"] = stored["reserved"]
+
+    def _after_fork_in_child(self) -> None:
+        self._forked = True
+        self._lock = threading.Lock()
+        self._fast_end = 0
+        # The child must not keep the parent's state file locked after the parent ends.
+        self._unlock()
 
     def _unlock(self) -> None:
         if self._held is not None:

@@ -57,7 +57,6 @@ import contextlib
 import functools
 import os
 import threading
-import weakref
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -70,6 +69,7 @@ from chronoid.errors import (
     LeaseLost,
     RegistryUnavailable,
 )
+from chronoid.fork import reset_after_fork
 from chronoid.generator import Generator, Overflow
 from chronoid.layout import Layout
 from chronoid.modes.registry.base import Lease, NodeRegistry
@@ -79,21 +79,10 @@ __all__ = ["Lease", "LeaseGenerator", "NodeRegistry"]
 
 _T = TypeVar("_T")
 
-_LIVE: weakref.WeakSet[LeaseGenerator] = weakref.WeakSet()
-
 _NO_HOLD: tuple[int, Lease | None] = (0, None)
 """What the hot path sees while no lease may issue: a deadline no clock reading is before."""
 
 _FORK_POLICIES = ("raise", "lease")
-
-
-def _after_fork_in_child() -> None:
-    for generator in list(_LIVE):
-        generator._forked = True
-        generator._hold = _NO_HOLD
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class LeaseGenerator:
@@ -212,7 +201,7 @@ class LeaseGenerator:
         )
         self._issue = self._generator.next_id
         self._take(lease)
-        _LIVE.add(self)
+        reset_after_fork(self)
         self._thread.start()
         self._wait_until_issuable()
 
@@ -342,6 +331,10 @@ class LeaseGenerator:
                 self._lease_in_child()
         return retry()
 
+    def _after_fork_in_child(self) -> None:
+        self._forked = True
+        self._hold = _NO_HOLD
+
     def _lease_in_child(self) -> None:
         # The parent's renewal thread does not exist here and its lease is not ours: start
         # over with a node of our own, new registry connections and a renewal thread.
@@ -355,7 +348,7 @@ class LeaseGenerator:
         lease = self._acquire()
         self._generator._mark_forked()  # a fresh lock, whatever the parent's threads held
         self._take(lease)
-        _LIVE.add(self)
+        reset_after_fork(self)
         self._thread.start()
         self._wait_until_issuable()
 

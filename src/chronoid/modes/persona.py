@@ -8,7 +8,7 @@ persona is drawn every ``rotation_s`` seconds (60 s by default), at once when a 
 sequence values are used up (burst rotation), and when the clock goes back. The generator
 never blocks and never raises on load.
 
-What it does *not* promise (errata 3, 4 and 7 in ``shared/seeds/README.md``): independent
+What it does *not* promise (errata 3, 4 and 7 in ``docs/errata.md``): independent
 personas share the window's 2^(N+S) suffix values like birthdays share a year. The risk of a
 duplicate is a birthday bound on the number of *IDs* the whole fleet makes per window, not on
 the number of nodes, and it accumulates over windows: :mod:`chronoid.capacity` states it per
@@ -19,15 +19,14 @@ when a duplicate is not acceptable.
 
 from __future__ import annotations
 
-import os
 import secrets
 import threading
 import time
-import weakref
 from collections.abc import Callable
 
 from chronoid.clock import SYSTEM_CLOCK, Clock
 from chronoid.errors import ClockBeforeEpoch, InvalidArgument, UnsafeForModeA
+from chronoid.fork import reset_after_fork
 from chronoid.generator import MAX_BATCH
 from chronoid.layout import Layout
 from chronoid.mix import mix, multiplier
@@ -48,14 +47,6 @@ MIN_MODE_A_SUFFIX_BITS = 12
 and the 32-bit sort-key variants (``h``, ``tm``, ``m``, ``bs``), spec 002 §5.4."""
 
 _NS_PER_DAY = 86_400 * 1_000_000_000
-_MONTH_NS = 2_629_746 * 1_000_000_000  # mean Gregorian month, for message arithmetic only
-
-
-def _window_ns(layout: Layout) -> int:
-    if layout.unit_ns is not None:
-        return layout.unit_ns
-    assert layout.unit.months is not None
-    return layout.unit.months * _MONTH_NS
 
 
 def check_mode_a_layout(layout: Layout | str, *, force: bool = False) -> Layout:
@@ -82,7 +73,7 @@ def check_mode_a_layout(layout: Layout | str, *, force: bool = False) -> Layout:
         )
     if reasons:
         space = 1 << resolved.suffix_bits
-        per_day = _NS_PER_DAY / _window_ns(resolved) / space
+        per_day = _NS_PER_DAY / resolved.mean_unit_ns / space
         raise UnsafeForModeA(
             f"{resolved.name} ({resolved.bits_label()}) is unsafe for Mode A: "
             f"{' and '.join(reasons)}, so uncoordinated personas share only {space:,} suffix "
@@ -91,17 +82,6 @@ def check_mode_a_layout(layout: Layout | str, *, force: bool = False) -> Layout:
             "nodes), or pass force=True to accept the risk"
         )
     return resolved
-
-
-_LIVE: weakref.WeakSet[PersonaGenerator] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for generator in list(_LIVE):
-        generator._after_fork()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class PersonaGenerator:
@@ -171,7 +151,7 @@ class PersonaGenerator:
         self.burst_rotations = 0
         """How many of those rotations a used-up window forced."""
         self._reroll(self._now())
-        _LIVE.add(self)
+        reset_after_fork(self)
 
     @property
     def layout(self) -> Layout:
@@ -268,7 +248,7 @@ class PersonaGenerator:
         self._start = self._layout.tick_start_ns(tick)
         self._fast_end = min(self._layout.tick_start_ns(tick + 1), self._rotate_at)
 
-    def _after_fork(self) -> None:
+    def _after_fork_in_child(self) -> None:
         # The child must not keep the parent's persona: both would draw the same suffixes.
         self._lock = threading.Lock()
         self._randbits = secrets.randbits

@@ -15,14 +15,13 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from chronoid.capacity import birthday_count, birthday_probability
+from chronoid.capacity import birthday_count, birthday_probability, window_seconds
 from chronoid.layout import Layout
 from chronoid.mix import BASKET_SIZE, compose, multiplier, weyl_step_constant
 from chronoid.sim.model import Context
 
 __all__ = [
     "F64",
-    "MONTH_S",
     "SECONDS_PER_YEAR",
     "U64",
     "birthday_k",
@@ -51,7 +50,6 @@ U64 = npt.NDArray[np.uint64]
 F64 = npt.NDArray[np.float64]
 
 SECONDS_PER_YEAR = 365.25 * 86_400
-MONTH_S = 2_629_746  # mean Gregorian month (s), for calendar-unit window counts only
 
 
 def fmt_int(value: float) -> str:
@@ -171,14 +169,6 @@ def timing_spread(times_s: Sequence[float]) -> float:
     """max / min of repeated timings: how much a timing row varies (1.0: not at all)."""
     fastest = min(times_s)
     return max(times_s) / fastest if fastest > 0 else 1.0
-
-
-def window_seconds(layout: Layout) -> float:
-    """Length of one tick (s); calendar units use the mean Gregorian month."""
-    if layout.unit_ns is not None:
-        return layout.unit_ns / 1e9
-    assert layout.unit.months is not None
-    return float(layout.unit.months * MONTH_S)
 
 
 def count_duplicate_trials(

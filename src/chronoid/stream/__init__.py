@@ -1,11 +1,9 @@
 """ChronoStream: immutable events at aligned wall-clock boundaries (spec 001), in asyncio."""
 
 from chronoid.stream.boundaries import next_boundary
-from chronoid.stream.buffer import Buffer
-from chronoid.stream.engine import Engine, EngineStats
+from chronoid.stream.engine import Buffer, Engine, EngineStats, EventSequencer
 from chronoid.stream.event import SCHEMA_VERSION, Event, Frequency, build
 from chronoid.stream.scheduler import Scheduler, Tick
-from chronoid.stream.sequencer import EventSequencer
 from chronoid.stream.sinks import RedisStreamSink, Sink, StdoutSink, parse_sink
 from chronoid.stream.timesource import FakeTimeSource, SystemTimeSource, TimeSource
 

@@ -4,28 +4,94 @@ Fixes the spec's engine bug: every event built is offered to the buffer. Produce
 wait for the consumer (a full buffer drops and counts); the consumer writes to the sinks in
 order. :meth:`Engine.stop` (wired to SIGINT/SIGTERM by the CLI) ends the schedulers, then the
 consumer flushes what the buffer still holds before the sinks close.
+
+The engine's own parts live here too: the per-frequency counters (spec 001
+``internal/sequence``) and the buffer (``internal/buffer``). The scheduler, which decides
+what is due without any I/O, stays apart in :mod:`chronoid.stream.scheduler`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import tzinfo
 
 from chronoid.errors import InvalidArgument
-from chronoid.stream.buffer import Buffer
 from chronoid.stream.event import Event, Frequency, build
 from chronoid.stream.scheduler import Scheduler
-from chronoid.stream.sequencer import EventSequencer
 from chronoid.stream.sinks import Sink
 from chronoid.stream.timesource import SystemTimeSource, TimeSource
 
-__all__ = ["MAX_STEP_NS", "Engine", "EngineStats"]
+__all__ = ["MAX_STEP_NS", "Buffer", "Engine", "EngineStats", "EventSequencer"]
 
 MAX_STEP_NS = 1_000_000_000
 """Longest single wait (ns): the wall clock is re-read at least this often."""
+
+
+class EventSequencer:
+    """Independent, thread-safe, strictly increasing counters, one per frequency.
+
+    Never resetting is what keeps event IDs unique: a counter that restarted would give a
+    new event the ID of an old one at the same boundary after a clock jump back.
+    """
+
+    def __init__(self) -> None:
+        self._counters: dict[Frequency, int] = {}
+        self._lock = threading.Lock()
+
+    def next(self, frequency: Frequency) -> int:
+        """The next number for ``frequency``: 1 on the first call, then 2, 3, ..."""
+        with self._lock:
+            value = self._counters.get(frequency, 0) + 1
+            self._counters[frequency] = value
+            return value
+
+
+class Buffer:
+    """A bounded, non-blocking queue of up to ``capacity`` events (count), first in, first out.
+
+    Time does not wait for consumers: :meth:`offer` never blocks and returns False when the
+    buffer is full; every refusal is counted in :attr:`dropped`.
+    """
+
+    def __init__(self, capacity: int = 1024) -> None:
+        if not isinstance(capacity, int) or capacity < 1:
+            raise InvalidArgument(f"buffer capacity must be an int >= 1, got {capacity!r}")
+        self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=capacity)
+        self.dropped = 0
+        self.offered = 0
+
+    def offer(self, event: Event) -> bool:
+        """Queue ``event`` if there is room; False (and one more drop) if full."""
+        self.offered += 1
+        try:
+            self._queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.dropped += 1
+            return False
+        return True
+
+    async def get(self) -> Event:
+        """The oldest event, waiting for one if the buffer is empty."""
+        return await self._queue.get()
+
+    def get_nowait(self) -> Event | None:
+        """The oldest event, or None if empty (used when flushing at shutdown)."""
+        try:
+            return self._queue.get_nowait()
+        except asyncio.QueueEmpty:
+            return None
+
+    def __len__(self) -> int:
+        return self._queue.qsize()
+
+    @property
+    def capacity(self) -> int:
+        """Most events the buffer holds at once."""
+        return self._queue.maxsize
 
 
 @dataclass

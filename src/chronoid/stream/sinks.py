@@ -321,14 +321,30 @@ class NatsJetStreamSink:
         return self._rule.outages
 
     async def _connect(self) -> Any:
+        client = await self._open_client()
+        js = client.jetstream(timeout=self.timeout)
+        try:
+            await self._ensure_stream(js)
+        except SinkError:
+            await client.close()
+            raise
+        except Exception as exc:
+            await client.close()
+            raise SinkError(
+                f"cannot set up JetStream stream {self.stream!r} at {self._shown_url} (is the "
+                f"server started with JetStream, -js?): {exc}"
+            ) from exc
+        self._client = client
+        return js
+
+    async def _open_client(self) -> Any:
         import nats
-        from nats.js.errors import NotFoundError
 
         try:
             # Once connected, nats-py reconnects by itself (a publish still waits at most
             # ``timeout`` for its acknowledgement); the first connection must fail fast and
             # clearly, where nats-py would retry it for ever.
-            client = await asyncio.wait_for(
+            return await asyncio.wait_for(
                 nats.connect(
                     self.url,
                     connect_timeout=self.timeout,
@@ -348,45 +364,37 @@ class NatsJetStreamSink:
             ) from None
         except Exception as exc:  # nats-py raises several unrelated types here
             raise SinkError(f"cannot connect to NATS at {self._shown_url}: {exc}") from exc
-        js = client.jetstream(timeout=self.timeout)
+
+    async def _ensure_stream(self, js: Any) -> None:
+        """Create the stream, or check that the existing one captures the subject."""
+        from nats.js.errors import NotFoundError
+
         try:
-            try:
-                info = await js.stream_info(self.stream)
-            except NotFoundError:
-                await js.add_stream(
-                    name=self.stream,
-                    subjects=[self.subject],
-                    duplicate_window=float(self._rule.dedup_window_s),
-                )
-            else:
-                window_s = info.config.duplicate_window or DEDUP_WINDOW_S
-                if window_s < self._rule.dedup_window_s:
-                    log.warning(
-                        "JetStream stream %r keeps duplicates for %g s, less than the %d s an "
-                        "event may wait here (max_outage_s + %d s): a boundary sent that late "
-                        "by two producers is stored twice",
-                        self.stream,
-                        window_s,
-                        self._rule.dedup_window_s,
-                        DEDUP_WINDOW_S,
-                    )
-                if self.subject not in (info.config.subjects or []):
-                    raise SinkError(
-                        f"JetStream stream {self.stream!r} exists but does not capture subject "
-                        f"{self.subject!r} (it captures {info.config.subjects}); choose "
-                        "another stream or subject"
-                    )
-        except SinkError:
-            await client.close()
-            raise
-        except Exception as exc:
-            await client.close()
+            info = await js.stream_info(self.stream)
+        except NotFoundError:
+            await js.add_stream(
+                name=self.stream,
+                subjects=[self.subject],
+                duplicate_window=float(self._rule.dedup_window_s),
+            )
+            return
+        window_s = info.config.duplicate_window or DEDUP_WINDOW_S
+        if window_s < self._rule.dedup_window_s:
+            log.warning(
+                "JetStream stream %r keeps duplicates for %g s, less than the %d s an "
+                "event may wait here (max_outage_s + %d s): a boundary sent that late "
+                "by two producers is stored twice",
+                self.stream,
+                window_s,
+                self._rule.dedup_window_s,
+                DEDUP_WINDOW_S,
+            )
+        if self.subject not in (info.config.subjects or []):
             raise SinkError(
-                f"cannot set up JetStream stream {self.stream!r} at {self._shown_url} (is the "
-                f"server started with JetStream, -js?): {exc}"
-            ) from exc
-        self._client = client
-        return js
+                f"JetStream stream {self.stream!r} exists but does not capture subject "
+                f"{self.subject!r} (it captures {info.config.subjects}); choose "
+                "another stream or subject"
+            )
 
     # nats-py's default callbacks print tracebacks; one log line each says enough.
     async def _on_error(self, exc: Exception) -> None:
