@@ -16,8 +16,8 @@ import psycopg
 import pytest
 import redis
 
-from chronoid.modes.registry import parse_registry_url
-from chronoid.modes.registry.base import NodeRegistry
+from chronoid.lease.base import NodeRegistry
+from chronoid.lease.url import parse_registry_url
 from tests.support import free_port
 
 BACKENDS = ("memory", "redis", "etcd", "postgres")
@@ -35,9 +35,9 @@ def age_history(registry: NodeRegistry) -> NodeRegistry:
     """Give a test namespace a history older than any TTL, as a long-used registry has: its
     never-used nodes are then issued from at once (no lock-delay). Tests of the lock-delay
     itself use namespaces without this."""
-    from chronoid.modes.registry.etcd import EtcdRegistry, _b64
-    from chronoid.modes.registry.postgres import PostgresRegistry
-    from chronoid.modes.registry.redis import RedisRegistry
+    from chronoid.lease.etcd import EtcdRegistry, _b64
+    from chronoid.lease.postgres import PostgresRegistry
+    from chronoid.lease.redis import RedisRegistry
 
     if isinstance(registry, RedisRegistry):
         registry._client.set(f"{registry._prefix}registry", 0)

@@ -19,10 +19,10 @@ from chronoid.errors import (
     NodeSpaceExhausted,
 )
 from chronoid.layout import Layout
+from chronoid.lease.etcd import EtcdRegistry
+from chronoid.lease.memory import MemoryRegistry
+from chronoid.lease.redis import RedisRegistry
 from chronoid.modes import LeaseGenerator, parse_registry_url
-from chronoid.modes.registry.etcd import EtcdRegistry
-from chronoid.modes.registry.memory import MemoryRegistry
-from chronoid.modes.registry.redis import RedisRegistry
 from tests.modes.conftest import OwnServer, RegistryFactory, age_history, wait_until
 
 pytestmark = pytest.mark.integration
@@ -344,7 +344,7 @@ def test_sequence_overflow_waits_for_the_next_tick_on_the_same_node() -> None:
 def test_postgres_registry_reconnects_after_its_connection_is_killed(pg_dsn: str) -> None:
     import psycopg
 
-    from chronoid.modes.registry.postgres import PostgresRegistry
+    from chronoid.lease.postgres import PostgresRegistry
 
     table = f"chronoid_test_leases_kill_{time.monotonic_ns()}"
     registry = age_history(PostgresRegistry(pg_dsn, table=table))

@@ -22,10 +22,10 @@ import redis
 
 from chronoid.clock import ManualClock
 from chronoid.errors import LeaseLost
+from chronoid.lease.base import NodeRegistry
+from chronoid.lease.memory import MemoryRegistry
+from chronoid.lease.redis import RedisRegistry
 from chronoid.modes import LeaseGenerator, parse_registry_url
-from chronoid.modes.registry.base import NodeRegistry
-from chronoid.modes.registry.memory import MemoryRegistry
-from chronoid.modes.registry.redis import RedisRegistry
 from tests.modes.conftest import OwnServer, age_history, wait_until
 
 pytestmark = pytest.mark.integration
@@ -269,7 +269,7 @@ def test_a_pause_between_making_an_id_and_checking_it_discards_the_id(call: str)
 _RAW_FORK_LEASE = """
 import ctypes, json, os, sys, time
 from chronoid.modes import LeaseGenerator
-from chronoid.modes.registry.redis import RedisRegistry
+from chronoid.lease.redis import RedisRegistry
 url, prefix, out = sys.argv[1:4]
 registry = RedisRegistry(url, prefix=prefix, node_range=(0, 1))
 registry._client.set(prefix + "registry", 0)  # a history older than any TTL

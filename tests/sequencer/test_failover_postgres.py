@@ -27,9 +27,9 @@ from chronoid.errors import (
     SequencerReplyError,
     StoreUnavailable,
 )
+from chronoid.lease.postgres_election import PostgresCoordinator
 from chronoid.sequencer.cli import site_range
 from chronoid.sequencer.client import AsyncSequencerClient, SequencerClient
-from chronoid.sequencer.ha_postgres import PostgresCoordinator
 from chronoid.sequencer.sequences import BLOCK_MAX, MAX_VALUE
 from tests.sequencer.ha_support import Load, Member, make_members, wait_for_leader
 from tests.support import free_port

@@ -23,8 +23,8 @@ import pytest
 import requests
 
 from chronoid.errors import InvalidArgument, LeadershipLost, StoreUnavailable
-from chronoid.sequencer.ha import Elector
-from chronoid.sequencer.ha_etcd import EtcdCoordinator, parse_etcd_endpoints
+from chronoid.lease.etcd_election import EtcdCoordinator, parse_etcd_endpoints
+from chronoid.sequencer.election import Elector
 from chronoid.sequencer.sequences import Sequences
 from tests.sequencer.etcd_cluster import EtcdCluster
 from tests.support import free_port

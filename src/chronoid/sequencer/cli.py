@@ -16,13 +16,13 @@ from chronoid.errors import ChronoidError, InvalidArgument
 from chronoid.extras import require_extra
 from chronoid.project import DOCS_URL
 from chronoid.sequencer.config import format_effective, make_configurable, resolve
-from chronoid.sequencer.ha import DEFAULT_TTL
+from chronoid.sequencer.election import DEFAULT_TTL
 from chronoid.sequencer.logs import FORMATS
 from chronoid.sequencer.sequences import MAX_SEQUENCES, MAX_VALUE, WAIT_TIMEOUT, Sequences
 from chronoid.sequencer.store import FileStore, WatermarkStore, default_data_dir
 
 if TYPE_CHECKING:
-    from chronoid.sequencer.ha import Elector
+    from chronoid.sequencer.election import Elector
     from chronoid.sequencer.health import HealthServer
     from chronoid.sequencer.server import ServerConfig
 
@@ -385,7 +385,7 @@ def _elector(
     config: ServerConfig,
     make_sequences: Callable[[WatermarkStore], Sequences],
 ) -> Elector:
-    from chronoid.sequencer.ha import Elector, check_address, open_coordinator
+    from chronoid.sequencer.election import Elector, check_address, open_coordinator
 
     if args.data_dir is not None:
         raise InvalidArgument(

@@ -8,10 +8,10 @@ it on every renewal and on release. Backends:
 =================================  =====================================================
 URL                                backend
 =================================  =====================================================
-``memory://[name]``                :class:`~chronoid.modes.registry.memory.MemoryRegistry`
-``redis://host:port/db``           :class:`~chronoid.modes.registry.redis.RedisRegistry`
-``etcd://host:port``               :class:`~chronoid.modes.registry.etcd.EtcdRegistry`
-``postgresql://user@host/db``      :class:`~chronoid.modes.registry.postgres.PostgresRegistry`
+``memory://[name]``                :class:`~chronoid.lease.memory.MemoryRegistry`
+``redis://host:port/db``           :class:`~chronoid.lease.redis.RedisRegistry`
+``etcd://host:port``               :class:`~chronoid.lease.etcd.EtcdRegistry`
+``postgresql://user@host/db``      :class:`~chronoid.lease.postgres.PostgresRegistry`
 =================================  =====================================================
 
 Query parameters: ``prefix=`` (Redis key prefix, etcd key prefix), ``table=`` (PostgreSQL
@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from chronoid.errors import InvalidArgument
 from chronoid.extras import require_extra
-from chronoid.modes.registry.base import (
+from chronoid.lease.base import (
     Lease,
     NodeRegistry,
     check_node_range,
@@ -86,7 +86,7 @@ def parse_registry_url(url: str, *, node_range: tuple[int, int] | None = None) -
     node_range = check_node_range(node_range)
     rest = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(params), parts.fragment))
     if scheme == "memory":
-        from chronoid.modes.registry.memory import MemoryRegistry
+        from chronoid.lease.memory import MemoryRegistry
 
         name = parts.netloc + parts.path
         with _MEMORY_LOCK:
@@ -96,12 +96,12 @@ def parse_registry_url(url: str, *, node_range: tuple[int, int] | None = None) -
         return registry
     if scheme in ("redis", "rediss"):
         require_extra("redis", "a Redis node registry (Mode C)", "redis")
-        from chronoid.modes.registry.redis import RedisRegistry
+        from chronoid.lease.redis import RedisRegistry
 
         return RedisRegistry(rest, prefix=ours.get("prefix", "chronoid:"), node_range=node_range)
     if scheme == "etcd":
         require_extra("etcd", "an etcd node registry (Mode C)", "etcd3gw", "requests")
-        from chronoid.modes.registry.etcd import EtcdRegistry
+        from chronoid.lease.etcd import EtcdRegistry
 
         if parts.hostname is None:
             raise InvalidArgument(f"an etcd URL needs a host, e.g. etcd://127.0.0.1:2379: {url!r}")
@@ -112,7 +112,7 @@ def parse_registry_url(url: str, *, node_range: tuple[int, int] | None = None) -
             node_range=node_range,
         )
     require_extra("postgres", "a PostgreSQL node registry (Mode C)", "psycopg")
-    from chronoid.modes.registry.postgres import PostgresRegistry
+    from chronoid.lease.postgres import PostgresRegistry
 
     return PostgresRegistry(
         rest, table=ours.get("table", "chronoid_node_leases"), node_range=node_range

@@ -28,7 +28,7 @@ import psycopg
 from psycopg import sql
 
 from chronoid.errors import InvalidArgument, NodeSpaceExhausted, RegistryUnavailable
-from chronoid.modes.registry.base import Lease, check_node_range, new_token, node_bounds
+from chronoid.lease.base import Lease, check_node_range, new_token, node_bounds
 
 __all__ = ["PostgresRegistry"]
 

@@ -133,12 +133,12 @@ def open_coordinator(url: str, cluster: str, timeout: float) -> Coordinator:
     """The coordinator for ``postgresql://...`` or ``etcd://host:port[,host:port...]``."""
     if url.startswith(("postgresql://", "postgres://")):
         require_extra("postgres", "serve --ha postgresql://...", "psycopg")
-        from chronoid.sequencer.ha_postgres import PostgresCoordinator
+        from chronoid.lease.postgres_election import PostgresCoordinator
 
         return PostgresCoordinator(url, cluster, timeout=timeout)
     if url.startswith("etcd://"):
         require_extra("etcd", "serve --ha etcd://...", "etcd3gw", "requests")
-        from chronoid.sequencer.ha_etcd import EtcdCoordinator, parse_etcd_endpoints
+        from chronoid.lease.etcd_election import EtcdCoordinator, parse_etcd_endpoints
 
         return EtcdCoordinator(parse_etcd_endpoints(url), cluster, timeout=timeout)
     raise InvalidArgument(

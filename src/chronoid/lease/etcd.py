@@ -28,7 +28,7 @@ from etcd3gw.client import Etcd3Client
 from etcd3gw.exceptions import Etcd3Exception
 
 from chronoid.errors import InvalidArgument, NodeSpaceExhausted, RegistryUnavailable
-from chronoid.modes.registry.base import Lease, check_node_range, new_token, node_bounds
+from chronoid.lease.base import Lease, check_node_range, new_token, node_bounds
 
 __all__ = ["EtcdRegistry"]
 
