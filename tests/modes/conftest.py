@@ -35,7 +35,7 @@ def age_history(registry: NodeRegistry) -> NodeRegistry:
     """Give a test namespace a history older than any TTL, as a long-used registry has: its
     never-used nodes are then issued from at once (no lock-delay). Tests of the lock-delay
     itself use namespaces without this."""
-    from chronoid.lease.etcd import EtcdRegistry, _b64
+    from chronoid.lease.etcd import EtcdRegistry, b64
     from chronoid.lease.postgres import PostgresRegistry
     from chronoid.lease.redis import RedisRegistry
 
@@ -46,8 +46,8 @@ def age_history(registry: NodeRegistry) -> NodeRegistry:
             "UPDATE {table} SET expires_at = '2000-01-01' WHERE node = -1 RETURNING node", {}
         )
     elif isinstance(registry, EtcdRegistry):
-        registry._post(
-            "/kv/put", {"key": _b64(f"{registry._prefix}history/born"), "value": _b64("1")}
+        registry._etcd.post(
+            "/kv/put", {"key": b64(f"{registry._prefix}history/born"), "value": b64("1")}
         )
     return registry
 

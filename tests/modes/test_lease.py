@@ -268,7 +268,7 @@ def test_etcd_outage_continues_on_the_lease_then_stops_then_recovers(
     server, url = own_etcd
     clock = ManualClock()
     host, port = url.removeprefix("etcd://").split(":")
-    registry = EtcdRegistry(host, int(port), prefix="/outage/", timeout_s=0.5)
+    registry = EtcdRegistry([(host, int(port))], prefix="/outage/", timeout_s=0.5)
     gen = LeaseGenerator(
         "chrono64s", registry, clock=clock, ttl_ms=4_000, renew_ms=400, skew_margin_ms=500
     )

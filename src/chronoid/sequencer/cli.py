@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import socket
 import ssl
 import sys
 from collections.abc import Callable
@@ -385,7 +384,7 @@ def _elector(
     config: ServerConfig,
     make_sequences: Callable[[WatermarkStore], Sequences],
 ) -> Elector:
-    from chronoid.sequencer.election import Elector, check_address, open_coordinator
+    from chronoid.sequencer.election import check_address, open_election
 
     if args.data_dir is not None:
         raise InvalidArgument(
@@ -409,17 +408,13 @@ def _elector(
         raise InvalidArgument("--advertise HOST:PORT is required with --port 0")
     else:
         address = check_address(f"{config.host}:{config.port}")
-    member = args.member or f"{socket.gethostname()}:{os.getpid()}"
-    # Statements and writes time out well inside the lease, so a sick store ends the term
-    # before the lease does.
-    timeout = min(1.0, args.lease_ttl / 3)
-    coordinator = open_coordinator(args.ha, args.cluster, timeout)
-    return Elector(
-        coordinator,
-        member=member,
+    return open_election(
+        args.ha,
         address=address,
         make_sequences=make_sequences,
-        ttl=args.lease_ttl,
+        cluster=args.cluster,
+        member=args.member,
+        ttl_s=args.lease_ttl,
     )
 
 
