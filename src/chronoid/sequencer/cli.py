@@ -384,7 +384,7 @@ def _elector(
     config: ServerConfig,
     make_sequences: Callable[[WatermarkStore], Sequences],
 ) -> Elector:
-    from chronoid.sequencer.election import check_address, open_election
+    from chronoid.sequencer.election import open_election
 
     if args.data_dir is not None:
         raise InvalidArgument(
@@ -398,7 +398,7 @@ def _elector(
     if not args.lease_ttl >= 1.0:
         raise InvalidArgument(f"--lease-ttl must be >= 1 second, got {args.lease_ttl}")
     if args.advertise is not None:
-        address = check_address(args.advertise)
+        address = args.advertise
     elif config.host in ("0.0.0.0", "::", ""):
         raise InvalidArgument(
             f"--advertise HOST:PORT is required with --host {config.host}: standbys must "
@@ -407,7 +407,7 @@ def _elector(
     elif config.port == 0:
         raise InvalidArgument("--advertise HOST:PORT is required with --port 0")
     else:
-        address = check_address(f"{config.host}:{config.port}")
+        address = f"{config.host}:{config.port}"
     return open_election(
         args.ha,
         address=address,
