@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import multiprocessing
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 
@@ -24,6 +26,7 @@ from chronoid.lease.memory import MemoryRegistry
 from chronoid.lease.redis import RedisRegistry
 from chronoid.modes import LeaseGenerator, parse_registry_url
 from tests.modes.conftest import OwnServer, RegistryFactory, age_history, wait_until
+from tests.support import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -106,6 +109,25 @@ def test_arguments_are_checked() -> None:
         parse_registry_url("memory://x?nodes=7")
     with pytest.raises(InvalidArgument, match="node_range"):
         MemoryRegistry(node_range=(3, 1))
+    with pytest.raises(InvalidArgument, match="only prefix= and nodes= may follow"):
+        parse_registry_url("etcd://h1:2379?user=x")
+    with pytest.raises(InvalidArgument, match="listed twice"):
+        parse_registry_url("etcd://h1:2379,h1")
+
+
+def test_an_etcd_registry_moves_on_to_the_next_endpoint(etcd_url: str) -> None:
+    # One transport with the sequencer's failover: a dead first endpoint costs one refused
+    # connection per call, then the call goes to the next one.
+    live = urlparse(etcd_url)
+    prefix = f"/failover-{uuid.uuid4().hex[:8]}/"
+    url = f"etcd://127.0.0.1:{free_port()},{live.hostname}:{live.port}?prefix={prefix}"
+    registry = age_history(parse_registry_url(url, node_range=(0, 3)))
+    try:
+        with LeaseGenerator("chrono64s", registry, ttl_ms=3_000) as gen:
+            _no_duplicates(gen.next_ids(1000))
+            assert gen.acquisitions == 1
+    finally:
+        registry.close()
 
 
 # -- every backend ---------------------------------------------------------------------------
