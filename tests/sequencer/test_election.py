@@ -113,7 +113,7 @@ def _elector(store: FakeStore, now: Now, address: str = "a:1") -> Elector:
         member=address,
         address=address,
         make_sequences=lambda fenced: Sequences(fenced, block_min=16, block_max=16),
-        ttl=TTL_S,
+        ttl_s=TTL_S,
     )
 
     def sleep(seconds: float) -> None:  # a step's wait passes on the manual clock

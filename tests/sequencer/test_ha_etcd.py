@@ -549,7 +549,7 @@ def test_a_member_that_stepped_down_without_quorum_resigns_once_it_is_back(
         member="m1",
         address="127.0.0.1:1",
         make_sequences=lambda store: Sequences(store, block_min=16, block_max=16),
-        ttl=ttl,
+        ttl_s=ttl,
     )
     elector.start()
     try:

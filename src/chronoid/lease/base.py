@@ -88,12 +88,12 @@ class Coordinator(Protocol):
     description: str
     """What the store is, for logs (no passwords)."""
 
-    def campaign(self, member: str, address: str, ttl: float) -> int | None:
+    def campaign(self, member: str, address: str, ttl_s: float) -> int | None:
         """Take the lease if no live one exists: the new term's fencing token, else None."""
         ...
 
-    def renew(self, token: int, ttl: float) -> None:
-        """Extend term ``token``'s lease to ``ttl`` from now (store clock)."""
+    def renew(self, token: int, ttl_s: float) -> None:
+        """Extend term ``token``'s lease to ``ttl_s`` from now (store clock)."""
         ...
 
     def resign(self, token: int) -> None:

@@ -531,15 +531,15 @@ class EtcdCoordinator:
 
     # -- election -------------------------------------------------------------------------------
 
-    def campaign(self, member: str, address: str, ttl: float) -> int | None:
+    def campaign(self, member: str, address: str, ttl_s: float) -> int | None:
         """Become leader if no member is: return the fencing token, or ``None`` if one is.
 
-        Grants an etcd lease of ``ceil(ttl)`` s (etcd may raise it to its minimum) and creates
+        Grants an etcd lease of ``ceil(ttl_s)`` s (etcd may raise it to its minimum) and creates
         the leader key on it, holding ``{"member", "address"}``. The token is the key's create
         revision, larger than every earlier term's.
 
         Raises:
-            InvalidArgument: an empty ``member`` or ``address``, a ``ttl`` that is not > 0 s.
+            InvalidArgument: an empty ``member`` or ``address``, a ``ttl_s`` that is not > 0 s.
             LeaseStoreUnavailable: etcd could not be reached (the new lease is revoked, best
                 effort).
         """
@@ -547,7 +547,7 @@ class EtcdCoordinator:
             raise InvalidArgument(f"member must be a non-empty str, got {member!r}")
         if not isinstance(address, str) or not address:
             raise InvalidArgument(f"address must be a non-empty str, got {address!r}")
-        lease_id = self._etcd.grant(ttl)
+        lease_id = self._etcd.grant(ttl_s)
         key = b64(self._leader_key)
         value = b64(json.dumps({"member": member, "address": address}, sort_keys=True))
         try:
@@ -572,10 +572,10 @@ class EtcdCoordinator:
         self._etcd.revoke_quietly(lease_id)
         return None
 
-    def renew(self, token: int, ttl: float) -> None:
+    def renew(self, token: int, ttl_s: float) -> None:
         """Check that term ``token`` is still current and refresh its lease (one keep-alive).
 
-        The lease returns to the TTL granted by :meth:`campaign`; ``ttl`` is only checked.
+        The lease returns to the TTL granted by :meth:`campaign`; ``ttl_s`` is only checked.
 
         Raises:
             LeadershipLost: the leader key is gone or belongs to a newer term, or its lease
@@ -583,7 +583,7 @@ class EtcdCoordinator:
             LeaseStoreUnavailable: etcd could not be reached or has no quorum.
         """
         _check_token(token)
-        lease_seconds(ttl)
+        lease_seconds(ttl_s)
         result = self._etcd.post("/kv/range", {"key": b64(self._leader_key)})
         kvs: list[dict[str, Any]] = result.get("kvs", [])
         if not kvs or int(kvs[0].get("create_revision", 0)) != token:

@@ -349,14 +349,14 @@ class PostgresCoordinator:
 
     # -- lease (elector thread) ------------------------------------------------------------
 
-    def campaign(self, member: str, address: str, ttl: float) -> int | None:
-        params = {"cluster": self.cluster, "member": member, "address": address, "ttl": ttl}
+    def campaign(self, member: str, address: str, ttl_s: float) -> int | None:
+        params = {"cluster": self.cluster, "member": member, "address": address, "ttl": ttl_s}
         with self._lease_lock:
             row = self._run(self._connect_lease(), _CAMPAIGN, params)
         return int(row[0]) if row is not None else None
 
-    def renew(self, token: int, ttl: float) -> None:
-        params = {"cluster": self.cluster, "epoch": token, "ttl": ttl}
+    def renew(self, token: int, ttl_s: float) -> None:
+        params = {"cluster": self.cluster, "epoch": token, "ttl": ttl_s}
         with self._lease_lock:
             row = self._run(self._connect_lease(), _LEADER_RENEW, params)
         if row is None:

@@ -22,17 +22,13 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from chronoid.endpoints import parse_etcd_endpoints
 from chronoid.errors import InvalidArgument
 from chronoid.extras import require_extra
-from chronoid.lease.base import NodeRegistry, check_node_range
+from chronoid.lease.base import Coordinator, NodeRegistry, check_node_range
 from chronoid.redact import redact_dsn
-
-if TYPE_CHECKING:
-    from chronoid.sequencer.election import Coordinator
 
 __all__ = ["SCHEMES", "StoreUrl", "open_coordinator", "parse_registry_url", "parse_store_url"]
 

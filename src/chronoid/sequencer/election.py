@@ -118,18 +118,18 @@ class Elector:
         member: str,
         address: str,
         make_sequences: Callable[[WatermarkStore], Sequences],
-        ttl: float = DEFAULT_TTL,
+        ttl_s: float = DEFAULT_TTL,
     ) -> None:
-        if not ttl >= 1.0:
-            raise InvalidArgument(f"lease ttl must be >= 1 second, got {ttl!r}")
+        if not ttl_s >= 1.0:
+            raise InvalidArgument(f"lease ttl must be >= 1 second, got {ttl_s!r}")
         if not member:
             raise InvalidArgument("member name must be non-empty")
         self.coordinator = coordinator
         self.member = member
         self.address = check_address(address)
-        self.ttl = float(ttl)
+        self.ttl_s = float(ttl_s)
         # How long after a send the term is trusted: the one margin rule of every lease.
-        self._trusted_s = self.ttl - margin_ms(round(self.ttl * 1000)) / 1000
+        self._trusted_s = self.ttl_s - margin_ms(round(self.ttl_s * 1000)) / 1000
         self.leader_address: str | None = None
         """The leader's advertised address as last seen (this member's own while leading)."""
         self.reason = "not started"
@@ -181,7 +181,7 @@ class Elector:
             "ha_member": self.member,
             "ha_term": term.token if term is not None else 0,
             "ha_leader": self.leader_address or "",
-            "ha_lease_ttl": self.ttl,
+            "ha_lease_ttl": self.ttl_s,
             "ha_terms_won": self.terms_won,
             "ha_step_downs": self.step_downs,
             "ha_reason": "" if self.serving() is not None else self.reason,
@@ -201,7 +201,7 @@ class Elector:
         if self._thread.is_alive():
             # Bounded: a store call stuck past its own timeouts (a commit waiting on a stalled
             # disk) must not keep the process from exiting; the lease then expires by itself.
-            self._thread.join(timeout=2 * self.ttl)
+            self._thread.join(timeout=2 * self.ttl_s)
             if self._thread.is_alive():
                 log.warning(
                     "the elector is stuck in a store call; closing without it",
@@ -251,7 +251,7 @@ class Elector:
                 self._sleep(self._poll())
 
     def _poll(self) -> float:
-        return min(STANDBY_POLL, self.ttl / 4)
+        return min(STANDBY_POLL, self.ttl_s / 4)
 
     def _sleep(self, seconds: float) -> None:
         self._wake.wait(seconds)
@@ -266,7 +266,7 @@ class Elector:
             return
         sent = _now()
         try:
-            token = self.coordinator.campaign(self.member, self.address, self.ttl)
+            token = self.coordinator.campaign(self.member, self.address, self.ttl_s)
             if token is None:
                 self.leader_address = self.coordinator.leader()
                 self.reason = f"standing by; leader {self.leader_address or 'unknown'}"
@@ -294,13 +294,13 @@ class Elector:
             token,
             deadline=sent + self._trusted_s,
             sequences=sequences,
-            next_renewal=sent + self.ttl / RENEWALS,
+            next_renewal=sent + self.ttl_s / RENEWALS,
         )
         log.info(
             "leader of %s: term %d, lease %.1f s, next value %d",
             self.coordinator.description,
             token,
-            self.ttl,
+            self.ttl_s,
             sequences.current(),
             extra=event("leader_elected", term=token),
         )
@@ -316,7 +316,7 @@ class Elector:
             return
         sent = _now()
         try:
-            self.coordinator.renew(term.token, self.ttl)
+            self.coordinator.renew(term.token, self.ttl_s)
         except LeadershipLost as exc:
             self._step_down(term, f"lease lost: {exc}", resign=False)
             return
@@ -341,7 +341,7 @@ class Elector:
                 )
             return
         term.deadline = max(term.deadline, sent + self._trusted_s)
-        term.next_renewal = sent + self.ttl / RENEWALS
+        term.next_renewal = sent + self.ttl_s / RENEWALS
 
     def _step_down(self, term: _Term, reason: str, *, resign: bool) -> None:
         """End ``term``; with ``resign`` (a failure of this member's own, not a lost lease)
@@ -419,5 +419,5 @@ def open_election(
         member=member or f"{socket.gethostname()}:{os.getpid()}",
         address=address,
         make_sequences=make_sequences,
-        ttl=ttl_s,
+        ttl_s=ttl_s,
     )
