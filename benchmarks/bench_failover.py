@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))  # the test suite's harness for real server proces
 from tests.sequencer.etcd_cluster import EtcdCluster  # noqa: E402
 from tests.sequencer.ha_support import Load, Member, make_members, wait_for_leader  # noqa: E402
 
-from chronoid.sequencer.ha import DEFAULT_TTL  # noqa: E402
+from chronoid.sequencer.election import DEFAULT_TTL  # noqa: E402
 from environment import measured_line  # noqa: E402
 
 RESULTS = Path(__file__).with_name("results") / "failover.md"

@@ -38,9 +38,9 @@ from chronoid import Generator
 from chronoid.capacity import birthday_probability
 from chronoid.clock import ManualClock, boottime_ns
 from chronoid.layout import Layout
+from chronoid.lease.base import NodeRegistry
+from chronoid.lease.memory import MemoryRegistry
 from chronoid.modes import InstanceGenerator, LeaseGenerator, PersonaGenerator
-from chronoid.modes.registry.base import NodeRegistry
-from chronoid.modes.registry.memory import MemoryRegistry
 from chronoid.variants import get_layout
 from environment import measured_line
 
@@ -131,7 +131,7 @@ def startup_table(rounds: int, redis_url: str) -> str:
     lock-delay) against a brand-new one (the lock-delay waits one TTL)."""
     import redis
 
-    from chronoid.modes.registry.redis import RedisRegistry
+    from chronoid.lease.redis import RedisRegistry
 
     ttl_ms = 1000
     client = redis.Redis.from_url(redis_url)

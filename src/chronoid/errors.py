@@ -131,15 +131,13 @@ class NodeSpaceExhausted(ChronoidError):
     """Every node the registry may hand out is leased: no node is left for a new generator."""
 
 
-class RegistryUnavailable(ChronoidError):
-    """The node registry (Redis, etcd, PostgreSQL) could not be reached or answered an error."""
-
-
 class LeaseLost(ChronoidError):
-    """The generator's node lease expired (or was taken) and no ID may be issued under it.
+    """A lease (a Mode C node's, a sequencer leader's) expired, was taken or was refused by its
+    store, and nothing may be issued under it.
 
-    Raised instead of risking a duplicate: another generator may hold the node now. A Mode C
-    generator keeps trying to acquire a new lease in the background.
+    Raised instead of risking a duplicate: another holder may have the lease now. A Mode C
+    generator keeps trying to acquire a new lease in the background; a sequencer member
+    stands by.
     """
 
 
@@ -181,11 +179,20 @@ class ProtocolError(ChronoidError):
 
 
 class StoreUnavailable(ChronoidError):
-    """The sequencer's watermark store could not make a reservation durable (full disk, I/O
-    error, lost fencing): no value above the last durable reservation is issued."""
+    """A store chronoid keeps state in could not be reached or could not make a write durable
+    (full disk, I/O error, lost fencing): nothing above the last durable record is issued."""
 
 
-class LeadershipLost(StoreUnavailable):
+class LeaseStoreUnavailable(StoreUnavailable):
+    """The store holding leases (Redis, etcd, PostgreSQL) could not be reached or answered an
+    error; the cached lease is kept until its local deadline, never past it."""
+
+
+RegistryUnavailable = LeaseStoreUnavailable
+"""Mode C's name for :class:`LeaseStoreUnavailable` (the node registry is a lease store)."""
+
+
+class LeadershipLost(LeaseLost, StoreUnavailable):
     """This sequencer's term as leader is over (its lease expired or a newer term exists): the
     store refused a fenced write or renewal, so the member stops issuing and stands by."""
 

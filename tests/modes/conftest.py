@@ -13,8 +13,8 @@ import psycopg
 import pytest
 import redis
 
-from chronoid.modes.registry import parse_registry_url
-from chronoid.modes.registry.base import NodeRegistry
+from chronoid.lease.base import NodeRegistry
+from chronoid.lease.url import parse_registry_url
 from tests.support import OwnServer, etcd_ready, free_port, redis_ready
 from tests.support import wait_until as wait_until  # the lease tests import it from here
 
@@ -33,9 +33,9 @@ def age_history(registry: NodeRegistry) -> NodeRegistry:
     """Give a test namespace a history older than any TTL, as a long-used registry has: its
     never-used nodes are then issued from at once (no lock-delay). Tests of the lock-delay
     itself use namespaces without this."""
-    from chronoid.modes.registry.etcd import EtcdRegistry, _b64
-    from chronoid.modes.registry.postgres import PostgresRegistry
-    from chronoid.modes.registry.redis import RedisRegistry
+    from chronoid.lease.etcd import EtcdRegistry, b64
+    from chronoid.lease.postgres import PostgresRegistry
+    from chronoid.lease.redis import RedisRegistry
 
     if isinstance(registry, RedisRegistry):
         registry._client.set(f"{registry._prefix}registry", 0)
@@ -44,8 +44,8 @@ def age_history(registry: NodeRegistry) -> NodeRegistry:
             "UPDATE {table} SET expires_at = '2000-01-01' WHERE node = -1 RETURNING node", {}
         )
     elif isinstance(registry, EtcdRegistry):
-        registry._post(
-            "/kv/put", {"key": _b64(f"{registry._prefix}history/born"), "value": _b64("1")}
+        registry._etcd.post(
+            "/kv/put", {"key": b64(f"{registry._prefix}history/born"), "value": b64("1")}
         )
     return registry
 

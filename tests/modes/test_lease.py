@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import multiprocessing
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 
@@ -19,11 +21,12 @@ from chronoid.errors import (
     NodeSpaceExhausted,
 )
 from chronoid.layout import Layout
+from chronoid.lease.etcd import EtcdRegistry
+from chronoid.lease.memory import MemoryRegistry
+from chronoid.lease.redis import RedisRegistry
 from chronoid.modes import LeaseGenerator, parse_registry_url
-from chronoid.modes.registry.etcd import EtcdRegistry
-from chronoid.modes.registry.memory import MemoryRegistry
-from chronoid.modes.registry.redis import RedisRegistry
 from tests.modes.conftest import OwnServer, RegistryFactory, age_history, wait_until
+from tests.support import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -106,6 +109,25 @@ def test_arguments_are_checked() -> None:
         parse_registry_url("memory://x?nodes=7")
     with pytest.raises(InvalidArgument, match="node_range"):
         MemoryRegistry(node_range=(3, 1))
+    with pytest.raises(InvalidArgument, match="only prefix= and nodes= may follow"):
+        parse_registry_url("etcd://h1:2379?user=x")
+    with pytest.raises(InvalidArgument, match="listed twice"):
+        parse_registry_url("etcd://h1:2379,h1")
+
+
+def test_an_etcd_registry_moves_on_to_the_next_endpoint(etcd_url: str) -> None:
+    # One transport with the sequencer's failover: a dead first endpoint costs one refused
+    # connection per call, then the call goes to the next one.
+    live = urlparse(etcd_url)
+    prefix = f"/failover-{uuid.uuid4().hex[:8]}/"
+    url = f"etcd://127.0.0.1:{free_port()},{live.hostname}:{live.port}?prefix={prefix}"
+    registry = age_history(parse_registry_url(url, node_range=(0, 3)))
+    try:
+        with LeaseGenerator("chrono64s", registry, ttl_ms=3_000) as gen:
+            _no_duplicates(gen.next_ids(1000))
+            assert gen.acquisitions == 1
+    finally:
+        registry.close()
 
 
 # -- every backend ---------------------------------------------------------------------------
@@ -268,7 +290,7 @@ def test_etcd_outage_continues_on_the_lease_then_stops_then_recovers(
     server, url = own_etcd
     clock = ManualClock()
     host, port = url.removeprefix("etcd://").split(":")
-    registry = EtcdRegistry(host, int(port), prefix="/outage/", timeout_s=0.5)
+    registry = EtcdRegistry([(host, int(port))], prefix="/outage/", timeout_s=0.5)
     gen = LeaseGenerator(
         "chrono64s", registry, clock=clock, ttl_ms=4_000, renew_ms=400, skew_margin_ms=500
     )
@@ -344,7 +366,7 @@ def test_sequence_overflow_waits_for_the_next_tick_on_the_same_node() -> None:
 def test_postgres_registry_reconnects_after_its_connection_is_killed(pg_dsn: str) -> None:
     import psycopg
 
-    from chronoid.modes.registry.postgres import PostgresRegistry
+    from chronoid.lease.postgres import PostgresRegistry
 
     table = f"chronoid_test_leases_kill_{time.monotonic_ns()}"
     registry = age_history(PostgresRegistry(pg_dsn, table=table))

@@ -21,11 +21,11 @@ import pytest
 import redis
 
 from chronoid.clock import ManualClock
-from chronoid.errors import LeaseLost
+from chronoid.errors import ClockMovedBackwards, LeaseLost, RegistryUnavailable
+from chronoid.lease.base import NodeRegistry
+from chronoid.lease.memory import MemoryRegistry
+from chronoid.lease.redis import RedisRegistry
 from chronoid.modes import LeaseGenerator, parse_registry_url
-from chronoid.modes.registry.base import NodeRegistry
-from chronoid.modes.registry.memory import MemoryRegistry
-from chronoid.modes.registry.redis import RedisRegistry
 from tests.modes.conftest import OwnServer, age_history, wait_until
 
 pytestmark = pytest.mark.integration
@@ -269,7 +269,7 @@ def test_a_pause_between_making_an_id_and_checking_it_discards_the_id(call: str)
 _RAW_FORK_LEASE = """
 import ctypes, json, os, sys, time
 from chronoid.modes import LeaseGenerator
-from chronoid.modes.registry.redis import RedisRegistry
+from chronoid.lease.redis import RedisRegistry
 url, prefix, out = sys.argv[1:4]
 registry = RedisRegistry(url, prefix=prefix, node_range=(0, 1))
 registry._client.set(prefix + "registry", 0)  # a history older than any TTL
@@ -347,3 +347,65 @@ def test_close_racing_next_id_hands_nothing_to_the_next_holder() -> None:
     mine = [value for out in got for value in out]
     assert mine and len(set(mine)) == len(mine)
     assert not set(mine) & set(theirs)
+
+
+class _CommitsThenTimesOut(MemoryRegistry):
+    """A registry whose renewals reach it and commit, then lose the answer:
+    what a timeout after the commit looks like from the holder."""
+
+    lose = False
+
+    def renew(self, lease: Any, last_ns: int) -> bool:
+        done = super().renew(lease, last_ns)
+        if self.lose:
+            raise RegistryUnavailable("registry: no answer within 0.5 s")
+        return done
+
+
+def _frozen_renewals(registry: MemoryRegistry, clock: ManualClock) -> LeaseGenerator:
+    # The renewal thread waits 60 s of real time: only the test renews (gen._renew_once()).
+    return LeaseGenerator(
+        "chrono64s",
+        registry,
+        clock=clock,
+        ttl_ms=100_000,
+        renew_ms=60_000,
+        skew_margin_ms=1_000,
+        lease_clock_ns=clock.now_ns,
+    )
+
+
+def test_a_renewal_that_committed_but_lost_its_answer_extends_nothing() -> None:
+    # The registry extended the lease; the holder never heard it, so its deadline stays where
+    # the last confirmed send put it: a lost answer may shorten a lease, never lengthen it.
+    clock = ManualClock()
+    registry = _CommitsThenTimesOut(node_range=(5, 5), now_ns=clock.now_ns)
+    gen = _frozen_renewals(registry, clock)
+    try:
+        clock.advance_ms(50_000)
+        registry.lose = True
+        with pytest.raises(RegistryUnavailable):
+            gen._renew_once()
+        clock.advance_ms(99_000 - 50_000 - 1)
+        gen.next_id()
+        clock.advance_ms(1)
+        with pytest.raises(LeaseLost, match="past its deadline"):
+            gen.next_id()
+    finally:
+        gen._stop.set()
+
+
+def test_a_release_the_registry_never_heard_still_keeps_the_successor_off_its_ids() -> None:
+    # close() whose release never reaches the registry: the lease expires there by itself,
+    # with no record of where the holder stopped but the one its renewals made ahead. A
+    # successor whose wall clock reads what the old holder's did waits for that record (here
+    # longer than max_wait_ms, so it refuses) instead of repeating the old holder's IDs.
+    store, wall = ManualClock(), ManualClock()
+    registry = MemoryRegistry(node_range=(5, 5), now_ns=store.now_ns)
+    kwargs: dict[str, Any] = {"clock": wall, "ttl_ms": 10_000, "lease_clock_ns": store.now_ns}
+    old = LeaseGenerator("chrono64s", registry, **kwargs)
+    old.next_ids(1000)
+    old._stop.set()  # frozen, then gone without a word: no renewal, no release
+    store.advance_ms(10_000)
+    with pytest.raises(ClockMovedBackwards, match="previous holder"):
+        LeaseGenerator("chrono64s", registry, **kwargs)

@@ -18,9 +18,9 @@ import pytest
 
 from chronoid.clock import ManualClock
 from chronoid.errors import GeneratorForked, LeaseLost, NodeSpaceExhausted
+from chronoid.lease.memory import MemoryRegistry
+from chronoid.lease.redis import RedisRegistry
 from chronoid.modes import LeaseGenerator
-from chronoid.modes.registry.memory import MemoryRegistry
-from chronoid.modes.registry.redis import RedisRegistry
 from tests.modes.conftest import OwnServer, age_history, wait_until
 from tests.support import Relay
 
@@ -45,7 +45,7 @@ _SATURATE = """
 import json, sys, time
 from chronoid.errors import LeaseLost
 from chronoid.modes import LeaseGenerator
-from chronoid.modes.registry.redis import RedisRegistry
+from chronoid.lease.redis import RedisRegistry
 url, out, ready = sys.argv[1:4]
 registry = RedisRegistry(url, prefix="zombie:", node_range=(0, 0), timeout_s=0.3)
 gen = LeaseGenerator("chrono64s", registry, ttl_ms=1000)

@@ -27,8 +27,8 @@ from chronoid.errors import (
     SequencerReplyError,
     StoreUnavailable,
 )
+from chronoid.lease.postgres import PostgresCoordinator
 from chronoid.sequencer.client import AsyncSequencerClient, SequencerClient
-from chronoid.sequencer.ha_postgres import PostgresCoordinator
 from chronoid.sequencer.sequences import BLOCK_MAX, MAX_VALUE
 from chronoid.sequencer.sites import site_range
 from tests.sequencer.ha_support import Load, Member, make_members, wait_for_leader
@@ -100,7 +100,7 @@ def test_coordinator_arguments_and_unreachable_store() -> None:
     with pytest.raises(InvalidArgument, match="cluster name"):
         PostgresCoordinator("postgresql://postgres@127.0.0.1/test", "bad name")
     with pytest.raises(InvalidArgument, match="timeout"):
-        PostgresCoordinator("postgresql://postgres@127.0.0.1/test", timeout=0)
+        PostgresCoordinator("postgresql://postgres@127.0.0.1/test", timeout_s=0)
     started = time.monotonic()
     with pytest.raises(StoreUnavailable, match="cannot connect"):
         PostgresCoordinator(f"postgresql://postgres@127.0.0.1:{free_port()}/test")

@@ -22,9 +22,10 @@ from urllib.parse import urlparse
 import pytest
 import requests
 
+from chronoid.endpoints import parse_etcd_endpoints
 from chronoid.errors import InvalidArgument, LeadershipLost, StoreUnavailable
-from chronoid.sequencer.ha import Elector
-from chronoid.sequencer.ha_etcd import EtcdCoordinator, parse_etcd_endpoints
+from chronoid.lease.etcd import EtcdCoordinator
+from chronoid.sequencer.election import Elector
 from chronoid.sequencer.sequences import Sequences
 from tests.sequencer.etcd_cluster import EtcdCluster
 from tests.support import free_port
@@ -66,7 +67,7 @@ def _coordinators(
     made: list[EtcdCoordinator] = []
 
     def make(**kwargs: Any) -> EtcdCoordinator:
-        kwargs.setdefault("timeout", 1.0)
+        kwargs.setdefault("timeout_s", 1.0)
         coordinator = EtcdCoordinator(endpoints, cluster, prefix=PREFIX, **kwargs)
         made.append(coordinator)
         return coordinator
@@ -357,8 +358,8 @@ def test_parse_etcd_endpoints_rejects(text: str, match: str) -> None:
         (([("h1", 2379), ("h1", 2379)],), {}, "listed twice"),
         (([("h1", 2379)], ""), {}, "cluster must be a non-empty str without '/', got ''"),
         (([("h1", 2379)], "a/b"), {}, "got 'a/b'"),
-        (([("h1", 2379)],), {"timeout": 0}, "timeout must be a number of seconds > 0, got 0"),
-        (([("h1", 2379)],), {"timeout": float("nan")}, "got nan"),
+        (([("h1", 2379)],), {"timeout_s": 0}, "timeout must be a number of seconds > 0, got 0"),
+        (([("h1", 2379)],), {"timeout_s": float("nan")}, "got nan"),
         (([("h1", 2379)],), {"prefix": ""}, "prefix must be a non-empty str"),
     ],
 )
@@ -403,7 +404,7 @@ def test_refused_endpoint_is_skipped_then_reported(single: tuple[str, int]) -> N
         assert token is not None
         a.reserve(token, "ids", 1)
         a.resign(token)
-    alone = EtcdCoordinator([dead], "x", timeout=0.5)
+    alone = EtcdCoordinator([dead], "x", timeout_s=0.5)
     started = time.monotonic()
     with pytest.raises(StoreUnavailable, match=rf"127.0.0.1:{dead[1]}: connection refused"):
         alone.campaign("a", "a:1", 5)
@@ -417,14 +418,14 @@ def test_silent_endpoint_times_out(single: tuple[str, int]) -> None:
         silent.bind(("127.0.0.1", 0))
         silent.listen(16)
         port = silent.getsockname()[1]
-        coordinator = EtcdCoordinator([("127.0.0.1", port)], "x", timeout=0.3)
+        coordinator = EtcdCoordinator([("127.0.0.1", port)], "x", timeout_s=0.3)
         started = time.monotonic()
         with pytest.raises(StoreUnavailable, match=r"no answer within 0.3 s.*quorum"):
             coordinator.leader()
         assert 0.25 < time.monotonic() - started < 1.0
         # Listed first, the silent endpoint costs one timeout; the next one answers.
         with _coordinators([("127.0.0.1", port), single], cleanup_via=single) as factory:
-            b = factory(timeout=0.3)
+            b = factory(timeout_s=0.3)
             assert b.leader() is None
             started = time.monotonic()
             assert b.leader() is None  # the endpoint that answered is tried first now
@@ -499,7 +500,7 @@ def test_cluster_keeps_working_with_one_member_down(
 def test_cluster_without_quorum_is_unavailable_not_lost(
     cluster: EtcdCluster, make3: Factory
 ) -> None:
-    a, b = make3(timeout=0.5), make3(timeout=0.5)
+    a, b = make3(timeout_s=0.5), make3(timeout_s=0.5)
     token = a.campaign("a", "a:1", 1)  # etcd's minimum with these timings: 1 s
     assert token is not None
     a.reserve(token, "ids", 100)
@@ -544,11 +545,11 @@ def test_a_member_that_stepped_down_without_quorum_resigns_once_it_is_back(
     caplog.set_level(logging.INFO, logger="chronoid.sequencer")
     ttl = 2.0
     elector = Elector(
-        make3(timeout=0.5),
+        make3(timeout_s=0.5),
         member="m1",
         address="127.0.0.1:1",
         make_sequences=lambda store: Sequences(store, block_min=16, block_max=16),
-        ttl=ttl,
+        ttl_s=ttl,
     )
     elector.start()
     try:

@@ -161,8 +161,8 @@ def _mode_batch_source(args: argparse.Namespace) -> tuple[Layout, Callable[[int]
         return layout, instance.next_ids
     if args.registry is None:
         raise InvalidArgument("--mode c needs --registry URL (e.g. redis://127.0.0.1:6379/0)")
+    from chronoid.lease.url import parse_registry_url
     from chronoid.modes.lease import LeaseGenerator
-    from chronoid.modes.registry import parse_registry_url
 
     leased = LeaseGenerator(layout, parse_registry_url(args.registry))
     atexit.register(leased.close)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import socket
 import ssl
 import sys
 from collections.abc import Callable
@@ -17,7 +16,7 @@ from chronoid.errors import ChronoidError, InvalidArgument
 from chronoid.extras import require_extra
 from chronoid.project import DOCS_URL
 from chronoid.sequencer.config import format_effective, make_configurable, resolve
-from chronoid.sequencer.ha import DEFAULT_TTL
+from chronoid.sequencer.election import DEFAULT_TTL
 from chronoid.sequencer.logs import FORMATS
 from chronoid.sequencer.sequences import MAX_SEQUENCES, WAIT_TIMEOUT, Sequences
 from chronoid.sequencer.sites import first_value, site_range
@@ -25,7 +24,7 @@ from chronoid.sequencer.store import FileStore, WatermarkStore, default_data_dir
 
 if TYPE_CHECKING:
     from chronoid.cli import Subparsers
-    from chronoid.sequencer.ha import Elector
+    from chronoid.sequencer.election import Elector
     from chronoid.sequencer.health import HealthServer
     from chronoid.sequencer.server import ServerConfig
 
@@ -386,7 +385,7 @@ def _elector(
     config: ServerConfig,
     make_sequences: Callable[[WatermarkStore], Sequences],
 ) -> Elector:
-    from chronoid.sequencer.ha import Elector, check_address, open_coordinator
+    from chronoid.sequencer.election import open_election
 
     if args.data_dir is not None:
         raise InvalidArgument(
@@ -400,7 +399,7 @@ def _elector(
     if not args.lease_ttl >= 1.0:
         raise InvalidArgument(f"--lease-ttl must be >= 1 second, got {args.lease_ttl}")
     if args.advertise is not None:
-        address = check_address(args.advertise)
+        address = args.advertise
     elif config.host in ("0.0.0.0", "::", ""):
         raise InvalidArgument(
             f"--advertise HOST:PORT is required with --host {config.host}: standbys must "
@@ -409,18 +408,14 @@ def _elector(
     elif config.port == 0:
         raise InvalidArgument("--advertise HOST:PORT is required with --port 0")
     else:
-        address = check_address(f"{config.host}:{config.port}")
-    member = args.member or f"{socket.gethostname()}:{os.getpid()}"
-    # Statements and writes time out well inside the lease, so a sick store ends the term
-    # before the lease does.
-    timeout = min(1.0, args.lease_ttl / 3)
-    coordinator = open_coordinator(args.ha, args.cluster, timeout)
-    return Elector(
-        coordinator,
-        member=member,
+        address = f"{config.host}:{config.port}"
+    return open_election(
+        args.ha,
         address=address,
         make_sequences=make_sequences,
-        ttl=args.lease_ttl,
+        cluster=args.cluster,
+        member=args.member,
+        ttl_s=args.lease_ttl,
     )
 
 

@@ -108,8 +108,8 @@ class IdDefault:
                         f"IdDefault({self.layout.name!r}) needs registry=URL, node=N or "
                         f"${REGISTRY_ENV} (e.g. redis://127.0.0.1:6379/0)"
                     )
+                from chronoid.lease.url import parse_registry_url
                 from chronoid.modes.lease import LeaseGenerator
-                from chronoid.modes.registry import parse_registry_url
 
                 # A forked child must not touch the parent's connection or lease: it leases
                 # its own node through a registry client of its own.

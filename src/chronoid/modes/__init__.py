@@ -15,10 +15,10 @@ Registries are imported lazily (:func:`parse_registry_url`), so Mode A and B nee
 library.
 """
 
+from chronoid.lease.url import parse_registry_url
 from chronoid.modes.instance import InstanceGenerator, mode_b_id
 from chronoid.modes.lease import Lease, LeaseGenerator, NodeRegistry
 from chronoid.modes.persona import PersonaGenerator, check_mode_a_layout
-from chronoid.modes.registry import parse_registry_url
 
 __all__ = [
     "InstanceGenerator",

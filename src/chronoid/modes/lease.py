@@ -1,6 +1,6 @@
 """Mode C, the managed registry (spec 002 §3.3): a leased node, exact uniqueness across a fleet.
 
-The node is leased from a :class:`~chronoid.modes.registry.base.NodeRegistry` (Redis, etcd,
+The node is leased from a :class:`~chronoid.lease.base.NodeRegistry` (Redis, etcd,
 PostgreSQL or in-memory) and stays *plain*: a router reads the shard with one shift and a mask
 (:meth:`LeaseGenerator.node_of`). IDs come from a :class:`~chronoid.generator.Generator` on
 that node, which waits for the next tick when a tick's 2^S sequence values run out.
@@ -72,7 +72,7 @@ from chronoid.errors import (
 from chronoid.fork import reset_after_fork
 from chronoid.generator import Generator, Overflow
 from chronoid.layout import Layout
-from chronoid.modes.registry.base import Lease, NodeRegistry
+from chronoid.lease.base import Lease, NodeRegistry
 from chronoid.variants import VariantName, get_layout
 
 __all__ = ["Lease", "LeaseGenerator", "NodeRegistry"]

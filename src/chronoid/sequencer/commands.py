@@ -23,7 +23,7 @@ for reservations. The commands, byte for byte (``<name>`` defaults to ``default`
                            ``HELLO 3`` on connect); every other reply is the same in both
 =========================  =================================================================
 
-With failover (:mod:`chronoid.sequencer.ha`) a member that may not issue answers ``GETSEQ``
+With failover (:mod:`chronoid.sequencer.election`) a member that may not issue answers ``GETSEQ``
 and ``CURRENT`` with ``-MOVED 0 <leader host:port>`` or ``-TRYAGAIN <why>``.
 
 Anything else gets ``-ERR Unknown command 'X'. Supported: ...`` (control and non-ASCII bytes

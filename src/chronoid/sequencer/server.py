@@ -53,7 +53,7 @@ from chronoid.sequencer.protocol import (
 from chronoid.sequencer.sequences import Sequences
 
 if TYPE_CHECKING:
-    from chronoid.sequencer.ha import Elector
+    from chronoid.sequencer.election import Elector
 
 __all__ = [
     "FD_RESERVE",

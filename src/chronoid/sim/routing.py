@@ -108,8 +108,8 @@ def spin_wait(ctx: Context) -> ScenarioResult:
 
 def rotation_routing(ctx: Context) -> ScenarioResult:
     """Entropy rotation (salt, multiplier) must never move the routing (node) bits."""
+    from chronoid.lease.url import parse_registry_url
     from chronoid.modes.lease import LeaseGenerator
-    from chronoid.modes.registry import parse_registry_url
 
     rng = scenario_rng(ctx, 43)
     layout = VARIANTS["chrono64s"]

@@ -20,7 +20,7 @@ import redis
 import redis.exceptions
 
 from chronoid.errors import InvalidArgument, NodeSpaceExhausted, RegistryUnavailable
-from chronoid.modes.registry.base import Lease, check_node_range, new_token, node_bounds
+from chronoid.lease.base import Lease, check_node_range, new_token, node_bounds
 from chronoid.redact import redact_dsn
 
 __all__ = ["RedisRegistry"]

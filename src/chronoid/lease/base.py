@@ -1,4 +1,5 @@
-"""What every node registry offers Mode C: acquire, renew and release a node lease."""
+"""The lease value, the two store protocols (Mode C's node registry, the sequencer's election
+store) and the one margin rule."""
 
 from __future__ import annotations
 
@@ -8,7 +9,15 @@ from typing import Protocol, runtime_checkable
 
 from chronoid.errors import InvalidArgument, NodeSpaceExhausted
 
-__all__ = ["Lease", "NodeRegistry", "check_node_range", "new_token", "node_bounds"]
+__all__ = [
+    "Coordinator",
+    "Lease",
+    "NodeRegistry",
+    "check_node_range",
+    "margin_ms",
+    "new_token",
+    "node_bounds",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +73,63 @@ class NodeRegistry(Protocol):
 
     # Optional: ``after_fork()`` drops connections inherited through fork() without closing
     # them (closing could end the parent's session), so a child can lease a node of its own.
+
+
+class Coordinator(Protocol):
+    """The sequencer's election store: one leader lease per cluster, with a fencing token,
+    and the watermarks written under it.
+
+    Every method blocks and may be called from several threads at once. Methods raise
+    :class:`~chronoid.errors.LeaseStoreUnavailable` when the store cannot be reached within
+    its timeout and :class:`~chronoid.errors.LeadershipLost` when it refuses because the term
+    ``token`` is over.
+    """
+
+    description: str
+    """What the store is, for logs (no passwords)."""
+
+    def campaign(self, member: str, address: str, ttl_s: float) -> int | None:
+        """Take the lease if no live one exists: the new term's fencing token, else None."""
+        ...
+
+    def renew(self, token: int, ttl_s: float) -> None:
+        """Extend term ``token``'s lease to ``ttl_s`` from now (store clock)."""
+        ...
+
+    def resign(self, token: int) -> None:
+        """End term ``token`` now so a standby takes over at once (best effort)."""
+        ...
+
+    def leader(self) -> str | None:
+        """The advertised ``host:port`` of the member holding a live lease, or None."""
+        ...
+
+    def load(self, token: int) -> dict[str, int]:
+        """Every stored watermark of the cluster by sequence name.
+
+        Not fenced (a store may ignore ``token``): a stale read costs nothing, because no value
+        is issued before the term's first fenced :meth:`reserve` succeeds.
+        """
+        ...
+
+    def reserve(self, token: int, name: str, high: int) -> None:
+        """Store watermark ``high`` of ``name`` only if term ``token`` is still live."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+def margin_ms(ttl_ms: int) -> int:
+    """How much earlier than its store a holder ends its lease (ms): ``min(1 s, ttl / 4)``.
+
+    The one margin rule of every lease. The holder's deadline is *send time of its last
+    confirmed acquisition or renewal + ttl - margin* on ``CLOCK_BOOTTIME``; the store's lease
+    runs until *its own receipt + ttl*, later, so the margin only has to cover the two clocks'
+    rate difference over one TTL (up to 25 % at short TTLs, 10 % at 10 s).
+    """
+    return min(1000, ttl_ms // 4)
 
 
 def new_token() -> str:

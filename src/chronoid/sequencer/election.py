@@ -10,10 +10,10 @@ cluster. The store decides who leads, we add no consensus of our own:
   PostgreSQL, on the lease being live), so a deposed leader's write fails instead of moving a
   watermark its successor already relies on.
 * **Serving only inside the lease.** The leader answers ``GETSEQ`` only while its local lease
-  deadline has not passed: ``send time of the last successful renewal + ttl × 0.8``. The
+  deadline has not passed: ``send time of the last successful renewal + ttl - margin``
+  (:func:`chronoid.lease.base.margin_ms`, the rule every lease uses; ``docs/leases.md``). The
   store's lease runs until ``commit time + ttl``, which is later, so the old leader has stopped
-  before any successor can start, whatever paused it (SIGSTOP, a VM pause, a long GC). The 20 %
-  margin covers clock-rate differences up to 20 % over one TTL.
+  before any successor can start, whatever paused it (SIGSTOP, a VM pause, a long GC).
 * **Stepping down.** A renewal the store refuses, a lease that can no longer be confirmed
   (store unreachable past the deadline) or a watermark write that fails or exceeds the
   store's write timeout (a sick disk or store, tikv/pd#10671) ends the term: the member stops
@@ -32,15 +32,17 @@ follow it) or ``-TRYAGAIN ...`` saying why no leader is known.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 from chronoid.clock import boottime_s
+from chronoid.endpoints import check_address
 from chronoid.errors import InvalidArgument, LeadershipLost, StoreUnavailable
-from chronoid.extras import require_extra
-from chronoid.redact import redact_dsn
+from chronoid.lease.base import Coordinator, margin_ms
+from chronoid.lease.url import open_coordinator
 from chronoid.sequencer.logs import event
 from chronoid.sequencer.protocol import encode_error
 from chronoid.sequencer.sequences import Sequences
@@ -48,19 +50,17 @@ from chronoid.sequencer.store import WatermarkStore
 
 __all__ = [
     "DEFAULT_TTL",
-    "LEASE_SAFETY",
     "Coordinator",
     "Elector",
     "check_address",
     "open_coordinator",
+    "open_election",
 ]
 
 log = logging.getLogger("chronoid.sequencer")
 
 DEFAULT_TTL = 3.0
 """Lease time to live (s): failover after a crash takes at most about this long."""
-LEASE_SAFETY = 0.8
-"""The leader serves for this fraction of the TTL after sending its last successful renewal."""
 RENEWALS = 3
 """Renewals per TTL (the leader renews every ``ttl / RENEWALS`` seconds)."""
 STANDBY_POLL = 0.2
@@ -73,78 +73,6 @@ before campaigning again, so a healthy standby gets the lease first."""
 _now: Callable[[], float] = boottime_s
 """The clock of lease deadlines (:func:`chronoid.clock.boottime_s`, ``CLOCK_BOOTTIME``): it
 keeps counting while the machine is suspended, so a resumed leader sees its lease run out."""
-
-
-class Coordinator(Protocol):
-    """A store that holds the cluster's leader lease and its fenced watermarks.
-
-    Every method blocks and may be called from several threads at once. Methods raise
-    :class:`StoreUnavailable` when the store cannot be reached within its timeout and
-    :class:`LeadershipLost` when it refuses because the term ``token`` is over.
-    """
-
-    description: str
-    """What the store is, for logs (no passwords)."""
-
-    def campaign(self, member: str, address: str, ttl: float) -> int | None:
-        """Take the lease if no live one exists: the new term's fencing token, else None."""
-        ...
-
-    def renew(self, token: int, ttl: float) -> None:
-        """Extend term ``token``'s lease to ``ttl`` from now (store clock)."""
-        ...
-
-    def resign(self, token: int) -> None:
-        """End term ``token`` now so a standby takes over at once (best effort)."""
-        ...
-
-    def leader(self) -> str | None:
-        """The advertised ``host:port`` of the member holding a live lease, or None."""
-        ...
-
-    def load(self, token: int) -> dict[str, int]:
-        """Every stored watermark of the cluster by sequence name.
-
-        Not fenced (a store may ignore ``token``): a stale read costs nothing, because no value
-        is issued before the term's first fenced :meth:`reserve` succeeds.
-        """
-        ...
-
-    def reserve(self, token: int, name: str, high: int) -> None:
-        """Store watermark ``high`` of ``name`` only if term ``token`` is still live."""
-        ...
-
-    def close(self) -> None:
-        """Release connections."""
-        ...
-
-
-def check_address(address: str) -> str:
-    """``address`` if it is ``host:port`` with a port in 1..65535, else InvalidArgument."""
-    host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise InvalidArgument(f"address must be host:port with a port in 1..65535, got {address!r}")
-    if any(c.isspace() for c in address):
-        raise InvalidArgument(f"address must not contain spaces, got {address!r}")
-    return address
-
-
-def open_coordinator(url: str, cluster: str, timeout: float) -> Coordinator:
-    """The coordinator for ``postgresql://...`` or ``etcd://host:port[,host:port...]``."""
-    if url.startswith(("postgresql://", "postgres://")):
-        require_extra("postgres", "serve --ha postgresql://...", "psycopg")
-        from chronoid.sequencer.ha_postgres import PostgresCoordinator
-
-        return PostgresCoordinator(url, cluster, timeout=timeout)
-    if url.startswith("etcd://"):
-        require_extra("etcd", "serve --ha etcd://...", "etcd3gw", "requests")
-        from chronoid.sequencer.ha_etcd import EtcdCoordinator, parse_etcd_endpoints
-
-        return EtcdCoordinator(parse_etcd_endpoints(url), cluster, timeout=timeout)
-    raise InvalidArgument(
-        "--ha must be a postgresql://... or etcd://host:port[,host:port...] URL, "
-        f"got {redact_dsn(url)!r}"
-    )
 
 
 @dataclass(slots=True)
@@ -190,16 +118,18 @@ class Elector:
         member: str,
         address: str,
         make_sequences: Callable[[WatermarkStore], Sequences],
-        ttl: float = DEFAULT_TTL,
+        ttl_s: float = DEFAULT_TTL,
     ) -> None:
-        if not ttl >= 1.0:
-            raise InvalidArgument(f"lease ttl must be >= 1 second, got {ttl!r}")
+        if not ttl_s >= 1.0:
+            raise InvalidArgument(f"lease ttl must be >= 1 second, got {ttl_s!r}")
         if not member:
             raise InvalidArgument("member name must be non-empty")
         self.coordinator = coordinator
         self.member = member
         self.address = check_address(address)
-        self.ttl = float(ttl)
+        self.ttl_s = float(ttl_s)
+        # How long after a send the term is trusted: the one margin rule of every lease.
+        self._trusted_s = self.ttl_s - margin_ms(round(self.ttl_s * 1000)) / 1000
         self.leader_address: str | None = None
         """The leader's advertised address as last seen (this member's own while leading)."""
         self.reason = "not started"
@@ -251,7 +181,7 @@ class Elector:
             "ha_member": self.member,
             "ha_term": term.token if term is not None else 0,
             "ha_leader": self.leader_address or "",
-            "ha_lease_ttl": self.ttl,
+            "ha_lease_ttl": self.ttl_s,
             "ha_terms_won": self.terms_won,
             "ha_step_downs": self.step_downs,
             "ha_reason": "" if self.serving() is not None else self.reason,
@@ -271,7 +201,7 @@ class Elector:
         if self._thread.is_alive():
             # Bounded: a store call stuck past its own timeouts (a commit waiting on a stalled
             # disk) must not keep the process from exiting; the lease then expires by itself.
-            self._thread.join(timeout=2 * self.ttl)
+            self._thread.join(timeout=2 * self.ttl_s)
             if self._thread.is_alive():
                 log.warning(
                     "the elector is stuck in a store call; closing without it",
@@ -321,7 +251,7 @@ class Elector:
                 self._sleep(self._poll())
 
     def _poll(self) -> float:
-        return min(STANDBY_POLL, self.ttl / 4)
+        return min(STANDBY_POLL, self.ttl_s / 4)
 
     def _sleep(self, seconds: float) -> None:
         self._wake.wait(seconds)
@@ -336,7 +266,7 @@ class Elector:
             return
         sent = _now()
         try:
-            token = self.coordinator.campaign(self.member, self.address, self.ttl)
+            token = self.coordinator.campaign(self.member, self.address, self.ttl_s)
             if token is None:
                 self.leader_address = self.coordinator.leader()
                 self.reason = f"standing by; leader {self.leader_address or 'unknown'}"
@@ -362,15 +292,15 @@ class Elector:
         # and reserving took part of the lease already.
         self._term = _Term(
             token,
-            deadline=sent + self.ttl * LEASE_SAFETY,
+            deadline=sent + self._trusted_s,
             sequences=sequences,
-            next_renewal=sent + self.ttl / RENEWALS,
+            next_renewal=sent + self.ttl_s / RENEWALS,
         )
         log.info(
             "leader of %s: term %d, lease %.1f s, next value %d",
             self.coordinator.description,
             token,
-            self.ttl,
+            self.ttl_s,
             sequences.current(),
             extra=event("leader_elected", term=token),
         )
@@ -386,7 +316,7 @@ class Elector:
             return
         sent = _now()
         try:
-            self.coordinator.renew(term.token, self.ttl)
+            self.coordinator.renew(term.token, self.ttl_s)
         except LeadershipLost as exc:
             self._step_down(term, f"lease lost: {exc}", resign=False)
             return
@@ -410,8 +340,8 @@ class Elector:
                     extra=event("renewal_failed"),
                 )
             return
-        term.deadline = max(term.deadline, sent + self.ttl * LEASE_SAFETY)
-        term.next_renewal = sent + self.ttl / RENEWALS
+        term.deadline = max(term.deadline, sent + self._trusted_s)
+        term.next_renewal = sent + self.ttl_s / RENEWALS
 
     def _step_down(self, term: _Term, reason: str, *, resign: bool) -> None:
         """End ``term``; with ``resign`` (a failure of this member's own, not a lost lease)
@@ -459,3 +389,35 @@ class Elector:
         if self._unresigned == token:
             log.info("resigned term %d", token, extra=event("resigned", term=token))
             self._unresigned = None
+
+
+def open_election(
+    url: str,
+    *,
+    address: str,
+    make_sequences: Callable[[WatermarkStore], Sequences],
+    cluster: str = "default",
+    member: str | None = None,
+    ttl_s: float = DEFAULT_TTL,
+) -> Elector:
+    """An :class:`Elector` on the store at ``url`` (``postgresql://...`` or
+    ``etcd://host:port[,host:port...]``), not started.
+
+    ``member`` defaults to ``<hostname>:<pid>``. Every store statement and write times out
+    after ``min(1 s, ttl_s / 3)``, well inside the lease, so a sick store ends the term before
+    the lease does.
+
+    Raises:
+        InvalidArgument: a bad URL, address, cluster name or ``ttl_s`` below 1 s.
+    """
+    if not ttl_s >= 1.0:
+        raise InvalidArgument(f"lease ttl must be >= 1 second, got {ttl_s!r}")
+    address = check_address(address)
+    coordinator = open_coordinator(url, cluster, min(1.0, ttl_s / 3))
+    return Elector(
+        coordinator,
+        member=member or f"{socket.gethostname()}:{os.getpid()}",
+        address=address,
+        make_sequences=make_sequences,
+        ttl_s=ttl_s,
+    )

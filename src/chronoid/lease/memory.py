@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 
 from chronoid.errors import InvalidArgument, NodeSpaceExhausted
-from chronoid.modes.registry.base import Lease, check_node_range, new_token, node_bounds
+from chronoid.lease.base import Lease, check_node_range, new_token, node_bounds
 
 __all__ = ["MemoryRegistry"]
 
