@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -115,3 +116,39 @@ def test_one_etcd_member_down_the_service_goes_on_two_down_it_stops_and_says_why
         load.stop()
     _check(load)
     assert refused_after <= TTL + 3, refused_after
+
+
+def test_etcd_restarted_without_its_data_the_leader_resumes_above_what_it_handed_out(
+    tmp_path: Path,
+) -> None:
+    # The store loses all of its data (docs/leases.md's condition 2 allows it): a one-member
+    # etcd killed with kill -9, its data directory deleted, started again empty. The member
+    # that led before wins the new store's first term; it has handed out every value up to
+    # its last watermark and must not start again at 1.
+    with EtcdCluster(tmp_path, size=1) as cluster:
+        url = f"etcd://127.0.0.1:{cluster.client_ports[0]}"
+        (member,) = make_members(url, "lost", tmp_path, 1, TTL)
+        member.start()
+        try:
+            wait_for_leader([member], 15)
+            load = Load([member]).start()
+            try:
+                load.first_after(time.monotonic(), 10)
+                time.sleep(0.5)
+                cluster.stop(0)
+                lost = time.monotonic()
+                shutil.rmtree(tmp_path / "etcd-m0")
+                cluster.start(0)
+                load.first_after(time.monotonic(), 4 * TTL + 10)
+                time.sleep(0.5)
+            finally:
+                load.stop()
+        finally:
+            member.kill()
+    before = [v for t, v in load.values if t < lost]
+    after = [v for t, v in load.values if t > lost]
+    assert before and after, load.errors[-3:]
+    assert min(after) > max(before), (
+        f"after the store lost its data the leader handed out {min(after)} again "
+        f"(it had handed out up to {max(before)}): {member.log()[-1500:]}"
+    )
