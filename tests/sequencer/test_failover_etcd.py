@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -152,3 +153,40 @@ def test_etcd_restarted_without_its_data_the_leader_resumes_above_what_it_handed
         f"after the store lost its data the leader handed out {min(after)} again "
         f"(it had handed out up to {max(before)}): {member.log()[-1500:]}"
     )
+
+
+def test_etcd_restarted_without_its_data_a_paused_leader_cannot_take_the_new_term(
+    tmp_path: Path,
+) -> None:
+    # Fencing tokens are create revisions, and an etcd that lost its data counts revisions
+    # from the start again: the new store's first term has the same token as the lost
+    # store's first term. A leader paused (SIGSTOP) across the loss must not mistake the
+    # successor's term for its own when it resumes: it must neither serve nor write.
+    with EtcdCluster(tmp_path, size=1) as cluster:
+        url = f"etcd://127.0.0.1:{cluster.client_ports[0]}"
+        first, second = make_members(url, "collide", tmp_path, 2, TTL)
+        first.start()
+        try:
+            assert wait_for_leader([first], 15) is first
+            second.start()
+            old_term = first.info()["ha_term"]
+            assert first.raw(b"GETSEQ").startswith(b":")
+            first.signal(signal.SIGSTOP)
+            cluster.stop(0)
+            shutil.rmtree(tmp_path / "etcd-m0")
+            cluster.start(0)
+            assert wait_for_leader([second], 15) is second
+            new_term = second.info()["ha_term"]
+            first.signal(signal.SIGCONT)
+            time.sleep(2 * TTL)  # several renewals of the resumed member
+            roles = (first.role(), second.role())
+            reply = first.raw(b"GETSEQ")
+        finally:
+            for member in (first, second):
+                if member.process is not None and member.process.poll() is None:
+                    member.signal(signal.SIGCONT)
+                    member.kill()
+    assert roles == ("standby", "leader"), (
+        f"two leaders at once (terms {old_term} and {new_term}): {first.log()[-1500:]}"
+    )
+    assert not reply.startswith(b":"), f"the deposed leader handed out {reply!r}"
