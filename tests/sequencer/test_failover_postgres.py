@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import signal
 import statistics
 import subprocess
@@ -90,7 +91,8 @@ def test_an_expired_lease_is_taken_over_and_cannot_write(pg_dsn: str, cluster: s
         # Expired, nobody took over yet: still no write (the store's clock decides).
         with pytest.raises(LeadershipLost):
             a.reserve(token, "default", 5)
-        assert b.campaign("b", "127.0.0.1:2", 1.0) == token + 1
+        successor = b.campaign("b", "127.0.0.1:2", 1.0)
+        assert successor is not None and successor > token
     finally:
         a.close()
         b.close()
@@ -279,7 +281,7 @@ def test_a_leader_whose_watermark_write_hangs_steps_down(
     while "stepping down" not in leader.log():
         assert time.monotonic() - started < 2 * TTL, leader.log()
         time.sleep(0.02)
-    assert "stepping down from term 1: watermark write" in leader.log()
+    assert re.search(r"stepping down from term \d+: watermark write", leader.log())
     wait_for_leader(members, 10)  # once the store is healthy, the cluster serves again
 
 
