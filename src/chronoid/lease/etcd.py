@@ -23,16 +23,19 @@ record made in that time proves nothing).
 **Leader lease (sequencer failover).** Keys ``<prefix><cluster>/...``: ``leader`` holds JSON
 ``{"member", "address"}`` of the current leader, attached to an etcd lease; a member becomes
 leader by creating it in a transaction that succeeds only if the key does not exist. The key's
-*create revision* is the term's fencing token: etcd's revision counter only grows, so every
-new term gets a larger token than any earlier one (as long as the cluster is not rebuilt from
-an older backup). ``wm/<name>`` holds the watermark of sequence ``name``; every ``reserve`` is
-one transaction that compares the leader key's create revision with the caller's token, so a
-deposed leader's write fails (:class:`LeadershipLost`) instead of landing. Each ``reserve``
-also compares the watermark key's mod revision with the last one this object saw: a request
-that timed out may still be in flight inside etcd and could otherwise land after a later
-``reserve`` and lower the watermark; with the compare a stale write fails, and ``reserve``
-re-reads and retries its own write. A store-side lease longer than the member's own term
-(etcd's minimum TTL) only delays failover, never overlaps two terms.
+*create revision* is the term's fencing token: etcd's revision counter only grows, so every new
+term gets a larger token than any earlier one (as long as the cluster is not rebuilt from an
+older backup). An etcd that lost its data counts revisions from 1 again, so every fence also
+compares the leader key's etcd lease with the one the term was won on (etcd makes lease IDs
+from its member ID and the time, so they do not start again): a member paused across the loss
+cannot take its successor's same-numbered term. ``wm/<name>`` holds the watermark of sequence
+``name``; every ``reserve`` is one transaction that compares the leader key's create revision
+(and lease) with the caller's term, so a deposed leader's write fails (:class:`LeadershipLost`)
+instead of landing. Each ``reserve`` also compares the watermark key's mod revision with the
+last one this object saw: a request that timed out may still be in flight inside etcd and could
+otherwise land after a later ``reserve`` and lower the watermark; with the compare a stale
+write fails, and ``reserve`` re-reads and retries its own write. A store-side lease longer than
+the member's own term (etcd's minimum TTL) only delays failover, never overlaps two terms.
 """
 
 from __future__ import annotations
@@ -484,14 +487,30 @@ class EtcdCoordinator:
         self._wm_prefix = f"{prefix}{cluster}/wm/"
         self._lock = threading.Lock()
         self._revisions: dict[str, int] = {}  # watermark name -> last mod revision seen
+        # The etcd lease of every term this object won, by token: create revisions start again
+        # at 1 in an etcd that lost its data, so a token alone could name a successor's term.
+        self._term_leases: dict[int, int] = {}
 
-    def _fence(self, token: int) -> dict[str, Any]:
-        return {
-            "key": b64(self._leader_key),
-            "result": "EQUAL",
-            "target": "CREATE",
-            "create_revision": token,
-        }
+    def _fences(self, token: int) -> list[dict[str, Any]]:
+        """The compares "term ``token`` is live": the leader key's create revision and, for a
+        term this object won, its etcd lease (lease IDs do not start again after a data loss)."""
+        key = b64(self._leader_key)
+        fences = [{"key": key, "result": "EQUAL", "target": "CREATE", "create_revision": token}]
+        lease_id = self._term_leases.get(token)
+        if lease_id is not None:
+            fences.append({"key": key, "result": "EQUAL", "target": "LEASE", "lease": lease_id})
+        return fences
+
+    def _is_term(self, token: int, kvs: list[dict[str, Any]]) -> bool:
+        """Whether the leader key in ``kvs`` is term ``token`` (the one this object won)."""
+        if not kvs or int(kvs[0].get("create_revision", 0)) != token:
+            return False
+        lease_id = self._term_leases.get(token)
+        return lease_id is None or int(kvs[0].get("lease", 0)) == lease_id
+
+    def _won(self, token: int, lease_id: int) -> int:
+        self._term_leases[token] = lease_id
+        return token
 
     def _range_leader(self) -> dict[str, Any]:
         return {"request_range": {"key": b64(self._leader_key)}}
@@ -514,6 +533,8 @@ class EtcdCoordinator:
                 f"member {holder.get('member')!r} at {holder.get('address')!r} holds term "
                 f"{int(kvs[0].get('create_revision', 0))} now"
             )
+            if int(kvs[0].get("create_revision", 0)) == token:
+                now += " (a term of the same number on another etcd lease: etcd lost its data)"
         return LeadershipLost(f"{self.description}: {what} refused for term {token}: {now}")
 
     def _holder(self, kv: dict[str, Any]) -> dict[str, Any]:
@@ -564,11 +585,11 @@ class EtcdCoordinator:
             raise
         if result.get("succeeded"):
             kvs = self._kvs(result, 1)
-            return int(kvs[0]["create_revision"])
+            return self._won(int(kvs[0]["create_revision"]), lease_id)
         kvs = self._kvs(result, 0)
         if kvs and int(kvs[0].get("lease", 0)) == lease_id:
             # Our own put, applied by an attempt whose answer was lost before the retry.
-            return int(kvs[0]["create_revision"])
+            return self._won(int(kvs[0]["create_revision"]), lease_id)
         self._etcd.revoke_quietly(lease_id)
         return None
 
@@ -586,7 +607,7 @@ class EtcdCoordinator:
         lease_seconds(ttl_s)
         result = self._etcd.post("/kv/range", {"key": b64(self._leader_key)})
         kvs: list[dict[str, Any]] = result.get("kvs", [])
-        if not kvs or int(kvs[0].get("create_revision", 0)) != token:
+        if not self._is_term(token, kvs):
             raise self._lost(token, kvs, "renewal")
         lease_id = int(kvs[0].get("lease", 0))
         if not self._etcd.keep_alive(lease_id):
@@ -606,7 +627,7 @@ class EtcdCoordinator:
         _check_token(token)
         key = b64(self._leader_key)
         result = self._etcd.txn(
-            [self._fence(token)],
+            self._fences(token),
             [self._range_leader(), {"request_delete_range": {"key": key}}],
             [],
         )
@@ -640,7 +661,7 @@ class EtcdCoordinator:
         """
         _check_token(token)
         result = self._etcd.txn(
-            [self._fence(token)],
+            self._fences(token),
             [
                 {
                     "request_range": {
@@ -695,7 +716,7 @@ class EtcdCoordinator:
         for _ in range(_MAX_CAS_TRIES):
             result = self._etcd.txn(
                 [
-                    self._fence(token),
+                    *self._fences(token),
                     {"key": key, "result": "EQUAL", "target": "MOD", "mod_revision": expected},
                 ],
                 [{"request_put": {"key": key, "value": b64(value)}}],
@@ -705,7 +726,7 @@ class EtcdCoordinator:
                 self._saw(name, int(result["header"]["revision"]))
                 return
             leader = self._kvs(result, 0)
-            if not leader or int(leader[0].get("create_revision", 0)) != token:
+            if not self._is_term(token, leader):
                 raise self._lost(token, leader, "reservation")
             marks = self._kvs(result, 1)
             expected = int(marks[0].get("mod_revision", 0)) if marks else 0

@@ -14,13 +14,15 @@ CONFLICT (node) DO UPDATE ... WHERE expires_at <= clock_timestamp()``. Two claim
 for one node serialise on the row; the loser gets no row back and tries again. Renewal and
 release are ``UPDATE ... WHERE holder = token``.
 
-**Leader lease (sequencer failover).** ``chronoid_seq_leader`` holds one lease row per
-cluster (``epoch``, member, advertised address, ``expires_at``) and ``chronoid_seq_watermark``
-the watermarks. A campaign is one ``INSERT ... ON CONFLICT DO UPDATE SET epoch = epoch + 1
-... WHERE expires_at <= clock_timestamp()``: racing members serialise on the row and one wins.
-A watermark write locks the lease row ``FOR SHARE`` and writes only if the row still holds
-this member's epoch and a live lease. A campaign's update of that row waits for the write and
-a write waits for a campaign, so a write of an old epoch can never land after a new term has
+**Leader lease (sequencer failover).** ``chronoid_seq_leader`` holds one lease row per cluster
+(``epoch``, member, advertised address, ``expires_at``) and ``chronoid_seq_watermark`` the
+watermarks. A campaign is one ``INSERT ... ON CONFLICT DO UPDATE SET epoch = greatest(epoch +
+1, store clock in ms) ... WHERE expires_at <= clock_timestamp()``: racing members serialise on
+the row and one wins; a row made again after a data loss starts at the clock, above the lost
+row's epochs, so a leader paused across the loss cannot take the new term for its own. A
+watermark write locks the lease row ``FOR SHARE`` and writes only if the row still holds this
+member's epoch and a live lease. A campaign's update of that row waits for the write and a
+write waits for a campaign, so a write of an old epoch can never land after a new term has
 begun (fencing), whatever the timing. ``statement_timeout`` = ``timeout_s``: a write stuck on a
 sick disk or a locked row fails after that long, and the leader steps down instead of holding
 on.
@@ -274,13 +276,16 @@ CREATE TABLE IF NOT EXISTS chronoid_seq_watermark (
 )
 """
 
+# A new term's epoch is the store clock in ms, or one more than the last when that is larger:
+# epochs grow, and a row made again after a data loss does not start again at an epoch a
+# paused leader of the lost row still holds (it would take its successor's term for its own).
 _CAMPAIGN = """
 INSERT INTO chronoid_seq_leader AS l (cluster, epoch, member, address, expires_at)
-VALUES (%(cluster)s, 1, %(member)s, %(address)s,
-        clock_timestamp() + %(ttl)s * interval '1 second')
+VALUES (%(cluster)s, (extract(epoch from clock_timestamp()) * 1000)::bigint, %(member)s,
+        %(address)s, clock_timestamp() + %(ttl)s * interval '1 second')
 ON CONFLICT (cluster) DO UPDATE
-    SET epoch = l.epoch + 1, member = excluded.member, address = excluded.address,
-        expires_at = excluded.expires_at
+    SET epoch = greatest(l.epoch + 1, excluded.epoch), member = excluded.member,
+        address = excluded.address, expires_at = excluded.expires_at
     WHERE l.expires_at <= clock_timestamp()
 RETURNING epoch
 """

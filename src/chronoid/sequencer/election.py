@@ -93,7 +93,7 @@ class _FencedStore:
         self._elector = elector
 
     def load(self) -> dict[str, int]:
-        return self._coordinator.load(self._token)
+        return self._elector.above_reserved(self._coordinator.load(self._token), self._token)
 
     def reserve(self, name: str, high: int) -> None:
         try:
@@ -101,6 +101,7 @@ class _FencedStore:
         except Exception as exc:
             self._elector.fail(self._token, f"watermark write of {name!r} failed: {exc}")
             raise
+        self._elector.reserved(name, high)
 
 
 class Elector:
@@ -137,6 +138,11 @@ class Elector:
         self.terms_won = 0
         self.step_downs = 0
         self._make_sequences = make_sequences
+        # The highest watermark this member has stored per sequence, in any of its terms: a
+        # store that lost its data (etcd restarted empty, a table dropped) cannot vouch for
+        # what was handed out, but this member knows what it handed out itself.
+        self._reserved: dict[str, int] = {}
+        self._reserved_lock = threading.Lock()
         self._term: _Term | None = None
         self._unresigned: int | None = None  # a term to resign once the store answers
         self._cool_off_until = 0.0
@@ -231,6 +237,34 @@ class Elector:
         if term is not None and term.token == token and term.failed is None:
             term.failed = reason
             self._wake.set()
+
+    def reserved(self, name: str, high: int) -> None:
+        """Watermark ``high`` of ``name`` is stored (any thread)."""
+        with self._reserved_lock:
+            if high > self._reserved.get(name, 0):
+                self._reserved[name] = high
+
+    def above_reserved(self, stored: dict[str, int], token: int) -> dict[str, int]:
+        """The watermarks a new term starts from: the store's, raised to what this member
+        stored in its earlier terms (a store that lost its data would otherwise make it hand
+        out those values again)."""
+        with self._reserved_lock:
+            reserved = dict(self._reserved)
+        marks = dict(stored)
+        for name, high in reserved.items():
+            if marks.get(name, 0) < high:
+                log.error(
+                    "term %d: the store holds watermark %s for %r, below %d stored by this "
+                    "member in an earlier term: the store lost data; resuming above %d",
+                    token,
+                    marks.get(name, "none"),
+                    name,
+                    high,
+                    high,
+                    extra=event("watermark_regressed", sequence=name, term=token),
+                )
+                marks[name] = high
+        return marks
 
     # -- the elector thread ----------------------------------------------------------------
 
