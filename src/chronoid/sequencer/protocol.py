@@ -45,10 +45,15 @@ __all__ = [
     "DEFAULT_MAX_BULK",
     "DEFAULT_MAX_LINE",
     "DEFAULT_MAX_REQUEST_BYTES",
+    "EMPTY_ARRAY",
     "NEED_DATA",
+    "NOAUTH",
+    "OK",
+    "PONG",
     "REPLY_ERRORS",
     "UNAUTHENTICATED_MAX_ARGS",
     "UNAUTHENTICATED_MAX_BULK",
+    "WRONGPASS",
     "Command",
     "Parser",
     "Reply",
@@ -58,6 +63,8 @@ __all__ = [
     "encode_command",
     "encode_error",
     "encode_integer",
+    "encode_integers",
+    "encode_map",
     "encode_simple",
     "parse_address",
     "reply_error",
@@ -82,6 +89,14 @@ UNAUTHENTICATED_MAX_BULK = 16 * 1024
 """Longest bulk string before ``AUTH`` when a password is set (bytes; Redis 7's rule)."""
 
 _HEADER_MAX = 24  # "*" or "$", up to 20 digits and a sign, CRLF
+_PLAIN_GETSEQ = (b"*1\r\n$6\r\nGETSEQ\r\n", b"GETSEQ\r\n", b"GETSEQ\n")
+_ONE_PLAIN_GETSEQ = dict.fromkeys(_PLAIN_GETSEQ, 1)
+
+OK = b"+OK\r\n"
+PONG = b"+PONG\r\n"
+EMPTY_ARRAY = b"*0\r\n"
+NOAUTH = b"-NOAUTH Authentication required.\r\n"
+WRONGPASS = b"-WRONGPASS invalid username-password pair or user is disabled.\r\n"
 
 
 class Parser:
@@ -154,17 +169,36 @@ class Parser:
     def feed(self, data: bytes) -> list[Command]:
         """Add ``data`` and return every command it completes, in order.
 
-        On a fault the :class:`ProtocolError` carries the commands completed before it.
+        A fault raises :class:`ProtocolError` once every command complete before it has been
+        returned: when ``data`` completes some, they are returned and the parser is left
+        broken, so the next call raises.
         """
         self.receive(data)
         commands: list[Command] = []
         try:
             while (command := self.next_command()) is not None:
                 commands.append(command)
-        except ProtocolError as exc:
-            exc.commands = commands
-            raise
+        except ProtocolError:
+            if not commands:
+                raise
         return commands
+
+    def plain_getseqs(self, data: bytes) -> int:
+        """How many plain ``GETSEQ`` (no argument; RESP, or inline ended by CRLF or LF)
+        ``data`` is made of, when that is all it holds and nothing is buffered before it;
+        else 0, and ``data`` goes to :meth:`receive`. The shortcut for the read load
+        generators and batching clients send most: one dict lookup for a single command."""
+        if len(self._buffer) != self._pos or self._broken is not None:
+            return 0
+        single = _ONE_PLAIN_GETSEQ.get(data)
+        if single is not None:
+            return single
+        size = len(data)
+        for pattern in _PLAIN_GETSEQ:
+            times = data.count(pattern)
+            if times and times * len(pattern) == size:
+                return times
+        return 0
 
     def next_command(self) -> Command | None:
         """The next complete command, or None while the rest of the input is unfinished."""
@@ -435,6 +469,13 @@ def encode_integer(value: int) -> bytes:
     return b":%d\r\n" % value
 
 
+def encode_integers(first: int, count: int) -> bytes:
+    """The replies ``:first``, ``:first+1`` ... ``count`` of them, in one buffer."""
+    if count == 1:
+        return b":%d\r\n" % first
+    return b":%d\r\n" * count % tuple(range(first, first + count))
+
+
 def encode_simple(text: str) -> bytes:
     """``+text\\r\\n`` (CR and LF in ``text`` are replaced so the reply stays one line)."""
     return b"+" + _one_line(text) + b"\r\n"
@@ -455,6 +496,14 @@ def encode_array(items: Iterable[bytes]) -> bytes:
     """An array of already encoded replies."""
     parts = list(items)
     return b"*%d\r\n" % len(parts) + b"".join(parts)
+
+
+def encode_map(pairs: Iterable[tuple[bytes, bytes]], resp3: bool) -> bytes:
+    """Bulk-string keys with already encoded values: a RESP3 map (``%N``), or for RESP2 the
+    flat array of keys and values (``*2N``), as Redis answers ``HELLO``."""
+    parts = [encode_bulk(key) + value for key, value in pairs]
+    head = b"%%%d\r\n" % len(parts) if resp3 else b"*%d\r\n" % (2 * len(parts))
+    return head + b"".join(parts)
 
 
 def _one_line(text: str) -> bytes:
