@@ -181,13 +181,21 @@ class Dispatcher:
             raise InvalidArgument("password must be a non-empty string or None, got ''")
         self.gate = gate
         self.password = password.encode() if password is not None else None
-        self.requests: dict[str, int] = {}
-        """Commands answered, by upper-case name (``OTHER`` for unknown ones)."""
+        self._requests: dict[str, int] = {}
+        self._plain_getseqs = 0  # answered by getseq_repeated: one addition per read
         self.errors = 0
         """Error replies sent."""
         self.auth_failures = 0
         """Wrong passwords received (``AUTH`` and ``HELLO ... AUTH``)."""
         self._info = info
+
+    @property
+    def requests(self) -> dict[str, int]:
+        """Commands answered, by upper-case name (``OTHER`` for unknown ones)."""
+        counts = dict(self._requests)
+        if self._plain_getseqs:
+            counts["GETSEQ"] = counts.get("GETSEQ", 0) + self._plain_getseqs
+        return counts
 
     def new_state(self) -> ConnectionState:
         """State for a new connection: authenticated when no password is set."""
@@ -201,7 +209,7 @@ class Dispatcher:
             text = name.decode("ascii")
         except UnicodeDecodeError:
             text = "OTHER"
-        requests = self.requests
+        requests = self._requests
         key = text if text in _KNOWN else "OTHER"
         requests[key] = requests.get(key, 0) + 1
         if not state.authenticated and name not in _BEFORE_AUTH:
@@ -233,14 +241,13 @@ class Dispatcher:
         path would hand out: one event-loop thread runs both, so no other connection can take
         a value in between.
         """
-        if not state.authenticated:
+        if not state.authenticated or state.closing:
             return None
         first = self._take(times, DEFAULT_NAME)
         if type(first) is not int:
             return None
-        requests = self.requests
-        requests["GETSEQ"] = requests.get("GETSEQ", 0) + times
-        return encode_integers(first, times)
+        self._plain_getseqs += times
+        return encode_integer(first) if times == 1 else encode_integers(first, times)
 
     # -- handlers --------------------------------------------------------------------------
 

@@ -205,6 +205,7 @@ def ensure_file_limit(max_connections: int) -> int:
 class _Connection(asyncio.Protocol):
     __slots__ = (
         "deferred",
+        "dispatcher",
         "held",
         "last_active",
         "limited",
@@ -226,6 +227,7 @@ class _Connection(asyncio.Protocol):
         self.server = server
         config = server.config
         self.transport: asyncio.Transport | None = None
+        self.dispatcher = server.dispatcher
         self.state: ConnectionState = server.dispatcher.new_state()
         self.limited = not self.state.authenticated
         self.parser = Parser(
@@ -268,14 +270,14 @@ class _Connection(asyncio.Protocol):
         server = self.server
         self.last_active = server.now
         parser = self.parser
-        if self.waiting is None and not self.state.closing:
+        if self.waiting is None:
             # Fast path: a read holding nothing but plain GETSEQs (pipelined or not), as
             # load generators and batching clients send them.
             times = parser.plain_getseqs(data)
-            if 0 < times <= _TURN_COMMANDS:
-                replies = server.dispatcher.getseq_repeated(self.state, times)
+            if times and times <= _TURN_COMMANDS:
+                replies = self.dispatcher.getseq_repeated(self.state, times)
                 if replies is not None:
-                    cast(asyncio.Transport, self.transport).write(replies)
+                    self.transport.write(replies)  # type: ignore[union-attr]  # connected
                     return
         try:
             parser.receive(data)
