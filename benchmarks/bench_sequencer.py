@@ -101,6 +101,16 @@ class Server:
         return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def stop(process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """SIGTERM, then SIGKILL after ``timeout_s``."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def rss_kib(pid: int) -> int:
     try:
         text = Path(f"/proc/{pid}/status").read_text()
@@ -127,12 +137,7 @@ def chronoid_server(workdir: Path, name: str, src: Path | None, *extra: str) -> 
         wait_port(port, process)
         yield Server(name, port, process)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, 15)
 
 
 @contextmanager
@@ -572,12 +577,7 @@ def callgrind_per_request(
         ):
             subprocess.run(step, capture_output=True, check=True, timeout=600)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, 120)  # callgrind writes its last file on the way out
     dump = Path(f"{out}.1")  # the dump asked for; the file without suffix is the exit's
     summary = re.search(r"^summary: (\d+)", dump.read_text(), re.M)
     if summary is None:
