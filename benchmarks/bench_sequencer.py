@@ -28,6 +28,13 @@ reserved ahead with fsync), ``redis-server`` with defaults but no RDB snapshots,
    scenarios on the baseline too (``--no-baseline`` skips it).
 
 The machine is shared, so absolute figures wander; read the ratios.
+
+``--instructions`` measures instead what the noise cannot move: the user-space instructions
+each server executes per request (valgrind's callgrind, counters zeroed after a warm-up and
+dumped after ``redis-benchmark -n N``), for ``chronoid serve`` (uvloop and asyncio, this tree
+and ``--instructions-baseline``) and Redis ``INCR``, at ``-c 50 -P 1`` and ``-c 1 -P 1``.
+Kernel time (the socket system calls, about the same for every server) is not in it. It
+writes ``benchmarks/results/sequencer-instructions.md``.
 """
 
 from __future__ import annotations
@@ -59,6 +66,7 @@ from environment import measured_line
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "sequencer.md"
+INSTRUCTIONS = ROOT / "benchmarks" / "results" / "sequencer-instructions.md"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -84,6 +92,16 @@ class Server:
     def cpu_seconds(self) -> float:
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def stop(process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """SIGTERM, then SIGKILL after ``timeout_s``."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def rss_kib(pid: int) -> int:
@@ -112,12 +130,7 @@ def chronoid_server(workdir: Path, name: str, src: Path | None, *extra: str) -> 
         wait_port(port, process)
         yield Server(name, port, process)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, 15)
 
 
 @contextmanager
@@ -532,6 +545,102 @@ def bench_restart(workdir: Path, times: int) -> list[float]:
     return durations
 
 
+# -- instructions per request ---------------------------------------------------------------
+
+
+def callgrind_per_request(
+    cmd: list[str], port: int, command: list[str], n: int, clients: int, workdir: Path,
+    env: dict[str, str] | None = None,
+) -> float:  # fmt: skip
+    """User-space instructions per request of the server ``cmd`` (listening on ``port``)
+    under callgrind: counters zeroed after 2,000 warm-up requests, dumped after ``n``."""
+    out = workdir / f"callgrind.{port}"
+    process = subprocess.Popen(
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *cmd],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+    )  # fmt: skip
+    try:
+        wait_port(port, process, limit_s=300)
+        bench = ["redis-benchmark", "-p", str(port), "-c", str(clients), "-P", "1", "-q"]
+        for step in (
+            [*bench, "-n", "2000", *command],
+            ["callgrind_control", "-z", str(process.pid)],
+            [*bench, "-n", str(n), *command],
+            ["callgrind_control", "-d", str(process.pid)],
+        ):
+            subprocess.run(step, capture_output=True, check=True, timeout=600)
+    finally:
+        stop(process, 120)  # callgrind writes its last file on the way out
+    dump = Path(f"{out}.1")  # the dump asked for; the file without suffix is the exit's
+    summary = re.search(r"^summary: (\d+)", dump.read_text(), re.M)
+    if summary is None:
+        raise RuntimeError(f"no summary line in {dump}")
+    return int(summary.group(1)) / n
+
+
+def bench_instructions(workdir: Path, src: Path | None, n: int) -> list[tuple[str, str, float]]:
+    """(setting, server, instructions per request)."""
+    rows = []
+    for label, clients in (("-c 50 -P 1", 50), ("-c 1 -P 1", 1)):
+        count = n if clients > 1 else n // 2  # one connection is slower under callgrind
+        trees: list[tuple[str, Path | None]] = [("this tree", None)]
+        if src is not None:
+            trees.append((src.parent.name.removeprefix("baseline-"), src))
+        for tree, path in trees:
+            env = dict(os.environ)
+            if path is not None:
+                env["PYTHONPATH"] = str(path)
+            for loop in ("uvloop", "asyncio"):
+                port = free_port()
+                cmd = [sys.executable, "-m", "chronoid", "serve", "--port", str(port),
+                       "--data-dir", str(workdir / f"cg-{port}"), "--log-level", "WARNING",
+                       "--event-loop", loop]  # fmt: skip
+                per = callgrind_per_request(cmd, port, ["GETSEQ"], count, clients, workdir, env)
+                rows.append((label, f"chronoid GETSEQ, {loop}, {tree}", per))
+        port = free_port()
+        data = workdir / f"cg-redis-{port}"
+        data.mkdir()
+        cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+               "--dir", str(data), "--appendonly", "no", "--daemonize", "no"]  # fmt: skip
+        rows.append((label, "Redis INCR", callgrind_per_request(
+            cmd, port, ["INCR", "k"], count, clients, workdir)))  # fmt: skip
+    return rows
+
+
+def instructions_main(args: argparse.Namespace) -> int:
+    for tool in ("valgrind", "callgrind_control", "redis-server", "redis-benchmark"):
+        if shutil.which(tool) is None:
+            print(f"bench_sequencer: {tool} is not installed", file=sys.stderr)
+            return 1
+    n = 5_000 if args.quick else 20_000
+    workdir = Path(tempfile.mkdtemp(prefix="chronoid-bench-cg-"))
+    try:
+        ref = args.instructions_baseline
+        src = baseline_tree(ref, workdir) if ref else None
+        rows = bench_instructions(workdir, src, n)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    flags = ["--instructions", *(["--quick"] if args.quick else [])]
+    details = (
+        f"user-space instructions per request under callgrind (`redis-benchmark -n {n}` at "
+        f"`-c 50`, {n // 2} at `-c 1`; kernel time not included), which the machine's noise "
+        "does not move."
+    )
+    out = [
+        measured_line("bench_sequencer.py", flags, details),
+        "",
+        "| setting | server | instructions per request | × Redis |",
+        "|---|---|---:|---:|",
+    ]
+    redis_per = {label: per for label, server, per in rows if server == "Redis INCR"}
+    for label, server, per in rows:
+        out.append(f"| `{label}` | {server} | {per:,.0f} | {per / redis_per[label]:.2f}× |")
+    text = "\n".join(out) + "\n"
+    print(text)
+    INSTRUCTIONS.write_text(text)
+    return 0
+
+
 def filesystem(path: Path) -> str:
     done = subprocess.run(["df", "-T", str(path)], capture_output=True, text=True, check=False)
     lines = done.stdout.splitlines()
@@ -547,7 +656,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-baseline", action="store_true", help="skip the before/after comparison"
     )
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="measure user-space instructions per request under callgrind instead",
+    )
+    parser.add_argument(
+        "--instructions-baseline",
+        default="50d7bf4",
+        help="git ref to compare with in --instructions (default 50d7bf4; '' for none)",
+    )
     args = parser.parse_args(argv)
+    if args.instructions:
+        return instructions_main(args)
     # SIGTERM unwinds like Ctrl-C, so the servers this run started are stopped too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     for tool in ("redis-server", "redis-benchmark", "openssl"):

@@ -167,15 +167,9 @@ class SqlInstallError(ChronoidError):
 
 
 class ProtocolError(ChronoidError):
-    """Bytes on a sequencer connection that are not a valid inline or RESP command.
-
-    ``commands`` holds the commands that were complete before the fault (they are still
-    answered); the connection is closed after the error reply.
-    """
-
-    def __init__(self, message: str, commands: list[list[bytes]] | None = None) -> None:
-        self.commands: list[list[bytes]] = commands if commands is not None else []
-        super().__init__(message)
+    """Bytes on a sequencer connection that are not a valid inline or RESP command: the
+    commands complete before the fault are still answered, then the connection is closed
+    after the error reply."""
 
 
 class StoreUnavailable(ChronoidError):

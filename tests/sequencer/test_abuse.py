@@ -14,6 +14,7 @@ import itertools
 import json
 import os
 import resource
+import select
 import signal
 import socket
 import ssl
@@ -237,6 +238,69 @@ def test_the_descriptor_limit_is_raised_or_start_refused(tmp_path: Path) -> None
     assert "needs 1064 file descriptors but the hard limit is 512" in done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "b").exists()
+
+
+def test_running_out_of_descriptors_is_logged_and_waited_out(start_server: StartServer) -> None:
+    srv = start_server()
+    pid = srv.process.pid
+    # Lower the running server's limit (as an operator's prlimit would) to a few descriptors
+    # more than it holds, so accept() fails with EMFILE long before --max-connections.
+    spare = 8
+    limit = len(os.listdir(f"/proc/{pid}/fd")) + spare
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (limit, limit))
+    total = 4 * spare
+    clients: list[socket.socket] = []
+    try:
+        # The kernel completes every handshake (the listen backlog): clients past the limit
+        # connect, send, and wait to be accepted.
+        for _ in range(total):
+            sock = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+            sock.sendall(b"GETSEQ\r\n")
+            clients.append(sock)
+        values: list[int] = []
+        pending = list(clients)
+        served = _replies(pending, values, wait_s=1.0)
+        assert 0 < len(served) < total, len(served)  # the rest have no descriptor yet
+        assert srv.process.poll() is None
+        # Descriptors free up as served clients leave: the listener is still there, and
+        # every waiting client is served in turn.
+        deadline = time.monotonic() + 30
+        while pending and time.monotonic() < deadline:
+            for sock in served:
+                sock.close()
+            served = _replies(pending, values, wait_s=0.5)
+        assert not pending, f"{len(pending)} clients never served"
+        assert sorted(values) == list(range(1, total + 1))  # each once, none lost
+        for sock in clients:
+            sock.close()
+        with SequencerClient("127.0.0.1", srv.port, timeout=10) as client:
+            assert client.getseq() == total + 1
+        info = exchange(srv.port, b"INFO stats\r\nQUIT\r\n")
+        assert int(info.split(b"refused_fd_exhausted:")[1].split(b"\r\n")[0]) >= 1
+    finally:
+        for sock in clients:
+            sock.close()
+    assert srv.stop() == 0
+    assert srv.process.stderr is not None
+    log = srv.process.stderr.read().decode()
+    assert "cannot accept connections: Too many open files" in log
+    assert "Traceback" not in log
+
+
+def _replies(pending: list[socket.socket], values: list[int], wait_s: float) -> list[socket.socket]:
+    """The sockets of ``pending`` answered within ``wait_s`` (removed from it); their values
+    are appended to ``values``."""
+    answered: list[socket.socket] = []
+    end = time.monotonic() + wait_s
+    while pending and (left := end - time.monotonic()) > 0:
+        ready, _, _ = select.select(pending, [], [], left)
+        for sock in ready:
+            line = sock.recv(64)
+            assert line.startswith(b":") and line.endswith(b"\r\n"), line
+            values.append(int(line[1:]))
+            pending.remove(sock)
+            answered.append(sock)
+    return answered
 
 
 # -- 7: reservations off the event loop ------------------------------------------------------

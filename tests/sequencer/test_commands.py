@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 
 from chronoid.errors import InvalidArgument
-from chronoid.sequencer.commands import SUPPORTED, Dispatcher, Wait
+from chronoid.sequencer.commands import SUPPORTED, Dispatcher, Standalone, Wait
 from chronoid.sequencer.sequences import Sequences
 from chronoid.sequencer.store import FileStore
 
 
 @pytest.fixture
 def dispatcher(tmp_path: Path) -> Dispatcher:
-    return Dispatcher(Sequences(FileStore(tmp_path)))
+    return Dispatcher(Standalone(Sequences(FileStore(tmp_path))))
 
 
 def run(d: Dispatcher, *lines: str) -> bytes:
@@ -62,7 +62,7 @@ def test_connect_handshakes(dispatcher: Dispatcher) -> None:
 
 
 def test_auth(tmp_path: Path) -> None:
-    d = Dispatcher(Sequences(FileStore(tmp_path)), password="pw")
+    d = Dispatcher(Standalone(Sequences(FileStore(tmp_path))), password="pw")
     state = d.new_state()
     assert d.execute(state, [b"GETSEQ"]) == b"-NOAUTH Authentication required.\r\n"
     assert d.getseq_repeated(state, 5) is None  # the fast path refuses too
@@ -74,7 +74,7 @@ def test_auth(tmp_path: Path) -> None:
     assert d.execute(state, [b"HELLO", b"3", b"AUTH", b"default", b"pw"]).startswith(b"%7")
     assert d.execute(state, [b"GETSEQ"]) == b":1\r\n"  # nothing was consumed before AUTH
     with pytest.raises(InvalidArgument, match="password"):
-        Dispatcher(d.sequences, password="")
+        Dispatcher(d.gate, password="")
 
 
 def test_fast_path_gives_the_general_path_values(dispatcher: Dispatcher) -> None:

@@ -48,11 +48,18 @@ from typing import Protocol
 
 from chronoid.errors import InvalidArgument, StoreUnavailable
 from chronoid.sequencer.protocol import (
+    EMPTY_ARRAY,
+    NOAUTH,
+    OK,
+    PONG,
+    WRONGPASS,
     Command,
     encode_array,
     encode_bulk,
     encode_error,
     encode_integer,
+    encode_integers,
+    encode_map,
     shown,
 )
 from chronoid.sequencer.sequences import (
@@ -64,7 +71,15 @@ from chronoid.sequencer.sequences import (
 )
 from chronoid.version import package_version
 
-__all__ = ["MAX_AUTH_FAILURES", "SUPPORTED", "ConnectionState", "Dispatcher", "Gate", "Wait"]
+__all__ = [
+    "MAX_AUTH_FAILURES",
+    "SUPPORTED",
+    "ConnectionState",
+    "Dispatcher",
+    "Gate",
+    "Standalone",
+    "Wait",
+]
 
 MAX_AUTH_FAILURES = 3
 """Wrong passwords one connection may send; the last gets its ``-WRONGPASS`` and the
@@ -88,15 +103,12 @@ SUPPORTED = (
 INFO_SECTIONS = ("server", "clients", "stats", "replication", "sequences")
 """The sections of ``INFO``, in the order it prints them."""
 
-OK = b"+OK\r\n"
-PONG = b"+PONG\r\n"
-NOAUTH = b"-NOAUTH Authentication required.\r\n"
-WRONGPASS = b"-WRONGPASS invalid username-password pair or user is disabled.\r\n"
 _SUPPORTED_TEXT = ", ".join(SUPPORTED)
 
 
 class Gate(Protocol):
-    """Decides per command whether this server may issue (failover leadership)."""
+    """Decides per command whether this server may issue: :class:`Standalone` always does,
+    a failover :class:`~chronoid.sequencer.ha.Elector` while it leads."""
 
     def serving(self) -> Sequences | None:
         """The sequences to issue from, or None when this member may not issue."""
@@ -106,9 +118,30 @@ class Gate(Protocol):
         """The error reply sent instead of a value (a redirect or why not)."""
         ...
 
-    def info(self) -> dict[str, object]:
-        """INFO lines about leadership."""
+    def info(self) -> dict[str, object] | None:
+        """INFO ``replication`` lines about leadership (None: no such section)."""
         ...
+
+
+class Standalone:
+    """The gate of a server without failover: it always serves its one :class:`Sequences`."""
+
+    __slots__ = ("sequences",)
+
+    def __init__(self, sequences: Sequences) -> None:
+        self.sequences = sequences
+
+    def serving(self) -> Sequences:
+        """Always the same sequences."""
+        return self.sequences
+
+    def refusal(self) -> bytes:
+        """Never sent: :meth:`serving` never refuses."""
+        return encode_error("ERR this server is not issuing")
+
+    def info(self) -> None:
+        """No ``replication`` section: a standalone server has no failover facts."""
+        return None
 
 
 @dataclass(slots=True)
@@ -131,8 +164,8 @@ class Wait:
 
 
 class Dispatcher:
-    """Runs commands against one :class:`Sequences`, or against whichever the ``gate``
-    allows (failover: the current term's, or none on a standby).
+    """Runs commands against the :class:`Sequences` the ``gate`` allows: a
+    :class:`Standalone` server's own, with failover the current term's (none on a standby).
 
     ``password`` (None: no authentication) is compared in constant time. ``info`` returns
     extra ``INFO`` lines by section (connections, uptime) from the server, which owns those numbers.
@@ -140,26 +173,29 @@ class Dispatcher:
 
     def __init__(
         self,
-        sequences: Sequences | None,
+        gate: Gate,
         password: str | None = None,
         info: Callable[[], dict[str, dict[str, object]]] | None = None,
-        *,
-        gate: Gate | None = None,
     ) -> None:
         if password is not None and not password:
             raise InvalidArgument("password must be a non-empty string or None, got ''")
-        if (sequences is None) == (gate is None):
-            raise InvalidArgument("a Dispatcher needs exactly one of sequences and gate")
-        self.sequences = sequences
         self.gate = gate
         self.password = password.encode() if password is not None else None
-        self.requests: dict[str, int] = {}
-        """Commands answered, by upper-case name (``OTHER`` for unknown ones)."""
+        self._requests: dict[str, int] = {}
+        self._plain_getseqs = 0  # answered by getseq_repeated: one addition per read
         self.errors = 0
         """Error replies sent."""
         self.auth_failures = 0
         """Wrong passwords received (``AUTH`` and ``HELLO ... AUTH``)."""
         self._info = info
+
+    @property
+    def requests(self) -> dict[str, int]:
+        """Commands answered, by upper-case name (``OTHER`` for unknown ones)."""
+        counts = dict(self._requests)
+        if self._plain_getseqs:
+            counts["GETSEQ"] = counts.get("GETSEQ", 0) + self._plain_getseqs
+        return counts
 
     def new_state(self) -> ConnectionState:
         """State for a new connection: authenticated when no password is set."""
@@ -173,7 +209,7 @@ class Dispatcher:
             text = name.decode("ascii")
         except UnicodeDecodeError:
             text = "OTHER"
-        requests = self.requests
+        requests = self._requests
         key = text if text in _KNOWN else "OTHER"
         requests[key] = requests.get(key, 0) + 1
         if not state.authenticated and name not in _BEFORE_AUTH:
@@ -198,26 +234,20 @@ class Dispatcher:
         return reply
 
     def getseq_repeated(self, state: ConnectionState, times: int) -> bytes | None:
-        """Replies to ``times`` pipelined plain ``GETSEQ`` commands, or None to take the
-        general path (not authenticated, or the store refused: each command then gets its
-        own reply). The values are the same the general path would hand out: one event-loop
-        thread runs both, so no other connection can take a value in between.
+        """Replies to ``times`` pipelined plain ``GETSEQ`` commands
+        (:meth:`~chronoid.sequencer.protocol.Parser.plain_getseqs` counted them), or None to
+        take the general path (not authenticated, not serving, not reserved yet, or the store
+        refused: each command then gets its own reply). The values are the same the general
+        path would hand out: one event-loop thread runs both, so no other connection can take
+        a value in between.
         """
-        if not state.authenticated:
+        if not state.authenticated or state.closing:
             return None
-        sequences = self.sequences if self.gate is None else self.gate.serving()
-        if sequences is None:
-            return None
-        try:
-            first = sequences.try_take(times)
-        except (InvalidArgument, StoreUnavailable):
-            return None
+        first = self._take(times, DEFAULT_NAME)
         if type(first) is not int:
-            return None  # not reserved yet: each command waits its turn on the general path
-        if not self._still_serving(sequences):
-            return None  # the values taken become a gap; each command is refused
-        self.requests["GETSEQ"] = self.requests.get("GETSEQ", 0) + times
-        return (":%d\r\n" * times % tuple(range(first, first + times))).encode()
+            return None
+        self._plain_getseqs += times
+        return encode_integer(first) if times == 1 else encode_integers(first, times)
 
     # -- handlers --------------------------------------------------------------------------
 
@@ -237,34 +267,39 @@ class Dispatcher:
             name = command[2].decode("utf-8", "replace") if argc == 3 else DEFAULT_NAME
         else:
             return _wrong_args("GETSEQ")
-        sequences = self.sequences if self.gate is None else self.gate.serving()
+        first = self._take(count, name)
+        if isinstance(first, int):
+            return encode_integer(first)
+        if isinstance(first, Future):
+            return Wait(first, command)
+        return first
+
+    def _take(self, count: int, name: str) -> int | Future[None] | bytes:
+        """The first of ``count`` values of ``name``, the future of the reservation they wait
+        for, or the error reply (nothing consumed, or the values taken became a gap)."""
+        gate = self.gate
+        sequences = gate.serving()
         if sequences is None:
-            return self._refuse()
+            return gate.refusal()
         try:
             first = sequences.try_take(count, name)
         except InvalidArgument as exc:
             return encode_error(f"ERR {exc}")
         except StoreUnavailable as exc:
             return encode_error(f"ERR reservation failed, not issuing: {exc}")
-        if not isinstance(first, int):
-            return Wait(first, command)
-        if not self._still_serving(sequences):
-            return self._refuse()  # the values taken become a gap
-        return b":%d\r\n" % first
-
-    def _still_serving(self, sequences: Sequences) -> bool:
-        """Whether the term that lent ``sequences`` is still live after a take(): a take that
-        had to reserve can block past the lease deadline, and a value handed out then could
-        come after values a successor already issued (unique still, but out of order)."""
-        return self.gate is None or self.gate.serving() is sequences
+        # The term that lent ``sequences`` must still be live after the take: a value handed
+        # out once a successor issues could come after its values (unique, but out of order).
+        if type(first) is int and gate.serving() is not sequences:
+            return gate.refusal()  # the values taken become a gap
+        return first
 
     def _current(self, state: ConnectionState, command: Command) -> bytes:
         if len(command) > 2:
             return _wrong_args("CURRENT")
         name = command[1].decode("utf-8", "replace") if len(command) == 2 else DEFAULT_NAME
-        sequences = self.sequences if self.gate is None else self.gate.serving()
+        sequences = self.gate.serving()
         if sequences is None:
-            return self._refuse()
+            return self.gate.refusal()
         try:
             value = sequences.current(name)
         except InvalidArgument as exc:
@@ -304,15 +339,11 @@ class Dispatcher:
             state.close_reason = "auth_failures"
         return WRONGPASS
 
-    def _refuse(self) -> bytes:
-        assert self.gate is not None
-        return self.gate.refusal()
-
     def _info_command(self, state: ConnectionState, command: Command) -> bytes:
         asked = {arg.decode("utf-8", "replace").lower() for arg in command[1:]}
         if not asked or asked & {"all", "everything", "default"}:
             asked = set(INFO_SECTIONS)
-        sequences = self.sequences if self.gate is None else self.gate.serving()
+        sequences = self.gate.serving()
         stats = sequences.stats if sequences is not None else SequenceStats()
         sections: dict[str, dict[str, object]] = {
             name: {} for name in INFO_SECTIONS if name in asked
@@ -337,10 +368,11 @@ class Dispatcher:
                 "error_replies": self.errors,
             }
         if "replication" in sections:
-            if self.gate is not None:
-                sections["replication"] = self.gate.info()
+            replication = self.gate.info()
+            if replication is not None:
+                sections["replication"] = replication
             else:
-                del sections["replication"]  # standalone: no failover facts to report
+                del sections["replication"]
         if "sequences" in sections and sequences is not None:
             for name in sequences.names():
                 try:
@@ -369,7 +401,7 @@ class Dispatcher:
         return encode_error("ERR CLIENT supports only SETINFO and SETNAME here")
 
     def _command(self, state: ConnectionState, command: Command) -> bytes:
-        return b"*0\r\n"
+        return EMPTY_ARRAY
 
     def _config(self, state: ConnectionState, command: Command) -> bytes:
         if len(command) == 3 and command[1].upper() == b"GET":
@@ -380,7 +412,7 @@ class Dispatcher:
         argc = len(command)
         version = command[1] if argc > 1 else b"2"
         if version not in (b"2", b"3"):
-            return b"-NOPROTO unsupported protocol version\r\n"
+            return encode_error("NOPROTO unsupported protocol version")
         i = 2
         while i < argc:
             option = command[i].upper()
@@ -397,21 +429,17 @@ class Dispatcher:
                 )
         if not state.authenticated:
             return NOAUTH
+        issuing = self.gate.serving() is not None
         facts = [
             (b"server", encode_bulk(b"chronoid-sequencer")),
             (b"version", encode_bulk(package_version())),
-            (b"proto", b":%s\r\n" % version),
-            (b"id", b":1\r\n"),
+            (b"proto", encode_integer(int(version))),
+            (b"id", encode_integer(1)),
             (b"mode", encode_bulk(b"standalone")),
-            (b"role", encode_bulk(b"master" if self._issuing() else b"replica")),
-            (b"modules", b"*0\r\n"),
+            (b"role", encode_bulk(b"master" if issuing else b"replica")),
+            (b"modules", EMPTY_ARRAY),
         ]
-        body = b"".join(encode_bulk(key) + value for key, value in facts)
-        head = b"%%%d\r\n" % len(facts) if version == b"3" else b"*%d\r\n" % (2 * len(facts))
-        return head + body
-
-    def _issuing(self) -> bool:
-        return self.gate is None or self.gate.serving() is not None
+        return encode_map(facts, resp3=version == b"3")
 
     def _select(self, state: ConnectionState, command: Command) -> bytes:
         if len(command) == 2 and command[1] == b"0":

@@ -170,7 +170,7 @@ class Elector:
         """The error reply a member that may not issue sends instead."""
         leader = self.leader_address
         if leader is not None and leader != self.address:
-            return b"-MOVED 0 %s\r\n" % leader.encode()
+            return encode_error(f"MOVED 0 {leader}")
         term = self._term
         if term is not None and term.failed is None:
             reason = "this member's lease is not confirmed by the store"

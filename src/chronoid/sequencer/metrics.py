@@ -133,7 +133,7 @@ class _Collector:
         server = self.server
         dispatcher = server.dispatcher
         elector = server.elector
-        sequences = elector.serving() if elector is not None else server.sequences
+        sequences = server.gate.serving()
         # With failover each term has its own counters (a reset, as Prometheus expects).
         stats = sequences.stats if sequences is not None else SequenceStats()
         yield InfoMetricFamily(

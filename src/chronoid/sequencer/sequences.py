@@ -142,37 +142,8 @@ class Sequences:
         max_sequences: int = MAX_SEQUENCES,
         allowed: Iterable[str] | None = None,
     ) -> None:
-        if not 1 <= floor <= ceiling <= MAX_VALUE:
-            raise InvalidArgument(
-                f"need 1 <= floor <= ceiling <= {MAX_VALUE}, got {floor} and {ceiling}"
-            )
-        if (
-            not isinstance(initial, int)
-            or isinstance(initial, bool)
-            or not floor <= initial <= ceiling
-        ):
-            raise InvalidArgument(f"initial must be an int in {floor}..{ceiling}, got {initial!r}")
-        if not 1 <= block_min <= block_max:
-            raise InvalidArgument(
-                f"need 1 <= block_min <= block_max (values), got {block_min} and {block_max}"
-            )
-        if not 0 < wait_timeout < float("inf"):
-            raise InvalidArgument(
-                f"wait_timeout must be a number of seconds > 0, got {wait_timeout!r}"
-            )
-        if not isinstance(max_sequences, int) or max_sequences < 1:
-            raise InvalidArgument(f"max_sequences must be an int >= 1, got {max_sequences!r}")
-        self.allowed: frozenset[str] | None = None
-        if allowed is not None:
-            names = frozenset(allowed) | {DEFAULT_NAME}
-            for name in names:
-                _check_name(name)
-            if len(names) > max_sequences:
-                raise InvalidArgument(
-                    f"{len(names)} allowed sequence names (default included) exceed "
-                    f"max_sequences {max_sequences}"
-                )
-            self.allowed = names
+        _check_settings(initial, floor, ceiling, block_min, block_max, wait_timeout)
+        self.allowed = _allowed_names(allowed, max_sequences)
         self.max_sequences = max_sequences
         self.wait_timeout = wait_timeout
         self.store = store
@@ -184,25 +155,37 @@ class Sequences:
         self._clock = clock
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chronoid-reserve")
         self._closed = False
-        stored = store.load()
-        self._sequences: dict[str, _Sequence] = {}
+        self._sequences: dict[str, _Sequence] = self._load()
         self._creating: dict[str, _Sequence] = {}  # first reservation not yet durable
-        for name, high in stored.items():
-            if high > ceiling + 1:
+        default = self._place_default(initial, force_initial)
+        # Reserve the first block of the default sequence before serving anything (an
+        # exhausted one still starts: it answers every request with an error).
+        if default.next <= ceiling:
+            self._reserve_now(default, default.next + 1)
+
+    def _load(self) -> dict[str, _Sequence]:
+        """The stored sequences this server serves (inside its range, and allowed)."""
+        loaded: dict[str, _Sequence] = {}
+        for name, high in self.store.load().items():
+            if high > self.ceiling + 1:
                 raise InvalidArgument(
                     f"stored watermark {high} of sequence {name!r} is above this server's "
-                    f"range {floor}..{ceiling}: the store belongs to another site"
+                    f"range {self.floor}..{self.ceiling}: the store belongs to another site"
                 )
-            start = max(high, floor)
-            self._sequences[name] = _Sequence(name, start, start, block_min, stored=high)
-        if self.allowed is not None:
-            for name in [n for n in self._sequences if n not in self.allowed]:
+            if self.allowed is not None and name not in self.allowed:
                 # Not served, not rewritten: the store keeps its watermark for a later run.
                 log.warning("sequence %r is stored but not in allowed: refusing it", name)
-                del self._sequences[name]
+                continue
+            start = max(high, self.floor)
+            loaded[name] = _Sequence(name, start, start, self.block_min, stored=high)
+        return loaded
+
+    def _place_default(self, initial: int, force_initial: bool) -> _Sequence:
+        """The default sequence, started at ``initial`` when it is new or behind it (or
+        moved back to it with ``force_initial``)."""
         default = self._sequences.get(DEFAULT_NAME)
         if default is None:
-            default = _Sequence(DEFAULT_NAME, initial, initial, block_min)
+            default = _Sequence(DEFAULT_NAME, initial, initial, self.block_min)
             self._sequences[DEFAULT_NAME] = default
         elif initial > default.next or (force_initial and initial != default.next):
             if initial < default.next:
@@ -214,7 +197,7 @@ class Sequences:
                     extra=event("initial_forced", sequence=DEFAULT_NAME),
                 )
             default.next = default.limit = initial
-        elif initial < default.next and initial != floor:
+        elif initial < default.next and initial != self.floor:
             log.warning(
                 "initial %d is below the stored next value %d of %r; keeping %d "
                 "(force_initial moves it back)",
@@ -224,10 +207,7 @@ class Sequences:
                 default.next,
                 extra=event("initial_ignored", sequence=DEFAULT_NAME),
             )
-        # Reserve the first block of the default sequence before serving anything (an
-        # exhausted one still starts: it answers every request with an error).
-        if default.next <= ceiling:
-            self._reserve_now(default, default.next + 1)
+        return default
 
     # -- issuing (event-loop thread) -------------------------------------------------------
 
@@ -486,6 +466,40 @@ class Sequences:
                 seq.prefetching = False
         finally:
             seq.lock.release()
+
+
+def _check_settings(
+    initial: int, floor: int, ceiling: int, block_min: int, block_max: int, wait_timeout: float
+) -> None:
+    if not 1 <= floor <= ceiling <= MAX_VALUE:
+        raise InvalidArgument(
+            f"need 1 <= floor <= ceiling <= {MAX_VALUE}, got {floor} and {ceiling}"
+        )
+    if not isinstance(initial, int) or isinstance(initial, bool) or not floor <= initial <= ceiling:
+        raise InvalidArgument(f"initial must be an int in {floor}..{ceiling}, got {initial!r}")
+    if not 1 <= block_min <= block_max:
+        raise InvalidArgument(
+            f"need 1 <= block_min <= block_max (values), got {block_min} and {block_max}"
+        )
+    if not 0 < wait_timeout < float("inf"):
+        raise InvalidArgument(f"wait_timeout must be a number of seconds > 0, got {wait_timeout!r}")
+
+
+def _allowed_names(allowed: Iterable[str] | None, max_sequences: int) -> frozenset[str] | None:
+    """The names a client may use (``default`` included), None for any; validated."""
+    if not isinstance(max_sequences, int) or max_sequences < 1:
+        raise InvalidArgument(f"max_sequences must be an int >= 1, got {max_sequences!r}")
+    if allowed is None:
+        return None
+    names = frozenset(allowed) | {DEFAULT_NAME}
+    for name in names:
+        _check_name(name)
+    if len(names) > max_sequences:
+        raise InvalidArgument(
+            f"{len(names)} allowed sequence names (default included) exceed "
+            f"max_sequences {max_sequences}"
+        )
+    return names
 
 
 def _failed(seq: _Sequence) -> bool:

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, cast
 
 from chronoid.errors import InvalidArgument, ProtocolError, ServerStartError
 from chronoid.extras import require_extra
-from chronoid.sequencer.commands import ConnectionState, Dispatcher, Wait
+from chronoid.sequencer.commands import ConnectionState, Dispatcher, Gate, Standalone, Wait
 from chronoid.sequencer.logs import event
 from chronoid.sequencer.protocol import (
     DEFAULT_MAX_ARGS,
@@ -69,12 +69,13 @@ __all__ = [
 
 log = logging.getLogger("chronoid.sequencer")
 
-MAX_CLIENTS_REPLY = b"-ERR max number of clients reached\r\n"
-_GETSEQ_PATTERNS = (b"*1\r\n$6\r\nGETSEQ\r\n", b"GETSEQ\r\n", b"GETSEQ\n")
+MAX_CLIENTS_REPLY = encode_error("ERR max number of clients reached")
 FD_RESERVE = 64
 """File descriptors kept beyond ``max_connections`` (listener, state file, store
 connections, metrics, logs)."""
-_AUTH_TIMEOUT_REPLY = b"-NOAUTH Authentication not completed in time: closing the connection\r\n"
+_AUTH_TIMEOUT_REPLY = encode_error(
+    "NOAUTH Authentication not completed in time: closing the connection"
+)
 _TURN_BYTES = 64 * 1024
 _TURN_COMMANDS = 1024
 """Most reply bytes and commands one connection gets per event-loop turn: a long pipeline (100,000
@@ -204,6 +205,7 @@ def ensure_file_limit(max_connections: int) -> int:
 class _Connection(asyncio.Protocol):
     __slots__ = (
         "deferred",
+        "dispatcher",
         "held",
         "last_active",
         "limited",
@@ -225,6 +227,7 @@ class _Connection(asyncio.Protocol):
         self.server = server
         config = server.config
         self.transport: asyncio.Transport | None = None
+        self.dispatcher = server.dispatcher
         self.state: ConnectionState = server.dispatcher.new_state()
         self.limited = not self.state.authenticated
         self.parser = Parser(
@@ -267,20 +270,15 @@ class _Connection(asyncio.Protocol):
         server = self.server
         self.last_active = server.now
         parser = self.parser
-        if not parser.buffered and self.waiting is None and not self.state.closing:
-            # Fast path: a read holding nothing but plain GETSEQs (pipelined or not), in
-            # RESP or inline form, as load generators and batching clients send them.
-            for pattern in _GETSEQ_PATTERNS:
-                size = len(pattern)
-                times = data.count(pattern)
-                if times and times * size == len(data) and times <= _TURN_COMMANDS:
-                    replies = server.dispatcher.getseq_repeated(self.state, times)
-                    if replies is not None:
-                        transport = self.transport
-                        assert transport is not None
-                        transport.write(replies)
-                        return
-                    break
+        if self.waiting is None:
+            # Fast path: a read holding nothing but plain GETSEQs (pipelined or not), as
+            # load generators and batching clients send them.
+            times = parser.plain_getseqs(data)
+            if times and times <= _TURN_COMMANDS:
+                replies = self.dispatcher.getseq_repeated(self.state, times)
+                if replies is not None:
+                    self.transport.write(replies)  # type: ignore[union-attr]  # connected
+                    return
         try:
             parser.receive(data)
         except ProtocolError:  # already broken: the connection is closing
@@ -476,12 +474,16 @@ class SequencerServer:
         elector: Elector | None = None,
         listener: socket.socket | None = None,
     ) -> None:
+        if (sequences is None) == (elector is None):
+            raise InvalidArgument("a SequencerServer needs exactly one of sequences and elector")
         self.sequences = sequences
         self.elector = elector
+        self.gate: Gate = elector if elector is not None else Standalone(cast(Sequences, sequences))
+        """Whether this server may issue now, and from which sequences."""
         self.config = config
         self.ssl_context = ssl_context
         self.password_set = password is not None
-        self.dispatcher = Dispatcher(sequences, password, info=self._info, gate=elector)
+        self.dispatcher = Dispatcher(self.gate, password, info=self._info)
         self.connections: set[_Connection] = set()
         self.pending = 0
         """Accepted connections not yet open (TLS handshakes in progress)."""
