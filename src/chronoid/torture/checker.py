@@ -30,7 +30,7 @@ from chronoid.torture.history import CHECKS, Fault, History, Op
 
 __all__ = ["CRASH_FAULTS", "Verdict", "Violation", "check"]
 
-CRASH_FAULTS = frozenset({"kill9", "intruder", "delete-state", "registry-restart"})
+CRASH_FAULTS = frozenset({"kill9", "intruder", "delete-state", "registry-restart", "disk-full"})
 """Fault kinds after which the documented gap (``gap_per_restart`` values) may appear."""
 
 AROUND_NS = 2_000_000_000
