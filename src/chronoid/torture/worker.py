@@ -176,15 +176,23 @@ class ChronoidRoute:
             failover_timeout=2 * args.timeout_s,
         )
 
+        self.switches = 0
+        """Server switches inside the last command: each may follow an attempt whose reply
+        was lost after the server had reserved the values (a documented gap)."""
+
     def client(self) -> Any:
         return self
 
     def execute_command(self, *command: str) -> int:
-        if len(command) == 1:
-            return self._client.getseq()
-        if len(command) == 2:
-            return self._client.getseq(int(command[1]))
-        return self._client.getseq(int(command[1]), command[2])
+        before = self._client.redirects
+        try:
+            if len(command) == 1:
+                return self._client.getseq()
+            if len(command) == 2:
+                return self._client.getseq(int(command[1]))
+            return self._client.getseq(int(command[1]), command[2])
+        finally:
+            self.switches = self._client.redirects - before
 
     def failed(self, exc: Exception) -> str:
         from chronoid.errors import SequencerReplyError
@@ -256,9 +264,23 @@ def run_sequencer(args: argparse.Namespace) -> None:
             )
             time.sleep(0.02)
         else:
+            done = now_ns()
             loop.history.op(
-                loop.process, "getseq", name, invoke, now_ns(), "ok", value=int(value), count=count
+                loop.process, "getseq", name, invoke, done, "ok", value=int(value), count=count
             )
+            if isinstance(route, ChronoidRoute) and route.switches:
+                # The attempts before the one that answered, each with an unknown outcome.
+                loop.history.op(
+                    loop.process,
+                    "getseq",
+                    name,
+                    invoke,
+                    done,
+                    "info",
+                    count=count * route.switches,
+                    error=f"SequencerClient switched servers {route.switches} time(s) in "
+                    "this command: an attempt whose reply was lost may have used values",
+                )
         loop.count()
 
 
