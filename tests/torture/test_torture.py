@@ -45,13 +45,21 @@ def tool(*args: str, tag: str = "", **popen: object) -> subprocess.Popen[str]:
 
 
 def run(*args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
+    return run_with_pid(*args, timeout_s=timeout_s)[0]
+
+
+def run_with_pid(
+    *args: str, timeout_s: float = 120
+) -> tuple[subprocess.CompletedProcess[str], int]:
+    """The finished run, and the tool's PID (which names its scratch, mounts and netns)."""
     process = tool(*args)
     try:
         out, err = process.communicate(timeout=timeout_s)
     finally:
         if process.poll() is None:
             process.kill()
-    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+    completed = subprocess.CompletedProcess(process.args, process.returncode, out, err)
+    return completed, process.pid
 
 
 def tagged(tag: str) -> list[int]:
@@ -92,7 +100,8 @@ def test_serve_short_torture_passes_on_the_faults_it_survives(tmp_path: Path) ->
     # is in the shared-data-dir scenario below.)
     out = tmp_path / "serve"
     faults = "client-partition,disk-full"
-    result = run("serve", "--time", "4", "--seed", "395", "--faults", faults, "--out", str(out))
+    args = ("serve", "--time", "4", "--seed", "395", "--faults", faults, "--out", str(out))
+    result, pid = run_with_pid(*args)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "verdict: PASS" in result.stdout
     assert "checks: unique ok, increasing ok, realtime ok, gaps ok" in result.stdout
@@ -117,6 +126,8 @@ def test_serve_short_torture_passes_on_the_faults_it_survives(tmp_path: Path) ->
     ]
     keys = {r["key"] for r in ops}
     assert keys == {"default", "tx", "events"}
+    # A run that ended leaves nothing: no namespace, no mount, no scratch directory.
+    assert _netns_of(pid) == [] and _mounts_of(pid) == [] and _scratch_dirs(pid) == []
 
 
 def test_attach_tortures_a_deployment_it_does_not_own(tmp_path: Path) -> None:
