@@ -60,6 +60,19 @@ def _ip(*args: str) -> None:
         raise OSError(f"ip {' '.join(args)}: {done.stderr.strip() or done.returncode}")
 
 
+def _addresses() -> set[str]:
+    """IPv4 addresses of the host's interfaces (``ip -o -4 addr``)."""
+    done = subprocess.run(
+        ["ip", "-o", "-4", "addr"], capture_output=True, text=True, timeout=30, check=False
+    )
+    found = set()
+    for line in done.stdout.splitlines():
+        fields = line.split()
+        if "inet" in fields:
+            found.add(fields[fields.index("inet") + 1].split("/")[0])
+    return found
+
+
 class NetnsNetwork(ClientNetwork):
     """The clients in a network namespace of their own, joined to the host by a veth pair."""
 
@@ -67,9 +80,12 @@ class NetnsNetwork(ClientNetwork):
 
     def __init__(self, supervisor: Supervisor) -> None:
         self.name = supervisor.netns()
-        # A /30 of 10.213.0.0/16 per run (a collision with a concurrent run only fails the
-        # set-up, which then falls back to relays).
-        base = random.Random().randrange(0, 65_536, 4)
+        # A /30 of 10.213.0.0/16 per run, one no other interface uses.
+        used = _addresses()
+        rng = random.Random()
+        base = rng.randrange(0, 65_536, 4)
+        while f"10.213.{base // 256}.{base % 256 + 1}" in used:
+            base = rng.randrange(0, 65_536, 4)
         prefix = f"10.213.{base // 256}."
         self.server_host = f"{prefix}{base % 256 + 1}"
         self.client_host = self.server_host
