@@ -18,7 +18,6 @@ process's IDs increase; each Mode B state file's IDs are unique across its resta
 
 from __future__ import annotations
 
-import signal
 import time
 from dataclasses import dataclass
 
@@ -27,7 +26,7 @@ from chronoid.extras import require_extra
 from chronoid.torture.history import now_ns
 from chronoid.torture.nemesis import LEASE_FAULTS, Step, get_scenario, random_schedule
 from chronoid.torture.processes import Child
-from chronoid.torture.run import Run, RunOptions, RunResult
+from chronoid.torture.run import Run, RunOptions, RunResult, for_a_while, pause
 from chronoid.torture.stores import STORE_KINDS, start_store
 
 __all__ = ["MODE_B_LAYOUT", "MODE_C_LAYOUT", "LeaseSetup", "run_lease"]
@@ -169,11 +168,7 @@ def run_lease(options: RunOptions, setup: LeaseSetup) -> RunResult:
             started = now_ns()
             if step.kind == "pause":
                 child = current[step.target]
-                child.signal(signal.SIGSTOP)
-                try:
-                    time.sleep(step.duration_s)
-                finally:
-                    child.signal(signal.SIGCONT)
+                pause(child, step.duration_s)
                 run.fault(
                     "pause",
                     f"{step.target}.{incarnation[step.target]}",
@@ -181,11 +176,8 @@ def run_lease(options: RunOptions, setup: LeaseSetup) -> RunResult:
                     f"SIGSTOP {step.duration_s:g} s (lease TTL {setup.ttl_ms} ms)",
                 )
             elif step.kind == "partition":
-                relays[step.target].cut()
-                try:
-                    time.sleep(step.duration_s)
-                finally:
-                    relays[step.target].heal()
+                relay = relays[step.target]
+                for_a_while(step.duration_s, relay.cut, relay.heal)
                 run.fault(
                     "partition",
                     f"{step.target}.{incarnation[step.target]}",
@@ -226,11 +218,7 @@ def run_lease(options: RunOptions, setup: LeaseSetup) -> RunResult:
                 run.fault("registry-restart", registry.kind, started, f"kill -9; {lost}; restarted")
             elif step.kind == "registry-pause":
                 assert registry is not None
-                registry.signal(signal.SIGSTOP)
-                try:
-                    time.sleep(step.duration_s)
-                finally:
-                    registry.signal(signal.SIGCONT)
+                pause(registry, step.duration_s)
                 run.fault(
                     "registry-pause",
                     registry.kind,

@@ -41,6 +41,7 @@ __all__ = [
     "NETNS_PREFIX",
     "RUN_ENV",
     "Child",
+    "Owned",
     "Supervisor",
     "free_port",
     "is_root",
@@ -169,6 +170,22 @@ class Child:
         except OSError:
             return ""
         return " | ".join(line for line in text.strip().splitlines()[-lines:])
+
+
+class Owned:
+    """A process the run starts and restarts (a server, a store): its current child."""
+
+    child: Child | None = None
+
+    def kill(self) -> None:
+        """SIGKILL the current child's group (nothing if there is none)."""
+        if self.child is not None:
+            self.child.kill()
+
+    def signal(self, sig: int) -> None:
+        """Send ``sig`` to the current child's group."""
+        if self.child is not None:
+            self.child.signal(sig)
 
 
 class Supervisor:

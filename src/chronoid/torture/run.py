@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import Protocol
 
 from chronoid.errors import InvalidArgument, TortureError
 from chronoid.torture.checker import Verdict, check, render
@@ -28,7 +29,7 @@ from chronoid.torture.nemesis import Step
 from chronoid.torture.processes import Child, Supervisor, sweep_stale
 from chronoid.torture.relay import Relay
 
-__all__ = ["Run", "RunOptions", "RunResult", "Target"]
+__all__ = ["Run", "RunOptions", "RunResult", "Target", "for_a_while", "pause"]
 
 WORKER = Path(__file__).with_name("worker.py")
 
@@ -333,6 +334,27 @@ class Run:
         verdict_path = out / "verdict.txt"
         verdict_path.write_text(report + "\n")
         return RunResult(history_path, verdict_path, plot_path, verdict, report, self.interrupted)
+
+
+def for_a_while(duration_s: float, begin: Callable[[], None], end: Callable[[], None]) -> None:
+    """``begin`` (SIGSTOP, a cut), ``duration_s`` seconds, then ``end`` (also when Ctrl-C
+    interrupts the wait: a run never leaves a process stopped or a link cut)."""
+    begin()
+    try:
+        time.sleep(duration_s)
+    finally:
+        end()
+
+
+class _Signalled(Protocol):
+    def signal(self, sig: int) -> None: ...
+
+
+def pause(process: _Signalled, duration_s: float) -> None:
+    """SIGSTOP ``process`` (a child, a server, a store) for ``duration_s``, then SIGCONT."""
+    for_a_while(
+        duration_s, lambda: process.signal(signal.SIGSTOP), lambda: process.signal(signal.SIGCONT)
+    )
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

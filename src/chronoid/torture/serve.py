@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,9 +37,9 @@ from chronoid.torture.nemesis import (
     random_schedule,
 )
 from chronoid.torture.network import RelayNetwork, client_network
-from chronoid.torture.processes import Child, free_port, is_root, wait_for_port
+from chronoid.torture.processes import Child, Owned, free_port, is_root, wait_for_port
 from chronoid.torture.relay import Relay
-from chronoid.torture.run import Run, RunOptions, RunResult
+from chronoid.torture.run import Run, RunOptions, RunResult, for_a_while, pause
 from chronoid.torture.stores import Store, start_store
 
 __all__ = [
@@ -89,7 +88,7 @@ STATE_FILE = "sequencer.json"
 _START_TIMEOUT_S = 15.0
 
 
-class _Server:
+class _Server(Owned):
     """One server under test: started, killed and restarted by the nemesis."""
 
     def __init__(
@@ -133,14 +132,6 @@ class _Server:
             if time.monotonic() + 1 >= deadline:
                 return f"not restarted: {why}"
             time.sleep(1)
-
-    def kill(self) -> None:
-        if self.child is not None:
-            self.child.kill()
-
-    def signal(self, sig: int) -> None:
-        if self.child is not None:
-            self.child.signal(sig)
 
     def role(self) -> str:
         """``leader``, ``standby`` or ``down`` (from INFO, 0.5 s at most)."""
@@ -414,11 +405,7 @@ def run_serve(
         def apply(step: Step) -> None:
             started = now_ns()
             if step.kind == "client-partition":
-                network.cut()
-                try:
-                    time.sleep(step.duration_s)
-                finally:
-                    network.heal()
+                for_a_while(step.duration_s, network.cut, network.heal)
                 run.fault(
                     "client-partition",
                     "clients",
@@ -430,11 +417,8 @@ def run_serve(
             if step.kind == "store-partition":
                 assert ha is not None
                 member = pick(Step(0, "", "leader"))
-                relays[member.name].cut()
-                try:
-                    time.sleep(step.duration_s)
-                finally:
-                    relays[member.name].heal()
+                relay = relays[member.name]
+                for_a_while(step.duration_s, relay.cut, relay.heal)
                 run.fault(
                     "store-partition",
                     member.name,
@@ -461,11 +445,7 @@ def run_serve(
                 outcome = f"exit {status}; " + server.restart(run_end)
                 run.fault("sigterm", server.name, started, outcome)
             elif step.kind == "pause":
-                server.signal(signal.SIGSTOP)
-                try:
-                    time.sleep(step.duration_s)
-                finally:
-                    server.signal(signal.SIGCONT)
+                pause(server, step.duration_s)
                 run.fault("pause", server.name, started, f"SIGSTOP {step.duration_s:g} s")
             elif step.kind == "intruder":
                 _intruder(run, server, data_dir, step, started, run_end, client)
@@ -523,11 +503,7 @@ def run_serve(
 def _store_fault(run: Run, store: Store, step: Step, started: int, rng: random.Random) -> None:
     """``store-pause`` or ``store-kill9`` on a store the run started."""
     if step.kind == "store-pause":
-        store.signal(signal.SIGSTOP)
-        try:
-            time.sleep(step.duration_s)
-        finally:
-            store.signal(signal.SIGCONT)
+        pause(store, step.duration_s)
         run.fault("store-pause", store.kind, started, f"SIGSTOP {step.duration_s:g} s")
         return
     store.kill()

@@ -17,7 +17,7 @@ import subprocess
 from pathlib import Path
 
 from chronoid.errors import TortureError
-from chronoid.torture.processes import Child, free_port, wait_for_port
+from chronoid.torture.processes import Child, Owned, free_port, wait_for_port
 from chronoid.torture.run import Run
 
 __all__ = ["STORE_KINDS", "EtcdStore", "PostgresStore", "RedisStore", "Store", "start_store"]
@@ -28,7 +28,7 @@ STORE_KINDS = ("redis", "etcd", "postgresql")
 _PG_USER = "postgres"
 
 
-class Store:
+class Store(Owned):
     """One store process the run owns: started, killed, paused and restarted by the nemesis."""
 
     kind = ""
@@ -63,15 +63,6 @@ class Store:
         )
         if not wait_for_port(self.port, self.child, 30.0):
             raise TortureError(f"{self.kind} did not start: {self.child.log_tail()}")
-
-    def kill(self) -> None:
-        """SIGKILL its whole process group."""
-        if self.child is not None:
-            self.child.kill()
-
-    def signal(self, sig: int) -> None:
-        if self.child is not None:
-            self.child.signal(sig)
 
 
 def _binary(name: str, package: str) -> str:
