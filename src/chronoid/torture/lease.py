@@ -213,9 +213,9 @@ def run_lease(options: RunOptions, setup: LeaseSetup) -> RunResult:
             elif step.kind == "registry-restart":
                 assert registry is not None
                 registry.kill()
-                registry.start()
+                outcome = registry.restart()
                 lost = "data lost" if not registry.keeps_data else "data kept"
-                run.fault("registry-restart", registry.kind, started, f"kill -9; {lost}; restarted")
+                run.fault("registry-restart", registry.kind, started, f"kill -9; {lost}; {outcome}")
             elif step.kind == "registry-pause":
                 assert registry is not None
                 pause(registry, step.duration_s)

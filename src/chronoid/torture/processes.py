@@ -43,6 +43,7 @@ __all__ = [
     "Child",
     "Owned",
     "Supervisor",
+    "children_of",
     "free_port",
     "is_root",
     "mounts_under",
@@ -302,6 +303,22 @@ class Supervisor:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def children_of(pid: int) -> list[int]:
+    """PIDs whose parent is ``pid`` (from /proc): PostgreSQL's backends, which each start a
+    session of their own, so a signal to the postmaster's group misses them."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if len(fields) > 1 and fields[1] == str(pid):
+            found.append(int(entry.name))
+    return found
 
 
 def _primary_group(user: str) -> int:

@@ -479,15 +479,20 @@ def run_serve(
         for server in servers:
             if server.child is not None and server.child.alive():
                 server.child.stop()
-        # With failover, a leader change (after a kill, a pause past the lease or a store
-        # fault) skips what the old leader had reserved, as a crash does.
-        gap_faults = sorted(CRASH_FAULTS | ({"pause", *STORE_FAULTS} if ha is not None else set()))
+        # With failover, a leader change (after a kill, a stop, a pause past the lease or a
+        # store fault) skips what the old leader had reserved, as a crash does, and comes up
+        # to a lease after the fault (the old lease runs out, a standby takes over).
+        gap_faults = sorted(
+            CRASH_FAULTS | ({"pause", "sigterm", *STORE_FAULTS} if ha is not None else set())
+        )
+        reach_ns = 0 if ha is None else int(3 * ha.lease_ttl_s * 1e9)
         # An attached deployment may have other clients: gaps say nothing there.
         checks = ["unique", "increasing", "realtime"] + ([] if attach is not None else ["gaps"])
         return run.finish(
             {"*": checks},
             gap_per_restart=GAP_PER_CRASH,
             gap_faults=gap_faults,
+            gap_fault_reach_ns=reach_ns,
             clients=clients,
             client_mix=[f"{library}/{mode}" for library, mode in mix],
             client_network=network.kind,
@@ -508,8 +513,8 @@ def _store_fault(run: Run, store: Store, step: Step, started: int, rng: random.R
         return
     store.kill()
     time.sleep(rng.uniform(0.2, 1.0))
-    store.start()
-    run.fault("store-kill9", store.kind, started, "restarted on its data directory")
+    outcome = store.restart()
+    run.fault("store-kill9", store.kind, started, f"{outcome} on its data directory")
 
 
 def _fill(run: Run, server: _Server, disk: Path, step: Step, started: int, run_end: float) -> None:

@@ -10,14 +10,18 @@ every lease (issue 14's "registry that lost its data").
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 from chronoid.errors import TortureError
-from chronoid.torture.processes import Child, Owned, free_port, wait_for_port
+from chronoid.torture.history import now_ns
+from chronoid.torture.processes import Child, Owned, children_of, free_port, wait_for_port
 from chronoid.torture.run import Run
 
 __all__ = ["STORE_KINDS", "EtcdStore", "PostgresStore", "RedisStore", "Store", "start_store"]
@@ -50,6 +54,20 @@ class Store(Owned):
 
     def user(self) -> str | None:
         return None
+
+    def restart(self, attempts: int = 5) -> str:
+        """Start it again after a kill, retrying each second; returns the outcome (each
+        failed attempt is recorded as a ``restart-failed`` fault)."""
+        for attempt in range(1, attempts + 1):
+            try:
+                self.start()
+            except TortureError as exc:
+                self.run.faults.fault("restart-failed", self.kind, now_ns(), None, str(exc))
+                self.kill()
+                time.sleep(1)
+                continue
+            return "restarted" if attempt == 1 else f"restarted after {attempt} attempts"
+        return f"not restarted after {attempts} attempts"
 
     def start(self) -> None:
         """Start it (again) and wait until it listens.
@@ -170,6 +188,28 @@ class PostgresStore(Store):
     def url(self, port: int | None = None, query: str = "") -> str:
         return f"postgresql://postgres@127.0.0.1:{port or self.port}/postgres{query}"
 
+    def signal(self, sig: int) -> None:
+        """``sig`` to the postmaster and to every backend (each in a session of its own)."""
+        if self.child is None or not self.child.alive():
+            return
+        backends = children_of(self.child.pid)
+        self.child.signal(sig)
+        for pid in backends:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+
+    def kill(self) -> None:
+        """SIGKILL the postmaster and every backend, and wait until they are gone (a backend
+        left alive keeps the shared memory, and the restart refuses to start)."""
+        if self.child is None:
+            return
+        backends = children_of(self.child.pid) if self.child.alive() else []
+        self.signal(signal.SIGKILL)
+        self.child.kill()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(_exists(pid) for pid in backends):
+            time.sleep(0.02)
+
     def user(self) -> str | None:
         return self._user
 
@@ -179,6 +219,15 @@ class PostgresStore(Store):
             *("-c", "listen_addresses=127.0.0.1", "-k", str(self.root)),
             *("-c", "shared_buffers=16MB", "-c", "max_connections=40", "-c", "fsync=on"),
         ]
+
+
+def _exists(pid: int) -> bool:
+    """True while ``pid`` is a process that is not a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
 
 
 def start_store(run: Run, kind: str) -> Store:
@@ -192,5 +241,6 @@ def start_store(run: Run, kind: str) -> Store:
         store = PostgresStore(run)
     else:
         raise TortureError(f"unknown store {kind!r}; known: {', '.join(STORE_KINDS)}")
+    run.cleanups.append(store.kill)  # PostgreSQL's backends are outside its process group
     store.start()
     return store
