@@ -12,9 +12,10 @@ Kinds:
                (redis-py, its retries off) or ``chronoid`` (chronoid's own
                ``SequencerClient``, failing over as it does): ``--mode single`` (``GETSEQ``),
                ``pipelined`` (8 ``GETSEQ`` per round trip; redis-py only), ``batched``
-               (``GETSEQ n``, n of 10, 100, 1000), ``named`` (``GETSEQ 1 tx`` / ``events``).
-               ``--tls-ca FILE`` speaks TLS (the certificate is checked against the CA, not
-               the host name: the clients may dial a relay); the password, if any, comes in
+               (``GETSEQ n``, n of 10, 100, 1000), ``named`` (``GETSEQ 1 tx`` / ``events``;
+               with chronoid, ``GETSEQ n tx``, n of 1, 10, 100). ``--tls-ca FILE`` speaks
+               TLS (the certificate is checked against the CA, not the host name: the
+               clients may dial a relay); the password, if any, comes in
                ``CHRONOID_TORTURE_PASSWORD`` (never on a command line).
 ``lease``      Mode C: a ``LeaseGenerator`` on a registry (``--registry URL``: Redis, etcd or
                PostgreSQL), called as fast as it gives (a saturating caller sits in the
@@ -247,7 +248,9 @@ def run_sequencer(args: argparse.Namespace) -> None:
             command = ["GETSEQ", str(count)]
         elif mode == "named":
             name = rng.choice(("tx", "events"))
-            command = ["GETSEQ", "1", name]
+            # chronoid's client also takes named blocks: getseq(n, name).
+            count = rng.choice((1, 10, 100)) if args.client == "chronoid" else 1
+            command = ["GETSEQ", str(count), name]
         invoke = now_ns()
         try:
             value = route.client().execute_command(*command)
