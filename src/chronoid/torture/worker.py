@@ -218,7 +218,9 @@ def run_sequencer(args: argparse.Namespace) -> None:
                 pipe = route.client().pipeline(transaction=False)
                 for _ in range(depth):
                     pipe.execute_command("GETSEQ")
-                values = pipe.execute()
+                # Each reply on its own: an error reply to one command (say -ERR after a
+                # full disk) says nothing of the others, which may have handed values out.
+                values = pipe.execute(raise_on_error=False)
             except Exception as exc:
                 done = now_ns()
                 status = route.failed(exc)
@@ -235,10 +237,26 @@ def run_sequencer(args: argparse.Namespace) -> None:
                 time.sleep(0.02)
             else:
                 done = now_ns()
+                failed = False
                 for value in values:
-                    loop.history.op(
-                        loop.process, "getseq", "default", invoke, done, "ok", value=value
-                    )
+                    if isinstance(value, Exception):
+                        failed = True
+                        status = route.failed(value)
+                        loop.history.op(
+                            loop.process,
+                            "getseq",
+                            "default",
+                            invoke,
+                            done,
+                            status,
+                            error=_one_line(value),
+                        )
+                    else:
+                        loop.history.op(
+                            loop.process, "getseq", "default", invoke, done, "ok", value=value
+                        )
+                if failed:
+                    time.sleep(0.02)
             loop.count(depth)
             continue
         count, name = 1, "default"
