@@ -90,15 +90,22 @@ def attached_server() -> Iterator[list[str]]:
             server.wait()
 
 
-def run_target(target: str, seconds: float, seed: int, chronoid_src: str | None) -> dict[str, str]:
+def run_target(
+    target: str, seconds: float, seed: int, chronoid_src: str | None, label: str = ""
+) -> dict[str, str]:
     if target == "serve-attach":
         with attached_server() as attach:
-            return _run_target(target, seconds, seed, chronoid_src, attach)
-    return _run_target(target, seconds, seed, chronoid_src, [])
+            return _run_target(target, seconds, seed, chronoid_src, attach, label)
+    return _run_target(target, seconds, seed, chronoid_src, [], label)
 
 
 def _run_target(
-    target: str, seconds: float, seed: int, chronoid_src: str | None, extra: list[str]
+    target: str,
+    seconds: float,
+    seed: int,
+    chronoid_src: str | None,
+    extra: list[str],
+    label: str,
 ) -> dict[str, str]:
     out = RESULTS / f"torture-{target}"
     command = [
@@ -118,7 +125,11 @@ def _run_target(
     verdict = check(history)
     if (out / "timeline.png").exists():
         PLOTS.mkdir(parents=True, exist_ok=True)
-        shutil.copy(out / "timeline.png", PLOTS / f"torture-{target}.png")
+        # A labelled (shorter) run keeps its own plot beside the 10-minute one.
+        slug = "".join(c if c.isalnum() else "-" for c in label.lower()).strip("-")
+        shutil.copy(
+            out / "timeline.png", PLOTS / f"torture-{target}{'-' + slug if slug else ''}.png"
+        )
     failed = ", ".join(f"{k} {n}" for k, n in verdict.violation_counts.items()) or "none"
     network = history.meta.extra.get("client_network")
     return {
@@ -157,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [t for t in targets if t not in TARGETS]
     if unknown:
         parser.error(f"--only: unknown target(s) {', '.join(unknown)}")
-    rows = [run_target(t, seconds, args.seed, args.chronoid_src) for t in targets]
+    rows = [run_target(t, seconds, args.seed, args.chronoid_src, args.label) for t in targets]
     if args.label:
         for row in rows:
             name, _, rest = row["target"].partition(" (")
