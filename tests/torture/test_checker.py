@@ -169,6 +169,16 @@ def test_gap_beyond_the_documented_bound_is_found() -> None:
     assert "148 values skipped between 1 and 150" in verdict.violations[0].message
 
 
+def test_a_fault_counts_for_gaps_until_its_reach_after_its_end() -> None:
+    # A failover group: the leader change after a store fault comes up to a lease later.
+    head = meta(gap=200)
+    head["extra"] = {"gap_faults": ["store-kill9"], "gap_fault_reach_ns": 5 * MS}
+    records = (op("a", 10, 11, 1), op("a", 12, 13, 150))
+    assert check(history(fault("store-kill9", 4, 6), *records, head=head)).ok  # 6 + 5 >= 10
+    late = check(history(fault("store-kill9", 1, 2), *records, head=head))  # 2 + 5 < 10
+    assert late.violation_counts == {"gaps": 1}
+
+
 def test_nothing_handed_out_is_not_a_pass() -> None:
     h = history(op("a", 0, 1, status="fail"))
     verdict = check(h)

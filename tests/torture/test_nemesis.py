@@ -8,6 +8,8 @@ from hypothesis import strategies as st
 
 from chronoid.errors import InvalidArgument
 from chronoid.torture.nemesis import (
+    ATTACH_FAULTS,
+    CLOCK_STEP_S,
     HA_FAULTS,
     LEASE_FAULTS,
     SCENARIOS,
@@ -15,6 +17,14 @@ from chronoid.torture.nemesis import (
     STORE_FAULTS,
     get_scenario,
     random_schedule,
+)
+from chronoid.torture.serve import (
+    CLIENT_KINDS,
+    CLIENT_LIBRARIES,
+    Attach,
+    HaSetup,
+    allowed_faults,
+    client_mix,
 )
 
 TARGETS = {"kill9": ("server",), "pause": ("server",), "intruder": ("server",)}
@@ -64,3 +74,38 @@ def test_scenarios_use_their_targets_fault_kinds() -> None:
 def test_unknown_scenario_lists_the_known_ones() -> None:
     with pytest.raises(InvalidArgument, match="known: zombie-lease, lease-partition"):
         get_scenario("nope", "lease")
+
+
+def test_a_clock_step_back_is_an_instant_fault_of_ninety_seconds() -> None:
+    steps = random_schedule(1, 30.0, {"modeb-clock-back": ("mb0",)})
+    assert steps and all(s.duration_s == CLOCK_STEP_S for s in steps)
+    # The step is not a time the fault lasts: the schedule still fills the run.
+    assert steps[-1].at_s > 20
+
+
+def test_the_client_mix_covers_both_libraries_and_every_mode() -> None:
+    assert client_mix(CLIENT_LIBRARIES, 4) == [
+        ("redis-py", "single"),
+        ("chronoid", "batched"),
+        ("redis-py", "pipelined"),
+        ("chronoid", "named"),
+    ]
+    assert {kind for kind in client_mix(CLIENT_LIBRARIES, 7)} == set(CLIENT_KINDS)
+    assert client_mix(("chronoid",), 4) == [
+        ("chronoid", "batched"),
+        ("chronoid", "named"),
+        ("chronoid", "single"),
+        ("chronoid", "batched"),
+    ]
+
+
+def test_each_set_up_allows_only_the_faults_it_can_inject() -> None:
+    assert allowed_faults(None, None, root=True) == SERVE_FAULTS
+    assert "disk-full" not in allowed_faults(None, None, root=False)  # no tmpfs without root
+    own = HaSetup("postgresql")
+    assert allowed_faults(own, None, root=True) == (*HA_FAULTS, *STORE_FAULTS)
+    external = HaSetup("postgresql://postgres@127.0.0.1/test")
+    assert allowed_faults(external, None, root=True) == (*HA_FAULTS, "store-partition")
+    attach = Attach.parse("127.0.0.1:1,localhost:2", None, None)
+    assert attach.servers == (("127.0.0.1", 1), ("localhost", 2))
+    assert allowed_faults(None, attach, root=True) == ATTACH_FAULTS == ("client-partition",)

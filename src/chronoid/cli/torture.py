@@ -32,6 +32,9 @@ _FLAG_NAMES = {
     "lease_ttl_s": "--lease-ttl",
     "nodes": "--nodes",
     "ttl_ms": "--ttl-ms",
+    "registry": "--registry",
+    "attach": "--attach",
+    "tls_ca": "--tls-ca",
 }
 
 
@@ -51,9 +54,11 @@ def register(subparsers: Subparsers) -> None:
 
     serve = commands.add_parser(
         "serve",
-        help="chronoid serve (standalone, or a --ha group) under kill -9, SIGSTOP, SIGTERM, a "
-        "second server on its data directory, its state file deleted, store faults",
-        description="Torture a standalone `chronoid serve` (see docs/torture.md).",
+        help="chronoid serve (standalone, a --ha group, or --attach to one) under kill -9, "
+        "SIGSTOP, SIGTERM, a second server on its data directory, its state file deleted, a "
+        "full disk, client partitions, store faults",
+        description="Torture `chronoid serve`: one the tool starts (standalone or --ha), or "
+        "an existing deployment (--attach; see docs/torture.md).",
         epilog=_EPILOG,
     )
     _common(serve)
@@ -61,14 +66,43 @@ def register(subparsers: Subparsers) -> None:
         "--clients",
         type=int,
         default=4,
-        help="client processes (default 4; kinds cycle: single, pipelined, batched, named)",
+        help="client processes (default 4; (library, mode) cycle: redis-py single, chronoid "
+        "batched, redis-py pipelined, chronoid named, redis-py batched, chronoid single, "
+        "redis-py named)",
+    )
+    serve.add_argument(
+        "--client-libs",
+        default="redis-py,chronoid",
+        metavar="LIB,...",
+        help="client libraries in the mix: redis-py, chronoid (its SequencerClient); default both",
     )
     serve.add_argument(
         "--ha",
         metavar="STORE",
         default=None,
-        help="a failover group instead of one server: 'etcd' (the tool starts one and may "
-        "pause or kill it) or a postgresql:// or etcd:// URL it only uses",
+        help="a failover group instead of one server: 'etcd' or 'postgresql' (the tool "
+        "starts one on spare ports and may pause, kill or cut it off) or a postgresql:// or "
+        "etcd:// URL it only reaches through relays (partitions only)",
+    )
+    serve.add_argument(
+        "--attach",
+        metavar="HOST:PORT[,...]",
+        default=None,
+        help="torture an existing deployment (its members, comma-separated) instead of "
+        "starting one: only client partitions (relays), no process faults, no gap check",
+    )
+    serve.add_argument(
+        "--password-file",
+        type=Path,
+        default=None,
+        help="with --attach: file holding the password the clients AUTH with",
+    )
+    serve.add_argument(
+        "--tls-ca",
+        type=Path,
+        default=None,
+        help="with --attach: speak TLS, checking the server's certificate against this CA "
+        "(not its host name: the clients dial relays)",
     )
     serve.add_argument(
         "--members", type=int, default=2, help="servers in the --ha group (default 2)"
@@ -80,12 +114,20 @@ def register(subparsers: Subparsers) -> None:
 
     lease = commands.add_parser(
         "lease",
-        help="Mode C generators leasing nodes from Redis, Mode B instances with state files",
-        description="Torture Mode C (a Redis registry the tool starts) and Mode B (state "
+        help="Mode C generators leasing nodes from Redis, etcd or PostgreSQL, Mode B "
+        "instances with state files and a clock stepped back",
+        description="Torture Mode C (a registry the tool starts: --registry) and Mode B (state "
         "files) in separate processes (see docs/torture.md).",
         epilog=_EPILOG,
     )
     _common(lease)
+    lease.add_argument(
+        "--registry",
+        choices=("redis", "etcd", "postgresql"),
+        default="redis",
+        help="the Mode C registry the tool starts on spare ports (default redis, without "
+        "persistence; etcd and postgresql keep their data across a restart)",
+    )
     lease.add_argument("--mode-c", type=int, default=3, help="Mode C processes (default 3)")
     lease.add_argument(
         "--nodes",
@@ -203,16 +245,44 @@ def _report(result: RunResult) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from chronoid.torture.serve import HaSetup, run_serve
+    from chronoid.torture.serve import Attach, HaSetup, run_serve
 
     ha = HaSetup(args.ha, args.members, args.lease_ttl) if args.ha is not None else None
-    return _report(run_serve(_options(args, "serve"), clients=args.clients, ha=ha))
+    attach = None
+    if args.attach is not None:
+        password = None
+        if args.password_file is not None:
+            try:
+                password = args.password_file.read_text().strip()
+            except OSError as exc:
+                raise InvalidArgument(
+                    f"--password-file {args.password_file}: {exc.strerror or exc}"
+                ) from None
+        attach = Attach.parse(args.attach, password, args.tls_ca)
+    elif args.password_file is not None or args.tls_ca is not None:
+        raise InvalidArgument("--password-file and --tls-ca go with --attach")
+    libraries = tuple(lib.strip() for lib in args.client_libs.split(",") if lib.strip())
+    return _report(
+        run_serve(
+            _options(args, "serve"),
+            clients=args.clients,
+            ha=ha,
+            attach=attach,
+            libraries=libraries,
+        )
+    )
 
 
 def _cmd_lease(args: argparse.Namespace) -> int:
     from chronoid.torture.lease import LeaseSetup, run_lease
 
-    setup = LeaseSetup(mode_c=args.mode_c, mode_b=args.mode_b, nodes=args.nodes, ttl_ms=args.ttl_ms)
+    setup = LeaseSetup(
+        mode_c=args.mode_c,
+        mode_b=args.mode_b,
+        nodes=args.nodes,
+        ttl_ms=args.ttl_ms,
+        registry=args.registry,
+    )
     return _report(run_lease(_options(args, "lease"), setup))
 
 

@@ -11,7 +11,10 @@ The checks (each applies to the keys the history's meta record names, see
 ``gaps``        between two consecutive values handed out, at most ``gap_per_restart`` values
                 per crash fault in between (the documented loss of a kill -9; the kinds are
                 :data:`CRASH_FAULTS`, or the meta record's ``extra.gap_faults``) plus what
-                operations with an unknown outcome (``info``) may have consumed.
+                operations with an unknown outcome (``info``) may have consumed. A fault
+                counts from its start until ``extra.gap_fault_reach_ns`` after its end (0 by
+                default): in a failover group the leader change a fault causes comes up to a
+                lease later.
 
 An operation that failed (``fail``) or whose outcome is unknown (``info``, or one that never
 completed) constrains nothing and is counted apart; it only widens the allowed gap.
@@ -30,7 +33,7 @@ from chronoid.torture.history import CHECKS, Fault, History, Op
 
 __all__ = ["CRASH_FAULTS", "Verdict", "Violation", "check"]
 
-CRASH_FAULTS = frozenset({"kill9", "intruder", "delete-state", "registry-restart"})
+CRASH_FAULTS = frozenset({"kill9", "intruder", "delete-state", "registry-restart", "disk-full"})
 """Fault kinds after which the documented gap (``gap_per_restart`` values) may appear."""
 
 AROUND_NS = 2_000_000_000
@@ -83,8 +86,10 @@ def check(history: History, *, max_violations: int = 20) -> Verdict:
         by_key[op.key].append(op)
     gap_faults = meta.extra.get("gap_faults")
     kinds = frozenset(gap_faults) if isinstance(gap_faults, list) else CRASH_FAULTS
+    reach = meta.extra.get("gap_fault_reach_ns")
+    reach_ns = reach if isinstance(reach, int) and reach > 0 else 0
     crashes = sorted(
-        (f.start_ns, f.end_ns or f.start_ns) for f in history.faults if f.kind in kinds
+        (f.start_ns, (f.end_ns or f.start_ns) + reach_ns) for f in history.faults if f.kind in kinds
     )
     found: list[Violation] = []
     counts: Counter[str] = Counter()

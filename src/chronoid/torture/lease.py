@@ -1,12 +1,14 @@
-"""``chronoid torture lease``: Mode C generators on a Redis registry, Mode B with state files.
+"""``chronoid torture lease``: Mode C generators on a registry, Mode B with state files.
 
-The set-up: a ``redis-server`` the tool starts on a spare port without persistence (so a
-restart loses its data, as issue 14 describes), ``mode_c`` worker processes each running a
+The set-up: a registry the tool starts on spare ports (``registry``: a ``redis-server``
+without persistence, so a restart loses its data, as issue 14 describes; or an etcd or a
+PostgreSQL cluster of its own, which keep theirs), ``mode_c`` worker processes each running a
 saturating ``LeaseGenerator`` (``chrono64s``: 32,768 IDs a second per node, so a caller spends
 most of each second in the generator's wait for the next tick) on ``nodes`` nodes, one fewer
 than the processes by default so a standby is always waiting to take a lost node; and
 ``mode_b`` worker processes each running a saturating ``InstanceGenerator`` (``chrono32m``:
-8 IDs per minute tick, so it borrows ticks ahead of the clock) on its own state file.
+8 IDs per minute tick, so it borrows ticks ahead of the clock) on its own state file, on a
+clock the tool may step back between two runs of it (``modeb-clock-back``).
 
 Checks: the Mode C IDs of every process together are unique (key ``modec``), each Mode C
 process's IDs increase; each Mode B state file's IDs are unique across its restarts (keys
@@ -16,8 +18,6 @@ process's IDs increase; each Mode B state file's IDs are unique across its resta
 
 from __future__ import annotations
 
-import shutil
-import signal
 import time
 from dataclasses import dataclass
 
@@ -25,8 +25,9 @@ from chronoid.errors import InvalidArgument, TortureError
 from chronoid.extras import require_extra
 from chronoid.torture.history import now_ns
 from chronoid.torture.nemesis import LEASE_FAULTS, Step, get_scenario, random_schedule
-from chronoid.torture.processes import Child, free_port, wait_for_port
-from chronoid.torture.run import Run, RunOptions, RunResult
+from chronoid.torture.processes import Child
+from chronoid.torture.run import Run, RunOptions, RunResult, for_a_while, pause
+from chronoid.torture.stores import STORE_KINDS, start_store
 
 __all__ = ["MODE_B_LAYOUT", "MODE_C_LAYOUT", "LeaseSetup", "run_lease"]
 
@@ -46,6 +47,8 @@ class LeaseSetup:
     nodes: int | None = None
     """Nodes the Mode C processes share (None: ``mode_c - 1``, at least 1)."""
     ttl_ms: int = 1000
+    registry: str = "redis"
+    """The Mode C registry the tool starts: ``redis``, ``etcd`` or ``postgresql``."""
 
     def validate(self) -> None:
         """Raise InvalidArgument for a set-up that cannot run."""
@@ -59,53 +62,15 @@ class LeaseSetup:
             raise InvalidArgument(f"nodes must be in 1..1024, got {self.nodes}")
         if not 300 <= self.ttl_ms <= 60_000:
             raise InvalidArgument(f"ttl_ms must be in 300..60000, got {self.ttl_ms}")
+        if self.registry not in STORE_KINDS:
+            raise InvalidArgument(
+                f"registry must be one of {', '.join(STORE_KINDS)}, got {self.registry!r}"
+            )
 
     @property
     def node_count(self) -> int:
         """The Mode C node range's size."""
         return self.nodes if self.nodes is not None else max(1, self.mode_c - 1)
-
-
-class _Registry:
-    """The Redis registry: no persistence, so a kill -9 and restart loses every lease."""
-
-    def __init__(self, run: Run) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise TortureError(
-                "redis-server is not on PATH; chronoid torture lease starts its own Redis "
-                "registry (apt-get install redis-server)"
-            )
-        self.run = run
-        self.binary = binary
-        self.port = free_port()
-        self.child: Child | None = None
-        self.starts = 0
-
-    def start(self) -> None:
-        self.starts += 1
-        self.child = self.run.supervisor.spawn(
-            f"registry.{self.starts}",
-            [
-                self.binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.run.supervisor.scratch),
-            ],
-        )
-        if not wait_for_port(self.port, self.child, 10.0):
-            raise TortureError(f"the Redis registry did not start: {self.child.log_tail()}")
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
 
 
 def run_lease(options: RunOptions, setup: LeaseSetup) -> RunResult:
@@ -114,9 +79,8 @@ def run_lease(options: RunOptions, setup: LeaseSetup) -> RunResult:
     Raises:
         InvalidArgument: bad options. TortureError: the registry did not start.
     """
-    require_extra(
-        "redis", "chronoid torture lease (its clients and registry use redis-py)", "redis"
-    )
+    if setup.registry == "redis":
+        require_extra("redis", "chronoid torture lease --registry redis", "redis")
     duration_s = options.time_s
     if options.scenario is not None:
         scenario = get_scenario(options.scenario, "lease")
@@ -126,6 +90,7 @@ def run_lease(options: RunOptions, setup: LeaseSetup) -> RunResult:
             mode_b=scenario.options.get("mode_b", setup.mode_b),
             nodes=scenario.options.get("nodes", setup.nodes),
             ttl_ms=setup.ttl_ms,
+            registry=setup.registry,
         )
         steps = list(scenario.steps)
     else:
@@ -140,7 +105,9 @@ def run_lease(options: RunOptions, setup: LeaseSetup) -> RunResult:
             "kill9": tuple(mode_c),
             "partition": tuple(mode_c),
             "registry-restart": ("registry",) if mode_c else (),
+            "registry-pause": ("registry",) if mode_c else (),
             "modeb-kill9": tuple(mode_b),
+            "modeb-clock-back": tuple(mode_b),
         }
         ttl_s = setup.ttl_ms / 1000
         steps = random_schedule(
@@ -150,13 +117,16 @@ def run_lease(options: RunOptions, setup: LeaseSetup) -> RunResult:
             pause_s=(1.5 * ttl_s, 3.0 * ttl_s),
         )
     with Run.open("lease", options) as run:
-        registry = _Registry(run) if mode_c else None
-        if registry is not None:
-            registry.start()
+        registry = start_store(run, setup.registry) if mode_c else None
         per_worker_ops = -(-options.ops // (setup.mode_c + setup.mode_b)) if options.ops else 0
         incarnation: dict[str, int] = {}
         current: dict[str, Child] = {}
-        query = f"?prefix=torture:{run.supervisor.run_id}:&nodes=0-{setup.node_count - 1}"
+        clock_offset_ms: dict[str, float] = {}
+        nodes = f"nodes=0-{setup.node_count - 1}"
+        if setup.registry == "postgresql":
+            query = f"?table=torture_{run.supervisor.run_id.rsplit('-', 1)[-1]}&{nodes}"
+        else:
+            query = f"?prefix=torture:{run.supervisor.run_id}:&{nodes}"
         # Each Mode C process reaches the registry through a relay of its own, so one
         # process can be cut off from it (a partition) while the others are not.
         relays = {name: run.relay(registry.port) for name in mode_c} if registry else {}
@@ -165,7 +135,8 @@ def run_lease(options: RunOptions, setup: LeaseSetup) -> RunResult:
             incarnation[name] = incarnation.get(name, 0) + 1
             process = f"{name}.{incarnation[name]}"
             if name.startswith("mc"):
-                url = f"redis://127.0.0.1:{relays[name].port}/0{query}"
+                assert registry is not None
+                url = registry.url(relays[name].port, query)
                 args = ["--registry", url, "--layout", MODE_C_LAYOUT, "--key", "modec"]
                 args += ["--ttl-ms", str(setup.ttl_ms)]
                 kind = "lease"
@@ -173,6 +144,7 @@ def run_lease(options: RunOptions, setup: LeaseSetup) -> RunResult:
                 state = run.supervisor.scratch / f"{name}.state"
                 args = ["--state-file", str(state), "--layout", MODE_B_LAYOUT, "--key", name]
                 args += ["--batch", "16"]
+                args += ["--clock-offset-ms", f"{clock_offset_ms.get(name, 0.0):g}"]
                 kind = "instance"
             child = run.worker(kind, process, *args, "--ops", str(per_worker_ops))
             current[name] = child
@@ -196,11 +168,7 @@ def run_lease(options: RunOptions, setup: LeaseSetup) -> RunResult:
             started = now_ns()
             if step.kind == "pause":
                 child = current[step.target]
-                child.signal(signal.SIGSTOP)
-                try:
-                    time.sleep(step.duration_s)
-                finally:
-                    child.signal(signal.SIGCONT)
+                pause(child, step.duration_s)
                 run.fault(
                     "pause",
                     f"{step.target}.{incarnation[step.target]}",
@@ -208,11 +176,8 @@ def run_lease(options: RunOptions, setup: LeaseSetup) -> RunResult:
                     f"SIGSTOP {step.duration_s:g} s (lease TTL {setup.ttl_ms} ms)",
                 )
             elif step.kind == "partition":
-                relays[step.target].cut()
-                try:
-                    time.sleep(step.duration_s)
-                finally:
-                    relays[step.target].heal()
+                relay = relays[step.target]
+                for_a_while(step.duration_s, relay.cut, relay.heal)
                 run.fault(
                     "partition",
                     f"{step.target}.{incarnation[step.target]}",
@@ -231,11 +196,35 @@ def run_lease(options: RunOptions, setup: LeaseSetup) -> RunResult:
                     started,
                     f"restarted as {step.target}.{incarnation[step.target]}",
                 )
+            elif step.kind == "modeb-clock-back":
+                old = f"{step.target}.{incarnation[step.target]}"
+                current[step.target].kill()
+                offset = clock_offset_ms.get(step.target, 0.0) - step.duration_s * 1000
+                clock_offset_ms[step.target] = offset
+                start(step.target)
+                wait_started([step.target])
+                run.fault(
+                    "modeb-clock-back",
+                    old,
+                    started,
+                    f"kill -9; restarted as {step.target}.{incarnation[step.target]} with its "
+                    f"clock stepped back {step.duration_s:g} s (now {offset / 1000:+g} s)",
+                )
             elif step.kind == "registry-restart":
-                assert registry is not None and registry.child is not None
-                registry.child.kill()
-                registry.start()
-                run.fault("registry-restart", "registry", started, "kill -9; data lost; restarted")
+                assert registry is not None
+                registry.kill()
+                outcome = registry.restart()
+                lost = "data lost" if not registry.keeps_data else "data kept"
+                run.fault("registry-restart", registry.kind, started, f"kill -9; {lost}; {outcome}")
+            elif step.kind == "registry-pause":
+                assert registry is not None
+                pause(registry, step.duration_s)
+                run.fault(
+                    "registry-pause",
+                    registry.kind,
+                    started,
+                    f"SIGSTOP {step.duration_s:g} s (lease TTL {setup.ttl_ms} ms)",
+                )
             else:
                 raise TortureError(f"unknown lease fault {step.kind!r}")
 
@@ -254,5 +243,6 @@ def run_lease(options: RunOptions, setup: LeaseSetup) -> RunResult:
             mode_b=setup.mode_b,
             nodes=setup.node_count,
             ttl_ms=setup.ttl_ms,
+            registry=setup.registry if mode_c else None,
             steps=len(steps),
         )

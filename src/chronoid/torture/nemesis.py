@@ -16,14 +16,21 @@ Fault kinds, ``chronoid torture serve``:
 ``delete-state``  delete the state file under the running server, wait ``duration_s`` (1.5 s
                   in a random schedule: time for a server that watches its file to write it
                   again), kill -9 and restart it.
+``disk-full``     (root: the data directory is a small tmpfs) fill it for ``duration_s``,
+                  then free it; the server must refuse what it cannot make durable.
+``client-partition``  cut every client off from every server (a network namespace's veth
+                  set down as root, else the clients' relays) for ``duration_s``, then heal.
 
 With ``--ha``, ``kill9``, ``sigterm`` and ``pause`` hit the member leading at the time (a
-pause past the lease makes a standby take over), and with ``--ha etcd`` (an etcd the tool
-starts) also:
+pause past the lease makes a standby take over), ``client-partition`` as above, and with
+``--ha etcd`` or ``--ha postgresql`` (a store the tool starts) also:
 
-``store-pause``   SIGSTOP etcd for ``duration_s``, then SIGCONT.
-``store-kill9``   SIGKILL etcd, restart it on its data directory.
-``store-partition``  cut the leading member off from etcd (its relay) for ``duration_s``.
+``store-pause``   SIGSTOP the store for ``duration_s``, then SIGCONT.
+``store-kill9``   SIGKILL the store, restart it on its data directory.
+``store-partition``  cut the leading member off from the store (its relay) for ``duration_s``
+                  (the only store fault on a store given by URL).
+
+With ``--attach`` (a deployment the tool does not own), only ``client-partition``.
 
 ``chronoid torture lease``:
 
@@ -31,8 +38,12 @@ starts) also:
 ``kill9``             SIGKILL a Mode C generator process and start a new one.
 ``partition``         cut a Mode C process off from the registry (its TCP relay becomes a
                       black hole) for ``duration_s``, then heal.
-``registry-restart``  SIGKILL the Redis registry (no persistence: its data is lost), restart.
+``registry-restart``  SIGKILL the registry and restart it (Redis, without persistence, loses
+                      its data; etcd and PostgreSQL keep theirs).
+``registry-pause``    SIGSTOP the registry past the lease TTL, then SIGCONT.
 ``modeb-kill9``       SIGKILL a Mode B process (state file) and start it again on that file.
+``modeb-clock-back``  SIGKILL a Mode B process and start it again on that file with its clock
+                      stepped back (``duration_s``: the step, s; 90 s in a random schedule).
 """
 
 from __future__ import annotations
@@ -43,6 +54,8 @@ from dataclasses import dataclass, field
 from chronoid.errors import InvalidArgument
 
 __all__ = [
+    "ATTACH_FAULTS",
+    "CLOCK_STEP_S",
     "HA_FAULTS",
     "LEASE_FAULTS",
     "SCENARIOS",
@@ -54,17 +67,51 @@ __all__ = [
     "random_schedule",
 ]
 
-SERVE_FAULTS = ("kill9", "sigterm", "pause", "intruder", "delete-state")
-"""Fault kinds of ``chronoid torture serve`` (standalone)."""
+SERVE_FAULTS = (
+    "kill9",
+    "sigterm",
+    "pause",
+    "intruder",
+    "delete-state",
+    "disk-full",
+    "client-partition",
+)
+"""Fault kinds of ``chronoid torture serve`` (standalone; ``disk-full`` only as root)."""
 
-HA_FAULTS = ("kill9", "sigterm", "pause")
+HA_FAULTS = ("kill9", "sigterm", "pause", "client-partition")
 """Fault kinds of ``chronoid torture serve --ha``, each on the member leading at the time."""
 
 STORE_FAULTS = ("store-pause", "store-kill9", "store-partition")
-"""Fault kinds on the store of ``--ha etcd`` (an etcd the tool started)."""
+"""Fault kinds on the store of ``--ha etcd|postgresql`` (a store the tool started)."""
 
-LEASE_FAULTS = ("pause", "kill9", "partition", "registry-restart", "modeb-kill9")
+ATTACH_FAULTS = ("client-partition",)
+"""Fault kinds of ``chronoid torture serve --attach`` (it owns no process)."""
+
+LEASE_FAULTS = (
+    "pause",
+    "kill9",
+    "partition",
+    "registry-restart",
+    "registry-pause",
+    "modeb-kill9",
+    "modeb-clock-back",
+)
 """Fault kinds of ``chronoid torture lease``."""
+
+CLOCK_STEP_S = 90.0
+"""How far ``modeb-clock-back`` steps a Mode B clock back in a random schedule (s): more
+than one ``chrono32m`` tick (a minute)."""
+
+_TIMED = (
+    "pause",
+    "intruder",
+    "store-pause",
+    "partition",
+    "store-partition",
+    "client-partition",
+    "disk-full",
+    "registry-pause",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,14 +151,16 @@ def random_schedule(
     while True:
         kind = rng.choice(kinds)
         target = rng.choice(targets[kind])
-        timed = kind in ("pause", "intruder", "store-pause", "partition", "store-partition")
-        duration = round(rng.uniform(*pause_s), 3) if timed else 0.0
+        duration = round(rng.uniform(*pause_s), 3) if kind in _TIMED else 0.0
         if kind == "delete-state":
             duration = 1.5
-        if at + duration > duration_s - 1.0:
+        wait = duration
+        if kind == "modeb-clock-back":
+            duration, wait = CLOCK_STEP_S, 0.0  # a step back, not a time the fault lasts
+        if at + wait > duration_s - 1.0:
             break
         steps.append(Step(round(at, 3), kind, target, duration))
-        at += duration + rng.uniform(*interval_s)
+        at += wait + rng.uniform(*interval_s)
     return steps
 
 

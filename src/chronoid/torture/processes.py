@@ -8,8 +8,14 @@ tool, which then stops the others in order). Three layers make sure nothing outl
    kills every group it started with SIGKILL, reaps them and removes its scratch directory.
 2. Each child asks the kernel for SIGKILL when the tool dies (``PR_SET_PDEATHSIG``), so a
    kill -9 of the tool itself takes its children with it.
-3. The scratch directory is named after the tool's PID; a later run removes the directories
-   of runs whose tool is gone (:func:`sweep_stale`).
+3. The scratch directory, and the network namespace of a run that made one, are named after
+   the tool's PID; a later run (or :func:`sweep_stale` called by hand) unmounts what is still
+   mounted under the scratch directory of a run whose tool is gone, deletes its namespace and
+   removes the directory.
+
+Mounts (a small tmpfs for a full disk) and network namespaces are made with the ``mount`` and
+``ip`` commands as root, registered with the supervisor, and undone by :meth:`Supervisor.close`
+before the scratch directory is removed.
 
 Every child's environment carries ``CHRONOID_TORTURE_RUN=<run id>``, which is how the tests
 look for leftovers.
@@ -31,13 +37,72 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-__all__ = ["RUN_ENV", "Child", "Supervisor", "free_port", "sweep_stale"]
+__all__ = [
+    "NETNS_PREFIX",
+    "RUN_ENV",
+    "Child",
+    "Owned",
+    "Supervisor",
+    "children_of",
+    "free_port",
+    "is_root",
+    "mounts_under",
+    "sweep_stale",
+]
 
 RUN_ENV = "CHRONOID_TORTURE_RUN"
 """Environment variable naming the run in every child it starts."""
 
 _PREFIX = "chronoid-torture-"
+NETNS_PREFIX = "chtorture-"
+"""Prefix of a run's network namespace: ``chtorture-<tool pid>-<n>``."""
 _PR_SET_PDEATHSIG = 1
+
+
+def is_root() -> bool:
+    """True when the tool may mount a tmpfs and make network namespaces."""
+    return os.geteuid() == 0
+
+
+def mounts_under(root: Path) -> list[Path]:
+    """Mount points at or below ``root`` (deepest first), from /proc/self/mounts."""
+    try:
+        lines = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return []
+    prefix = str(root.resolve())
+    found = []
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 2:
+            continue
+        point = fields[1].replace("\\040", " ")
+        if point == prefix or point.startswith(prefix + "/"):
+            found.append(Path(point))
+    return sorted(found, key=lambda p: len(p.parts), reverse=True)
+
+
+def _quiet(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(argv), capture_output=True, text=True, timeout=30, check=False)
+
+
+def unmount(point: Path) -> None:
+    """Unmount ``point`` (lazily, so a process still inside cannot keep it)."""
+    _quiet("umount", "-l", str(point))
+
+
+def delete_netns(name: str) -> None:
+    """Delete the network namespace ``name`` (its veth pair goes with it)."""
+    _quiet("ip", "netns", "delete", name)
+
+
+def netns_names() -> list[str]:
+    """Every named network namespace of a torture run (``ip netns list``)."""
+    try:
+        listed = _quiet("ip", "netns", "list").stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.split()[0] for line in listed.splitlines() if line.startswith(NETNS_PREFIX)]
 
 
 def free_port() -> int:
@@ -108,6 +173,22 @@ class Child:
         return " | ".join(line for line in text.strip().splitlines()[-lines:])
 
 
+class Owned:
+    """A process the run starts and restarts (a server, a store): its current child."""
+
+    child: Child | None = None
+
+    def kill(self) -> None:
+        """SIGKILL the current child's group (nothing if there is none)."""
+        if self.child is not None:
+            self.child.kill()
+
+    def signal(self, sig: int) -> None:
+        """Send ``sig`` to the current child's group."""
+        if self.child is not None:
+            self.child.signal(sig)
+
+
 class Supervisor:
     """Starts children and scratch directories for one run and removes all of them at the end.
 
@@ -119,7 +200,38 @@ class Supervisor:
         self.log_dir = log_dir
         self.scratch = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-"))
         self._children: list[Child] = []
+        self._mounts: list[Path] = []
+        self._netns: list[str] = []
         self._closed = False
+
+    def mount_tmpfs(self, name: str, size_bytes: int) -> Path:
+        """A tmpfs of ``size_bytes`` at ``scratch/name`` (root only); unmounted at close.
+
+        Raises:
+            OSError: ``mount`` failed (the message is its stderr).
+        """
+        point = self.scratch / name
+        point.mkdir()
+        done = _quiet(
+            "mount", "-t", "tmpfs", "-o", f"size={size_bytes},mode=0755", "tmpfs", str(point)
+        )
+        if done.returncode != 0:
+            raise OSError(f"mount -t tmpfs {point}: {done.stderr.strip() or done.returncode}")
+        self._mounts.append(point)
+        return point
+
+    def netns(self) -> str:
+        """A new network namespace's name (``ip netns add``; root only); deleted at close.
+
+        Raises:
+            OSError: ``ip netns add`` failed.
+        """
+        name = f"{NETNS_PREFIX}{os.getpid()}-{len(self._netns)}"
+        done = _quiet("ip", "netns", "add", name)
+        if done.returncode != 0:
+            raise OSError(f"ip netns add {name}: {done.stderr.strip() or done.returncode}")
+        self._netns.append(name)
+        return name
 
     def spawn(
         self,
@@ -128,8 +240,13 @@ class Supervisor:
         *,
         env: dict[str, str] | None = None,
         log: bool = True,
+        user: str | None = None,
     ) -> Child:
-        """Start ``argv`` in a new process group; stderr and stdout go to ``<name>.log``."""
+        """Start ``argv`` in a new process group; stderr and stdout go to ``<name>.log``.
+
+        ``user``: run as this OS user (PostgreSQL refuses to run as root); the kernel's
+        parent-death signal is set after the switch, so it still holds.
+        """
         if self._closed:
             raise RuntimeError("the supervisor is closed")
         full_env = dict(os.environ if env is None else env)
@@ -147,6 +264,8 @@ class Supervisor:
                 env=full_env,
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
+                user=user,
+                group=None if user is None else _primary_group(user),
             )
         finally:
             if not isinstance(out, int):
@@ -173,6 +292,10 @@ class Supervisor:
         for child in self._children:
             with contextlib.suppress(Exception):
                 child.process.wait(timeout=10)
+        for name in self._netns:
+            delete_netns(name)
+        for point in [*reversed(self._mounts), *mounts_under(self.scratch)]:
+            unmount(point)
         shutil.rmtree(self.scratch, ignore_errors=True)
 
     def __enter__(self) -> Supervisor:
@@ -182,34 +305,70 @@ class Supervisor:
         self.close()
 
 
+def children_of(pid: int) -> list[int]:
+    """PIDs whose parent is ``pid`` (from /proc): PostgreSQL's backends, which each start a
+    session of their own, so a signal to the postmaster's group misses them."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if len(fields) > 1 and fields[1] == str(pid):
+            found.append(int(entry.name))
+    return found
+
+
+def _primary_group(user: str) -> int:
+    import pwd
+
+    return pwd.getpwnam(user).pw_gid
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def sweep_stale(root: Path | None = None) -> list[Path]:
-    """Remove scratch directories of earlier runs whose tool process is gone; returns them."""
+    """Undo what earlier runs whose tool process is gone left behind: their network
+    namespaces, mounts and scratch directories; returns the directories removed."""
     root = Path(root or tempfile.gettempdir())
+    if is_root():
+        for name in netns_names():
+            pid_text = name[len(NETNS_PREFIX) :].split("-", 1)[0]
+            if pid_text.isdigit() and not _alive(int(pid_text)):
+                delete_netns(name)
     removed = []
     for path in root.glob(f"{_PREFIX}*"):
         pid_text = path.name[len(_PREFIX) :].split("-", 1)[0]
         if not pid_text.isdigit():
             continue
-        try:
-            os.kill(int(pid_text), 0)
-            continue  # still running
-        except ProcessLookupError:
-            pass
-        except PermissionError:
+        if _alive(int(pid_text)):
             continue
+        for point in mounts_under(path):
+            unmount(point)
         shutil.rmtree(path, ignore_errors=True)
         removed.append(path)
     return removed
 
 
-def wait_for_port(port: int, child: Child, timeout_s: float) -> bool:
-    """True once ``port`` accepts connections; False if ``child`` exits or time runs out."""
+def wait_for_port(port: int, child: Child, timeout_s: float, host: str = "127.0.0.1") -> bool:
+    """True once ``host:port`` accepts connections; False if ``child`` exits or time runs
+    out."""
     end = time.monotonic() + timeout_s
     while time.monotonic() < end:
         if not child.alive():
             return False
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            with socket.create_connection((host, port), timeout=0.2):
                 return True
         except OSError:
             time.sleep(0.02)

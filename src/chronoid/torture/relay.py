@@ -20,10 +20,11 @@ _CHUNK = 65_536
 
 
 class Relay:
-    """Forwards ``127.0.0.1:port`` to ``127.0.0.1:target_port`` until closed."""
+    """Forwards ``127.0.0.1:port`` to ``target_host:target_port`` until closed."""
 
-    def __init__(self, target_port: int) -> None:
+    def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
         self.target_port = target_port
+        self.target_host = target_host
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.setblocking(False)
         self.port: int = self._listener.getsockname()[1]
@@ -130,7 +131,7 @@ class Relay:
             self._held.append(client)  # accepted, never answered
             return
         try:
-            upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=1)
+            upstream = socket.create_connection((self.target_host, self.target_port), timeout=1)
         except OSError:
             client.close()
             return

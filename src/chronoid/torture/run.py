@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import Protocol
 
 from chronoid.errors import InvalidArgument, TortureError
 from chronoid.torture.checker import Verdict, check, render
@@ -28,7 +29,7 @@ from chronoid.torture.nemesis import Step
 from chronoid.torture.processes import Child, Supervisor, sweep_stale
 from chronoid.torture.relay import Relay
 
-__all__ = ["Run", "RunOptions", "RunResult", "Target"]
+__all__ = ["Run", "RunOptions", "RunResult", "Target", "for_a_while", "pause"]
 
 WORKER = Path(__file__).with_name("worker.py")
 
@@ -132,6 +133,10 @@ class Run:
         self.faults = HistoryWriter(self.parts_dir / "nemesis.jsonl")
         self._numbers: dict[str, int] = {}
         self._relays: list[Relay] = []
+        self.notes: list[str] = []
+        """Lines for the verdict's header (how the run was set up: the client network)."""
+        self.cleanups: list[Callable[[], None]] = []
+        """Called when the run ends, before the supervisor removes its processes."""
 
     @classmethod
     @contextlib.contextmanager
@@ -160,6 +165,9 @@ class Run:
                     run.faults.close()
                     for relay in run._relays:
                         relay.close()
+                    for cleanup in reversed(run.cleanups):
+                        with contextlib.suppress(Exception):
+                            cleanup()
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -169,31 +177,40 @@ class Run:
         self._numbers[name] = self._numbers.get(name, 0) + 1
         return self._numbers[name]
 
-    def relay(self, target_port: int) -> Relay:
-        """A relay to ``target_port`` the nemesis can cut; closed when the run ends."""
-        relay = Relay(target_port)
+    def relay(self, target_port: int, target_host: str = "127.0.0.1") -> Relay:
+        """A relay to ``target_host:target_port`` the nemesis can cut; closed when the run
+        ends."""
+        relay = Relay(target_port, target_host)
         self._relays.append(relay)
         return relay
 
     # -- children --------------------------------------------------------------------------
 
-    def worker(self, kind: str, process: str, *args: str, stop_file: Path | None = None) -> Child:
-        """Start a worker process recording into ``parts/<process>.jsonl``."""
-        return self.supervisor.spawn(
+    def worker(
+        self,
+        kind: str,
+        process: str,
+        *args: str,
+        stop_file: Path | None = None,
+        wrap: Callable[[list[str]], list[str]] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Child:
+        """Start a worker process recording into ``parts/<process>.jsonl`` (``wrap``: its
+        command line run in a network namespace)."""
+        argv = self.target.worker(
+            kind,
+            "--process",
             process,
-            self.target.worker(
-                kind,
-                "--process",
-                process,
-                "--history",
-                str(self.parts_dir / f"{process}.jsonl"),
-                "--stop-file",
-                str(stop_file or self.stop_file),
-                "--pace-ms",
-                str(self.options.pace_ms),
-                *args,
-            ),
-            env=self.target.env,
+            "--history",
+            str(self.parts_dir / f"{process}.jsonl"),
+            "--stop-file",
+            str(stop_file or self.stop_file),
+            "--pace-ms",
+            str(self.options.pace_ms),
+            *args,
+        )
+        return self.supervisor.spawn(
+            process, wrap(argv) if wrap else argv, env=env or self.target.env
         )
 
     def first_record(self, process: str, child: Child, timeout_s: float = 15.0) -> bool:
@@ -311,11 +328,33 @@ class Run:
             + (" (interrupted)" if self.interrupted else "")
             + f"\nhistory: {history_path}"
             + (f"\nplot: {plot_path}" if plot_path else "")
+            + "".join(f"\n{note}" for note in self.notes)
         )
         report = f"{header}\n{report}"
         verdict_path = out / "verdict.txt"
         verdict_path.write_text(report + "\n")
         return RunResult(history_path, verdict_path, plot_path, verdict, report, self.interrupted)
+
+
+def for_a_while(duration_s: float, begin: Callable[[], None], end: Callable[[], None]) -> None:
+    """``begin`` (SIGSTOP, a cut), ``duration_s`` seconds, then ``end`` (also when Ctrl-C
+    interrupts the wait: a run never leaves a process stopped or a link cut)."""
+    begin()
+    try:
+        time.sleep(duration_s)
+    finally:
+        end()
+
+
+class _Signalled(Protocol):
+    def signal(self, sig: int) -> None: ...
+
+
+def pause(process: _Signalled, duration_s: float) -> None:
+    """SIGSTOP ``process`` (a child, a server, a store) for ``duration_s``, then SIGCONT."""
+    for_a_while(
+        duration_s, lambda: process.signal(signal.SIGSTOP), lambda: process.signal(signal.SIGCONT)
+    )
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

@@ -13,17 +13,22 @@ documented two reservation blocks per crash or leader change.
 from __future__ import annotations
 
 import contextlib
+import os
 import random
-import shutil
-import signal
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from chronoid.errors import InvalidArgument, TortureError
 from chronoid.extras import require_extra
+from chronoid.redact import redact_dsn
+from chronoid.sequencer.client import parse_address
 from chronoid.torture.checker import CRASH_FAULTS
 from chronoid.torture.history import now_ns
 from chronoid.torture.nemesis import (
+    ATTACH_FAULTS,
     HA_FAULTS,
     SERVE_FAULTS,
     STORE_FAULTS,
@@ -31,14 +36,48 @@ from chronoid.torture.nemesis import (
     get_scenario,
     random_schedule,
 )
-from chronoid.torture.processes import Child, free_port, wait_for_port
+from chronoid.torture.network import RelayNetwork, client_network
+from chronoid.torture.processes import Child, Owned, free_port, is_root, wait_for_port
 from chronoid.torture.relay import Relay
-from chronoid.torture.run import Run, RunOptions, RunResult
+from chronoid.torture.run import Run, RunOptions, RunResult, for_a_while, pause
+from chronoid.torture.stores import Store, start_store
 
-__all__ = ["CLIENT_MODES", "GAP_PER_CRASH", "HaSetup", "run_serve"]
+__all__ = [
+    "CLIENT_KINDS",
+    "CLIENT_LIBRARIES",
+    "GAP_PER_CRASH",
+    "Attach",
+    "HaSetup",
+    "allowed_faults",
+    "client_mix",
+    "run_serve",
+]
 
-CLIENT_MODES = ("single", "pipelined", "batched", "named")
-"""The client kinds, given out round-robin to the client processes."""
+CLIENT_LIBRARIES = ("redis-py", "chronoid")
+"""Client libraries of the client processes: redis-py, and chronoid's own SequencerClient."""
+
+CLIENT_KINDS = (
+    ("redis-py", "single"),
+    ("chronoid", "batched"),
+    ("redis-py", "pipelined"),
+    ("chronoid", "named"),
+    ("redis-py", "batched"),
+    ("chronoid", "single"),
+    ("redis-py", "named"),
+)
+"""(library, mode) of the client processes, given out round-robin (so four clients cover
+both libraries and every mode but chronoid's single and redis-py's batched and named)."""
+
+PASSWORD_ENV = "CHRONOID_TORTURE_PASSWORD"
+"""How the clients get ``--attach``'s password (never on a command line)."""
+
+OWN_HA_STORES = ("etcd", "postgresql")
+"""``--ha`` values for which the tool starts the store itself."""
+
+EXTERNAL_HA_SCHEMES = ("etcd://", "postgresql://", "postgres://")
+
+DISK_BYTES = 1024 * 1024
+"""Size of the tmpfs holding the data directory when ``disk-full`` is in the schedule."""
 
 GAP_PER_CRASH = 2 * 65_536
 """Values one crash may skip: two reservation blocks of the largest size (docs/sequencer.md)."""
@@ -49,13 +88,16 @@ STATE_FILE = "sequencer.json"
 _START_TIMEOUT_S = 15.0
 
 
-class _Server:
+class _Server(Owned):
     """One server under test: started, killed and restarted by the nemesis."""
 
-    def __init__(self, run: Run, name: str, port: int, args: list[str]) -> None:
+    def __init__(
+        self, run: Run, name: str, port: int, args: list[str], host: str = "127.0.0.1"
+    ) -> None:
         self.run = run
         self.name = name
         self.port = port
+        self.host = host
         self.args = args
         self.child: Child | None = None
         self.starts = 0
@@ -66,11 +108,12 @@ class _Server:
         self.child = self.run.supervisor.spawn(
             f"{self.name}.{self.starts}",
             self.run.target.chronoid(
-                "serve", "--port", str(self.port), "--log-level", "WARNING", *self.args
+                *("serve", "--host", self.host, "--port", str(self.port)),
+                *("--log-level", "WARNING", *self.args),
             ),
             env=self.run.target.env,
         )
-        if wait_for_port(self.port, self.child, _START_TIMEOUT_S):
+        if wait_for_port(self.port, self.child, _START_TIMEOUT_S, self.host):
             return None
         if self.child.alive():
             self.child.kill()
@@ -90,20 +133,12 @@ class _Server:
                 return f"not restarted: {why}"
             time.sleep(1)
 
-    def kill(self) -> None:
-        if self.child is not None:
-            self.child.kill()
-
-    def signal(self, sig: int) -> None:
-        if self.child is not None:
-            self.child.signal(sig)
-
     def role(self) -> str:
         """``leader``, ``standby`` or ``down`` (from INFO, 0.5 s at most)."""
         import redis
 
         try:
-            client = redis.Redis(port=self.port, socket_timeout=0.5, protocol=2)
+            client = redis.Redis(self.host, self.port, socket_timeout=0.5, protocol=2)
             info = client.execute_command("INFO")  # type: ignore[no-untyped-call]
         except Exception:
             return "down"
@@ -113,63 +148,14 @@ class _Server:
         return "leader" if "role:leader" in text else "standby"
 
 
-class _Etcd:
-    """A one-member etcd the tool starts for ``--ha etcd``, so it can stop and pause it."""
-
-    def __init__(self, run: Run) -> None:
-        binary = shutil.which("etcd")
-        if binary is None:
-            raise TortureError("etcd is not on PATH (apt-get install etcd-server)")
-        self.run = run
-        self.binary = binary
-        self.client_port = free_port()
-        self.peer_port = free_port()
-        self.data_dir = run.supervisor.scratch / "etcd"
-        self.child: Child | None = None
-        self.starts = 0
-
-    @property
-    def url(self) -> str:
-        return f"etcd://127.0.0.1:{self.client_port}"
-
-    def start(self) -> None:
-        self.starts += 1
-        peer = f"http://127.0.0.1:{self.peer_port}"
-        client = f"http://127.0.0.1:{self.client_port}"
-        self.child = self.run.supervisor.spawn(
-            f"etcd.{self.starts}",
-            [
-                self.binary,
-                "--name",
-                "torture",
-                "--data-dir",
-                str(self.data_dir),
-                "--listen-client-urls",
-                client,
-                "--advertise-client-urls",
-                client,
-                "--listen-peer-urls",
-                peer,
-                "--initial-advertise-peer-urls",
-                peer,
-                "--initial-cluster",
-                f"torture={peer}",
-                "--log-level",
-                "error",
-            ],
-        )
-        if not wait_for_port(self.client_port, self.child, 15.0):
-            raise TortureError(f"etcd did not start: {self.child.log_tail()}")
-
-
 class HaSetup:
     """``--ha STORE --members N --lease-ttl S``: a failover group instead of one server."""
 
     def __init__(self, store: str, members: int = 2, lease_ttl_s: float = 2.0) -> None:
-        if not (store == "etcd" or store.startswith(("etcd://", "postgresql://", "postgres://"))):
+        if not (store in OWN_HA_STORES or store.startswith(EXTERNAL_HA_SCHEMES)):
             raise InvalidArgument(
-                f"--ha must be 'etcd' (the tool starts one) or a postgresql:// or etcd:// URL, "
-                f"got {store!r}"
+                "--ha must be 'etcd' or 'postgresql' (the tool starts one) or a postgresql:// "
+                f"or etcd:// URL, got {redact_dsn(store)!r}"
             )
         if not 2 <= members <= 5:
             raise InvalidArgument(f"members must be in 2..5, got {members}")
@@ -182,10 +168,64 @@ class HaSetup:
     @property
     def own_store(self) -> bool:
         """True when the tool starts (and may stop) the store itself."""
-        return self.store == "etcd"
+        return self.store in OWN_HA_STORES
 
 
-def run_serve(options: RunOptions, *, clients: int = 4, ha: HaSetup | None = None) -> RunResult:
+@dataclass(frozen=True, slots=True)
+class Attach:
+    """``--attach HOST:PORT[,...]``: a deployment the tool does not own (no process faults)."""
+
+    servers: tuple[tuple[str, int], ...]
+    password: str | None = None
+    tls_ca: Path | None = None
+
+    @classmethod
+    def parse(cls, text: str, password: str | None, tls_ca: Path | None) -> Attach:
+        """Raises InvalidArgument for a malformed address list or a missing CA file."""
+        addresses = tuple(parse_address(part.strip()) for part in text.split(",") if part.strip())
+        if not addresses:
+            raise InvalidArgument("attach needs HOST:PORT[,HOST:PORT...]")
+        if tls_ca is not None and not tls_ca.is_file():
+            raise InvalidArgument(f"tls_ca {tls_ca}: no such file")
+        return cls(addresses, password, tls_ca)
+
+
+def client_mix(libraries: tuple[str, ...], clients: int) -> list[tuple[str, str]]:
+    """(library, mode) of each client process: :data:`CLIENT_KINDS` filtered to
+    ``libraries``, round-robin."""
+    kinds = [kind for kind in CLIENT_KINDS if kind[0] in libraries]
+    return [kinds[i % len(kinds)] for i in range(clients)]
+
+
+def _relayed_url(run: Run, url: str) -> tuple[Relay, str]:
+    """A relay of the run's own to ``url`` (an external store), and the URL through it."""
+    parts = urlsplit(url)
+    host = parts.hostname or "127.0.0.1"
+    port = parts.port or (2379 if parts.scheme == "etcd" else 5432)
+    relay = run.relay(port, host)
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = (f"{userinfo}@" if userinfo else "") + f"127.0.0.1:{relay.port}"
+    return relay, urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def allowed_faults(ha: HaSetup | None, attach: Attach | None, *, root: bool) -> tuple[str, ...]:
+    """The fault kinds a set-up allows (the full disk needs root for its tmpfs)."""
+    if attach is not None:
+        return ATTACH_FAULTS
+    if ha is None:
+        return tuple(k for k in SERVE_FAULTS if root or k != "disk-full")
+    store = STORE_FAULTS if ha.own_store else ("store-partition",)
+    return (*HA_FAULTS, *store)
+
+
+def run_serve(
+    options: RunOptions,
+    *,
+    clients: int = 4,
+    ha: HaSetup | None = None,
+    attach: Attach | None = None,
+    libraries: tuple[str, ...] = CLIENT_LIBRARIES,
+) -> RunResult:
     """Run the sequencer torture and return the verdict (see the module docstring).
 
     Raises:
@@ -196,63 +236,122 @@ def run_serve(options: RunOptions, *, clients: int = 4, ha: HaSetup | None = Non
     require_extra(
         "redis", "chronoid torture serve (its clients and registry use redis-py)", "redis"
     )
+    unknown = [lib for lib in libraries if lib not in CLIENT_LIBRARIES]
+    if unknown or not libraries:
+        raise InvalidArgument(
+            f"--client-libs: unknown {', '.join(unknown) or '(none given)'}; "
+            f"known: {', '.join(CLIENT_LIBRARIES)}"
+        )
+    if ha is not None and attach is not None:
+        raise InvalidArgument("--attach and --ha cannot be combined (attach to the group)")
     duration_s = options.time_s
     steps: list[Step]
     if options.scenario is not None:
         scenario = get_scenario(options.scenario, "serve")
-        if ha is not None:
-            raise InvalidArgument(f"--scenario {scenario.name} runs a standalone server; drop --ha")
+        if ha is not None or attach is not None:
+            raise InvalidArgument(
+                f"--scenario {scenario.name} runs a standalone server; drop --ha/--attach"
+            )
         steps = list(scenario.steps)
         duration_s = scenario.duration_s
         clients = scenario.options.get("clients", clients)
+        kinds: tuple[str, ...] = tuple(step.kind for step in steps)
     else:
-        allowed = SERVE_FAULTS if ha is None else HA_FAULTS + (STORE_FAULTS if ha.own_store else ())
+        allowed = allowed_faults(ha, attach, root=is_root())
         kinds = options.faults if options.faults is not None else allowed
         refused = [kind for kind in kinds if kind not in allowed]
         if refused:
+            where = (
+                "with --attach"
+                if attach is not None
+                else f"with --ha {redact_dsn(ha.store)}"
+                if ha is not None
+                else "without --ha" + ("" if is_root() else " when not root")
+            )
             raise InvalidArgument(
-                f"--faults {','.join(refused)} cannot be used "
-                + ("without --ha" if ha is None else f"with --ha {ha.store}")
-                + f"; allowed: {', '.join(allowed)}"
+                f"--faults {','.join(refused)} cannot be used {where}; "
+                f"allowed: {', '.join(allowed)}"
             )
         target = "server" if ha is None else "leader"
         pause_s = (0.5, 3.0) if ha is None else (0.5 * ha.lease_ttl_s, 2.5 * ha.lease_ttl_s)
         steps = random_schedule(
             options.seed,
             duration_s,
-            {kind: ("store",) if kind in STORE_FAULTS else (target,) for kind in kinds},
+            {
+                kind: ("store",)
+                if kind in STORE_FAULTS
+                else ("clients",)
+                if kind in ATTACH_FAULTS
+                else (target,)
+                for kind in kinds
+            },
             pause_s=pause_s,
         )
+    mix = client_mix(libraries, clients)
     with Run.open("serve", options) as run:
-        store: _Etcd | None = None
+        store: Store | None = None
         relays: dict[str, Relay] = {}
+        servers: list[_Server] = []
         data_dir = run.supervisor.scratch / "data"
-        if ha is None:
-            servers = [_Server(run, "server", free_port(), ["--data-dir", str(data_dir)])]
+        disk: Path | None = None
+        if attach is not None:
+            server_addresses = list(attach.servers)
+            network, how = client_network(
+                run.supervisor,
+                lambda: [run.relay(port, host) for host, port in server_addresses],
+                prefer_netns=False,
+            )
+            client_ports = [network.client_port(port) for _, port in server_addresses]
+            client_host = "127.0.0.1"
         else:
-            if ha.own_store:
-                store = _Etcd(run)
-                store.start()
-            cluster = f"torture-{run.supervisor.run_id}"
-            # Each member reaches an etcd of ours through a relay of its own, so the leader
-            # alone can be cut off from the store.
-            if store is not None:
-                relays = {f"m{i}": run.relay(store.client_port) for i in range(ha.members)}
-                urls = {name: f"etcd://127.0.0.1:{r.port}" for name, r in relays.items()}
+            network, how = client_network(run.supervisor, list, prefer_netns=True)
+            if ha is None:
+                if "disk-full" in kinds:
+                    data_dir = run.supervisor.mount_tmpfs("data", DISK_BYTES)
+                    disk = data_dir
+                servers = [
+                    _Server(
+                        run,
+                        "server",
+                        free_port(),
+                        ["--data-dir", str(data_dir)],
+                        network.server_host,
+                    )
+                ]
             else:
-                urls = {f"m{i}": ha.store for i in range(ha.members)}
-            servers = [
-                _Server(
-                    run,
-                    f"m{i}",
-                    free_port(),
-                    [
-                        *("--ha", urls[f"m{i}"], "--cluster", cluster),
-                        *("--lease-ttl", f"{ha.lease_ttl_s:g}", "--member", f"m{i}"),
-                    ],
-                )
-                for i in range(ha.members)
-            ]
+                if ha.own_store:
+                    store = start_store(run, ha.store)
+                cluster = f"torture-{run.supervisor.run_id}"
+                # Each member reaches the store through a relay of its own, so the leader
+                # alone can be cut off from it.
+                urls: dict[str, str] = {}
+                for i in range(ha.members):
+                    if store is not None:
+                        relays[f"m{i}"] = run.relay(store.port)
+                        urls[f"m{i}"] = store.url(relays[f"m{i}"].port)
+                    else:
+                        relays[f"m{i}"], urls[f"m{i}"] = _relayed_url(run, ha.store)
+                servers = [
+                    _Server(
+                        run,
+                        f"m{i}",
+                        free_port(),
+                        [
+                            *("--ha", urls[f"m{i}"], "--cluster", cluster),
+                            *("--lease-ttl", f"{ha.lease_ttl_s:g}", "--member", f"m{i}"),
+                        ],
+                        network.server_host,
+                    )
+                    for i in range(ha.members)
+                ]
+            if isinstance(network, RelayNetwork):
+                network = RelayNetwork([run.relay(s.port, s.host) for s in servers])
+            client_ports = [network.client_port(s.port) for s in servers]
+            client_host = network.client_host
+        run.cleanups.append(network.close)
+        run.notes.append(f"client network: {how}")
+        if disk is not None:
+            run.notes.append(f"data directory: a {DISK_BYTES // 1024} KiB tmpfs (disk-full)")
         for server in servers:
             why = server.start()
             if why is not None:
@@ -260,21 +359,38 @@ def run_serve(options: RunOptions, *, clients: int = 4, ha: HaSetup | None = Non
         if ha is not None and _leader(servers, 30.0) is None:
             raise TortureError("no member of the failover group became leader within 30 s")
         per_client_ops = -(-options.ops // clients) if options.ops else 0
-        ports = ",".join(str(s.port) for s in servers)
-        workers = [
-            run.worker(
+        tls = ["--tls-ca", str(attach.tls_ca)] if attach is not None and attach.tls_ca else []
+        worker_env = dict(run.target.env)
+        if attach is not None and attach.password:
+            worker_env[PASSWORD_ENV] = attach.password
+
+        def client(
+            process: str,
+            ports: list[int],
+            library: str,
+            mode: str,
+            *extra: str,
+            stop_file: Path | None = None,
+        ) -> Child:
+            return run.worker(
                 "sequencer",
-                f"c{i}",
-                "--ports",
-                ports,
-                "--mode",
-                CLIENT_MODES[i % len(CLIENT_MODES)],
-                "--seed",
-                str(options.seed * 1000 + i),
-                "--ops",
-                str(per_client_ops),
+                process,
+                *("--ports", ",".join(str(p) for p in ports), "--host", client_host),
+                *("--client", library, "--mode", mode, *tls, *extra),
+                wrap=network.wrap,
+                env=worker_env,
+                stop_file=stop_file,
             )
-            for i in range(clients)
+
+        workers = [
+            client(
+                f"c{i}",
+                client_ports,
+                library,
+                mode,
+                *("--seed", str(options.seed * 1000 + i), "--ops", str(per_client_ops)),
+            )
+            for i, (library, mode) in enumerate(mix)
         ]
         # The schedule's clock starts once every client is at work (a fault at 1 s must not
         # land before the clients have had a value).
@@ -290,39 +406,38 @@ def run_serve(options: RunOptions, *, clients: int = 4, ha: HaSetup | None = Non
 
         def apply(step: Step) -> None:
             started = now_ns()
+            if step.kind == "client-partition":
+                for_a_while(step.duration_s, network.cut, network.heal)
+                run.fault(
+                    "client-partition",
+                    "clients",
+                    started,
+                    f"every client cut off from every server {step.duration_s:g} s "
+                    f"({network.kind})",
+                )
+                return
             if step.kind == "store-partition":
+                assert ha is not None
                 member = pick(Step(0, "", "leader"))
-                relays[member.name].cut()
-                try:
-                    time.sleep(step.duration_s)
-                finally:
-                    relays[member.name].heal()
+                relay = relays[member.name]
+                for_a_while(step.duration_s, relay.cut, relay.heal)
                 run.fault(
                     "store-partition",
                     member.name,
                     started,
-                    f"cut off from etcd {step.duration_s:g} s (lease TTL {ha.lease_ttl_s:g} s)"
-                    if ha is not None
-                    else "",
+                    f"cut off from the store {step.duration_s:g} s (lease TTL "
+                    f"{ha.lease_ttl_s:g} s)",
                 )
                 return
             if step.kind in STORE_FAULTS:
-                assert store is not None and store.child is not None
-                if step.kind == "store-pause":
-                    store.child.signal(signal.SIGSTOP)
-                    try:
-                        time.sleep(step.duration_s)
-                    finally:
-                        store.child.signal(signal.SIGCONT)
-                    run.fault("store-pause", "etcd", started, f"SIGSTOP {step.duration_s:g} s")
-                else:
-                    store.child.kill()
-                    time.sleep(rng.uniform(0.2, 1.0))
-                    store.start()
-                    run.fault("store-kill9", "etcd", started, "restarted on its data directory")
+                assert store is not None
+                _store_fault(run, store, step, started, rng)
                 return
             server = pick(step)
-            if step.kind == "kill9":
+            if step.kind == "disk-full":
+                assert disk is not None
+                _fill(run, server, disk, step, started, run_end)
+            elif step.kind == "kill9":
                 server.kill()
                 time.sleep(rng.uniform(0.05, 0.5))
                 run.fault("kill9", server.name, started, server.restart(run_end))
@@ -332,14 +447,10 @@ def run_serve(options: RunOptions, *, clients: int = 4, ha: HaSetup | None = Non
                 outcome = f"exit {status}; " + server.restart(run_end)
                 run.fault("sigterm", server.name, started, outcome)
             elif step.kind == "pause":
-                server.signal(signal.SIGSTOP)
-                try:
-                    time.sleep(step.duration_s)
-                finally:
-                    server.signal(signal.SIGCONT)
+                pause(server, step.duration_s)
                 run.fault("pause", server.name, started, f"SIGSTOP {step.duration_s:g} s")
             elif step.kind == "intruder":
-                _intruder(run, server, data_dir, step, started, run_end)
+                _intruder(run, server, data_dir, step, started, run_end, client)
             elif step.kind == "delete-state":
                 state = data_dir / STATE_FILE
                 existed = state.exists()
@@ -370,18 +481,80 @@ def run_serve(options: RunOptions, *, clients: int = 4, ha: HaSetup | None = Non
         for server in servers:
             if server.child is not None and server.child.alive():
                 server.child.stop()
-        # With failover, a leader change (after a kill, a pause past the lease or a store
-        # fault) skips what the old leader had reserved, as a crash does.
-        gap_faults = sorted(CRASH_FAULTS | ({"pause", *STORE_FAULTS} if ha is not None else set()))
+        # With failover, a leader change (after a kill, a stop, a pause past the lease or a
+        # store fault) skips what the old leader had reserved, as a crash does, and comes up
+        # to a lease after the fault (the old lease runs out, a standby takes over).
+        gap_faults = sorted(
+            CRASH_FAULTS | ({"pause", "sigterm", *STORE_FAULTS} if ha is not None else set())
+        )
+        reach_ns = 0 if ha is None else int(3 * ha.lease_ttl_s * 1e9)
+        # An attached deployment may have other clients: gaps say nothing there.
+        checks = ["unique", "increasing", "realtime"] + ([] if attach is not None else ["gaps"])
         return run.finish(
-            {"*": ["unique", "increasing", "realtime", "gaps"]},
+            {"*": checks},
             gap_per_restart=GAP_PER_CRASH,
             gap_faults=gap_faults,
+            gap_fault_reach_ns=reach_ns,
             clients=clients,
+            client_mix=[f"{library}/{mode}" for library, mode in mix],
+            client_network=network.kind,
             steps=len(steps),
-            ha=None if ha is None else ha.store,
-            members=1 if ha is None else ha.members,
+            ha=None if ha is None else redact_dsn(ha.store),
+            attach=None
+            if attach is None
+            else ",".join(f"{host}:{port}" for host, port in attach.servers),
+            members=len(servers),
         )
+
+
+def _store_fault(run: Run, store: Store, step: Step, started: int, rng: random.Random) -> None:
+    """``store-pause`` or ``store-kill9`` on a store the run started."""
+    if step.kind == "store-pause":
+        pause(store, step.duration_s)
+        run.fault("store-pause", store.kind, started, f"SIGSTOP {step.duration_s:g} s")
+        return
+    store.kill()
+    time.sleep(rng.uniform(0.2, 1.0))
+    outcome = store.restart()
+    run.fault("store-kill9", store.kind, started, f"{outcome} on its data directory")
+
+
+def _fill(run: Run, server: _Server, disk: Path, step: Step, started: int, run_end: float) -> None:
+    """Fill the server's tmpfs for ``duration_s``, then free it; restart the server if it
+    died of it (recorded as a ``restart`` after the fault)."""
+    filler = disk / "filler"
+    written = 0
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for size in (65_536, 4096, 512):  # then the last partial page
+            block = b"\0" * size
+            while True:
+                try:
+                    count = os.write(fd, block)
+                except OSError:
+                    break
+                written += count
+                if count < size:
+                    break
+    finally:
+        os.close(fd)
+    try:
+        time.sleep(step.duration_s)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            filler.unlink()
+    outcome = "the server kept running"
+    if server.child is not None and not server.child.alive():
+        outcome = f"the server exited ({server.child.process.returncode}); " + server.restart(
+            run_end
+        )
+    run.fault(
+        "disk-full",
+        server.name,
+        started,
+        f"data directory full {step.duration_s:g} s ({written // 1024} KiB filler), "
+        f"then freed; {outcome}",
+    )
 
 
 def _leader(servers: list[_Server], timeout_s: float) -> _Server | None:
@@ -397,21 +570,25 @@ def _leader(servers: list[_Server], timeout_s: float) -> _Server | None:
 
 
 def _intruder(
-    run: Run, server: _Server, data_dir: Path, step: Step, started: int, run_end: float
+    run: Run,
+    server: _Server,
+    data_dir: Path,
+    step: Step,
+    started: int,
+    run_end: float,
+    client: Callable[..., Child],
 ) -> None:
     """A second server on the first one's data directory; if it starts, drive it."""
-    intruder = _Server(run, "intruder", free_port(), ["--data-dir", str(data_dir)])
+    intruder = _Server(run, "intruder", free_port(), ["--data-dir", str(data_dir)], server.host)
     why = intruder.start()
     if why is not None:
         run.fault("intruder", intruder.name, started, f"refused to start: {why}")
         return
     stop_file = run.supervisor.scratch / f"stop-intruder-{started}"
-    driver = run.worker(
-        "sequencer",
+    driver = client(
         f"intruder{run.number('intruder')}",
-        "--ports",
-        str(intruder.port),
-        "--mode",
+        [intruder.port],
+        "redis-py",
         "single",
         stop_file=stop_file,
     )

@@ -7,13 +7,22 @@ the history format (:mod:`chronoid.torture.history`, standard library only) besi
 
 Kinds:
 
-``sequencer``  redis-py against ``chronoid serve`` (``--ports``: one server, or every
-               member of a failover group, following ``-MOVED``): ``--mode single`` (``GETSEQ``),
-               ``pipelined`` (8 ``GETSEQ`` per round trip), ``batched`` (``GETSEQ n``, n of
-               10, 100, 1000), ``named`` (``GETSEQ 1 tx`` / ``events``).
-``lease``      Mode C: a ``LeaseGenerator`` on a Redis registry, called as fast as it gives
-               (a saturating caller sits in the generator's wait for the next tick).
-``instance``   Mode B: an ``InstanceGenerator`` with a state file, as fast as it gives.
+``sequencer``  a client of ``chronoid serve`` on ``--host`` (``--ports``: one server, or
+               every member of a failover group, following ``-MOVED``), ``--client redis-py``
+               (redis-py, its retries off) or ``chronoid`` (chronoid's own
+               ``SequencerClient``, failing over as it does): ``--mode single`` (``GETSEQ``),
+               ``pipelined`` (8 ``GETSEQ`` per round trip; redis-py only), ``batched``
+               (``GETSEQ n``, n of 10, 100, 1000), ``named`` (``GETSEQ 1 tx`` / ``events``;
+               with chronoid, ``GETSEQ n tx``, n of 1, 10, 100). ``--tls-ca FILE`` speaks
+               TLS (the certificate is checked against the CA, not the host name: the
+               clients may dial a relay); the password, if any, comes in
+               ``CHRONOID_TORTURE_PASSWORD`` (never on a command line).
+``lease``      Mode C: a ``LeaseGenerator`` on a registry (``--registry URL``: Redis, etcd or
+               PostgreSQL), called as fast as it gives (a saturating caller sits in the
+               generator's wait for the next tick).
+``instance``   Mode B: an ``InstanceGenerator`` with a state file, as fast as it gives, on a
+               clock ``--clock-offset-ms`` off the system clock (the tool steps it back
+               between runs).
 
 Each writes its operations to ``--history`` and stops at ``--stop-file``, after ``--ops``
 operations, or on SIGTERM, after finishing the operation it is in.
@@ -36,6 +45,8 @@ if TYPE_CHECKING:
     from chronoid.torture.history import HistoryWriter
 
 _stopping = False
+
+PASSWORD_ENV = "CHRONOID_TORTURE_PASSWORD"
 
 
 def _load_history() -> ModuleType:
@@ -90,21 +101,28 @@ class Route:
     or timed-out connection moves on to the next of ``--ports``."""
 
     def __init__(self, args: argparse.Namespace) -> None:
+        import os
+
         import redis
         from redis.backoff import NoBackoff
         from redis.retry import Retry
 
         self.ports = [int(p) for p in str(args.ports).split(",") if p]
         self.index = 0
+        tls: dict[str, Any] = {}
+        if args.tls_ca:
+            tls = {"ssl": True, "ssl_ca_certs": args.tls_ca, "ssl_check_hostname": False}
         # No retries inside redis-py: a retried GETSEQ would hide an outcome we must record.
         self.clients = {
             port: redis.Redis(
-                host="127.0.0.1",
+                host=args.host,
                 port=port,
+                password=os.environ.get(PASSWORD_ENV) or None,
                 socket_timeout=args.timeout_s,
                 socket_connect_timeout=args.timeout_s,
                 retry=Retry(NoBackoff(), 0),
                 protocol=2,
+                **tls,
             )
             for port in self.ports
         }
@@ -131,21 +149,78 @@ class Route:
         return "info"
 
 
+class ChronoidRoute:
+    """chronoid's ``SequencerClient`` as a :class:`Route`: it follows ``-MOVED`` and fails
+    over through ``--ports`` itself, so a command it gave up on may have been carried out on
+    any attempt (``info``), except a reply error from the one server there is (``fail``)."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        import os
+
+        from chronoid.sequencer.client import SequencerClient
+
+        ports = [int(p) for p in str(args.ports).split(",") if p]
+        context = None
+        if args.tls_ca:
+            import ssl
+
+            context = ssl.create_default_context(cafile=args.tls_ca)
+            context.check_hostname = False
+        self.single = len(ports) == 1
+        self._client = SequencerClient(
+            args.host,
+            ports[0],
+            password=os.environ.get(PASSWORD_ENV) or None,
+            ssl_context=context,
+            timeout=args.timeout_s,
+            servers=[f"{args.host}:{port}" for port in ports[1:]],
+            failover_timeout=2 * args.timeout_s,
+        )
+
+        self.switches = 0
+        """Server switches inside the last command: each may follow an attempt whose reply
+        was lost after the server had reserved the values (a documented gap)."""
+
+    def client(self) -> Any:
+        return self
+
+    def execute_command(self, *command: str) -> int:
+        before = self._client.redirects
+        try:
+            if len(command) == 1:
+                return self._client.getseq()
+            if len(command) == 2:
+                return self._client.getseq(int(command[1]))
+            return self._client.getseq(int(command[1]), command[2])
+        finally:
+            self.switches = self._client.redirects - before
+
+    def failed(self, exc: Exception) -> str:
+        from chronoid.errors import SequencerReplyError
+
+        return "fail" if self.single and isinstance(exc, SequencerReplyError) else "info"
+
+
 def run_sequencer(args: argparse.Namespace) -> None:
-    """redis-py clients against ``chronoid serve``, recording every GETSEQ."""
+    """Clients of ``chronoid serve`` (redis-py or chronoid's own), recording every GETSEQ."""
     loop = Loop(args)
     rng = random.Random(args.seed)
-    route = Route(args)
+    route: Route | ChronoidRoute = ChronoidRoute(args) if args.client == "chronoid" else Route(args)
+    if args.client == "chronoid" and args.mode == "pipelined":
+        raise SystemExit("the chronoid client has no pipelined mode")
     while loop.running():
         mode = args.mode
         if mode == "pipelined":
+            assert isinstance(route, Route)
             depth = 8
             invoke = now_ns()
             try:
                 pipe = route.client().pipeline(transaction=False)
                 for _ in range(depth):
                     pipe.execute_command("GETSEQ")
-                values = pipe.execute()
+                # Each reply on its own: an error reply to one command (say -ERR after a
+                # full disk) says nothing of the others, which may have handed values out.
+                values = pipe.execute(raise_on_error=False)
             except Exception as exc:
                 done = now_ns()
                 status = route.failed(exc)
@@ -162,10 +237,26 @@ def run_sequencer(args: argparse.Namespace) -> None:
                 time.sleep(0.02)
             else:
                 done = now_ns()
+                failed = False
                 for value in values:
-                    loop.history.op(
-                        loop.process, "getseq", "default", invoke, done, "ok", value=value
-                    )
+                    if isinstance(value, Exception):
+                        failed = True
+                        status = route.failed(value)
+                        loop.history.op(
+                            loop.process,
+                            "getseq",
+                            "default",
+                            invoke,
+                            done,
+                            status,
+                            error=_one_line(value),
+                        )
+                    else:
+                        loop.history.op(
+                            loop.process, "getseq", "default", invoke, done, "ok", value=value
+                        )
+                if failed:
+                    time.sleep(0.02)
             loop.count(depth)
             continue
         count, name = 1, "default"
@@ -175,7 +266,9 @@ def run_sequencer(args: argparse.Namespace) -> None:
             command = ["GETSEQ", str(count)]
         elif mode == "named":
             name = rng.choice(("tx", "events"))
-            command = ["GETSEQ", "1", name]
+            # chronoid's client also takes named blocks: getseq(n, name).
+            count = rng.choice((1, 10, 100)) if args.client == "chronoid" else 1
+            command = ["GETSEQ", str(count), name]
         invoke = now_ns()
         try:
             value = route.client().execute_command(*command)
@@ -192,9 +285,23 @@ def run_sequencer(args: argparse.Namespace) -> None:
             )
             time.sleep(0.02)
         else:
+            done = now_ns()
             loop.history.op(
-                loop.process, "getseq", name, invoke, now_ns(), "ok", value=int(value), count=count
+                loop.process, "getseq", name, invoke, done, "ok", value=int(value), count=count
             )
+            if isinstance(route, ChronoidRoute) and route.switches:
+                # The attempts before the one that answered, each with an unknown outcome.
+                loop.history.op(
+                    loop.process,
+                    "getseq",
+                    name,
+                    invoke,
+                    done,
+                    "info",
+                    count=count * route.switches,
+                    error=f"SequencerClient switched servers {route.switches} time(s) in "
+                    "this command: an attempt whose reply was lost may have used values",
+                )
         loop.count()
 
 
@@ -247,6 +354,20 @@ def run_lease(args: argparse.Namespace) -> None:
         generator.close()
 
 
+class OffsetClock:
+    """The system clock ``offset_ns`` off: a clock stepped back (or forward) between runs."""
+
+    def __init__(self, offset_ns: int) -> None:
+        self.offset_ns = offset_ns
+
+    def now_ns(self) -> int:
+        return time.time_ns() + self.offset_ns
+
+    def sleep_ns(self, duration_ns: int) -> None:
+        if duration_ns > 0:
+            time.sleep(duration_ns / 1e9)
+
+
 def run_instance(args: argparse.Namespace) -> None:
     """A Mode B generator with a state file, called as fast as it gives."""
     from chronoid.errors import ChronoidError
@@ -254,8 +375,9 @@ def run_instance(args: argparse.Namespace) -> None:
 
     loop = Loop(args)
     invoke = now_ns()
+    clock = OffsetClock(int(args.clock_offset_ms * 1_000_000))
     try:
-        generator = InstanceGenerator(args.layout, state_file=args.state_file)
+        generator = InstanceGenerator(args.layout, state_file=args.state_file, clock=clock)
     except ChronoidError as exc:
         loop.history.op(
             loop.process, "open", loop.key, invoke, now_ns(), "fail", error=_one_line(exc)
@@ -289,6 +411,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--ports", default="", help="servers, comma-separated (sequencer)")
     parser.add_argument("--mode", default="single")
+    parser.add_argument("--client", choices=("redis-py", "chronoid"), default="redis-py")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--tls-ca", default="")
+    parser.add_argument("--clock-offset-ms", type=float, default=0.0)
     parser.add_argument("--timeout-s", type=float, default=2.0)
     parser.add_argument("--registry", default="")
     parser.add_argument("--layout", default="chrono64s")
