@@ -204,7 +204,7 @@ def test_a_stalled_reservation_fails_the_request_instead_of_freezing_the_server(
     tmp_path: Path,
 ) -> None:
     store = StallingStore(tmp_path)
-    sequences = Sequences(store, block_min=16, block_max=16, wait_timeout=0.2)
+    sequences = Sequences(store, block_min=16, block_max=16, wait_timeout_s=0.2)
     store.gate.clear()
     taken = [sequences.take()]
     while not store.stalled.is_set():  # the background reservation is now stuck
@@ -226,7 +226,7 @@ def test_a_stalled_reservation_fails_the_request_instead_of_freezing_the_server(
 
 def test_a_reservation_cancelled_by_stepping_down_refuses_cleanly(tmp_path: Path) -> None:
     store = StallingStore(tmp_path)
-    sequences = Sequences(store, block_min=16, block_max=16, wait_timeout=5)
+    sequences = Sequences(store, block_min=16, block_max=16, wait_timeout_s=5)
     sequences.take(1, "b")
     store.gate.clear()
     while not store.stalled.is_set():  # the one reservation thread is stuck on "default"

@@ -18,7 +18,7 @@ from chronoid.project import DOCS_URL
 from chronoid.sequencer.config import format_effective, make_configurable, resolve
 from chronoid.sequencer.election import DEFAULT_TTL
 from chronoid.sequencer.logs import FORMATS
-from chronoid.sequencer.sequences import MAX_SEQUENCES, WAIT_TIMEOUT, Sequences
+from chronoid.sequencer.sequences import MAX_SEQUENCES, WAIT_TIMEOUT_S, Sequences
 from chronoid.sequencer.sites import first_value, site_range
 from chronoid.sequencer.store import FileStore, WatermarkStore, default_data_dir
 
@@ -40,10 +40,10 @@ _FLAG_NAMES = {
     "sites": "--sites",
     "max_sequences": "--max-sequences",
     "max_connections": "--max-connections",
-    "idle_timeout": "--idle-timeout",
-    "handshake_timeout": "--handshake-timeout",
-    "request_timeout": "--request-timeout",
-    "auth_timeout": "--auth-timeout",
+    "idle_timeout_s": "--idle-timeout",
+    "handshake_timeout_s": "--handshake-timeout",
+    "request_timeout_s": "--request-timeout",
+    "auth_timeout_s": "--auth-timeout",
 }
 
 
@@ -282,10 +282,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         max_connections=args.max_connections,
-        idle_timeout=args.idle_timeout,
-        handshake_timeout=args.handshake_timeout,
-        request_timeout=args.request_timeout,
-        auth_timeout=args.auth_timeout,
+        idle_timeout_s=args.idle_timeout,
+        handshake_timeout_s=args.handshake_timeout,
+        request_timeout_s=args.request_timeout,
+        auth_timeout_s=args.auth_timeout,
     )
     allowed = _sequence_names(args.sequences)
     password = _password(args.password_file)
@@ -301,7 +301,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             floor=floor,
             ceiling=ceiling,
             # With --ha, no wait should outlast the lease: the term is over by then anyway.
-            wait_timeout=args.lease_ttl if args.ha is not None else WAIT_TIMEOUT,
+            wait_timeout_s=args.lease_ttl if args.ha is not None else WAIT_TIMEOUT_S,
             max_sequences=args.max_sequences,
             allowed=allowed,
         )

@@ -6,7 +6,7 @@ watermark drop under half a block, the next block is reserved in a background th
 request never waits for an fsync unless it asks for more than the reserved headroom.
 
 Block size adapts to load: when the reservation before this one was made less than
-``GROW_WINDOW`` (1 s) ago the block doubles (up to ``block_max``); when it was made more than
+``GROW_WINDOW_S`` (1 s) ago the block doubles (up to ``block_max``); when it was made more than
 ``SHRINK_WINDOW`` (60 s) ago it halves (down to ``block_min``). At most ``1.5 × block`` values
 sit reserved above the next value, so a crash leaves a gap below two blocks; a clean stop
 (:meth:`Sequences.close`) stores the exact next value and leaves no gap.
@@ -49,7 +49,7 @@ __all__ = [
     "MAX_SEQUENCES",
     "MAX_VALUE",
     "NAME_PATTERN",
-    "WAIT_TIMEOUT",
+    "WAIT_TIMEOUT_S",
     "Sequences",
 ]
 
@@ -70,13 +70,13 @@ MAX_SEQUENCES = 1000
 a line of the state file, is never deleted, and its first reservation costs an fsync)."""
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 """What a sequence name may be: 1-64 letters, digits, ``_ . : -``."""
-GROW_WINDOW = 1.0
+GROW_WINDOW_S = 1.0
 """Reservations closer together than this (s) double the block."""
 SHRINK_WINDOW = 60.0
 """Reservations further apart than this (s) halve the block."""
 RETRY_AFTER = 1.0
 """After a failed reservation, wait this long (s) before trying the store again."""
-WAIT_TIMEOUT = 10.0
+WAIT_TIMEOUT_S = 10.0
 """Longest time (s) a request waits for a reservation in flight or the write lock: a store
 stuck past its own timeouts (a commit waiting on a stalled disk) must not freeze the server."""
 
@@ -119,7 +119,7 @@ class Sequences:
     ``floor`` and ``ceiling`` bound every value of every sequence (multi-site mode gives each
     site a disjoint range): new sequences start at ``floor`` and none goes past ``ceiling``.
 
-    ``wait_timeout`` bounds how long a request waits for a reservation another thread is
+    ``wait_timeout_s`` bounds how long a request waits for a reservation another thread is
     writing; past it the request fails with :class:`StoreUnavailable` and nothing is issued.
 
     ``max_sequences`` bounds the names (the default one included); ``allowed``, when given,
@@ -138,14 +138,14 @@ class Sequences:
         floor: int = 1,
         ceiling: int = MAX_VALUE,
         clock: Callable[[], float] = time.monotonic,
-        wait_timeout: float = WAIT_TIMEOUT,
+        wait_timeout_s: float = WAIT_TIMEOUT_S,
         max_sequences: int = MAX_SEQUENCES,
         allowed: Iterable[str] | None = None,
     ) -> None:
-        _check_settings(initial, floor, ceiling, block_min, block_max, wait_timeout)
+        _check_settings(initial, floor, ceiling, block_min, block_max, wait_timeout_s)
         self.allowed = _allowed_names(allowed, max_sequences)
         self.max_sequences = max_sequences
-        self.wait_timeout = wait_timeout
+        self.wait_timeout_s = wait_timeout_s
         self.store = store
         self.block_min = block_min
         self.block_max = block_max
@@ -236,7 +236,7 @@ class Sequences:
         return first
 
     def take(self, count: int = 1, name: str = DEFAULT_NAME) -> int:
-        """:meth:`try_take`, waiting (at most ``wait_timeout`` per reservation) when it must."""
+        """:meth:`try_take`, waiting (at most ``wait_timeout_s`` per reservation) when it must."""
         while True:
             first = self.try_take(count, name)
             if isinstance(first, int):
@@ -245,7 +245,7 @@ class Sequences:
 
     def _wait(self, future: Future[None], name: str) -> None:
         try:
-            future.result(self.wait_timeout)  # _write never raises; it records failures
+            future.result(self.wait_timeout_s)  # _write never raises; it records failures
         except CancelledError:  # abandon() cancelled it: the term is over
             raise StoreUnavailable(
                 f"sequence {name!r}: its reservation was cancelled (stepping down)"
@@ -253,7 +253,7 @@ class Sequences:
         except TimeoutError:
             raise StoreUnavailable(
                 f"sequence {name!r}: a reservation has been writing for more than "
-                f"{self.wait_timeout:g} s (a stalled store?)"
+                f"{self.wait_timeout_s:g} s (a stalled store?)"
             ) from None
 
     def current(self, name: str = DEFAULT_NAME) -> int:
@@ -356,7 +356,7 @@ class Sequences:
         now = self._clock()
         if seq.reserved_at:
             elapsed = now - seq.reserved_at
-            if elapsed < GROW_WINDOW:
+            if elapsed < GROW_WINDOW_S:
                 seq.block = min(seq.block * 2, self.block_max)
             elif elapsed > SHRINK_WINDOW:
                 seq.block = max(seq.block // 2, self.block_min)
@@ -404,7 +404,7 @@ class Sequences:
     def _submit(self, seq: _Sequence, high: int) -> Future[None]:
         seq.prefetching = True
         try:
-            seq.future = self._executor.submit(self._write, seq, high, wait=self.wait_timeout)
+            seq.future = self._executor.submit(self._write, seq, high, wait=self.wait_timeout_s)
         except RuntimeError:  # closed or abandoned meanwhile
             seq.prefetching = False
             raise StoreUnavailable(
@@ -469,7 +469,7 @@ class Sequences:
 
 
 def _check_settings(
-    initial: int, floor: int, ceiling: int, block_min: int, block_max: int, wait_timeout: float
+    initial: int, floor: int, ceiling: int, block_min: int, block_max: int, wait_timeout_s: float
 ) -> None:
     if not 1 <= floor <= ceiling <= MAX_VALUE:
         raise InvalidArgument(
@@ -481,8 +481,10 @@ def _check_settings(
         raise InvalidArgument(
             f"need 1 <= block_min <= block_max (values), got {block_min} and {block_max}"
         )
-    if not 0 < wait_timeout < float("inf"):
-        raise InvalidArgument(f"wait_timeout must be a number of seconds > 0, got {wait_timeout!r}")
+    if not 0 < wait_timeout_s < float("inf"):
+        raise InvalidArgument(
+            f"wait_timeout_s must be a number of seconds > 0, got {wait_timeout_s!r}"
+        )
 
 
 def _allowed_names(allowed: Iterable[str] | None, max_sequences: int) -> frozenset[str] | None:

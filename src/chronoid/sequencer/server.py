@@ -5,7 +5,7 @@ The server accepts connections itself (a non-blocking listening socket watched b
 loop) so that every connection counts against ``max_connections`` from the moment it is
 accepted, TLS handshakes included, and so that running out of file descriptors (``EMFILE``)
 is logged, counted and waited out instead of closing the listener. A TLS handshake that does
-not finish within ``handshake_timeout`` closes the connection.
+not finish within ``handshake_timeout_s`` closes the connection.
 
 Per read: parse one command at a time, run it, and answer every reply of the read with one
 ``transport.write``. A ``GETSEQ`` whose values are not reserved yet waits for its
@@ -14,9 +14,9 @@ its later commands keep their order, while every other connection is served. ``Q
 the connection's parsing at once.
 
 Limits, with what a client gets back, are in ``docs/sequencer.md``. The sweep once a second
-closes connections idle for ``idle_timeout``, connections holding an unfinished command for
-``request_timeout``, and (with a password) connections not authenticated within
-``auth_timeout``. :func:`run` handles SIGINT/SIGTERM by closing the listener and connections,
+closes connections idle for ``idle_timeout_s``, connections holding an unfinished command for
+``request_timeout_s``, and (with a password) connections not authenticated within
+``auth_timeout_s``. :func:`run` handles SIGINT/SIGTERM by closing the listener and connections,
 then storing each sequence's exact next value; SIGHUP is logged and changes nothing.
 """
 
@@ -112,14 +112,14 @@ class ServerConfig:
     port: int = 10001
     max_connections: int = 1000
     """Open connections, TLS handshakes in progress included."""
-    idle_timeout: float = 300.0
+    idle_timeout_s: float = 300.0
     """Seconds without a request before a connection is closed; 0 disables."""
-    handshake_timeout: float = 5.0
+    handshake_timeout_s: float = 5.0
     """Seconds a TLS handshake may take before the connection is closed."""
-    request_timeout: float = 10.0
+    request_timeout_s: float = 10.0
     """Seconds one command may take to arrive in full (slow senders are closed), and the
     longest a ``GETSEQ`` waits for its reservation (then ``-ERR``)."""
-    auth_timeout: float = 10.0
+    auth_timeout_s: float = 10.0
     """With a password: seconds a connection has to authenticate before it is closed."""
     max_line: int = DEFAULT_MAX_LINE
     """Longest inline request line (bytes)."""
@@ -137,11 +137,11 @@ class ServerConfig:
             raise InvalidArgument(
                 f"max_connections must be an int >= 1, got {self.max_connections!r}"
             )
-        if not self.idle_timeout >= 0:
+        if not self.idle_timeout_s >= 0:
             raise InvalidArgument(
-                f"idle_timeout must be >= 0 seconds (0 disables), got {self.idle_timeout!r}"
+                f"idle_timeout_s must be >= 0 seconds (0 disables), got {self.idle_timeout_s!r}"
             )
-        for name in ("handshake_timeout", "request_timeout", "auth_timeout"):
+        for name in ("handshake_timeout_s", "request_timeout_s", "auth_timeout_s"):
             value = getattr(self, name)
             if not 0 < value < float("inf"):
                 raise InvalidArgument(f"{name} must be a number of seconds > 0, got {value!r}")
@@ -403,7 +403,7 @@ class _Connection(asyncio.Protocol):
         self.paused = True
         self._set_reading()
         if self.timer is None:
-            self.timer = loop.call_later(server.config.request_timeout, self._timed_out, wait)
+            self.timer = loop.call_later(server.config.request_timeout_s, self._timed_out, wait)
         wait.future.add_done_callback(
             lambda _: loop.call_soon_threadsafe(self._resume, wait)  # from the writer thread
         )
@@ -415,7 +415,7 @@ class _Connection(asyncio.Protocol):
         self._finish_wait(
             encode_error(
                 "ERR reservation failed, not issuing: the store has not confirmed it within "
-                f"{self.server.config.request_timeout:g} s"
+                f"{self.server.config.request_timeout_s:g} s"
             )
         )
 
@@ -635,7 +635,7 @@ class SequencerServer:
                     lambda: connection,
                     sock,
                     ssl=self.ssl_context,
-                    ssl_handshake_timeout=self.config.handshake_timeout,
+                    ssl_handshake_timeout=self.config.handshake_timeout_s,
                 )
         except BaseException as exc:
             if not connection.made:
@@ -644,7 +644,7 @@ class SequencerServer:
                     sock.close()
                 if isinstance(exc, asyncio.CancelledError):
                     raise
-                timed_out = time.monotonic() - started >= self.config.handshake_timeout * 0.9
+                timed_out = time.monotonic() - started >= self.config.handshake_timeout_s * 0.9
                 self.count_refusal("handshake_timeout" if timed_out else "handshake_failed")
                 log.debug("connection closed before it opened: %s", exc)
             elif isinstance(exc, asyncio.CancelledError):
@@ -656,7 +656,7 @@ class SequencerServer:
         # Once a second: refresh the cached clock and close idle, slow and unauthenticated
         # connections.
         config = self.config
-        idle = config.idle_timeout
+        idle = config.idle_timeout_s
         while True:
             await asyncio.sleep(1.0)
             self.now = now = time.monotonic()
@@ -669,18 +669,18 @@ class SequencerServer:
                 if (
                     self.password_set
                     and not connection.state.authenticated
-                    and now - connection.opened_at > config.auth_timeout
+                    and now - connection.opened_at > config.auth_timeout_s
                 ):
                     self._close(connection, "auth_timeout", _AUTH_TIMEOUT_REPLY)
                     continue
                 if connection.pending_since and now - connection.pending_since > (
-                    config.request_timeout
+                    config.request_timeout_s
                 ):
                     self._close(
                         connection,
                         "request_timeout",
                         encode_error(
-                            f"ERR request not completed within {config.request_timeout:g} s: "
+                            f"ERR request not completed within {config.request_timeout_s:g} s: "
                             "closing the connection"
                         ),
                     )
