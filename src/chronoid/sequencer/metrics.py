@@ -214,6 +214,11 @@ class _Collector:
                 "Terms this member ended (lease lost, store failure)",
                 elector.step_downs,
             )
+            yield GaugeMetricFamily(
+                f"{_P}store_data_lost",
+                "1 while this member holds a term but refuses to issue: the store lost its data",
+                int(elector.data_lost is not None),
+            )
 
 
 def make_registry(server: SequencerServer) -> Any:
