@@ -370,3 +370,35 @@ def test_a_refusing_term_lost_before_its_deadline_vouches_for_nothing(now: Now) 
     _lead_once(new)
     new._stand_by()
     assert new.serving() is None and new.data_lost is not None
+
+
+def test_a_leader_told_its_term_is_gone_vouches_only_for_its_very_next_campaign(
+    now: Now,
+) -> None:
+    # Between a failed campaign and the next one, another member may have won and served
+    # above this member's watermarks, and the store may have lost them again.
+    store = FakeStore(now)
+    leader = _elector(store, now, "a:1")
+    leader._stand_by()
+    _serving(leader).take()
+    store.wipe()
+    _lead_once(leader)
+    store.down = True
+    leader._stand_by()  # the campaign does not reach the store
+    store.down = False
+    leader._stand_by()
+    assert leader.serving() is None and leader.data_lost is not None
+
+
+def test_a_leader_told_its_term_is_gone_vouches_only_before_its_deadline(now: Now) -> None:
+    store = FakeStore(now)
+    leader = _elector(store, now, "a:1")
+    leader._stand_by()
+    term = leader._term
+    assert term is not None
+    _serving(leader).take()
+    store.wipe()
+    leader._lead(term)
+    now.s = term.deadline  # frozen between the refusal and its campaign
+    leader._stand_by()
+    assert leader.serving() is None and leader.data_lost is not None

@@ -166,10 +166,10 @@ class Elector:
         # Evidence that this cluster's store held state: a watermark this member stored or
         # saw while standing by (a refusing term writes none, so it is no evidence).
         self._store_held_state = False
-        # Set when the store said "your term is gone" before this member's lease deadline:
-        # no other term can have begun in the lost store, so this member's own watermarks
-        # cover every value handed out. Good for the next campaign the store answers only.
-        self._vouched = False
+        # The deadline of a term the store said was gone before that deadline: no other term
+        # can have begun in the lost store, so this member's own watermarks cover every value
+        # handed out. Good for the next campaign only, and only if sent before that deadline.
+        self._vouched_until = 0.0
         self._term: _Term | None = None
         self._unresigned: int | None = None  # a term to resign once the store answers
         self._cool_off_until = 0.0
@@ -365,9 +365,9 @@ class Elector:
             self._sleep(cooling)
             return
         sent = _now()
+        vouched, self._vouched_until = sent < self._vouched_until, 0.0
         try:
             token = self.coordinator.campaign(self.member, self.address, self.ttl_s)
-            vouched, self._vouched = self._vouched, False
             if token is None:
                 self.leader_address = self.coordinator.leader()
                 self.reason = f"standing by; leader {self.leader_address or 'unknown'}"
@@ -438,7 +438,8 @@ class Elector:
         except LeadershipLost as exc:
             # Told before the deadline: the lease was live in the store until after it, so
             # no successor's term can have begun in a store that lost it since.
-            self._vouched = term.sequences is not None and _now() < term.deadline
+            if term.sequences is not None and _now() < term.deadline:
+                self._vouched_until = term.deadline
             self._step_down(term, f"lease lost: {exc}", resign=False)
             return
         except StoreUnavailable as exc:
