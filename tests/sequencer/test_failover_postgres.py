@@ -71,8 +71,10 @@ def test_one_campaign_wins_and_tokens_grow(pg_dsn: str, cluster: str) -> None:
         assert b.campaign("b", "127.0.0.1:2", 2.0) is None
         assert b.leader() == "127.0.0.1:1"
         a.renew(first, 2.0)
+        assert not b.holds_watermarks()
         a.reserve(first, "default", 100)
         assert b.load(first) == {"default": 100}
+        assert b.holds_watermarks()  # the standby's evidence (read without a token)
         a.resign(first)  # a clean hand-over: the standby wins at once
         second = b.campaign("b", "127.0.0.1:2", 2.0)
         assert second is not None and second > first
