@@ -274,7 +274,9 @@ def test_a_standby_that_saw_a_watermark_refuses_a_store_that_lost_it(now: Now) -
     assert new.term == 1 and new.serving() is None
     reply = new.refusal()
     assert reply.startswith(b"-TRYAGAIN") and b"store lost its data" in reply, reply
-    assert new.info()["ha_store_data_lost"] == 1 and new.data_lost is not None
+    info = new.info()
+    assert info["ha_store_data_lost"] == 1 and new.data_lost is not None
+    assert "store lost its data" in str(info["ha_reason"])
     assert store.marks == {}  # a refusing term writes nothing: it is no evidence to others
     _lead_once(new)  # it keeps the lease, so no member that knows less starts low
     assert new.term == 1 and store.live(1) and new.serving() is None
@@ -402,3 +404,16 @@ def test_a_leader_told_its_term_is_gone_vouches_only_before_its_deadline(now: No
     now.s = term.deadline  # frozen between the refusal and its campaign
     leader._stand_by()
     assert leader.serving() is None and leader.data_lost is not None
+
+
+def test_a_store_wiped_twice_under_a_leader_inside_its_lease_repeats_nothing(now: Now) -> None:
+    store = FakeStore(now)
+    leader = _elector(store, now, "a:1")
+    leader._stand_by()
+    seen = [_serving(leader).take() for _ in range(20)]
+    for _ in range(2):
+        store.wipe()
+        _lead_once(leader)
+        leader._stand_by()
+        seen += [_serving(leader).take() for _ in range(20)]
+    assert len(set(seen)) == len(seen) and seen == sorted(seen)

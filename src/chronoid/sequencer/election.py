@@ -389,6 +389,7 @@ class Elector:
             # Keep the lease and refuse: resigning would hand the empty store to a member
             # that may know less (a restarted one starts at --initial).
             sequences, data_lost = None, str(exc)
+            self.reason = data_lost  # for INFO's ha_reason and /readyz
             log.error(
                 "term %d: %s",
                 token,
