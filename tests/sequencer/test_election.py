@@ -307,16 +307,24 @@ def test_a_leader_gone_before_its_first_watermark_is_no_evidence(now: Now) -> No
     assert _serving(second).take() == 1  # a new cluster: starts at --initial
 
 
+def _told_its_term_is_gone(store: FakeStore, now: Now) -> tuple[Elector, list[int], float]:
+    """A leader that handed out values past its first block, then renewed, inside its lease,
+    against a store that lost its data: the elector, its values and that term's deadline."""
+    leader = _elector(store, now, "a:1")
+    leader._stand_by()
+    term = leader._term
+    assert term is not None
+    values = [_serving(leader).take() for _ in range(20)]
+    store.wipe()
+    leader._lead(term)
+    assert leader.term is None and now.s < term.deadline
+    return leader, values, term.deadline
+
+
 def test_a_leader_told_its_term_is_gone_before_its_deadline_resumes_above_its_own(
     now: Now,
 ) -> None:
-    store = FakeStore(now)
-    leader = _elector(store, now, "a:1")
-    leader._stand_by()
-    before = [_serving(leader).take() for _ in range(20)]  # past the first block
-    store.wipe()
-    _lead_once(leader)  # the renewal, inside the lease, meets an empty store
-    assert leader.term is None
+    leader, before, _ = _told_its_term_is_gone(FakeStore(now), now)
     leader._stand_by()  # no other term can have begun in the lost store: its own cover all
     assert _serving(leader).take() > max(before)
 
@@ -380,11 +388,7 @@ def test_a_leader_told_its_term_is_gone_vouches_only_for_its_very_next_campaign(
     # Between a failed campaign and the next one, another member may have won and served
     # above this member's watermarks, and the store may have lost them again.
     store = FakeStore(now)
-    leader = _elector(store, now, "a:1")
-    leader._stand_by()
-    _serving(leader).take()
-    store.wipe()
-    _lead_once(leader)
+    leader, _, _ = _told_its_term_is_gone(store, now)
     store.down = True
     leader._stand_by()  # the campaign does not reach the store
     store.down = False
@@ -393,15 +397,8 @@ def test_a_leader_told_its_term_is_gone_vouches_only_for_its_very_next_campaign(
 
 
 def test_a_leader_told_its_term_is_gone_vouches_only_before_its_deadline(now: Now) -> None:
-    store = FakeStore(now)
-    leader = _elector(store, now, "a:1")
-    leader._stand_by()
-    term = leader._term
-    assert term is not None
-    _serving(leader).take()
-    store.wipe()
-    leader._lead(term)
-    now.s = term.deadline  # frozen between the refusal and its campaign
+    leader, _, deadline = _told_its_term_is_gone(FakeStore(now), now)
+    now.s = deadline  # frozen between the refusal and its campaign
     leader._stand_by()
     assert leader.serving() is None and leader.data_lost is not None
 
