@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from chronoid.errors import LeadershipLost, LeaseStoreUnavailable
+from chronoid.errors import LeadershipLost, LeaseStoreUnavailable, StoreUnavailable
 from chronoid.lease.base import margin_ms
 from chronoid.sequencer import election
 from chronoid.sequencer.election import Elector
@@ -380,6 +380,26 @@ def test_a_refusing_term_lost_before_its_deadline_vouches_for_nothing(now: Now) 
     _lead_once(new)
     new._stand_by()
     assert new.serving() is None and new.data_lost is not None
+
+
+def test_a_leader_whose_watermark_write_is_refused_in_its_lease_resumes_above_its_own(
+    now: Now,
+) -> None:
+    # Under load the loss shows first as a refused reservation, not a refused renewal.
+    store = FakeStore(now)
+    leader = _elector(store, now, "a:1")
+    leader._stand_by()
+    term = leader._term
+    assert term is not None
+    before = [_serving(leader).take() for _ in range(8)]
+    store.wipe()
+    with pytest.raises(StoreUnavailable, match="fenced"):
+        for _ in range(40):  # reaches the next reservation
+            before.append(_serving(leader).take())
+    leader._lead(term)  # steps down, resigns, cools off
+    leader._stand_by()
+    leader._stand_by()
+    assert _serving(leader).take() > max(before)
 
 
 def test_a_leader_told_its_term_is_gone_vouches_only_for_its_very_next_campaign(

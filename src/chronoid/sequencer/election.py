@@ -119,7 +119,9 @@ class _FencedStore:
         try:
             self._coordinator.reserve(self._token, name, high)
         except Exception as exc:
-            self._elector.fail(self._token, f"watermark write of {name!r} failed: {exc}")
+            refused = isinstance(exc, LeadershipLost)
+            reason = f"watermark write of {name!r} failed: {exc}"
+            self._elector.fail(self._token, reason, refused=refused)
             raise
         self._elector.reserved(name, high)
 
@@ -166,9 +168,9 @@ class Elector:
         # Evidence that this cluster's store held state: a watermark this member stored or
         # saw while standing by (a refusing term writes none, so it is no evidence).
         self._store_held_state = False
-        # The deadline of a term the store said was gone before that deadline: no other term
-        # can have begun in the lost store, so this member's own watermarks cover every value
-        # handed out. Good for the next campaign only, and only if sent before that deadline.
+        # The deadline of a term the store said was over before that deadline (a renewal or
+        # a watermark write refused): this member's own watermarks cover every value handed
+        # out. Good for the next campaign only, and only if sent before that deadline.
         self._vouched_until = 0.0
         self._term: _Term | None = None
         self._unresigned: int | None = None  # a term to resign once the store answers
@@ -268,12 +270,22 @@ class Elector:
                 log.info("resigned term %d", term.token, extra=event("resigned", term=term.token))
         self.coordinator.close()
 
-    def fail(self, token: int, reason: str) -> None:
-        """A watermark write of term ``token`` failed: stop issuing now (any thread)."""
+    def fail(self, token: int, reason: str, *, refused: bool = False) -> None:
+        """A watermark write of term ``token`` failed (``refused``: the store said the term
+        is over): stop issuing now (any thread)."""
         term = self._term
         if term is not None and term.token == token and term.failed is None:
+            if refused:
+                self._refused_in_lease(term)
             term.failed = reason
             self._wake.set()
+
+    def _refused_in_lease(self, term: _Term) -> None:
+        """The store said term ``term`` is over: if that came before the term's deadline, the
+        lease was live in the store until after it, so no successor's term can have begun in
+        a store that lost it since, and this member's own watermarks vouch for its next term."""
+        if term.sequences is not None and _now() < term.deadline:
+            self._vouched_until = term.deadline
 
     def reserved(self, name: str, high: int) -> None:
         """Watermark ``high`` of ``name`` is stored (any thread)."""
@@ -437,10 +449,7 @@ class Elector:
         try:
             self.coordinator.renew(term.token, self.ttl_s)
         except LeadershipLost as exc:
-            # Told before the deadline: the lease was live in the store until after it, so
-            # no successor's term can have begun in a store that lost it since.
-            if term.sequences is not None and _now() < term.deadline:
-                self._vouched_until = term.deadline
+            self._refused_in_lease(term)
             self._step_down(term, f"lease lost: {exc}", resign=False)
             return
         except StoreUnavailable as exc:
