@@ -35,9 +35,10 @@ next value and resigns, so the standby takes over at once and without a gap.
   ``store_data_lost`` once per term, ``ha_store_data_lost:1`` in INFO. It keeps the lease, so
   no other member starts low either, until an operator restarts the members with
   ``--initial`` above the last value handed out. One case is sound without the operator: a
-  leader told "your term is gone" *before its own lease deadline* knows no other term began
-  in the lost store (none could before its lease ran out), so its own watermarks cover every
-  value handed out; it resumes above them (error event ``watermark_regressed``).
+  leader told "your term is gone" (a refused renewal or watermark write) *before its own
+  lease deadline* knows no other term began in the lost store (none could before its lease
+  ran out), so its own watermarks cover every value handed out; if its next campaign, sent
+  before that deadline, wins, it resumes above them (error event ``watermark_regressed``).
 
 Standbys answer ``GETSEQ``/``CURRENT`` with Redis Cluster's redirect ``-MOVED 0 host:port``
 naming the leader (``redis-cli -c`` and :class:`~chronoid.sequencer.client.SequencerClient`
