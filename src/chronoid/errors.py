@@ -191,6 +191,13 @@ class LeadershipLost(LeaseLost, StoreUnavailable):
     store refused a fenced write or renewal, so the member stops issuing and stands by."""
 
 
+class StoreDataLost(StoreUnavailable):
+    """A sequencer leader's store holds no watermark (or a lower one) where this member saw
+    it hold one: the store lost data, so no one can tell which values were handed out, and
+    the member refuses to issue until an operator restarts it with ``--initial`` above the
+    last value handed out (``docs/sequencer.md``, failover)."""
+
+
 class ServerStartError(ChronoidError):
     """``chronoid serve`` cannot start as configured: a port already in use, a file descriptor
     limit below what ``--max-connections`` needs. Nothing is left bound when it is raised."""

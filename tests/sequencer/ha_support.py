@@ -143,6 +143,17 @@ def wait_for_leader(members: list[Member], timeout: float) -> Member:
     raise AssertionError(f"no leader within {timeout} s:\n{logs}")
 
 
+def wait_for_term(member: Member, timeout: float) -> dict[str, str]:
+    """INFO of ``member`` once it holds a term (serving or refusing)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = member.info()
+        if info["ha_term"] != "0":
+            return info
+        time.sleep(0.05)
+    raise AssertionError(f"no term within {timeout} s: {member.log()[-2000:]}")
+
+
 @dataclass
 class Load:
     """A thread calling GETSEQ through a failover-aware client (the async one when

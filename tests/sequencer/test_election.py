@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import pytest
 
-from chronoid.errors import LeadershipLost, LeaseStoreUnavailable
+from chronoid.errors import LeadershipLost, LeaseStoreUnavailable, StoreUnavailable
 from chronoid.lease.base import margin_ms
 from chronoid.sequencer import election
 from chronoid.sequencer.election import Elector
-from chronoid.sequencer.sequences import Sequences
+from chronoid.sequencer.sequences import DEFAULT_NAME, Sequences
 
 TTL_S = 3.0
 
@@ -95,6 +95,14 @@ class FakeStore:
             raise LeadershipLost(f"fenced: term {token}")
         self.marks[name] = high
         self._answer()
+
+    def holds_watermarks(self) -> bool:
+        self._reach()
+        return bool(self.marks)
+
+    def wipe(self) -> None:
+        """The store loses all its data (etcd restarted empty, rows deleted)."""
+        self.epoch, self.holder, self.expires_s, self.marks = 0, None, 0.0, {}
 
     def close(self) -> None:
         pass
@@ -241,4 +249,188 @@ def test_values_stay_unique_across_a_handover(now: Now) -> None:
     new._stand_by()
     seen += [_serving(new).take() for _ in range(40)]
     assert old.serving() is None
+    assert len(set(seen)) == len(seen) and seen == sorted(seen)
+
+
+# -- the store loses its data ----------------------------------------------------------------
+
+
+def _lead_once(elector: Elector) -> None:
+    term = elector._term
+    assert term is not None
+    elector._lead(term)
+
+
+def test_a_standby_that_saw_a_watermark_refuses_a_store_that_lost_it(now: Now) -> None:
+    store = FakeStore(now)
+    old = _elector(store, now, "a:1")
+    old._stand_by()
+    before = [_serving(old).take() for _ in range(3)]
+    new = _elector(store, now, "b:1")
+    new._stand_by()  # a standby poll: sees the leader's watermark
+    now.s += TTL_S  # the leader is frozen past its lease (SIGSTOP)...
+    store.wipe()  # ...and the store restarts empty
+    new._stand_by()
+    assert new.term == 1 and new.serving() is None
+    reply = new.refusal()
+    assert reply.startswith(b"-TRYAGAIN") and b"store lost its data" in reply, reply
+    info = new.info()
+    assert info["ha_store_data_lost"] == 1 and new.data_lost is not None
+    assert "store lost its data" in str(info["ha_reason"])
+    assert store.marks == {}  # a refusing term writes nothing: it is no evidence to others
+    _lead_once(new)  # it keeps the lease, so no member that knows less starts low
+    assert new.term == 1 and store.live(1) and new.serving() is None
+    assert old.serving() is None and max(before) >= 1
+
+
+def test_a_first_leader_gone_before_any_request_leaves_a_store_its_successor_serves(
+    now: Now,
+) -> None:
+    store = FakeStore(now)
+    first = _elector(store, now, "a:1")
+    first._stand_by()  # the term stores its starting watermark before it serves
+    assert DEFAULT_NAME in store.marks
+    second = _elector(store, now, "b:1")
+    second._stand_by()
+    now.s += TTL_S  # the first leader died before any GETSEQ
+    second._stand_by()
+    assert _serving(second).take() >= 1 and second.data_lost is None
+
+
+def test_a_leader_gone_before_its_first_watermark_is_no_evidence(now: Now) -> None:
+    store = FakeStore(now)
+    assert store.campaign("a:1", "a:1", TTL_S) == 1  # won, then killed before reserving
+    second = _elector(store, now, "b:1")
+    second._stand_by()  # saw a leader, but no watermark
+    now.s += TTL_S
+    second._stand_by()
+    assert _serving(second).take() == 1  # a new cluster: starts at --initial
+
+
+def _told_its_term_is_gone(store: FakeStore, now: Now) -> tuple[Elector, list[int], float]:
+    """A leader that handed out values past its first block, then renewed, inside its lease,
+    against a store that lost its data: the elector, its values and that term's deadline."""
+    leader = _elector(store, now, "a:1")
+    leader._stand_by()
+    term = leader._term
+    assert term is not None
+    values = [_serving(leader).take() for _ in range(20)]
+    store.wipe()
+    leader._lead(term)
+    assert leader.term is None and now.s < term.deadline
+    return leader, values, term.deadline
+
+
+def test_a_leader_told_its_term_is_gone_before_its_deadline_resumes_above_its_own(
+    now: Now,
+) -> None:
+    leader, before, _ = _told_its_term_is_gone(FakeStore(now), now)
+    leader._stand_by()  # no other term can have begun in the lost store: its own cover all
+    assert _serving(leader).take() > max(before)
+
+
+def test_a_leader_paused_past_its_deadline_refuses_a_store_that_lost_its_data(
+    now: Now,
+) -> None:
+    # Its own watermarks are not enough: a successor served above them before the loss.
+    store = FakeStore(now)
+    old = _elector(store, now, "a:1")
+    old._stand_by()
+    term = old._term
+    assert term is not None
+    seen = [_serving(old).take() for _ in range(5)]
+    now.s += TTL_S  # old frozen past its lease
+    new = _elector(store, now, "b:1")
+    new._stand_by()
+    seen += [_serving(new).take() for _ in range(40)]  # above old's watermarks
+    now.s += TTL_S  # new frozen too
+    store.wipe()
+    old._lead(term)  # resumed: its renewal comes after its deadline
+    old._stand_by()
+    assert old.term is not None and old.serving() is None and old.data_lost is not None
+    assert max(seen) > max(old._reserved.values())
+
+
+def test_a_watermark_below_the_members_own_is_lost_data_too(now: Now) -> None:
+    store = FakeStore(now)
+    old = _elector(store, now, "a:1")
+    old._stand_by()
+    term = old._term
+    assert term is not None
+    _serving(old).take()
+    now.s += TTL_S
+    store.marks[DEFAULT_NAME] = 3  # a restore of an old backup, under a live successor
+    store.expires_s = 0.0
+    old._lead(term)
+    old._stand_by()
+    assert old.serving() is None and b"below the" in old.refusal()
+
+
+def test_a_refusing_term_lost_before_its_deadline_vouches_for_nothing(now: Now) -> None:
+    store = FakeStore(now)
+    old = _elector(store, now, "a:1")
+    old._stand_by()
+    new = _elector(store, now, "b:1")
+    new._stand_by()
+    now.s += TTL_S
+    store.wipe()
+    new._stand_by()
+    assert new.data_lost is not None
+    store.wipe()  # wiped again, while the refusing term is live
+    _lead_once(new)
+    new._stand_by()
+    assert new.serving() is None and new.data_lost is not None
+
+
+def test_a_leader_whose_watermark_write_is_refused_in_its_lease_resumes_above_its_own(
+    now: Now,
+) -> None:
+    # Under load the loss shows first as a refused reservation, not a refused renewal.
+    store = FakeStore(now)
+    leader = _elector(store, now, "a:1")
+    leader._stand_by()
+    term = leader._term
+    assert term is not None
+    before = [_serving(leader).take() for _ in range(8)]
+    store.wipe()
+    with pytest.raises(StoreUnavailable, match="fenced"):
+        for _ in range(40):  # reaches the next reservation
+            before.append(_serving(leader).take())
+    leader._lead(term)  # steps down, resigns, cools off
+    leader._stand_by()
+    leader._stand_by()
+    assert _serving(leader).take() > max(before)
+
+
+def test_a_leader_told_its_term_is_gone_vouches_only_for_its_very_next_campaign(
+    now: Now,
+) -> None:
+    # Between a failed campaign and the next one, another member may have won and served
+    # above this member's watermarks, and the store may have lost them again.
+    store = FakeStore(now)
+    leader, _, _ = _told_its_term_is_gone(store, now)
+    store.down = True
+    leader._stand_by()  # the campaign does not reach the store
+    store.down = False
+    leader._stand_by()
+    assert leader.serving() is None and leader.data_lost is not None
+
+
+def test_a_leader_told_its_term_is_gone_vouches_only_before_its_deadline(now: Now) -> None:
+    leader, _, deadline = _told_its_term_is_gone(FakeStore(now), now)
+    now.s = deadline  # frozen between the refusal and its campaign
+    leader._stand_by()
+    assert leader.serving() is None and leader.data_lost is not None
+
+
+def test_a_store_wiped_twice_under_a_leader_inside_its_lease_repeats_nothing(now: Now) -> None:
+    store = FakeStore(now)
+    leader = _elector(store, now, "a:1")
+    leader._stand_by()
+    seen = [_serving(leader).take() for _ in range(20)]
+    for _ in range(2):
+        store.wipe()
+        _lead_once(leader)
+        leader._stand_by()
+        seen += [_serving(leader).take() for _ in range(20)]
     assert len(set(seen)) == len(seen) and seen == sorted(seen)

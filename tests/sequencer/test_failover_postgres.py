@@ -32,7 +32,13 @@ from chronoid.lease.postgres import PostgresCoordinator
 from chronoid.sequencer.client import AsyncSequencerClient, SequencerClient
 from chronoid.sequencer.sequences import BLOCK_MAX, MAX_VALUE
 from chronoid.sequencer.sites import site_range
-from tests.sequencer.ha_support import Load, Member, make_members, wait_for_leader
+from tests.sequencer.ha_support import (
+    Load,
+    Member,
+    make_members,
+    wait_for_leader,
+    wait_for_term,
+)
 from tests.support import free_port
 
 TTL = 1.0
@@ -65,8 +71,10 @@ def test_one_campaign_wins_and_tokens_grow(pg_dsn: str, cluster: str) -> None:
         assert b.campaign("b", "127.0.0.1:2", 2.0) is None
         assert b.leader() == "127.0.0.1:1"
         a.renew(first, 2.0)
+        assert not b.holds_watermarks()
         a.reserve(first, "default", 100)
         assert b.load(first) == {"default": 100}
+        assert b.holds_watermarks()  # the standby's evidence (read without a token)
         a.resign(first)  # a clean hand-over: the standby wins at once
         second = b.campaign("b", "127.0.0.1:2", 2.0)
         assert second is not None and second > first
@@ -371,18 +379,78 @@ def test_the_lease_rows_lost_a_paused_leader_cannot_take_the_new_term(
         with psycopg.connect(pg_dsn, autocommit=True) as conn:
             conn.execute("DELETE FROM chronoid_seq_leader WHERE cluster = %s", (cluster,))
             conn.execute("DELETE FROM chronoid_seq_watermark WHERE cluster = %s", (cluster,))
-        assert wait_for_leader([second], 10) is second
-        new_term = second.info()["ha_term"]
+        # The second saw the first's watermark: it holds the term and refuses to issue.
+        new_term = wait_for_term(second, 10)["ha_term"]
         first.signal(signal.SIGCONT)
         time.sleep(3 * TTL)  # several renewals of the resumed member
-        roles = (first.role(), second.role())
+        terms = (first.info()["ha_term"], second.info()["ha_term"])
         reply = first.raw(b"GETSEQ")
     finally:
         for member in (first, second):
             if member.process is not None and member.process.poll() is None:
                 member.signal(signal.SIGCONT)
                 member.kill()
-    assert roles == ("standby", "leader"), (
-        f"two leaders at once (terms {old_term} and {new_term}): {first.log()[-1500:]}"
+    assert terms == ("0", new_term), (
+        f"two terms at once (terms {old_term} and {new_term}): {first.log()[-1500:]}"
     )
     assert not reply.startswith(b":"), f"the deposed leader handed out {reply!r}"
+
+
+def test_a_first_leader_killed_before_any_request_its_successor_serves_at_once(
+    members: list[Member],
+) -> None:
+    # A new cluster must not take itself for one that lost its data: the first term stores
+    # its starting watermark before it serves, so the successor finds it.
+    first, second = members
+    first.start()
+    assert wait_for_leader([first], 10) is first
+    second.start()
+    time.sleep(0.5)  # a few standby polls
+    first.kill()
+    assert wait_for_leader([second], 10) is second
+    assert second.raw(b"GETSEQ").startswith(b":"), second.log()[-1500:]
+    assert "store_data_lost" not in second.log()
+
+
+def test_the_rows_lost_a_standby_that_never_led_refuses_until_restarted_above(
+    pg_dsn: str, cluster: str, tmp_path: Path
+) -> None:
+    # The cluster's rows deleted underneath while the leader is paused: the standby wins the
+    # empty table's first term. It saw the leader's watermark, so it refuses; the operator's
+    # way out is restarting every member with --initial above the last value handed out.
+    first, second = make_members(pg_dsn, cluster, tmp_path, 2, TTL)
+    again: list[Member] = []
+    first.start()
+    try:
+        assert wait_for_leader([first], 10) is first
+        second.start()
+        before = [int(first.raw(b"GETSEQ")[1:]) for _ in range(3)]
+        time.sleep(0.5)  # a few standby polls of the second member
+        first.signal(signal.SIGSTOP)
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            conn.execute("DELETE FROM chronoid_seq_leader WHERE cluster = %s", (cluster,))
+            conn.execute("DELETE FROM chronoid_seq_watermark WHERE cluster = %s", (cluster,))
+        wait_for_term(second, 10)
+        first.signal(signal.SIGCONT)
+        time.sleep(3 * TTL)  # the resumed member stands by; the refusing term renews
+        replies = [member.raw(b"GETSEQ") for member in (second, second, first)]
+        info = second.info()
+        for member in (first, second):
+            member.stop()
+        restart = str(max(before) + 1000)
+        again = make_members(pg_dsn, cluster, tmp_path / "again", 2, TTL, "--initial", restart)
+        (tmp_path / "again").mkdir()
+        for member in again:
+            member.start()
+        after = int(wait_for_leader(again, 10).raw(b"GETSEQ")[1:])
+    finally:
+        for member in (first, second, *again):
+            if member.process is not None and member.process.poll() is None:
+                member.signal(signal.SIGCONT)
+                member.kill()
+    for reply in replies[:2]:
+        assert reply.startswith(b"-TRYAGAIN") and b"store lost its data" in reply, reply
+    assert replies[2].startswith(b"-MOVED"), replies[2]  # the resumed one redirects to it
+    assert info["ha_store_data_lost"] == "1", info
+    assert second.log().count("store_data_lost") == 1
+    assert after == int(restart)

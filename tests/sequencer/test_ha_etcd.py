@@ -227,6 +227,7 @@ def test_load_reserve_round_trip(make: Factory) -> None:
     token = a.campaign("a", "a:1", 30)
     assert token is not None
     assert a.load(token) == {}
+    assert not make().holds_watermarks()
     marks = {"default": 1_000, "orders/eu": 2**63 - 1, "ünïcode": -5, "z": 0}
     for name, high in marks.items():
         a.reserve(token, name, high)
@@ -239,6 +240,7 @@ def test_load_reserve_round_trip(make: Factory) -> None:
     assert other.load(token) == a.load(token) == {**marks, "default": 700}
     a.reserve(token, "default", 800)  # a's cached revision is stale now: it re-reads too
     assert other.load(token)["default"] == 800
+    assert make().holds_watermarks()  # the standby's evidence (read without a token)
 
 
 def test_a_reservation_that_already_landed_is_not_written_again(make: Factory, single: Any) -> None:

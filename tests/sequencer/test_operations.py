@@ -42,6 +42,7 @@ HA_ONLY = {
     "chronoid_sequencer_leader",
     "chronoid_sequencer_term",
     "chronoid_sequencer_step_downs_total",
+    "chronoid_sequencer_store_data_lost",
 }
 
 

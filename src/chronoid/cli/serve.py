@@ -68,7 +68,8 @@ def register(subparsers: Subparsers) -> None:
         default=None,
         help="first value of a new default sequence (default 1; with --sites, counted from the "
         "start of this site's range). Also the way to resume when the state file of a data "
-        "directory that was used before is lost: give a value above every one handed out",
+        "directory that was used before is lost, or (--ha) when the store lost its data: "
+        "give a value above every one handed out",
     )
     serve.add_argument("--port", type=int, default=10001, help="TCP port (default 10001)")
     serve.add_argument(

@@ -116,6 +116,11 @@ class Coordinator(Protocol):
         """Store watermark ``high`` of ``name`` only if term ``token`` is still live."""
         ...
 
+    def holds_watermarks(self) -> bool:
+        """Whether the store holds any watermark of the cluster (an unfenced read, for
+        standbys: the evidence that this cluster's store held state before)."""
+        ...
+
     def close(self) -> None:
         """Release connections."""
         ...

@@ -684,6 +684,21 @@ class EtcdCoordinator:
             self._revisions = revisions
         return marks
 
+    def holds_watermarks(self) -> bool:
+        """Whether any watermark key of the cluster exists (one range read, keys only).
+
+        Raises:
+            LeaseStoreUnavailable: etcd could not be reached.
+        """
+        body = {
+            "key": b64(self._wm_prefix),
+            "range_end": prefix_end(self._wm_prefix),
+            "limit": 1,
+            "keys_only": True,
+        }
+        result = self._etcd.post("/kv/range", body)
+        return bool(result.get("kvs"))
+
     def _parse_mark(self, name: str, kv: dict[str, Any]) -> int:
         raw = unb64(kv.get("value", ""))
         try:

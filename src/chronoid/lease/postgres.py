@@ -306,6 +306,8 @@ SELECT address FROM chronoid_seq_leader
 WHERE cluster = %(cluster)s AND expires_at > clock_timestamp()
 """
 
+_HOLDS = "SELECT 1 FROM chronoid_seq_watermark WHERE cluster = %(cluster)s LIMIT 1"
+
 _LOAD = "SELECT name, high FROM chronoid_seq_watermark WHERE cluster = %(cluster)s"
 
 _RESERVE = """
@@ -378,6 +380,11 @@ class PostgresCoordinator:
         with self._lease_lock:
             row = self._run(self._connect_lease(), _LEADER, {"cluster": self.cluster})
         return str(row[0]) if row is not None else None
+
+    def holds_watermarks(self) -> bool:
+        with self._lease_lock:
+            row = self._run(self._connect_lease(), _HOLDS, {"cluster": self.cluster})
+        return row is not None
 
     # -- watermarks (loop and reservation threads) -----------------------------------------
 

@@ -20,9 +20,25 @@ cluster. The store decides who leads, we add no consensus of our own:
   issuing at once, resigns if it can, and stands by.
 
 Values stay unique across terms without any extra step: a new leader starts at the stored
-watermark, which is above everything the old one could hand out. A crash leaves a gap below
-two reservation blocks; a clean stop (SIGTERM) stores the exact next value and resigns, so the
-standby takes over at once and without a gap.
+watermark, which is above everything the old one could hand out. Every term stores its
+starting watermark of the default sequence before it serves, so a store that held any term
+holds that watermark.
+
+A crash leaves a gap below two reservation blocks; a clean stop (SIGTERM) stores the exact
+next value and resigns, so the standby takes over at once and without a gap.
+
+* **Store data loss.** A store that lost its data (etcd restarted empty, rows deleted) cannot
+  vouch for what was handed out. A member that has evidence the store held state (it stored a
+  watermark itself, or saw one while standing by) and wins a term in which the store holds no
+  watermark of the default sequence, or a lower one than it stored itself, refuses to issue:
+  :class:`~chronoid.errors.StoreDataLost`, ``-TRYAGAIN ... store lost its data``, error event
+  ``store_data_lost`` once per term, ``ha_store_data_lost:1`` in INFO. It keeps the lease, so
+  no other member starts low either, until an operator restarts the members with
+  ``--initial`` above the last value handed out. One case is sound without the operator: a
+  leader told "your term is gone" (a refused renewal or watermark write) *before its own
+  lease deadline* knows no other term began in the lost store (none could before its lease
+  ran out), so its own watermarks cover every value handed out; if its next campaign, sent
+  before that deadline, wins, it resumes above them (error event ``watermark_regressed``).
 
 Standbys answer ``GETSEQ``/``CURRENT`` with Redis Cluster's redirect ``-MOVED 0 host:port``
 naming the leader (``redis-cli -c`` and :class:`~chronoid.sequencer.client.SequencerClient`
@@ -40,12 +56,12 @@ from dataclasses import dataclass
 
 from chronoid.clock import boottime_s
 from chronoid.endpoints import check_address
-from chronoid.errors import InvalidArgument, LeadershipLost, StoreUnavailable
+from chronoid.errors import InvalidArgument, LeadershipLost, StoreDataLost, StoreUnavailable
 from chronoid.lease.base import Coordinator, margin_ms
 from chronoid.lease.url import open_coordinator
 from chronoid.sequencer.logs import event
 from chronoid.sequencer.protocol import encode_error
-from chronoid.sequencer.sequences import Sequences
+from chronoid.sequencer.sequences import DEFAULT_NAME, Sequences
 from chronoid.sequencer.store import WatermarkStore
 
 __all__ = [
@@ -79,27 +95,34 @@ keeps counting while the machine is suspended, so a resumed leader sees its leas
 class _Term:
     token: int
     deadline: float  # _now() after which this member must not issue
-    sequences: Sequences
+    sequences: Sequences | None  # None: the store lost its data, the term refuses to issue
     next_renewal: float  # _now() at which the elector renews next
     failed: str | None = None  # set by any thread when a watermark write failed
+    data_lost: str | None = None  # why the term refuses (sequences is None)
 
 
 class _FencedStore:
     """The :class:`WatermarkStore` of one term: every write carries the term's token."""
 
-    def __init__(self, coordinator: Coordinator, token: int, elector: Elector) -> None:
+    def __init__(
+        self, coordinator: Coordinator, token: int, elector: Elector, *, vouched: bool
+    ) -> None:
         self._coordinator = coordinator
         self._token = token
         self._elector = elector
+        self._vouched = vouched
 
     def load(self) -> dict[str, int]:
-        return self._elector.above_reserved(self._coordinator.load(self._token), self._token)
+        stored = self._coordinator.load(self._token)
+        return self._elector.starting_marks(stored, self._token, vouched=self._vouched)
 
     def reserve(self, name: str, high: int) -> None:
         try:
             self._coordinator.reserve(self._token, name, high)
         except Exception as exc:
-            self._elector.fail(self._token, f"watermark write of {name!r} failed: {exc}")
+            refused = isinstance(exc, LeadershipLost)
+            reason = f"watermark write of {name!r} failed: {exc}"
+            self._elector.fail(self._token, reason, refused=refused)
             raise
         self._elector.reserved(name, high)
 
@@ -143,6 +166,13 @@ class Elector:
         # what was handed out, but this member knows what it handed out itself.
         self._reserved: dict[str, int] = {}
         self._reserved_lock = threading.Lock()
+        # Evidence that this cluster's store held state: a watermark this member stored or
+        # saw while standing by (a refusing term writes none, so it is no evidence).
+        self._store_held_state = False
+        # The deadline of a term the store said was over before that deadline (a renewal or
+        # a watermark write refused): this member's own watermarks cover every value handed
+        # out. Good for the next campaign only, and only if sent before that deadline.
+        self._vouched_until = 0.0
         self._term: _Term | None = None
         self._unresigned: int | None = None  # a term to resign once the store answers
         self._cool_off_until = 0.0
@@ -157,7 +187,7 @@ class Elector:
         term = self._term
         if term is None or term.failed is not None or _now() >= term.deadline:
             return None
-        return term.sequences
+        return term.sequences  # None while the term refuses (the store lost its data)
 
     @property
     def term(self) -> int | None:
@@ -166,13 +196,21 @@ class Elector:
         term = self._term
         return term.token if term is not None else None
 
+    @property
+    def data_lost(self) -> str | None:
+        """Why the term this member holds refuses to issue (the store lost its data), or None."""
+        term = self._term
+        return term.data_lost if term is not None else None
+
     def refusal(self) -> bytes:
         """The error reply a member that may not issue sends instead."""
         leader = self.leader_address
         if leader is not None and leader != self.address:
             return encode_error(f"MOVED 0 {leader}")
         term = self._term
-        if term is not None and term.failed is None:
+        if term is not None and term.data_lost is not None:
+            reason = term.data_lost
+        elif term is not None and term.failed is None:
             reason = "this member's lease is not confirmed by the store"
         else:
             reason = self.reason
@@ -190,6 +228,7 @@ class Elector:
             "ha_lease_ttl": self.ttl_s,
             "ha_terms_won": self.terms_won,
             "ha_step_downs": self.step_downs,
+            "ha_store_data_lost": int(self.data_lost is not None),
             "ha_reason": "" if self.serving() is not None else self.reason,
         }
 
@@ -217,7 +256,8 @@ class Elector:
         if self._unresigned is not None:
             self._resign_quietly(self._unresigned)
         if term is not None:
-            term.sequences.close()
+            if term.sequences is not None:
+                term.sequences.close()
             try:
                 self.coordinator.resign(term.token)
             except StoreUnavailable as exc:
@@ -231,25 +271,64 @@ class Elector:
                 log.info("resigned term %d", term.token, extra=event("resigned", term=term.token))
         self.coordinator.close()
 
-    def fail(self, token: int, reason: str) -> None:
-        """A watermark write of term ``token`` failed: stop issuing now (any thread)."""
+    def fail(self, token: int, reason: str, *, refused: bool = False) -> None:
+        """A watermark write of term ``token`` failed (``refused``: the store said the term
+        is over): stop issuing now (any thread)."""
         term = self._term
         if term is not None and term.token == token and term.failed is None:
+            if refused:
+                self._refused_in_lease(term)
             term.failed = reason
             self._wake.set()
+
+    def _refused_in_lease(self, term: _Term) -> None:
+        """The store said term ``term`` is over: if that came before the term's deadline, the
+        lease was live in the store until after it, so no successor's term can have begun in
+        a store that lost it since, and this member's own watermarks vouch for its next term."""
+        if term.sequences is not None and _now() < term.deadline:
+            self._vouched_until = term.deadline
 
     def reserved(self, name: str, high: int) -> None:
         """Watermark ``high`` of ``name`` is stored (any thread)."""
         with self._reserved_lock:
+            self._store_held_state = True
             if high > self._reserved.get(name, 0):
                 self._reserved[name] = high
 
-    def above_reserved(self, stored: dict[str, int], token: int) -> dict[str, int]:
-        """The watermarks a new term starts from: the store's, raised to what this member
-        stored in its earlier terms (a store that lost its data would otherwise make it hand
-        out those values again)."""
+    def starting_marks(
+        self, stored: dict[str, int], token: int, *, vouched: bool
+    ) -> dict[str, int]:
+        """The watermarks term ``token`` starts from, given the ``stored`` ones.
+
+        The store's, unless they show it lost data: no default watermark although this
+        member has evidence the store held state, or one below what this member stored in an
+        earlier term. Then, with ``vouched`` (this member saw its own term end before its
+        lease deadline), its own watermarks; else :class:`StoreDataLost`.
+        """
         with self._reserved_lock:
             reserved = dict(self._reserved)
+            held_state = self._store_held_state
+        regressed = [name for name, high in reserved.items() if stored.get(name, 0) < high]
+        if DEFAULT_NAME in stored and not regressed:
+            return dict(stored)
+        if not regressed and not held_state:
+            return dict(stored)  # a new cluster: no member ever stored anything
+        if not vouched:
+            if DEFAULT_NAME not in stored:
+                what = f"it holds no watermark of {DEFAULT_NAME!r}, where this member saw one"
+            else:
+                name = regressed[0]
+                what = (
+                    f"watermark of {name!r} is {stored.get(name, 'none')}, below the "
+                    f"{reserved[name]} this member stored"
+                )
+            own = reserved.get(DEFAULT_NAME)
+            known = f" (this member stored up to {own})" if own is not None else ""
+            raise StoreDataLost(
+                f"the store lost its data: {what}; which values were handed out is unknown"
+                f"{known}, so this member issues nothing until every member is restarted "
+                "with --initial above the last value handed out"
+            )
         marks = dict(stored)
         for name, high in reserved.items():
             if marks.get(name, 0) < high:
@@ -299,11 +378,14 @@ class Elector:
             self._sleep(cooling)
             return
         sent = _now()
+        vouched, self._vouched_until = sent < self._vouched_until, 0.0
         try:
             token = self.coordinator.campaign(self.member, self.address, self.ttl_s)
             if token is None:
                 self.leader_address = self.coordinator.leader()
                 self.reason = f"standing by; leader {self.leader_address or 'unknown'}"
+                if not self._store_held_state and self.coordinator.holds_watermarks():
+                    self._store_held_state = True  # read until seen once, then never again
                 self._sleep(self._poll())
                 return
         except StoreUnavailable as exc:
@@ -312,8 +394,21 @@ class Elector:
             log.warning("cannot campaign: %s", exc, extra=event("campaign_failed"))
             self._sleep(self._poll())
             return
+        fenced = _FencedStore(self.coordinator, token, self, vouched=vouched)
         try:
-            sequences = self._make_sequences(_FencedStore(self.coordinator, token, self))
+            sequences: Sequences | None = self._make_sequences(fenced)
+            data_lost = None
+        except StoreDataLost as exc:
+            # Keep the lease and refuse: resigning would hand the empty store to a member
+            # that may know less (a restarted one starts at --initial).
+            sequences, data_lost = None, str(exc)
+            self.reason = data_lost  # for INFO's ha_reason and /readyz
+            log.error(
+                "term %d: %s",
+                token,
+                exc,
+                extra=event("store_data_lost", term=token),
+            )
         except Exception as exc:  # whatever it is, this term cannot serve: free the lease
             self.reason = f"won term {token} but could not load/reserve: {exc}"
             log.error("%s; resigning", self.reason, extra=event("term_unusable", term=token))
@@ -329,7 +424,10 @@ class Elector:
             deadline=sent + self._trusted_s,
             sequences=sequences,
             next_renewal=sent + self.ttl_s / RENEWALS,
+            data_lost=data_lost,
         )
+        if sequences is None:
+            return
         log.info(
             "leader of %s: term %d, lease %.1f s, next value %d",
             self.coordinator.description,
@@ -352,6 +450,7 @@ class Elector:
         try:
             self.coordinator.renew(term.token, self.ttl_s)
         except LeadershipLost as exc:
+            self._refused_in_lease(term)
             self._step_down(term, f"lease lost: {exc}", resign=False)
             return
         except StoreUnavailable as exc:
@@ -393,7 +492,8 @@ class Elector:
             reason,
             extra=event("stepped_down", term=term.token),
         )
-        term.sequences.abandon()
+        if term.sequences is not None:
+            term.sequences.abandon()
         if resign:
             self._resign_quietly(term.token)
             self._cool_off()

@@ -108,10 +108,11 @@ METRIC_NAMES = frozenset(
         f"{_P}leader",
         f"{_P}term",
         f"{_P}step_downs_total",
+        f"{_P}store_data_lost",
     }
 )
-"""Every sample name the server exports (``leader``, ``term`` and ``step_downs_total`` only
-with ``--ha``)."""
+"""Every sample name the server exports (``leader``, ``term``, ``step_downs_total`` and
+``store_data_lost`` only with ``--ha``)."""
 
 
 class _Collector:
@@ -213,6 +214,11 @@ class _Collector:
                 f"{_P}step_downs",
                 "Terms this member ended (lease lost, store failure)",
                 elector.step_downs,
+            )
+            yield GaugeMetricFamily(
+                f"{_P}store_data_lost",
+                "1 while this member holds a term but refuses to issue: the store lost its data",
+                int(elector.data_lost is not None),
             )
 
 
