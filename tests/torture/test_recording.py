@@ -1,0 +1,58 @@
+"""What a run records is what the checker sees: no value a worker received may vanish between
+the worker's history part and the verdict (a dropped value hides a duplicate)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from chronoid.errors import TortureError
+from chronoid.torture.run import Run, RunOptions, Target
+
+
+def _op(process: str, invoke_ns: int, value: int) -> str:
+    record = {
+        "type": "op",
+        "process": process,
+        "op": "getseq",
+        "key": "default",
+        "invoke_ns": invoke_ns,
+        "complete_ns": invoke_ns + 1000,
+        "status": "ok",
+        "value": value,
+    }
+    return json.dumps(record) + "\n"
+
+
+def _run(tmp_path: Path) -> Run:
+    options = RunOptions(time_s=1, ops=0, seed=0, scenario=None, out_dir=tmp_path, plot=False)
+    supervisor: Any = SimpleNamespace(scratch=tmp_path)
+    return Run("serve", options, Target.resolve(None), supervisor)
+
+
+def test_a_corrupt_line_inside_a_part_is_refused_not_dropped(tmp_path: Path) -> None:
+    run = _run(tmp_path)
+    run.faults.close()
+    # c1's second line is garbled (a disk error, a stray write): it may hold the value that
+    # c0 got too, so the verdict must not be a PASS on what is left.
+    (run.parts_dir / "c0.jsonl").write_text(_op("c0", 1000, 1) + _op("c0", 5000, 2))
+    (run.parts_dir / "c1.jsonl").write_text(
+        _op("c1", 2000, 3) + _op("c1", 6000, 2)[:40] + "#garbage\n" + _op("c1", 9000, 4)
+    )
+    with pytest.raises(TortureError, match=r"c1\.jsonl.*line 2"):
+        run.finish({"*": ["unique", "increasing", "realtime"]})
+
+
+def test_a_half_written_last_line_is_named_in_the_verdict(tmp_path: Path) -> None:
+    run = _run(tmp_path)
+    run.faults.close()
+    # c1 was killed while it wrote the line of a value it had received: that value is not
+    # known, so the verdict says a line was lost rather than pass in silence.
+    (run.parts_dir / "c0.jsonl").write_text(_op("c0", 1000, 1) + _op("c0", 5000, 2))
+    (run.parts_dir / "c1.jsonl").write_text(_op("c1", 2000, 3) + _op("c1", 6000, 2)[:60])
+    result = run.finish({"*": ["unique", "increasing", "realtime"]})
+    assert "c1.jsonl: a half-written last line" in result.report
