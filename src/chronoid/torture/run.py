@@ -286,14 +286,24 @@ class Run:
         history_path = out / "history.jsonl"
         records: list[tuple[int, str]] = []
         for part in sorted(self.parts_dir.glob("*.jsonl")):
-            with part.open(encoding="utf-8") as handle:
-                for line in handle:
+            with part.open(encoding="utf-8", errors="replace") as handle:
+                for number, line in enumerate(handle, 1):
                     if not line.endswith("\n"):
-                        continue  # the half-written last line of a killed process
+                        # The half-written last line of a killed process: the value it held
+                        # is unknown, so the verdict says so (only the last line may be).
+                        self.notes.append(
+                            f"{part.name}: a half-written last line (line {number}) was "
+                            "left out: its process was killed while it wrote it"
+                        )
+                        continue
                     try:
                         record = json.loads(line)
-                    except ValueError:
-                        continue
+                        if not isinstance(record, dict):
+                            raise ValueError("a record must be a JSON object")
+                    except ValueError as exc:
+                        # A complete line that is not a record may have held any value:
+                        # dropping it could hide a duplicate, so the run is not judged.
+                        raise TortureError(f"{part}: line {number}: {exc}") from None
                     records.append((record.get("invoke_ns") or record.get("start_ns") or 0, line))
         records.sort(key=lambda item: item[0])  # stable: each process keeps its own order
         history_path.write_text("")
