@@ -56,3 +56,36 @@ def test_a_half_written_last_line_is_named_in_the_verdict(tmp_path: Path) -> Non
     (run.parts_dir / "c1.jsonl").write_text(_op("c1", 2000, 3) + _op("c1", 6000, 2)[:60])
     result = run.finish({"*": ["unique", "increasing", "realtime"]})
     assert "c1.jsonl: a half-written last line" in result.report
+
+
+def test_lease_worker_records_the_ids_it_has_when_the_generator_raises(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import chronoid.modes
+    from chronoid.torture import worker
+
+    class Breaks:
+        """Hands out three IDs, then fails with an error that is not a ChronoidError (a
+        registry client's own exception escaping, a bug)."""
+
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            self.values = iter((10, 11, 12))
+
+        def next_id(self) -> int:
+            for value in self.values:
+                return value
+            raise RuntimeError("registry client blew up")
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(chronoid.modes, "LeaseGenerator", Breaks)
+    monkeypatch.setattr(chronoid.modes, "parse_registry_url", lambda url: url)
+    part = tmp_path / "mc0.1.jsonl"
+    argv = ["lease", "--history", str(part), "--stop-file", str(tmp_path / "stop")]
+    argv += ["--process", "mc0.1", "--key", "modec", "--registry", "redis://x", "--batch-ms", "1e6"]
+    args = worker.parse_args(argv)
+    with pytest.raises(RuntimeError):
+        worker.run_lease(args)
+    records = [json.loads(line) for line in part.read_text().splitlines()]
+    assert [r["runs"] for r in records if r["status"] == "ok"] == [[[10, 3]]]
