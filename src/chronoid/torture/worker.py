@@ -341,9 +341,13 @@ def run_lease(args: argparse.Namespace) -> None:
                 ids.append(generator.next_id())
         except ChronoidError as exc:
             failure = exc
-        done = now_ns()
-        if ids:
-            loop.history.op(loop.process, "next_id", loop.key, invoke, done, "ok", ids=ids)
+        finally:
+            # Whatever ends the batch (also an exception that is not chronoid's, which then
+            # ends the worker), the IDs already handed out are recorded: one left out could
+            # hide a duplicate.
+            done = now_ns()
+            if ids:
+                loop.history.op(loop.process, "next_id", loop.key, invoke, done, "ok", ids=ids)
         if failure is not None:
             loop.history.op(
                 loop.process, "next_id", loop.key, done, now_ns(), "fail", error=_one_line(failure)
