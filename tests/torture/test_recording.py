@@ -4,6 +4,9 @@ the worker's history part and the verdict (a dropped value hides a duplicate).""
 from __future__ import annotations
 
 import json
+import socket
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -89,3 +92,67 @@ def test_lease_worker_records_the_ids_it_has_when_the_generator_raises(
         worker.run_lease(args)
     records = [json.loads(line) for line in part.read_text().splitlines()]
     assert [r["runs"] for r in records if r["status"] == "ok"] == [[[10, 3]]]
+
+
+def _resp_commands(buffer: bytes) -> tuple[list[list[bytes]], bytes]:
+    """The complete RESP arrays at the start of ``buffer``, and what is left."""
+    commands = []
+    while buffer.startswith(b"*"):
+        head, sep, rest = buffer.partition(b"\r\n")
+        if not sep:
+            break
+        args: list[bytes] = []
+        for _ in range(int(head[1:])):
+            size_line, sep, rest = rest.partition(b"\r\n")
+            size = int(size_line[1:]) if sep else -1
+            if size < 0 or len(rest) < size + 2:
+                return commands, buffer
+            args.append(rest[:size])
+            rest = rest[size + 2 :]
+        commands.append(args)
+        buffer = rest
+    return commands, buffer
+
+
+@pytest.fixture
+def half_pipeline_port() -> Iterator[int]:
+    """A server that answers the first 4 GETSEQ of a connection (1, 2, 3, 4), then drops it:
+    a pipeline of 8 loses its link after half its replies have arrived."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                buffer, answered = b"", 0
+                while answered < 4 and (data := conn.recv(65536)):
+                    commands, buffer = _resp_commands(buffer + data)
+                    for command in commands:
+                        if command[0].upper() != b"GETSEQ":
+                            conn.sendall(b"+OK\r\n")
+                        elif answered < 4:
+                            answered += 1
+                            conn.sendall(b":%d\r\n" % answered)
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield server.getsockname()[1]
+    server.close()
+
+
+def test_pipeline_replies_received_before_the_link_dropped_are_recorded(
+    tmp_path: Path, half_pipeline_port: int
+) -> None:
+    from chronoid.torture import worker
+
+    part = tmp_path / "c0.jsonl"
+    argv = ["sequencer", "--history", str(part), "--stop-file", str(tmp_path / "stop")]
+    argv += ["--process", "c0", "--ports", str(half_pipeline_port), "--mode", "pipelined"]
+    argv += ["--ops", "8", "--timeout-s", "2"]
+    worker.run_sequencer(worker.parse_args(argv))
+    records = [json.loads(line) for line in part.read_text().splitlines()]
+    assert sorted(r["value"] for r in records if r["status"] == "ok") == [1, 2, 3, 4]
+    assert len(records) == 8
+    assert {r["status"] for r in records if r["status"] != "ok"} == {"info"}
