@@ -96,7 +96,7 @@ def test_lease_worker_records_the_ids_it_has_when_the_generator_raises(
 
 def _resp_commands(buffer: bytes) -> tuple[list[list[bytes]], bytes]:
     """The complete RESP arrays at the start of ``buffer``, and what is left."""
-    commands = []
+    commands: list[list[bytes]] = []
     while buffer.startswith(b"*"):
         head, sep, rest = buffer.partition(b"\r\n")
         if not sep:
