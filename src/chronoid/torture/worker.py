@@ -131,6 +131,29 @@ class Route:
         """The client of the server to ask now."""
         return self.clients[self.ports[self.index]]
 
+    def pipeline(self, commands: list[str]) -> tuple[list[Any], Exception | None]:
+        """Send ``commands`` in one write, then read the replies one at a time: the replies
+        (an error reply as its exception) and, if the link failed before the last reply,
+        that failure (the commands not answered have an unknown outcome)."""
+        import redis
+
+        pool = self.client().connection_pool
+        connection = pool.get_connection()
+        replies: list[Any] = []
+        try:
+            connection.send_packed_command(connection.pack_commands([(c,) for c in commands]))
+            for _ in commands:
+                try:
+                    replies.append(connection.read_response())
+                except redis.ResponseError as exc:
+                    replies.append(exc)
+        except Exception as exc:
+            connection.disconnect()
+            return replies, exc
+        finally:
+            pool.release(connection)
+        return replies, None
+
     def failed(self, exc: Exception) -> str:
         """Move on after ``exc`` and classify it: ``fail`` (certainly consumed nothing: a
         refused connection, or a reply such as -ERR, -TRYAGAIN, -MOVED) or ``info``."""
@@ -214,17 +237,38 @@ def run_sequencer(args: argparse.Namespace) -> None:
             assert isinstance(route, Route)
             depth = 8
             invoke = now_ns()
+            # The replies are read one by one on redis-py's connection, not through
+            # Pipeline.execute: that drops the replies it has read when the link fails
+            # before the last, and a value received but not recorded could hide a duplicate.
+            replies: list[Any] = []
+            lost: Exception | None = None
             try:
-                pipe = route.client().pipeline(transaction=False)
-                for _ in range(depth):
-                    pipe.execute_command("GETSEQ")
-                # Each reply on its own: an error reply to one command (say -ERR after a
-                # full disk) says nothing of the others, which may have handed values out.
-                values = pipe.execute(raise_on_error=False)
+                replies, lost = route.pipeline(["GETSEQ"] * depth)
             except Exception as exc:
-                done = now_ns()
-                status = route.failed(exc)
-                for _ in range(depth):
+                lost = exc
+            done = now_ns()
+            failed = lost is not None
+            for reply in replies:
+                if isinstance(reply, Exception):
+                    # An error reply to one command (say -ERR after a full disk) says
+                    # nothing of the others, which may have handed values out.
+                    failed = True
+                    loop.history.op(
+                        loop.process,
+                        "getseq",
+                        "default",
+                        invoke,
+                        done,
+                        route.failed(reply),
+                        error=_one_line(reply),
+                    )
+                else:
+                    loop.history.op(
+                        loop.process, "getseq", "default", invoke, done, "ok", value=int(reply)
+                    )
+            if lost is not None:
+                status = route.failed(lost)
+                for _ in range(depth - len(replies)):
                     loop.history.op(
                         loop.process,
                         "getseq",
@@ -232,31 +276,10 @@ def run_sequencer(args: argparse.Namespace) -> None:
                         invoke,
                         done,
                         status,
-                        error=_one_line(exc),
+                        error=_one_line(lost),
                     )
+            if failed:
                 time.sleep(0.02)
-            else:
-                done = now_ns()
-                failed = False
-                for value in values:
-                    if isinstance(value, Exception):
-                        failed = True
-                        status = route.failed(value)
-                        loop.history.op(
-                            loop.process,
-                            "getseq",
-                            "default",
-                            invoke,
-                            done,
-                            status,
-                            error=_one_line(value),
-                        )
-                    else:
-                        loop.history.op(
-                            loop.process, "getseq", "default", invoke, done, "ok", value=value
-                        )
-                if failed:
-                    time.sleep(0.02)
             loop.count(depth)
             continue
         count, name = 1, "default"
