@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from chronoid.cli.torture import _report
 from chronoid.errors import TortureError
 from chronoid.torture.run import Run, RunOptions, Target
 
@@ -156,3 +157,43 @@ def test_pipeline_replies_received_before_the_link_dropped_are_recorded(
     assert sorted(r["value"] for r in records if r["status"] == "ok") == [1, 2, 3, 4]
     assert len(records) == 8
     assert {r["status"] for r in records if r["status"] != "ok"} == {"info"}
+
+
+@pytest.fixture
+def garbling_port() -> Iterator[int]:
+    """A server that answers GETSEQ with 1, 2, 3, then with a reply no client can read as a
+    value (a bulk string): the worker dies of it, after its reply had come."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                buffer, answered = b"", 0
+                while data := conn.recv(65536):
+                    commands, buffer = _resp_commands(buffer + data)
+                    for command in commands:
+                        if command[0].upper() != b"GETSEQ":
+                            conn.sendall(b"+OK\r\n")
+                            continue
+                        answered += 1
+                        conn.sendall(b":%d\r\n" % answered if answered <= 3 else b"$3\r\nabc\r\n")
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield server.getsockname()[1]
+    server.close()
+
+
+def test_a_worker_that_died_of_an_error_fails_the_run(tmp_path: Path, garbling_port: int) -> None:
+    options = RunOptions(time_s=1, ops=0, seed=0, scenario=None, out_dir=tmp_path, plot=False)
+    with Run.open("serve", options) as run:
+        child = run.worker("sequencer", "c0", "--ports", str(garbling_port))
+        child.process.wait(timeout=30)
+        run.stop_workers([child])
+        result = run.finish({"*": ["unique", "increasing", "realtime"]})
+    assert result.verdict.values_checked == 3
+    assert "c0 exited with status 1" in result.report
+    assert _report(result) == 1  # the exit status of `chronoid torture`
