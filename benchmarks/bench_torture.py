@@ -143,7 +143,7 @@ def _run_target(
         "largest gap": "-" if verdict.largest_gap is None else f"{verdict.largest_gap:,}",
         "longest unavailability": f"{verdict.longest_unavailable_ns / 1e9:.2f} s",
         "violations": failed,
-        "verdict": "PASS" if verdict.ok else "FAIL",
+        "verdict": "PASS" if verdict.ok and completed.returncode == 0 else "FAIL",
     }
 
 

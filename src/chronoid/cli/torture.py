@@ -16,9 +16,9 @@ if TYPE_CHECKING:
 __all__ = ["register"]
 
 _EPILOG = (
-    "Exit status: 0 only when every check passed; 1 when a check failed or the run could "
-    "not be made (the message says which); 130 after Ctrl-C (the partial history is still "
-    "checked). See docs/torture.md."
+    "Exit status: 0 only when every check passed (and no client process died of an error); "
+    "1 when a check failed or the run could not be made (the message says which); 130 after "
+    "Ctrl-C (the partial history is still checked). See docs/torture.md."
 )
 
 
@@ -241,7 +241,7 @@ def _report(result: RunResult) -> int:
     sys.stdout.flush()
     if result.interrupted:
         return 130
-    return 0 if result.verdict.ok else 1
+    return 0 if result.ok else 1
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:

@@ -111,6 +111,14 @@ class RunResult:
     verdict: Verdict
     report: str
     interrupted: bool
+    workers_failed: tuple[str, ...] = ()
+    """Workers that died of an error (not a signal): each may have lost a value it received,
+    so the run fails whatever the checks say."""
+
+    @property
+    def ok(self) -> bool:
+        """True only when every check passed and every worker ended cleanly."""
+        return self.verdict.ok and not self.workers_failed
 
 
 @dataclass
@@ -136,6 +144,7 @@ class Run:
         self.notes: list[str] = []
         """Lines for the verdict's header (how the run was set up: the client network)."""
         self.cleanups: list[Callable[[], None]] = []
+        self._workers: list[Child] = []
         """Called when the run ends, before the supervisor removes its processes."""
 
     @classmethod
@@ -209,9 +218,11 @@ class Run:
             str(self.options.pace_ms),
             *args,
         )
-        return self.supervisor.spawn(
+        child = self.supervisor.spawn(
             process, wrap(argv) if wrap else argv, env=env or self.target.env
         )
+        self._workers.append(child)
+        return child
 
     def first_record(self, process: str, child: Child, timeout_s: float = 15.0) -> bool:
         """Wait until ``process`` has written its first operation (False: it exited or the
@@ -328,6 +339,24 @@ class Run:
                 raise TortureError(f"{history_path}: {exc}") from None
         verdict = check(history)
         report = render(verdict, history)
+        # A worker that died of an error (a traceback: status > 0; the nemesis and the stop
+        # kill with signals) may have done so after a reply came and before its line was
+        # written: the checks cannot see that value, so they cannot pass the run.
+        failed = tuple(
+            f"{child.name} exited with status {child.process.returncode}: {child.log_tail()}"
+            for child in self._workers
+            if child.process.poll() is not None and child.process.returncode > 0
+        )
+        if failed:
+            verdict_line = (
+                f"verdict: FAIL ({len(failed)} worker(s) died of an error; a value one had "
+                "received may be missing from the history)"
+            )
+            if verdict.ok:
+                report = report.removesuffix("verdict: PASS") + verdict_line
+            else:
+                report += "\n" + verdict_line
+            report += "".join(f"\n    {line}" for line in failed)
         plot_path: Path | None = None
         if self.options.plot:
             from chronoid.torture.plot import timeline
@@ -343,7 +372,9 @@ class Run:
         report = f"{header}\n{report}"
         verdict_path = out / "verdict.txt"
         verdict_path.write_text(report + "\n")
-        return RunResult(history_path, verdict_path, plot_path, verdict, report, self.interrupted)
+        return RunResult(
+            history_path, verdict_path, plot_path, verdict, report, self.interrupted, failed
+        )
 
 
 def for_a_while(duration_s: float, begin: Callable[[], None], end: Callable[[], None]) -> None:
