@@ -292,3 +292,32 @@ def test_a_value_handed_out_twice_is_always_found(
     verdict = check(history(*records))
     assert verdict.violation_counts.get("unique", 0) >= 1
     assert verdict.duplicated_values >= 1
+
+
+def test_values_on_an_operation_that_did_not_succeed_are_refused_not_ignored() -> None:
+    # A fail or unknown operation that names values contradicts itself; ignoring the values
+    # would pass the duplicate 5 below.
+    for status in ("fail", "info"):
+        record = op("b", 2, 3, status=status)
+        record["value"] = 5
+        lines = [json.dumps(meta()), json.dumps(op("a", 0, 1, 5)), json.dumps(record)]
+        with pytest.raises(ValueError, match=f"line 3: a {status} operation carries no values"):
+            parse_lines(lines)
+
+
+def test_an_operation_with_two_outcomes_is_refused() -> None:
+    # "value" and "ids" both: the reader took the first and dropped the second (the 5).
+    record = op("b", 2, 3, 9, ids=[5])
+    lines = [json.dumps(meta()), json.dumps(op("a", 0, 1, 5)), json.dumps(record)]
+    with pytest.raises(ValueError, match="line 3: only one of 'value', 'ids', 'runs'"):
+        parse_lines(lines)
+
+
+def test_a_key_no_check_names_is_not_a_pass() -> None:
+    # The meta record lists "default" only (no "*"): the duplicate in "tx" was never checked,
+    # so the verdict cannot be a PASS (an explicit [] opts a key out).
+    head = meta({"default": ALL})
+    h = history(op("a", 0, 1, 1), op("a", 2, 3, 5, key="tx"), op("b", 4, 5, 5, key="tx"), head=head)
+    verdict = check(h)
+    assert not verdict.ok
+    assert "no check named: tx (2 values)" in render(verdict, h)
