@@ -71,11 +71,15 @@ class Verdict:
     duplicated_values: int
     violations: tuple[Violation, ...] = field(default=())
     """The first violations in time order (at most ``max_violations`` of :func:`check`)."""
+    unnamed_keys: dict[str, int] = field(default_factory=dict)
+    """Keys with values that no entry of the meta record's ``checks`` names (neither their
+    own nor ``"*"``), and how many values each got: nothing checked them."""
 
     @property
     def ok(self) -> bool:
-        """True only when every check passed and something was checked."""
-        return not self.violation_counts and self.values_checked > 0
+        """True only when every check passed, something was checked, and no key with values
+        was left out by the meta record (an explicit ``[]`` opts a key out)."""
+        return not self.violation_counts and self.values_checked > 0 and not self.unnamed_keys
 
 
 def check(history: History, *, max_violations: int = 20) -> Verdict:
@@ -97,9 +101,12 @@ def check(history: History, *, max_violations: int = 20) -> Verdict:
     duplicated = 0
     largest_gap: int | None = None
     values_checked = 0
+    unnamed: dict[str, int] = {}
     for key, ops in sorted(by_key.items()):
         wanted = meta.checks_for(key)
         ok_ops = [op for op in ops if op.status == "ok"]
+        if ok_ops and key not in meta.checks and "*" not in meta.checks:
+            unnamed[key] = sum(op.value_count for op in ok_ops)
         if wanted:
             values_checked += sum(op.value_count for op in ok_ops)
         for name in CHECKS:
@@ -134,6 +141,7 @@ def check(history: History, *, max_violations: int = 20) -> Verdict:
         violation_counts={name: n for name, n in counts.items() if n},
         duplicated_values=duplicated,
         violations=tuple(found[:max_violations]),
+        unnamed_keys=unnamed,
     )
 
 
@@ -358,11 +366,18 @@ def render(verdict: Verdict, history: History, *, shown: int = 3) -> str:
         # unique counts pairs of operations that share values; the values are counted apart
         results.append(f"{name} " + (f"FAILED ({bad} violations{extra})" if bad else "ok"))
     lines.append("checks: " + (", ".join(results) if results else "none"))
+    if verdict.unnamed_keys:
+        lines.append(
+            "keys no check named: "
+            + ", ".join(f"{key} ({n} values)" for key, n in verdict.unnamed_keys.items())
+        )
     if verdict.ok:
         lines.append("verdict: PASS")
         return "\n".join(lines)
     if verdict.values_checked == 0:
         lines.append("verdict: FAIL (no value was handed out, so nothing was checked)")
+    elif not verdict.violation_counts:
+        lines.append("verdict: FAIL (values under keys no check named were not checked)")
     else:
         total = sum(verdict.violation_counts.values())
         lines.append(f"verdict: FAIL ({total} violations)")

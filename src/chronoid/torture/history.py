@@ -318,6 +318,12 @@ def parse_op(record: dict[str, Any], index: int) -> Op:
     requested = record.get("count", 1)
     if not isinstance(requested, int) or isinstance(requested, bool) or requested < 1:
         raise ValueError(f"'count' must be an integer >= 1, got {requested!r}")
+    outcomes = [name for name in ("value", "ids", "runs") if name in record]
+    if len(outcomes) > 1:
+        raise ValueError(f"only one of 'value', 'ids', 'runs' may be given, got {outcomes}")
+    if outcomes and status != "ok":
+        # Ignoring them would leave values out of the checks (a duplicate among them).
+        raise ValueError(f"a {status} operation carries no values, got {outcomes[0]!r}")
     if status == "ok":
         if complete_ns is None:
             raise ValueError("an ok operation must have a complete_ns")
