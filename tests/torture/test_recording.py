@@ -197,3 +197,16 @@ def test_a_worker_that_died_of_an_error_fails_the_run(tmp_path: Path, garbling_p
     assert result.verdict.values_checked == 3
     assert "c0 exited with status 1" in result.report
     assert _report(result) == 1  # the exit status of `chronoid torture`
+
+
+def test_a_second_run_on_the_same_out_directory_is_refused(tmp_path: Path) -> None:
+    # Two runs on one --out (twice the default ./chronoid-torture-serve): the second deleted
+    # the first's parts, and the first then judged the second's history, not its own.
+    options = RunOptions(time_s=1, ops=0, seed=0, scenario=None, out_dir=tmp_path, plot=False)
+    with Run.open("serve", options) as first:
+        (first.parts_dir / "c0.jsonl").write_text(_op("c0", 1000, 1))
+        with pytest.raises(TortureError, match="in use by another run"), Run.open("serve", options):
+            pass
+        assert (first.parts_dir / "c0.jsonl").exists()
+    with Run.open("serve", options):  # free again once the first has ended
+        pass
