@@ -144,8 +144,8 @@ class Run:
         self.notes: list[str] = []
         """Lines for the verdict's header (how the run was set up: the client network)."""
         self.cleanups: list[Callable[[], None]] = []
-        self._workers: list[Child] = []
         """Called when the run ends, before the supervisor removes its processes."""
+        self._workers: list[Child] = []
 
     @classmethod
     @contextlib.contextmanager
@@ -154,6 +154,11 @@ class Run:
         options.validate()
         target = Target.resolve(options.chronoid_src)
         options.out_dir.mkdir(parents=True, exist_ok=True)
+        with _out_dir_lock(options.out_dir):
+            yield from cls._open(target_name, options, target)
+
+    @classmethod
+    def _open(cls, target_name: str, options: RunOptions, target: Target) -> Iterator[Run]:
         logs = options.out_dir / "logs"
         logs.mkdir(exist_ok=True)
         for stale in logs.glob("*.log"):
@@ -375,6 +380,24 @@ class Run:
         return RunResult(
             history_path, verdict_path, plot_path, verdict, report, self.interrupted, failed
         )
+
+
+@contextlib.contextmanager
+def _out_dir_lock(out_dir: Path) -> Iterator[None]:
+    """Hold ``out_dir`` for one run: a second run there would delete the first's history
+    parts, and the first would then judge the second's history (the kernel releases the lock
+    of a tool killed with SIGKILL)."""
+    import fcntl
+
+    fd = os.open(out_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise TortureError(f"--out {out_dir} is in use by another run") from None
+        yield
+    finally:
+        os.close(fd)
 
 
 def for_a_while(duration_s: float, begin: Callable[[], None], end: Callable[[], None]) -> None:
