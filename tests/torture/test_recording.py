@@ -210,3 +210,19 @@ def test_a_second_run_on_the_same_out_directory_is_refused(tmp_path: Path) -> No
         assert (first.parts_dir / "c0.jsonl").exists()
     with Run.open("serve", options):  # free again once the first has ended
         pass
+
+
+def test_a_reset_after_the_request_is_unknown_even_on_a_port_with_111_in_it(
+    tmp_path: Path,
+) -> None:
+    import redis
+
+    from chronoid.torture import worker
+
+    argv = ["sequencer", "--history", str(tmp_path / "c0.jsonl"), "--stop-file", "stop"]
+    route = worker.Route(worker.parse_args([*argv, "--process", "c0", "--ports", "41119"]))
+    # The request went out, the reply was lost: the server may have handed values out.
+    reset = redis.ConnectionError("Error while reading from 127.0.0.1:41119 : (104, 'reset')")
+    assert route.failed(reset) == "info"
+    refused = redis.ConnectionError("Error 111 connecting to 127.0.0.1:41119. Connection refused.")
+    assert route.failed(refused) == "fail"
