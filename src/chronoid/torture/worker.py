@@ -167,7 +167,11 @@ class Route:
             return "fail"
         self.index = (self.index + 1) % len(self.ports)
         text = str(exc)
-        if isinstance(exc, redis.ConnectionError) and ("111" in text or "refused" in text.lower()):
+        # Only a refused connection (ECONNREFUSED: "Error 111 connecting to ...") is certain;
+        # a "111" elsewhere (a port, an address) may be a reply lost after the request.
+        if isinstance(exc, redis.ConnectionError) and (
+            text.startswith("Error 111 ") or "connection refused" in text.lower()
+        ):
             return "fail"
         return "info"
 
