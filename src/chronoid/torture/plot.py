@@ -18,8 +18,11 @@ _MAX_POINTS = 20_000
 """Points drawn per key at most (a long run is thinned evenly)."""
 
 
-def timeline(history: History, verdict: Verdict, path: Path) -> Path:
+def timeline(history: History, verdict: Verdict, path: Path, *, passed: bool | None = None) -> Path:
     """Write the timeline PNG of ``history`` to ``path`` and return ``path``.
+
+    ``passed``: the run's outcome when more than the checks decide it (a worker that died of an
+    error fails a run whose history passes); default ``verdict.ok``.
 
     Raises:
         MissingExtra: matplotlib is not installed.
@@ -78,7 +81,7 @@ def timeline(history: History, verdict: Verdict, path: Path) -> Path:
     title = f"chronoid torture {history.meta.target}"
     if history.meta.scenario:
         title += f", scenario {history.meta.scenario}"
-    title += " - " + ("PASS" if verdict.ok else "FAIL")
+    title += " - " + ("PASS" if (verdict.ok if passed is None else passed) else "FAIL")
     values_ax.set_title(title)
     values_ax.legend(loc="upper left", fontsize=7, markerscale=3)
     bins: dict[str, dict[int, int]] = {s: defaultdict(int) for s in ("ok", "fail", "info")}

@@ -366,7 +366,9 @@ class Run:
         if self.options.plot:
             from chronoid.torture.plot import timeline
 
-            plot_path = timeline(history, verdict, out / "timeline.png")
+            plot_path = timeline(
+                history, verdict, out / "timeline.png", passed=verdict.ok and not failed
+            )
         header = (
             f"chronoid torture {self.target_name}: {self.target.source}"
             + (" (interrupted)" if self.interrupted else "")
