@@ -20,6 +20,7 @@ from tests.sequencer.ha_support import (
     wait_for_leader,
     wait_for_term,
 )
+from tests.support import wait_until
 
 TTL = 2.0
 
@@ -136,7 +137,7 @@ def test_etcd_restarted_without_its_data_the_leader_resumes_above_what_it_handed
     # restart): the store tells it its term is gone while its lease still ran, so no other
     # term can have begun in the lost store. (Back after the deadline, it refuses instead:
     # test_a_leader_paused_past_its_deadline_... in test_election.py.)
-    ttl = 8.0
+    ttl = 20.0  # the kill, the wipe and the restart fit inside it even on a loaded machine
     with EtcdCluster(tmp_path, size=1) as cluster:
         url = f"etcd://127.0.0.1:{cluster.client_ports[0]}"
         (member,) = make_members(url, "lost", tmp_path, 1, ttl)
@@ -151,7 +152,15 @@ def test_etcd_restarted_without_its_data_the_leader_resumes_above_what_it_handed
                 lost = time.monotonic()
                 shutil.rmtree(tmp_path / "etcd-m0")
                 cluster.start(0)
-                load.first_after(time.monotonic(), 2 * ttl + 10)
+                back = time.monotonic()
+                wait_until(
+                    lambda: (
+                        (load.values and load.values[-1][0] > back)
+                        or any("the store lost its data" in e for e in load.errors[-50:])
+                    ),
+                    "a value, or the refusal of a store that lost its data",
+                    timeout_s=30,
+                )
                 time.sleep(0.5)
             finally:
                 load.stop()
@@ -159,7 +168,13 @@ def test_etcd_restarted_without_its_data_the_leader_resumes_above_what_it_handed
             member.kill()
     before = [v for t, v in load.values if t < lost]
     after = [v for t, v in load.values if t > lost]
-    assert before and after, load.errors[-3:]
+    assert before, load.errors[-3:]
+    if not after:
+        # A watermark write that failed during the outage (not refused: the store was gone)
+        # ends the term without that proof, and the member refuses instead: safe, and the
+        # resumption itself is pinned down on a fake store in test_election.py.
+        assert any("the store lost its data" in e for e in load.errors), load.errors[-3:]
+        return
     assert min(after) > max(before), (
         f"after the store lost its data the leader handed out {min(after)} again "
         f"(it had handed out up to {max(before)}): {member.log()[-1500:]}"

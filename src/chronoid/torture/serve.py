@@ -569,6 +569,9 @@ def _leader(servers: list[_Server], timeout_s: float) -> _Server | None:
         time.sleep(0.1)
 
 
+_INTRUDER_TRIES = 3
+
+
 def _intruder(
     run: Run,
     server: _Server,
@@ -579,9 +582,14 @@ def _intruder(
     client: Callable[..., Child],
 ) -> None:
     """A second server on the first one's data directory; if it starts, drive it."""
-    intruder = _Server(run, "intruder", free_port(), ["--data-dir", str(data_dir)], server.host)
-    why = intruder.start()
-    if why is not None:
+    # Up to three tries: a server without a data-directory lock can also fail to start by
+    # racing the first one's state-file write (a95c2b7 did), which is no refusal to share.
+    for _ in range(_INTRUDER_TRIES):
+        intruder = _Server(run, "intruder", free_port(), ["--data-dir", str(data_dir)], server.host)
+        why = intruder.start()
+        if why is None:
+            break
+    else:
         run.fault("intruder", intruder.name, started, f"refused to start: {why}")
         return
     stop_file = run.supervisor.scratch / f"stop-intruder-{started}"
