@@ -320,7 +320,12 @@ def test_a_lease_taken_away_stops_generation_at_once_then_a_new_node_is_leased(
         old_node = gen.node
         # Another holder "takes" the node: the token no longer matches.
         client.set(f"{prefix}node:{old_node}", "someone-else")
-        wait_until(lambda: gen.acquisitions == 2, "a new lease after the node was taken")
+        # The count goes up at the registry's grant; the lease is usable once it is in place
+        # (recorded ahead): until then a call is refused, as the lost lease demands.
+        wait_until(
+            lambda: gen.acquisitions == 2 and gen.lease is not None,
+            "a new lease after the node was taken",
+        )
         after = gen.next_ids(100)
         assert gen.node != old_node
         assert min(after) > max(before)
