@@ -87,6 +87,14 @@ class Member:
         self.process.kill()
         self.process.wait(timeout=10)
 
+    def kill_if_running(self) -> None:
+        """Clean-up after a test that may have left it paused: SIGCONT, then kill -9 (a
+        stopped process cannot die until it runs again); nothing if it never started or
+        already exited."""
+        if self.process is not None and self.process.poll() is None:
+            self.signal(signal.SIGCONT)
+            self.kill()
+
     def stop(self) -> int:
         assert self.process is not None
         if self.process.poll() is None:

@@ -209,9 +209,7 @@ def test_etcd_restarted_without_its_data_a_paused_leader_cannot_take_the_new_ter
             reply = first.raw(b"GETSEQ")
         finally:
             for member in (first, second):
-                if member.process is not None and member.process.poll() is None:
-                    member.signal(signal.SIGCONT)
-                    member.kill()
+                member.kill_if_running()
     assert terms == ("0", new_term), (
         f"two terms at once (terms {old_term} and {new_term}): {first.log()[-1500:]}"
     )
@@ -243,9 +241,7 @@ def test_etcd_restarted_without_its_data_a_member_that_never_led_repeats_nothing
             log = second.log()
         finally:
             for member in (first, second):
-                if member.process is not None and member.process.poll() is None:
-                    member.signal(signal.SIGCONT)
-                    member.kill()
+                member.kill_if_running()
     for reply in replies:
         if reply.startswith(b":"):
             assert int(reply[1:]) > max(before), f"{reply!r} handed out again ({before})"

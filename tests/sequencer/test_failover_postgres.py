@@ -387,9 +387,7 @@ def test_the_lease_rows_lost_a_paused_leader_cannot_take_the_new_term(
         reply = first.raw(b"GETSEQ")
     finally:
         for member in (first, second):
-            if member.process is not None and member.process.poll() is None:
-                member.signal(signal.SIGCONT)
-                member.kill()
+            member.kill_if_running()
     assert terms == ("0", new_term), (
         f"two terms at once (terms {old_term} and {new_term}): {first.log()[-1500:]}"
     )
@@ -445,9 +443,7 @@ def test_the_rows_lost_a_standby_that_never_led_refuses_until_restarted_above(
         after = int(wait_for_leader(again, 10).raw(b"GETSEQ")[1:])
     finally:
         for member in (first, second, *again):
-            if member.process is not None and member.process.poll() is None:
-                member.signal(signal.SIGCONT)
-                member.kill()
+            member.kill_if_running()
     for reply in replies[:2]:
         assert reply.startswith(b"-TRYAGAIN") and b"store lost its data" in reply, reply
     assert replies[2].startswith(b"-MOVED"), replies[2]  # the resumed one redirects to it
