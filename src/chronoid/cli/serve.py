@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import ssl
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from chronoid.cli import Subparsers
     from chronoid.sequencer.election import Elector
     from chronoid.sequencer.health import HealthServer
-    from chronoid.sequencer.server import ServerConfig
+    from chronoid.sequencer.server import SequencerServer, ServerConfig
 
 __all__ = ["register"]
 
@@ -262,14 +263,7 @@ def _serve_handler(args: argparse.Namespace) -> int:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from chronoid.sequencer import logs
-    from chronoid.sequencer.notify import notify
-    from chronoid.sequencer.server import (
-        SequencerServer,
-        ServerConfig,
-        bind_listener,
-        ensure_file_limit,
-        run,
-    )
+    from chronoid.sequencer.server import bind_listener, ensure_file_limit, run
 
     effective = resolve(args)
     if args.print_config:
@@ -279,7 +273,52 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
         return 0
     log_context = logs.configure(args.log_level, args.log_format)
-    config = ServerConfig(
+    config = _server_config(args)
+    password = _password(args.password_file)
+    ssl_context = _ssl_context(args.tls_cert, args.tls_key)
+    make_sequences = _sequences_factory(args)
+    # Everything that can be refused for want of a port or descriptors is checked before
+    # the data directory or the store is touched; a failure leaves nothing bound. The port
+    # is bound now and listened on once the server can serve.
+    ensure_file_limit(config.max_connections)
+    listener = bind_listener(config.host, config.port)
+    with contextlib.ExitStack() as cleanup:
+        sequences: Sequences | None = None
+        elector: Elector | None = None
+        try:
+            health = _start_health(args, cleanup)
+            if args.ha is None:
+                data_dir = args.data_dir if args.data_dir is not None else default_data_dir()
+                # Held until the process ends: one server per data directory.
+                store = FileStore(data_dir, missing_ok=args.initial is not None)
+                cleanup.callback(store.close)
+                sequences = make_sequences(store)
+                cleanup.callback(sequences.close)
+            else:
+                elector = _elector(args, config, make_sequences)
+                log_context.member = elector.member
+                log_context.term = lambda: elector.term
+        except BaseException:
+            listener.close()
+            raise
+        run(
+            sequences,
+            config,
+            password=password,
+            ssl_context=ssl_context,
+            on_started=_on_started(health, elector is not None, config),
+            event_loop=args.event_loop,
+            elector=elector,
+            listener=listener,
+            on_stopping=_on_stopping,
+        )
+    return 0
+
+
+def _server_config(args: argparse.Namespace) -> ServerConfig:
+    from chronoid.sequencer.server import ServerConfig
+
+    return ServerConfig(
         host=args.host,
         port=args.port,
         max_connections=args.max_connections,
@@ -288,9 +327,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         request_timeout_s=args.request_timeout,
         auth_timeout_s=args.auth_timeout,
     )
+
+
+def _sequences_factory(args: argparse.Namespace) -> Callable[[WatermarkStore], Sequences]:
+    """What builds the sequences over a store: standalone once, with --ha once per term
+    (after the lease is won). Its arguments are checked now, before anything is bound."""
     allowed = _sequence_names(args.sequences)
-    password = _password(args.password_file)
-    ssl_context = _ssl_context(args.tls_cert, args.tls_key)
     floor, ceiling = site_range(args.site, args.sites)
     initial = first_value(args.initial, floor, ceiling)
 
@@ -307,69 +349,42 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             allowed=allowed,
         )
 
-    # Everything that can be refused for want of a port or descriptors is checked before
-    # the data directory or the store is touched; a failure leaves nothing bound. The port
-    # is bound now and listened on once the server can serve.
-    ensure_file_limit(config.max_connections)
-    listener = bind_listener(config.host, config.port)
-    health: HealthServer | None = None
-    try:
-        if args.metrics_port is not None:
-            require_extra("server", "serve --metrics-port", "prometheus_client")
-            from chronoid.sequencer.health import HealthServer
+    return make_sequences
 
-            # Probes get /healthz 200 and /readyz 503 "starting" while the state loads.
-            health = HealthServer(args.metrics_port, args.host)
-            health.start()
-        sequences: Sequences | None = None
-        elector: Elector | None = None
-        store: FileStore | None = None
-        if args.ha is None:
-            data_dir = args.data_dir if args.data_dir is not None else default_data_dir()
-            # Held until the process ends: one server per data directory.
-            store = FileStore(data_dir, missing_ok=args.initial is not None)
-            sequences = make_sequences(store)
-        else:
-            elector = _elector(args, config, make_sequences)
-            log_context.member = elector.member
-            log_context.term = lambda: elector.term
-    except BaseException:
-        listener.close()
-        if health is not None:
-            health.close()
-        raise
+
+def _start_health(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> HealthServer | None:
+    if args.metrics_port is None:
+        return None
+    require_extra("server", "serve --metrics-port", "prometheus_client")
+    from chronoid.sequencer.health import HealthServer
+
+    # Probes get /healthz 200 and /readyz 503 "starting" while the state loads.
+    health = HealthServer(args.metrics_port, args.host)
+    health.start()
+    cleanup.callback(health.close)
+    return health
+
+
+def _on_started(
+    health: HealthServer | None, standby: bool, config: ServerConfig
+) -> Callable[[SequencerServer], None]:
+    from chronoid.sequencer.notify import notify
 
     def on_started(server: SequencerServer) -> None:
         if health is not None:
             health.attach(server)
         # Listening, and standalone the first block is reserved (Sequences did it). A --ha
         # member is ready when it listens: standing by is its normal running state.
-        role = "standby until elected" if elector is not None else "issuing"
+        role = "standby until elected" if standby else "issuing"
         notify("READY=1", f"STATUS=listening on {config.host}:{server.port}, {role}")
 
-    def on_stopping(server: SequencerServer) -> None:
-        notify("STOPPING=1", "STATUS=stopping: storing the exact next values")
+    return on_started
 
-    try:
-        run(
-            sequences,
-            config,
-            password=password,
-            ssl_context=ssl_context,
-            on_started=on_started,
-            event_loop=args.event_loop,
-            elector=elector,
-            listener=listener,
-            on_stopping=on_stopping,
-        )
-    finally:
-        if health is not None:
-            health.close()
-        if sequences is not None:
-            sequences.close()
-        if store is not None:
-            store.close()
-    return 0
+
+def _on_stopping(server: SequencerServer) -> None:
+    from chronoid.sequencer.notify import notify
+
+    notify("STOPPING=1", "STATUS=stopping: storing the exact next values")
 
 
 def _sequence_names(text: str | None) -> list[str] | None:
