@@ -233,9 +233,9 @@ class Run:
         """Wait until ``process`` has written its first operation (False: it exited or the
         time ran out)."""
         path = self.parts_dir / f"{process}.jsonl"
-        end = time.monotonic() + timeout_s
+        end_s = time.monotonic() + timeout_s
         try:
-            while time.monotonic() < end and not self.interrupted:
+            while time.monotonic() < end_s and not self.interrupted:
                 if path.exists() and path.stat().st_size > 0:
                     return True
                 if not child.alive():
@@ -247,9 +247,9 @@ class Run:
 
     def fault(self, kind: str, target: str, start_ns: int, detail: str = "") -> None:
         """Record a fault that ended now."""
-        end = now_ns()
+        end_ns = now_ns()
         self.faults.fault(
-            kind, target, start_ns, end if end - start_ns > 1_000_000 else None, detail
+            kind, target, start_ns, end_ns if end_ns - start_ns > 1_000_000 else None, detail
         )
 
     # -- the nemesis -----------------------------------------------------------------------

@@ -561,12 +561,12 @@ def _fill(
 
 def _leader(servers: list[_Server], timeout_s: float) -> _Server | None:
     """The member that says it leads (waiting up to ``timeout_s``), or None."""
-    end = time.monotonic() + timeout_s
+    end_s = time.monotonic() + timeout_s
     while True:
         for server in servers:
             if server.child is not None and server.child.alive() and server.role() == "leader":
                 return server
-        if time.monotonic() >= end:
+        if time.monotonic() >= end_s:
             return None
         time.sleep(0.1)
 
