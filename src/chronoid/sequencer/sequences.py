@@ -121,6 +121,8 @@ class Sequences:
 
     ``wait_timeout_s`` bounds how long a request waits for a reservation another thread is
     writing; past it the request fails with :class:`StoreUnavailable` and nothing is issued.
+    ``clock`` reads monotonic seconds (the block's grow/shrink windows and the retry pause
+    are measured on it; a test passes a manual one).
 
     ``max_sequences`` bounds the names (the default one included); ``allowed``, when given,
     is the only names besides ``default`` a client may use (others are refused, even stored
