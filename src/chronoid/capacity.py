@@ -162,10 +162,10 @@ def birthday_probability(n: int, space: int) -> float:
 def _log_none_period(
     layout: Layout, ids_per_second: float, period_s: float, arrivals: Arrivals
 ) -> float:
-    window = window_seconds(layout)
+    window_s = window_seconds(layout)
     space = 1 << layout.suffix_bits
-    per_window = ids_per_second * window
-    windows = period_s / window
+    per_window = ids_per_second * window_s
+    windows = period_s / window_s
     if abs(windows - round(windows)) < 1e-9 * max(1.0, windows):
         windows = float(round(windows))  # a year of months, a day of hours: whole windows
     whole = math.floor(windows)
@@ -251,11 +251,11 @@ def max_ids_per_second(
     _check_period(period_s)
     _check_arrivals(arrivals)
     goal = math.log1p(-target)
-    period = float(period_s)
+    period_s = float(period_s)  # an int is accepted too
     lo, hi = -80.0, 60.0  # log10 of IDs/s: bisection on a monotone risk
     for _ in range(160):
         mid = (lo + hi) / 2
-        if _log_none_period(resolved, 10.0**mid, period, arrivals) >= goal:
+        if _log_none_period(resolved, 10.0**mid, period_s, arrivals) >= goal:
             lo = mid
         else:
             hi = mid
@@ -332,27 +332,27 @@ def capacity(layout: Layout | str, ids_per_second: float, target: float = 1e-3) 
     resolved = get_layout(layout)
     _check_rate(ids_per_second)
     _check_target(target)
-    window = window_seconds(resolved)
+    window_s = window_seconds(resolved)
     rate = float(ids_per_second)
     steady, rand = Arrivals.STEADY, Arrivals.RANDOM
     return CapacityReport(
         layout=resolved,
         ids_per_second=rate,
         target=float(target),
-        window_s=window,
+        window_s=window_s,
         space=1 << resolved.suffix_bits,
-        ids_per_window=rate * window,
-        per_window=duplicate_probability(resolved, rate, window, steady),
+        ids_per_window=rate * window_s,
+        per_window=duplicate_probability(resolved, rate, window_s, steady),
         per_day=duplicate_probability(resolved, rate, DAY_S, steady),
         per_year=duplicate_probability(resolved, rate, YEAR_S, steady),
-        random_per_window=duplicate_probability(resolved, rate, window, rand),
+        random_per_window=duplicate_probability(resolved, rate, window_s, rand),
         random_per_day=duplicate_probability(resolved, rate, DAY_S, rand),
         random_per_year=duplicate_probability(resolved, rate, YEAR_S, rand),
         max_ids_per_window=max_ids_per_window(resolved, target),
-        max_rate_window=max_ids_per_second(resolved, target, window, steady),
+        max_rate_window=max_ids_per_second(resolved, target, window_s, steady),
         max_rate_day=max_ids_per_second(resolved, target, DAY_S, steady),
         max_rate_year=max_ids_per_second(resolved, target, YEAR_S, steady),
-        random_max_rate_window=max_ids_per_second(resolved, target, window, rand),
+        random_max_rate_window=max_ids_per_second(resolved, target, window_s, rand),
         random_max_rate_day=max_ids_per_second(resolved, target, DAY_S, rand),
         random_max_rate_year=max_ids_per_second(resolved, target, YEAR_S, rand),
     )
@@ -450,10 +450,10 @@ def budget_markdown(target: float = 1e-3, variants: tuple[str, ...] = BUDGET_VAR
     ]
     for name in variants:
         layout = get_layout(name)
-        window = window_seconds(layout)
+        window_s = window_seconds(layout)
         cells = [
             f"{max_ids_per_window(layout, target):,}",
-            _rate(max_ids_per_second(layout, target, window)),
+            _rate(max_ids_per_second(layout, target, window_s)),
             _rate(max_ids_per_second(layout, target, DAY_S)),
             _rate(max_ids_per_second(layout, target, DAY_S, Arrivals.RANDOM)),
             _rate(max_ids_per_second(layout, target, YEAR_S)),

@@ -90,11 +90,11 @@ class SystemClock:
     def sleep_ns(self, duration_ns: int) -> None:
         # time.sleep oversleeps by 50-100 µs on Linux, a tenth of a 1 ms tick: sleep for
         # all but the last 1.5 ms, then spin (yielding the GIL) until the deadline.
-        deadline = time.time_ns() + duration_ns
+        deadline_ns = time.time_ns() + duration_ns
         coarse = duration_ns - _SPIN_NS
         if coarse > 0:
             time.sleep(coarse / 1e9)
-        while time.time_ns() < deadline:
+        while time.time_ns() < deadline_ns:
             time.sleep(0)
 
     def __repr__(self) -> str:
@@ -117,13 +117,13 @@ class ManualClock:
 
     def __init__(self, start_ns: int = 1_767_225_600_000_000_000) -> None:
         # Default start: 2026-01-01T00:00:00Z, inside every named layout's range.
-        self._now = start_ns
+        self._now_ns = start_ns
         self._steady = 0
         self._lock = threading.Lock()
         self.sleeps: list[int] = []
 
     def now_ns(self) -> int:
-        return self._now
+        return self._now_ns
 
     def steady_ns(self) -> int:
         """ns of time passed (advances and sleeps), not moved by steps of the wall clock."""
@@ -133,22 +133,22 @@ class ManualClock:
         with self._lock:
             self.sleeps.append(duration_ns)
             if duration_ns > 0:
-                self._now += duration_ns
+                self._now_ns += duration_ns
                 self._steady += duration_ns
 
     def set_ns(self, now_ns: int) -> None:
         """Step the clock to ``now_ns`` (ns since the Unix epoch), forwards or backwards."""
-        self._now = now_ns
+        self._now_ns = now_ns
 
     def jump_ns(self, delta_ns: int) -> None:
         """Step the wall clock by ``delta_ns`` ns without time passing (a clock jump)."""
         with self._lock:
-            self._now += delta_ns
+            self._now_ns += delta_ns
 
     def advance_ns(self, delta_ns: int) -> None:
         """Move the clock by ``delta_ns`` ns; negative moves it backwards."""
         with self._lock:
-            self._now += delta_ns
+            self._now_ns += delta_ns
             self._steady += delta_ns
 
     def advance_ms(self, delta_ms: float) -> None:
@@ -156,4 +156,4 @@ class ManualClock:
         self.advance_ns(round(delta_ms * 1_000_000))
 
     def __repr__(self) -> str:
-        return f"ManualClock(now_ns={self._now})"
+        return f"ManualClock(now_ns={self._now_ns})"

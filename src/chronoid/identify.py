@@ -119,7 +119,7 @@ def candidates(text: str, form: str = "auto", *, now_ns: int | None = None) -> l
         DecodeError: no layout reads ``text`` at all (the reason for a 64-bit layout), or no
             layout gives it a plausible time (it names the time under ``snowflake``).
     """
-    now = _now(now_ns)
+    judged_at_ns = _now(now_ns)
     found: list[Reading] = []
     implausible: list[Reading] = []
     first_error: DecodeError | None = None
@@ -133,7 +133,7 @@ def candidates(text: str, form: str = "auto", *, now_ns: int | None = None) -> l
             continue
         for value, how in values:
             parts = layout.unpack(value)
-            reading = Reading(text, how, parts, _plausible(parts, now))
+            reading = Reading(text, how, parts, _plausible(parts, judged_at_ns))
             (found if reading.plausible else implausible).append(reading)
     if found:
         return sorted(found, key=lambda r: -r.parts.layout.tick_start_ns(r.parts.timestamp))

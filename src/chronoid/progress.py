@@ -50,22 +50,22 @@ class ProgressLine:
             self.tty = False
         self._plain = plain
         self._clock = clock
-        self._start = clock()
+        self._start_s = clock()
         self._delay_s = delay_s
-        self._last: float | None = None
+        self._shown_at_s: float | None = None
         self._drawn = False
 
     def update(self, text: str) -> None:
         """Show ``text`` as the current state (throttled; may show nothing)."""
-        now = self._clock()
-        if now - self._start < self._delay_s:
+        now_s = self._clock()
+        if now_s - self._start_s < self._delay_s:
             return
-        interval = REDRAW_INTERVAL_S if self.tty else PLAIN_INTERVAL_S
-        if self._last is not None and now - self._last < interval:
+        interval_s = REDRAW_INTERVAL_S if self.tty else PLAIN_INTERVAL_S
+        if self._shown_at_s is not None and now_s - self._shown_at_s < interval_s:
             return
         if not self.tty and not self._plain:
             return
-        self._last = now
+        self._shown_at_s = now_s
         self._write(f"{_ERASE}{text}" if self.tty else f"{text}\n")
         self._drawn = self.tty
 

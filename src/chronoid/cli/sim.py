@@ -83,9 +83,9 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         for name in args.scenario:
             get_scenario(name)  # fail before running anything
     ctx = Context(seed=args.seed, full=args.full, pg_dsn=args.pg_dsn)
-    started = time.perf_counter()
+    started_s = time.perf_counter()
     results = run(args.scenario, ctx)
-    elapsed = time.perf_counter() - started
+    elapsed_s = time.perf_counter() - started_s
     command = " ".join(
         [
             "chronoid sim",
@@ -97,9 +97,9 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         ]
     )
     path = write_report(
-        results, Path(args.out), seed=args.seed, full=args.full, seconds=elapsed, command=command
+        results, Path(args.out), seed=args.seed, full=args.full, seconds=elapsed_s, command=command
     )
-    print(f"wrote {path} ({len(results)} scenarios, {elapsed:.0f} s)")
+    print(f"wrote {path} ({len(results)} scenarios, {elapsed_s:.0f} s)")
     if args.readme:
         readme = Path(args.readme)
         link = docs_link(path, readme)  # absolute into docs/: the README is read on PyPI

@@ -210,10 +210,10 @@ class InstanceGenerator:
         self._seq_salt = self.salt & self._mask
         self._node_salt = self.salt >> self._s_bits
         self._step = weyl_step_constant(lay.node_bits)
-        self._rotate_at = self._now() + self._rotation_ns
+        self._rotate_at_ns = self._now() + self._rotation_ns
         self._base = 0
         self._limit = 0
-        self._fast_end = 0
+        self._fast_end_ns = 0
         self.timed_rotations = 0
         """Node steps forced by ``rotation_s`` (not by a used-up window)."""
         self.borrowed_ticks = 0
@@ -277,10 +277,10 @@ class InstanceGenerator:
         lock = self._lock
         lock.acquire()
         try:
-            now = self._now()
+            now_ns = self._now()
             c = self._counter
-            if not (now < self._fast_end and c < self._limit):
-                self._prepare(now)
+            if not (now_ns < self._fast_end_ns and c < self._limit):
+                self._prepare(now_ns)
                 c = self._counter
             self._counter = c + 1
             return self._base | (((c * self._mult) ^ self._seq_salt) & self._mask)
@@ -298,9 +298,9 @@ class InstanceGenerator:
         with self._lock:
             remaining = count
             while remaining:
-                now = self._now()
-                if not (now < self._fast_end and self._counter < self._limit):
-                    self._prepare(now)
+                now_ns = self._now()
+                if not (now_ns < self._fast_end_ns and self._counter < self._limit):
+                    self._prepare(now_ns)
                 first = self._counter
                 take = min(remaining, self._limit - first)
                 # base | ((v ^ salt) & mask) == (base ^ salt) ^ (v & mask): the base has no
@@ -333,7 +333,7 @@ class InstanceGenerator:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _prepare(self, now: int) -> None:
+    def _prepare(self, now_ns: int) -> None:
         if self._forked:
             raise GeneratorForked(
                 f"this Mode B generator (node {self.base_node}) was inherited through os.fork(); "
@@ -342,9 +342,9 @@ class InstanceGenerator:
         if self._state_path is not None and self._held is None:
             raise StateFileError(f"{self._state_path}: this generator was closed")
         layout = self._layout
-        if now < layout.epoch_ns:  # a clock error, named as the Generator names it
-            raise ClockBeforeEpoch(layout.name, layout.epoch_ns, now, layout.epoch.isoformat())
-        tick = layout.tick_of_ns(now)
+        if now_ns < layout.epoch_ns:  # a clock error, named as the Generator names it
+            raise ClockBeforeEpoch(layout.name, layout.epoch_ns, now_ns, layout.epoch.isoformat())
+        tick = layout.tick_of_ns(now_ns)
         if tick > self._tick:
             # A tick above every durable mark of a previous process: a fresh window.
             self._tick = tick
@@ -352,8 +352,8 @@ class InstanceGenerator:
             self._borrow_ahead = 1
         # tick < self._tick: the clock went back (or a restart resumed above it); keep
         # counting in the last tick.
-        if now >= self._rotate_at:
-            self._rotate_at = now + self._rotation_ns
+        if now_ns >= self._rotate_at_ns:
+            self._rotate_at_ns = now_ns + self._rotation_ns
             if self._counter & self._mask:
                 self._counter = ((self._counter >> self._s_bits) + 1) << self._s_bits
             self.timed_rotations += 1
@@ -374,7 +374,7 @@ class InstanceGenerator:
         node_field = mix(node, layout.node_bits, self.index, self._node_salt) << self._s_bits
         self._base = (self._tick << self._shift) | node_field
         self._limit = min((lap + 1) << self._s_bits, self._reserved, self._tick_first + self._span)
-        self._fast_end = min(layout.tick_start_ns(self._tick + 1), self._rotate_at)
+        self._fast_end_ns = min(layout.tick_start_ns(self._tick + 1), self._rotate_at_ns)
 
     def _durable_tick_ahead(self, tick: int) -> None:
         """Make marks durable above the counter and above ``tick`` (and the clock's next
@@ -491,7 +491,7 @@ class InstanceGenerator:
     def _after_fork_in_child(self) -> None:
         self._forked = True
         self._lock = threading.Lock()
-        self._fast_end = 0
+        self._fast_end_ns = 0
         # The child must not keep the parent's state file locked after the parent ends.
         self._unlock()
 

@@ -139,13 +139,13 @@ class PersonaGenerator:
         self._node_field = 0
         self._mult = 1
         self._seq_salt = 0
-        self._rotate_at = 0
+        self._rotate_at_ns = 0
         self._tick = -1
         self._base = 0
         self._offset = 0
         self._count = 0
-        self._start = 1
-        self._fast_end = 0
+        self._start_ns = 1
+        self._fast_end_ns = 0
         self.rotations = 0
         """How many personas this generator has used (the first one counts)."""
         self.burst_rotations = 0
@@ -165,9 +165,11 @@ class PersonaGenerator:
         lock = self._lock
         lock.acquire()
         try:
-            now = self._now()
-            if not (self._start <= now < self._fast_end and self._count < self._ids_per_tick):
-                self._prepare(now)
+            now_ns = self._now()
+            if not (
+                self._start_ns <= now_ns < self._fast_end_ns and self._count < self._ids_per_tick
+            ):
+                self._prepare(now_ns)
             c = self._count
             self._count = c + 1
             return self._base | ((((self._offset + c) * self._mult) ^ self._seq_salt) & self._mask)
@@ -186,9 +188,12 @@ class PersonaGenerator:
         with self._lock:
             remaining = count
             while remaining:
-                now = self._now()
-                if not (self._start <= now < self._fast_end and self._count < self._ids_per_tick):
-                    self._prepare(now)
+                now_ns = self._now()
+                if not (
+                    self._start_ns <= now_ns < self._fast_end_ns
+                    and self._count < self._ids_per_tick
+                ):
+                    self._prepare(now_ns)
                 first = self._count
                 take = min(remaining, self._ids_per_tick - first)
                 # base | ((v ^ salt) & mask) == (base ^ salt) ^ (v & mask): the base has no
@@ -202,30 +207,30 @@ class PersonaGenerator:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _prepare(self, now: int) -> None:
+    def _prepare(self, now_ns: int) -> None:
         """Make room for at least one more ID at ``now``: new window and/or new persona."""
         layout = self._layout
-        if now < layout.epoch_ns:  # a clock error, named as the Generator names it
-            raise ClockBeforeEpoch(layout.name, layout.epoch_ns, now, layout.epoch.isoformat())
-        tick = layout.tick_of_ns(now)
+        if now_ns < layout.epoch_ns:  # a clock error, named as the Generator names it
+            raise ClockBeforeEpoch(layout.name, layout.epoch_ns, now_ns, layout.epoch.isoformat())
+        tick = layout.tick_of_ns(now_ns)
         if tick < self._tick:
             # Clock went back (spec 002 §2.4): a fresh persona in the earlier window.
-            self._reroll(now)
+            self._reroll(now_ns)
             self._enter(tick)
-        elif now >= self._rotate_at:
-            self._reroll(now)
+        elif now_ns >= self._rotate_at_ns:
+            self._reroll(now_ns)
             self._enter(tick)
         elif tick > self._tick:
             self._enter(tick)
         elif self._count >= self._ids_per_tick:
             self.burst_rotations += 1
-            self._reroll(now)
+            self._reroll(now_ns)
             self._enter(tick)
         else:
             # Same window and persona; only the fast-path bounds were closed (e.g. after fork).
             self._set_bounds(tick)
 
-    def _reroll(self, now: int) -> None:
+    def _reroll(self, now_ns: int) -> None:
         rand = self._randbits
         s_bits = self._s_bits
         self.node = rand(self._n_bits) if self._n_bits else 0
@@ -234,7 +239,7 @@ class PersonaGenerator:
         self._node_field = mix(self.node, self._n_bits, self.index, self.salt >> s_bits) << s_bits
         self._mult = multiplier(s_bits, self.index)
         self._seq_salt = self.salt & self._mask
-        self._rotate_at = now + self._rotation_ns
+        self._rotate_at_ns = now_ns + self._rotation_ns
         self.rotations += 1
 
     def _enter(self, tick: int) -> None:
@@ -245,8 +250,8 @@ class PersonaGenerator:
         self._set_bounds(tick)
 
     def _set_bounds(self, tick: int) -> None:
-        self._start = self._layout.tick_start_ns(tick)
-        self._fast_end = min(self._layout.tick_start_ns(tick + 1), self._rotate_at)
+        self._start_ns = self._layout.tick_start_ns(tick)
+        self._fast_end_ns = min(self._layout.tick_start_ns(tick + 1), self._rotate_at_ns)
 
     def _after_fork_in_child(self) -> None:
         # The child must not keep the parent's persona: both would draw the same suffixes.
@@ -254,7 +259,7 @@ class PersonaGenerator:
         self._randbits = secrets.randbits
         self._reroll(self._now())
         self._tick = -1
-        self._start, self._fast_end = 1, 0
+        self._start_ns, self._fast_end_ns = 1, 0
 
     def __repr__(self) -> str:
         return (

@@ -58,31 +58,32 @@ failed: pause and start again from the next server, until ``failover_timeout``."
 class _Route:
     """Which server a client talks to, and what it does after a failure (no I/O, so both
     clients share one policy): follow ``MOVED``, rotate through ``servers`` on a connection
-    failure or ``TRYAGAIN`` until ``failover_timeout`` has passed, else give up."""
+    failure or ``TRYAGAIN`` until ``failover_timeout_s`` has passed, else give up."""
 
     def __init__(
-        self, host: str, port: int, servers: Sequence[str], failover_timeout: float
+        self, host: str, port: int, servers: Sequence[str], failover_timeout_s: float
     ) -> None:
         if not isinstance(port, int) or not 1 <= port <= 65535:
             raise InvalidArgument(f"port must be an int in 1..65535, got {port!r}")
         if isinstance(servers, str):
             raise InvalidArgument("servers must be a list of 'host:port' strings, not one string")
-        if failover_timeout < 0:
-            raise InvalidArgument(f"failover_timeout must be >= 0 s, got {failover_timeout!r}")
+        if failover_timeout_s < 0:
+            # The message names the public parameter (SequencerClient's failover_timeout).
+            raise InvalidArgument(f"failover_timeout must be >= 0 s, got {failover_timeout_s!r}")
         self.address = (host, port)
         self.servers = [self.address]
         for text in servers:
             address = parse_address(text)
             if address not in self.servers:
                 self.servers.append(address)
-        self.failover_timeout = failover_timeout if len(self.servers) > 1 else 0.0
+        self.failover_timeout_s = failover_timeout_s if len(self.servers) > 1 else 0.0
         self.switches = 0
 
     def begin(self) -> _Attempt:
-        return _Attempt(time.monotonic() + self.failover_timeout)
+        return _Attempt(time.monotonic() + self.failover_timeout_s)
 
     def after(self, attempt: _Attempt, exc: BaseException) -> float:
-        """Move on after ``exc`` and return the pause before retrying; re-raise to give up.
+        """Move on after ``exc`` and return the pause before retrying (s); re-raise to give up.
 
         Only called for errors that end the connection's usefulness: reply errors other than
         ``MOVED``/``TRYAGAIN`` are the caller's answer and are raised before getting here.
@@ -96,11 +97,11 @@ class _Route:
         # next call, start at the next server.
         attempt.redirects = 0
         self._switch(self._next_server())
-        remaining = attempt.deadline - time.monotonic()
-        if remaining <= 0:
+        remaining_s = attempt.deadline_s - time.monotonic()
+        if remaining_s <= 0:
             raise exc
-        pause, attempt.pause = attempt.pause, min(attempt.pause * 2, 0.5)
-        return min(pause, remaining)
+        pause_s, attempt.pause_s = attempt.pause_s, min(attempt.pause_s * 2, 0.5)
+        return min(pause_s, remaining_s)
 
     @staticmethod
     def retryable(exc: SequencerReplyError) -> bool:
@@ -119,9 +120,9 @@ class _Route:
 
 @dataclass(slots=True)
 class _Attempt:
-    deadline: float
+    deadline_s: float  # time.monotonic()
     redirects: int = 0
-    pause: float = 0.05
+    pause_s: float = 0.05
 
 
 class _Routed:
@@ -169,7 +170,7 @@ class SequencerClient(_Routed):
         servers: Sequence[str] = (),
         failover_timeout: float = 10.0,
     ) -> None:
-        self._route = _Route(host, port, servers, failover_timeout)
+        self._route = _Route(host, port, servers, failover_timeout_s=failover_timeout)
         if timeout <= 0:
             raise InvalidArgument(f"timeout must be > 0 seconds, got {timeout!r}")
         self.password = password
@@ -210,11 +211,11 @@ class SequencerClient(_Routed):
                 if not _Route.retryable(exc):
                     raise
                 self.close()
-                pause = self._route.after(attempt, exc)
+                pause_s = self._route.after(attempt, exc)
             except (OSError, EOFError) as exc:
                 self.close()
-                pause = self._route.after(attempt, exc)
-            time.sleep(pause)
+                pause_s = self._route.after(attempt, exc)
+            time.sleep(pause_s)
 
     def _call_here(self, args: tuple[bytes, ...]) -> int | bytes:
         for attempt in (0, 1):
@@ -470,7 +471,7 @@ class AsyncSequencerClient(_Routed):
         servers: Sequence[str] = (),
         failover_timeout: float = 10.0,
     ) -> None:
-        self._route = _Route(host, port, servers, failover_timeout)
+        self._route = _Route(host, port, servers, failover_timeout_s=failover_timeout)
         if timeout <= 0:
             raise InvalidArgument(f"timeout must be > 0 seconds, got {timeout!r}")
         self.password = password
@@ -507,10 +508,10 @@ class AsyncSequencerClient(_Routed):
                     if not _Route.retryable(exc):
                         raise
                     self._drop()
-                    pause = self._route.after(attempt, exc)
+                    pause_s = self._route.after(attempt, exc)
                 except (OSError, EOFError) as exc:  # TimeoutError is an OSError
-                    pause = self._route.after(attempt, exc)
-                await asyncio.sleep(pause)
+                    pause_s = self._route.after(attempt, exc)
+                await asyncio.sleep(pause_s)
 
     async def _call_here(self, args: tuple[bytes, ...]) -> int | bytes:
         for attempt in (0, 1):

@@ -108,7 +108,7 @@ _SUPPORTED_TEXT = ", ".join(SUPPORTED)
 
 class Gate(Protocol):
     """Decides per command whether this server may issue: :class:`Standalone` always does,
-    a failover :class:`~chronoid.sequencer.ha.Elector` while it leads."""
+    a failover :class:`~chronoid.sequencer.election.Elector` while it leads."""
 
     def serving(self) -> Sequences | None:
         """The sequences to issue from, or None when this member may not issue."""

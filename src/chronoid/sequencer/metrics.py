@@ -58,20 +58,20 @@ class LatencyHistogram:
     Observed once per watermark write (once per block of values), never per request.
     """
 
-    __slots__ = ("_lock", "bounds", "counts", "sum_s")
+    __slots__ = ("_lock", "bounds_s", "counts", "sum_s")
 
     def __init__(self, bounds_s: tuple[float, ...] = WATERMARK_WRITE_BUCKETS_S) -> None:
-        self.bounds = bounds_s
+        self.bounds_s = bounds_s
         self.counts = [0] * (len(bounds_s) + 1)  # the last one is +Inf
         self.sum_s = 0.0
         self._lock = threading.Lock()
 
-    def observe(self, seconds: float) -> None:
+    def observe(self, duration_s: float) -> None:
         """Record one duration."""
-        index = bisect.bisect_left(self.bounds, seconds)
+        index = bisect.bisect_left(self.bounds_s, duration_s)
         with self._lock:
             self.counts[index] += 1
-            self.sum_s += seconds
+            self.sum_s += duration_s
 
     def cumulative(self) -> tuple[list[tuple[str, int]], float]:
         """``([(le, count <= le), ..., ("+Inf", total)], sum)`` as Prometheus wants them."""
@@ -80,7 +80,7 @@ class LatencyHistogram:
             total_s = self.sum_s
         buckets: list[tuple[str, int]] = []
         running = 0
-        for bound, count in zip((*(repr(b) for b in self.bounds), "+Inf"), counts, strict=True):
+        for bound, count in zip((*(repr(b) for b in self.bounds_s), "+Inf"), counts, strict=True):
             running += count
             buckets.append((bound, running))
         return buckets, total_s

@@ -7,7 +7,7 @@ request never waits for an fsync unless it asks for more than the reserved headr
 
 Block size adapts to load: when the reservation before this one was made less than
 ``GROW_WINDOW_S`` (1 s) ago the block doubles (up to ``block_max``); when it was made more than
-``SHRINK_WINDOW`` (60 s) ago it halves (down to ``block_min``). At most ``1.5 × block`` values
+``SHRINK_WINDOW_S`` (60 s) ago it halves (down to ``block_min``). At most ``1.5 × block`` values
 sit reserved above the next value, so a crash leaves a gap below two blocks; a clean stop
 (:meth:`Sequences.close`) stores the exact next value and leaves no gap.
 
@@ -72,9 +72,9 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 """What a sequence name may be: 1-64 letters, digits, ``_ . : -``."""
 GROW_WINDOW_S = 1.0
 """Reservations closer together than this (s) double the block."""
-SHRINK_WINDOW = 60.0
+SHRINK_WINDOW_S = 60.0
 """Reservations further apart than this (s) halve the block."""
-RETRY_AFTER = 1.0
+RETRY_AFTER_S = 1.0
 """After a failed reservation, wait this long (s) before trying the store again."""
 WAIT_TIMEOUT_S = 10.0
 """Longest time (s) a request waits for a reservation in flight or the write lock: a store
@@ -87,11 +87,11 @@ class _Sequence:
     next: int
     limit: int  # durable watermark: values below it may be handed out
     block: int
-    reserved_at: float = 0.0
+    reserved_at_s: float = 0.0
     prefetching: bool = False  # set by the loop before submit, cleared by the writer
     future: Future[None] | None = None
     failure: BaseException | None = None
-    failed_at: float = 0.0
+    failed_at_s: float = 0.0
     stored: int = 0  # last watermark written (for the clean stop)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -121,6 +121,8 @@ class Sequences:
 
     ``wait_timeout_s`` bounds how long a request waits for a reservation another thread is
     writing; past it the request fails with :class:`StoreUnavailable` and nothing is issued.
+    ``clock`` reads monotonic seconds (the block's grow/shrink windows and the retry pause
+    are measured on it; a test passes a manual one).
 
     ``max_sequences`` bounds the names (the default one included); ``allowed``, when given,
     is the only names besides ``default`` a client may use (others are refused, even stored
@@ -353,14 +355,14 @@ class Sequences:
         return seq.future
 
     def _next_block(self, seq: _Sequence) -> int:
-        now = self._clock()
-        if seq.reserved_at:
-            elapsed = now - seq.reserved_at
-            if elapsed < GROW_WINDOW_S:
+        now_s = self._clock()
+        if seq.reserved_at_s:
+            elapsed_s = now_s - seq.reserved_at_s
+            if elapsed_s < GROW_WINDOW_S:
                 seq.block = min(seq.block * 2, self.block_max)
-            elif elapsed > SHRINK_WINDOW:
+            elif elapsed_s > SHRINK_WINDOW_S:
                 seq.block = max(seq.block // 2, self.block_min)
-        seq.reserved_at = now
+        seq.reserved_at_s = now_s
         return seq.block
 
     def _prefetch(self, seq: _Sequence) -> None:
@@ -393,7 +395,7 @@ class Sequences:
                 f"sequence {seq.name!r} has only {self.ceiling - seq.next + 1} values left "
                 f"(up to {self.ceiling}); {end - seq.next} were asked for"
             )
-        if seq.failure is not None and self._clock() - seq.failed_at < RETRY_AFTER:
+        if seq.failure is not None and self._clock() - seq.failed_at_s < RETRY_AFTER_S:
             raise StoreUnavailable(
                 f"cannot reserve values of sequence {seq.name!r}: {seq.failure}"
             ) from seq.failure
@@ -404,7 +406,9 @@ class Sequences:
     def _submit(self, seq: _Sequence, high: int) -> Future[None]:
         seq.prefetching = True
         try:
-            seq.future = self._executor.submit(self._write, seq, high, wait=self.wait_timeout_s)
+            seq.future = self._executor.submit(
+                self._write, seq, high, lock_timeout_s=self.wait_timeout_s
+            )
         except RuntimeError:  # closed or abandoned meanwhile
             seq.prefetching = False
             raise StoreUnavailable(
@@ -421,21 +425,22 @@ class Sequences:
                     f"cannot reserve values of sequence {seq.name!r}: {seq.failure}"
                 ) from seq.failure
 
-    def _write(self, seq: _Sequence, high: int, *, wait: float = -1) -> None:
+    def _write(self, seq: _Sequence, high: int, *, lock_timeout_s: float = -1) -> None:
         """Store ``high`` and only then let values below it out (either thread).
 
-        ``wait``: how long to wait for the sequence's write lock (-1: as long as it takes).
+        ``lock_timeout_s``: how long to wait for the sequence's write lock (-1: as long as it
+        takes).
         """
-        if not seq.lock.acquire(timeout=wait):
+        if not seq.lock.acquire(timeout=lock_timeout_s):
             seq.failure = StoreUnavailable(
                 f"another reservation of {seq.name!r} has held the store for more than "
-                f"{wait:g} s (a stalled store?)"
+                f"{lock_timeout_s:g} s (a stalled store?)"
             )
-            seq.failed_at = self._clock()
+            seq.failed_at_s = self._clock()
             self.stats.reservation_errors += 1
             return
         try:
-            started = time.perf_counter()
+            started_s = time.perf_counter()
             try:
                 if high <= seq.limit:
                     # Already covered by a write that landed meanwhile. Writing it anyway
@@ -444,7 +449,7 @@ class Sequences:
                 self.store.reserve(seq.name, high)
             except Exception as exc:  # any failure: issue nothing above the old watermark
                 seq.failure = exc
-                seq.failed_at = self._clock()
+                seq.failed_at_s = self._clock()
                 self.stats.reservation_errors += 1
                 log.error(
                     "reservation of %r up to %d failed: %s",
@@ -460,9 +465,9 @@ class Sequences:
                 seq.failure = None
                 self.stats.reservations += 1
             finally:
-                elapsed = time.perf_counter() - started
-                self.stats.reservation_seconds += elapsed
-                self.stats.watermark_write_seconds.observe(elapsed)
+                elapsed_s = time.perf_counter() - started_s
+                self.stats.reservation_seconds += elapsed_s
+                self.stats.watermark_write_seconds.observe(elapsed_s)
                 seq.prefetching = False
         finally:
             seq.lock.release()

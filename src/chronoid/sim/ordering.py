@@ -65,10 +65,10 @@ def _run_threads(gen: Generator, threads: int, per_thread: int) -> tuple[list[li
     for w in workers:
         w.start()
     barrier.wait()
-    started = time.perf_counter()
+    started_s = time.perf_counter()
     for w in workers:
         w.join()
-    return out, time.perf_counter() - started
+    return out, time.perf_counter() - started_s
 
 
 def threads(ctx: Context) -> ScenarioResult:
@@ -87,22 +87,22 @@ def threads(ctx: Context) -> ScenarioResult:
         ("chrono64d", 10),
         ("chrono64d", 100),
     ):
-        times: list[float] = []
+        times_s: list[float] = []
         dups = unordered = made = 0
         for run in range(runs):
             ctx.progress(f"{layout_name}, {count} threads, run {run + 1}/{runs}")
             gen = Generator(get_layout(layout_name), 1 + run)
-            lists, elapsed = _run_threads(gen, count, total // count)
+            lists, elapsed_s = _run_threads(gen, count, total // count)
             flat = [i for chunk in lists for i in chunk]
             dups += len(flat) - len(set(flat))
             unordered += sum(
                 1 for chunk in lists if any(b <= a for a, b in itertools.pairwise(chunk))
             )
             made = len(flat)
-            times.append(elapsed)
+            times_s.append(elapsed_s)
         ok = ok and dups == 0 and unordered == 0
-        spread = max(spread, timing_spread(times))
-        per_s = [made / t for t in times]
+        spread = max(spread, timing_spread(times_s))
+        per_s = [made / t for t in times_s]
         if layout_name == "chrono64d":
             rates[count] = per_s
         rows.append(

@@ -41,24 +41,24 @@ def spin_wait(ctx: Context) -> ScenarioResult:
     layout = VARIANTS["chrono64us"]
     count = 100_000
     clock = ManualClock()
-    start = clock.now_ns()
+    start_ns = clock.now_ns()
     gen = Generator(layout, 1, clock=clock)
     ids = [gen.next_id() for _ in range(count)]
-    virtual_ns = clock.now_ns() - start
+    virtual_ns = clock.now_ns() - start_ns
     floor_ns = (count // layout.ids_per_tick - 1) * (layout.unit_ns or 1)
     ok_manual = (
         len(set(ids)) == count
         and all(b > a for a, b in itertools.pairwise(ids))
         and {layout.node_of(i) for i in ids} == {1}
     )
-    walls: list[float] = []
+    walls_s: list[float] = []
     ok_real = True
     for node in range(2, 7):  # five runs on the system clock, a fresh node each
         real = Generator(layout, node)
         make = real.next_id
-        t0 = time.perf_counter()
+        t0_s = time.perf_counter()
         real_ids = [make() for _ in range(count)]
-        walls.append(time.perf_counter() - t0)
+        walls_s.append(time.perf_counter() - t0_s)
         ok_real = ok_real and len(set(real_ids)) == count
     # Parallel isolation: four shards, one million IDs each, routed by one shift and mask.
     shard_layout = VARIANTS["chrono64ms"]
@@ -74,7 +74,7 @@ def spin_wait(ctx: Context) -> ScenarioResult:
     ok = ok_manual and ok_real and misrouted == 0 and virtual_ns >= floor_ns
     # The spec's ~3.1 ms is the 32-IDs-per-µs floor; a real run that is much slower only
     # shows the waiting behaviour, not the timing.
-    real_fast = statistics.median(walls) <= 2 * floor_ns / 1e9
+    real_fast = statistics.median(walls_s) <= 2 * floor_ns / 1e9
     return ScenarioResult(
         name="spin-wait",
         title="Mode C spin-wait on overflow and shard isolation (Scenario 14, §3.3.1)",
@@ -93,13 +93,13 @@ def spin_wait(ctx: Context) -> ScenarioResult:
         f"IDs per µs is {count // layout.ids_per_tick - 1:,} µs of waiting: "
         f"{count // layout.ids_per_tick:,} ticks, the first one free), all unique, increasing and "
         f"on their node. That figure is simulated-clock arithmetic, (100,000 / 32 − 1) µs, not "
-        f"a measurement. On the real clock the same {count:,} IDs took {fmt_timing(walls)}: "
+        f"a measurement. On the real clock the same {count:,} IDs took {fmt_timing(walls_s)}: "
         f"Python makes fewer than 32 IDs per µs, so it, not the spin-wait, sets the pace. "
         f"{misrouted} of {made:,} shard IDs were misrouted.",
-        headline=f"{count:,} IDs: real clock {fmt_timing(walls)}; "
+        headline=f"{count:,} IDs: real clock {fmt_timing(walls_s)}; "
         f"{virtual_ns / 1e6:.3f} ms is the simulated-clock floor; {misrouted} misrouted of "
         f"{made:,}",
-        timing_spread=timing_spread(walls),
+        timing_spread=timing_spread(walls_s),
     )
 
 
@@ -200,9 +200,9 @@ def routing(ctx: Context) -> ScenarioResult:
     ]
     table = {k: layout.node_of(k) for k in keys}
     rows: list[list[str]] = []
-    shift_t: list[float] = []
-    dict_t: list[float] = []
-    numpy_t: list[float] = []
+    shift_s: list[float] = []
+    dict_s: list[float] = []
+    numpy_s: list[float] = []
     agree = True
     reps = 5
     spread = 1.0
@@ -212,21 +212,21 @@ def routing(ctx: Context) -> ScenarioResult:
         arr = np.array(requests, dtype=np.uint64)
         runs: list[list[float]] = [[], [], []]
         for _ in range(reps):
-            t0 = time.perf_counter()
+            t0_s = time.perf_counter()
             by_shift = [(r >> s_bits) & mask for r in requests]
-            t1 = time.perf_counter()
+            t1_s = time.perf_counter()
             by_dict = [table[r] for r in requests]
-            t2 = time.perf_counter()
+            t2_s = time.perf_counter()
             by_np = (arr >> np.uint64(s_bits)) & np.uint64(mask)
-            t3 = time.perf_counter()
-            for slot, value in enumerate((t1 - t0, t2 - t1, t3 - t2)):
+            t3_s = time.perf_counter()
+            for slot, value in enumerate((t1_s - t0_s, t2_s - t1_s, t3_s - t2_s)):
                 runs[slot].append(value)
         agree = agree and by_shift == by_dict and by_np.tolist() == by_shift
         middle = [statistics.median(r) for r in runs]
         spread = max(spread, *(timing_spread(r) for r in runs))
-        shift_t.append(middle[0])
-        dict_t.append(middle[1])
-        numpy_t.append(middle[2])
+        shift_s.append(middle[0])
+        dict_s.append(middle[1])
+        numpy_s.append(middle[2])
         rows.append(
             [
                 fmt_int(n),
@@ -238,10 +238,10 @@ def routing(ctx: Context) -> ScenarioResult:
                 fmt_ratio(middle[1] / middle[0]),
             ]
         )
-    ratios = [d / sh for d, sh in zip(dict_t, shift_t, strict=True)]
-    per_shift = shift_t[-1] / counts[-1]
-    per_dict = dict_t[-1] / counts[-1]
-    per_np = numpy_t[-1] / counts[-1]
+    ratios = [d / sh for d, sh in zip(dict_s, shift_s, strict=True)]
+    per_shift = shift_s[-1] / counts[-1]
+    per_dict = dict_s[-1] / counts[-1]
+    per_np = numpy_s[-1] / counts[-1]
     lo_n, hi_n = counts[ratios.index(min(ratios))], counts[ratios.index(max(ratios))]
     return ScenarioResult(
         name="routing",
@@ -286,9 +286,9 @@ def routing(ctx: Context) -> ScenarioResult:
                 "requests (log)",
                 "total time (s, log)",
                 [
-                    Series("bit shift, Python loop", counts, shift_t, "o-"),
-                    Series("dict lookup, Python loop", counts, dict_t, "s-"),
-                    Series("bit shift, numpy", counts, numpy_t, "^-"),
+                    Series("bit shift, Python loop", counts, shift_s, "o-"),
+                    Series("dict lookup, Python loop", counts, dict_s, "s-"),
+                    Series("bit shift, numpy", counts, numpy_s, "^-"),
                 ],
                 xlog=True,
                 ylog=True,

@@ -26,9 +26,9 @@ def run(
         if show_progress:
             ctx.progress = line.prefixed(prefix)
             ctx.progress("running")
-        started = time.perf_counter()
+        started_s = time.perf_counter()
         result = scenario.run(ctx)
-        result.seconds = time.perf_counter() - started
+        result.seconds = time.perf_counter() - started_s
         results.append(result)
         if show_progress:
             line.finish(f"{prefix}: {result.verdict.value} ({result.seconds:.1f} s)")

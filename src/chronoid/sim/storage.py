@@ -105,13 +105,13 @@ def make_keys(seed: int, rows: int) -> list[KeyKind]:
 # -- 64- vs 128-bit comparison cost ----------------------------------------------------------
 
 
-def _median_time(fn: Callable[[], object], reps: int) -> float:
-    times = []
+def _median_time_s(fn: Callable[[], object], reps: int) -> float:
+    times_s = []
     for _ in range(reps):
-        t0 = time.perf_counter()
+        t0_s = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        times_s.append(time.perf_counter() - t0_s)
+    return statistics.median(times_s)
 
 
 def compare_cost(ctx: Context) -> ScenarioResult:
@@ -178,21 +178,21 @@ def compare_cost(ctx: Context) -> ScenarioResult:
     spread = 1.0
     for label, op64, op128 in ops:
         ctx.progress(label)
-        t64: list[float] = []
-        t128: list[float] = []
+        t64_s: list[float] = []
+        t128_s: list[float] = []
         for _ in range(reps):  # interleaved, so drift hits both sides alike
-            t64.append(_median_time(op64, 1))
-            t128.append(_median_time(op128, 1))
+            t64_s.append(_median_time_s(op64, 1))
+            t128_s.append(_median_time_s(op128, 1))
         # Medians of interleaved runs, with the range of the per-run ratios.
-        per_run = [b / a for a, b in zip(t64, t128, strict=True)]
+        per_run = [b / a for a, b in zip(t64_s, t128_s, strict=True)]
         ratio = statistics.median(per_run)
-        spread = max(spread, timing_spread(t64), timing_spread(t128))
+        spread = max(spread, timing_spread(t64_s), timing_spread(t128_s))
         ratios.append(ratio)
         rows.append(
             [
                 label,
-                fmt_timing(t64),
-                fmt_timing(t128),
+                fmt_timing(t64_s),
+                fmt_timing(t128_s),
                 f"{fmt_ratio(ratio)} ({min(per_run):.2f}–{max(per_run):.2f})",
             ]
         )
@@ -235,7 +235,7 @@ class IngestResult:
     rows: int
 
     @property
-    def total(self) -> float:
+    def total_s(self) -> float:
         """Total insert time (s)."""
         return sum(self.batch_seconds)
 
@@ -248,22 +248,22 @@ def _sqlite_ingest(path: str, kind: KeyKind, progress: Callable[[str], None]) ->
     con.execute(f"CREATE TABLE t (pk INTEGER PRIMARY KEY, id {col} NOT NULL, payload INTEGER)")
     con.execute("CREATE UNIQUE INDEX t_id ON t(id)")
     con.commit()
-    batches: list[float] = []
+    batches_s: list[float] = []
     values = kind.values
     for start in range(0, len(values), _BATCH):
         chunk = [(v, i) for i, v in enumerate(values[start : start + _BATCH], start)]
-        t0 = time.perf_counter()
+        t0_s = time.perf_counter()
         con.executemany("INSERT INTO t (id, payload) VALUES (?, ?)", chunk)
         con.commit()
-        batches.append(time.perf_counter() - t0)
-        if len(batches) % 10 == 0:
+        batches_s.append(time.perf_counter() - t0_s)
+        if len(batches_s) % 10 == 0:
             progress(f"SQLite {kind.label}: {start + len(chunk):,} rows")
     size = con.execute("SELECT SUM(pgsize) FROM dbstat WHERE name = 't_id'").fetchone()[0]
     leaves = con.execute(
         "SELECT COUNT(*) FROM dbstat WHERE name = 't_id' AND pagetype = 'leaf'"
     ).fetchone()[0]
     con.close()
-    return IngestResult(kind.label, batches, int(size), int(leaves), len(values))
+    return IngestResult(kind.label, batches_s, int(size), int(leaves), len(values))
 
 
 def _ingest_plots(
@@ -302,7 +302,7 @@ def _ingest_plots(
 
 
 def _median_total(runs: list[IngestResult]) -> float:
-    return statistics.median(r.total for r in runs)
+    return statistics.median(r.total_s for r in runs)
 
 
 def _ingest_table(
@@ -314,11 +314,11 @@ def _ingest_table(
     for runs in results:
         r = runs[-1]
         per_page = r.rows / r.leaf_pages if r.leaf_pages else r.rows * page_bytes / r.index_bytes
-        ratios = [a.total / b.total for a, b in zip(v4, runs, strict=True)]
+        ratios = [a.total_s / b.total_s for a, b in zip(v4, runs, strict=True)]
         rows.append(
             [
                 r.label,
-                fmt_timing([x.total for x in runs]),
+                fmt_timing([x.total_s for x in runs]),
                 f"{fmt_ratio(statistics.median(ratios))} ({min(ratios):.2f}–{max(ratios):.2f})",
                 f"{r.index_bytes / 2**20:.2f} MiB",
                 f"{(1 - r.index_bytes / v4[-1].index_bytes) * 100:.0f} %",
@@ -327,7 +327,7 @@ def _ingest_table(
             ]
         )
     mode_b = by_label[MODE_B]
-    spread = max(timing_spread([x.total for x in runs]) for runs in results)
+    spread = max(timing_spread([x.total_s for x in runs]) for runs in results)
     return (
         Table(
             [
@@ -443,19 +443,19 @@ def _pg_ingest(conn: Any, schema: str, n: int, kind: KeyKind) -> IngestResult:
     col = "uuid" if kind.is_uuid else "bigint"
     conn.execute(f"CREATE TABLE {table} (id {col} PRIMARY KEY, payload integer NOT NULL)")
     conn.commit()
-    batches: list[float] = []
+    batches_s: list[float] = []
     values = kind.values
     for start in range(0, len(values), _BATCH):
         chunk = values[start : start + _BATCH]
-        t0 = time.perf_counter()
+        t0_s = time.perf_counter()
         with conn.cursor() as cur, cur.copy(f"COPY {table} (id, payload) FROM STDIN") as copy:
             for i, v in enumerate(chunk, start):
                 copy.write_row((uuid.UUID(bytes=v) if isinstance(v, bytes) else v, i))
         conn.commit()
-        batches.append(time.perf_counter() - t0)
+        batches_s.append(time.perf_counter() - t0_s)
     size = conn.execute(f"SELECT pg_relation_size('{table}_pkey')").fetchone()[0]
     conn.commit()
-    return IngestResult(kind.label, batches, int(size), 0, len(values))
+    return IngestResult(kind.label, batches_s, int(size), 0, len(values))
 
 
 def _more_less(change: float, up: str, down: str) -> str:

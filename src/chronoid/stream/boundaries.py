@@ -15,11 +15,11 @@ from chronoid.stream.event import Frequency
 
 __all__ = ["FIXED_NS", "boundaries_between", "next_boundary"]
 
-_S = 1_000_000_000
+_NS_PER_S = 1_000_000_000
 FIXED_NS: dict[Frequency, int] = {
-    Frequency.SECOND: _S,
-    Frequency.MINUTE: 60 * _S,
-    Frequency.HOUR: 3_600 * _S,
+    Frequency.SECOND: _NS_PER_S,
+    Frequency.MINUTE: 60 * _NS_PER_S,
+    Frequency.HOUR: 3_600 * _NS_PER_S,
 }
 """Length of each fixed-size frequency (ns)."""
 
@@ -28,7 +28,7 @@ def _midnight_ns(day: date, zone: tzinfo) -> int:
     # fold=0 on a non-existent local midnight maps to the first instant after the gap.
     local = datetime(day.year, day.month, day.day, tzinfo=zone)
     seconds = local.timestamp()
-    return int(seconds) * _S
+    return int(seconds) * _NS_PER_S
 
 
 def next_boundary(now_ns: int, frequency: Frequency, zone: tzinfo) -> int:
@@ -36,7 +36,7 @@ def next_boundary(now_ns: int, frequency: Frequency, zone: tzinfo) -> int:
     unit = FIXED_NS.get(frequency)
     if unit is not None:
         return (now_ns // unit + 1) * unit
-    local_day = datetime.fromtimestamp(now_ns // _S, tz=zone).date()
+    local_day = datetime.fromtimestamp(now_ns // _NS_PER_S, tz=zone).date()
     candidate = _midnight_ns(local_day + timedelta(days=1), zone)
     while candidate <= now_ns:  # only if a zone's day is shorter than its offset change
         local_day += timedelta(days=1)

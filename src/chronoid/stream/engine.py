@@ -147,9 +147,9 @@ class Engine:
         self.sequencer = EventSequencer()
         # Provisional start; run() moves it to the moment the loop starts, so time spent
         # between construction and run() is not mistaken for a forward jump.
-        start = self._time.now_ns()
+        start_ns = self._time.now_ns()
         self.schedulers = [
-            Scheduler(f, zone, start, catch_up=catch_up, max_catch_up=max_catch_up)
+            Scheduler(f, zone, start_ns, catch_up=catch_up, max_catch_up=max_catch_up)
             for f in frequencies
         ]
         self._max_events = max_events
@@ -170,9 +170,9 @@ class Engine:
             SinkError, OSError: a sink failed; the run ends at once (what the buffer holds
                 is not delivered) and every sink is closed.
         """
-        start = self._time.now_ns()
+        start_ns = self._time.now_ns()
         for scheduler in self.schedulers:
-            scheduler.begin(start)
+            scheduler.begin(start_ns)
         consumer = asyncio.create_task(self._consume())
         producers = [asyncio.create_task(self._produce(s)) for s in self.schedulers]
         stopper = asyncio.create_task(self._stopping.wait())
@@ -210,12 +210,12 @@ class Engine:
     async def _produce(self, scheduler: Scheduler) -> None:
         time_source = self._time
         while not self._stopping.is_set():
-            now = time_source.now_ns()
-            target = scheduler.plan(now)
-            while now < target:
-                await time_source.sleep(min(target - now, MAX_STEP_NS))
-                now = time_source.now_ns()
-            for tick in scheduler.due(now):
+            now_ns = time_source.now_ns()
+            target_ns = scheduler.plan(now_ns)
+            while now_ns < target_ns:
+                await time_source.sleep(min(target_ns - now_ns, MAX_STEP_NS))
+                now_ns = time_source.now_ns()
+            for tick in scheduler.due(now_ns):
                 sequence = self.sequencer.next(tick.frequency)
                 event = build(
                     tick.frequency,

@@ -94,36 +94,36 @@ class _OutageRule:
         transient: tuple[type[BaseException], ...],
         describe: Callable[[BaseException], str],
     ) -> T:
-        started: float | None = None
-        pause = _RETRY_FIRST_S
+        started_s: float | None = None
+        pause_s = _RETRY_FIRST_S
         while True:
             try:
                 result = await attempt()
             except transient as exc:
                 if not self.connected:
                     raise SinkError(f"cannot reach {self.what}: {describe(exc)}") from exc
-                now = time.monotonic()
-                if started is None:
-                    started = now
+                now_s = time.monotonic()
+                if started_s is None:
+                    started_s = now_s
                     log.warning(
                         "%s: %s; reconnecting for up to %g s (events wait in the buffer)",
                         self.what,
                         describe(exc),
                         self.max_outage_s,
                     )
-                if now - started >= self.max_outage_s:
+                if now_s - started_s >= self.max_outage_s:
                     raise SinkError(
-                        f"{self.what} unreachable for {now - started:.1f} s (the limit is "
+                        f"{self.what} unreachable for {now_s - started_s:.1f} s (the limit is "
                         f"{self.max_outage_s:g} s): {describe(exc)}"
                     ) from exc
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, _RETRY_MAX_S)
+                await asyncio.sleep(pause_s)
+                pause_s = min(pause_s * 2, _RETRY_MAX_S)
                 continue
             self.connected = True
-            if started is not None:
+            if started_s is not None:
                 self.outages += 1
                 log.warning(
-                    "%s: delivering again after %.1f s", self.what, time.monotonic() - started
+                    "%s: delivering again after %.1f s", self.what, time.monotonic() - started_s
                 )
             return result
 

@@ -47,21 +47,21 @@ class FakeTimeSource:
     """
 
     def __init__(self, start_ns: int, lateness: Callable[[], int] | None = None) -> None:
-        self._now = start_ns
+        self._now_ns = start_ns
         self._lateness = lateness or (lambda: 0)
         self.sleeps = 0
         self.on_sleep: list[Callable[[FakeTimeSource], None]] = []
 
     def now_ns(self) -> int:
-        return self._now
+        return self._now_ns
 
     async def sleep(self, duration_ns: int) -> None:
         self.sleeps += 1
-        self._now += max(0, duration_ns) + self._lateness()
+        self._now_ns += max(0, duration_ns) + self._lateness()
         for hook in list(self.on_sleep):
             hook(self)
         await asyncio.sleep(0)
 
     def jump(self, delta_ns: int) -> None:
         """Move the clock by ``delta_ns`` ns (negative: backwards)."""
-        self._now += delta_ns
+        self._now_ns += delta_ns

@@ -283,15 +283,15 @@ def _gaps(
         if gap <= 0:
             continue
         largest = gap if largest is None else max(largest, gap)
-        start = min(before.invoke_ns, after.invoke_ns)
-        end = max(before.complete_ns or 0, after.complete_ns or 0)
+        start_ns = min(before.invoke_ns, after.invoke_ns)
+        end_ns = max(before.complete_ns or 0, after.complete_ns or 0)
         # Crash faults whose span (kill to restart) overlaps the two operations' span.
-        crashed = sum(1 for begin, finish in crashes if begin <= end and finish >= start)
-        hi = bisect.bisect_right(unknown_invokes, end)
+        crashed = sum(1 for begin, finish in crashes if begin <= end_ns and finish >= start_ns)
+        hi = bisect.bisect_right(unknown_invokes, end_ns)
         consumed = sum(
             requested
             for _, complete, requested in unknown[:hi]
-            if complete is None or complete >= start
+            if complete is None or complete >= start_ns
         )
         allowed = gap_per_restart * crashed + consumed
         if gap > allowed:
@@ -316,14 +316,14 @@ def _longest_unavailable(ops: Iterable[Op]) -> int:
     ops = list(ops)
     if not ops:
         return 0
-    start = min(op.invoke_ns for op in ops)
-    end = max(op.complete_ns or op.invoke_ns for op in ops)
+    start_ns = min(op.invoke_ns for op in ops)
+    end_ns = max(op.complete_ns or op.invoke_ns for op in ops)
     points = heapq.merge(
-        [start], sorted(op.complete_ns for op in ops if op.status == "ok" and op.complete_ns)
+        [start_ns], sorted(op.complete_ns for op in ops if op.status == "ok" and op.complete_ns)
     )
     longest = 0
-    previous = start
-    for point in [*points, end]:
+    previous = start_ns
+    for point in [*points, end_ns]:
         longest = max(longest, point - previous)
         previous = max(previous, point)
     return longest
@@ -331,15 +331,15 @@ def _longest_unavailable(ops: Iterable[Op]) -> int:
 
 def faults_around(violation: Violation, faults: Iterable[Fault]) -> list[Fault]:
     """The faults that overlap the violation's operations, widened by 2 s on each side."""
-    begin = min(op.invoke_ns for op in violation.ops) - AROUND_NS
-    end = max(op.complete_ns or op.invoke_ns for op in violation.ops) + AROUND_NS
-    return [f for f in faults if f.start_ns <= end and (f.end_ns or f.start_ns) >= begin]
+    begin_ns = min(op.invoke_ns for op in violation.ops) - AROUND_NS
+    end_ns = max(op.complete_ns or op.invoke_ns for op in violation.ops) + AROUND_NS
+    return [f for f in faults if f.start_ns <= end_ns and (f.end_ns or f.start_ns) >= begin_ns]
 
 
 def render(verdict: Verdict, history: History, *, shown: int = 3) -> str:
     """The verdict as text: counts, each check's result, and the first violations in detail."""
     meta = history.meta
-    t0 = meta.started_ns
+    started_ns = meta.started_ns
     status = verdict.by_status
     lines = [
         f"target: {meta.target}"
@@ -384,11 +384,11 @@ def render(verdict: Verdict, history: History, *, shown: int = 3) -> str:
     for number, violation in enumerate(verdict.violations[:shown], 1):
         label = "first violation" if number == 1 else f"violation {number}"
         lines.append(f"{label} ({violation.check}): {violation.message}")
-        lines.extend(f"    {op.describe(t0)}" for op in violation.ops)
+        lines.extend(f"    {op.describe(started_ns)}" for op in violation.ops)
         around = faults_around(violation, history.faults)
         if around:
             lines.append("  faults around it:")
-            lines.extend(f"    {fault.describe(t0)}" for fault in around)
+            lines.extend(f"    {fault.describe(started_ns)}" for fault in around)
         else:
             lines.append("  faults around it: none within 2 s")
     return "\n".join(lines)

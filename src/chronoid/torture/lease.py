@@ -165,14 +165,14 @@ def run_lease(options: RunOptions, setup: LeaseSetup) -> RunResult:
         def apply(step: Step) -> None:
             if step.align_s is not None:
                 time.sleep((step.align_s - time.time() % 1.0) % 1.0)
-            started = now_ns()
+            started_ns = now_ns()
             if step.kind == "pause":
                 child = current[step.target]
                 pause(child, step.duration_s)
                 run.fault(
                     "pause",
                     f"{step.target}.{incarnation[step.target]}",
-                    started,
+                    started_ns,
                     f"SIGSTOP {step.duration_s:g} s (lease TTL {setup.ttl_ms} ms)",
                 )
             elif step.kind == "partition":
@@ -181,7 +181,7 @@ def run_lease(options: RunOptions, setup: LeaseSetup) -> RunResult:
                 run.fault(
                     "partition",
                     f"{step.target}.{incarnation[step.target]}",
-                    started,
+                    started_ns,
                     f"cut off from the registry {step.duration_s:g} s "
                     f"(lease TTL {setup.ttl_ms} ms)",
                 )
@@ -193,7 +193,7 @@ def run_lease(options: RunOptions, setup: LeaseSetup) -> RunResult:
                 run.fault(
                     step.kind,
                     old,
-                    started,
+                    started_ns,
                     f"restarted as {step.target}.{incarnation[step.target]}",
                 )
             elif step.kind == "modeb-clock-back":
@@ -206,7 +206,7 @@ def run_lease(options: RunOptions, setup: LeaseSetup) -> RunResult:
                 run.fault(
                     "modeb-clock-back",
                     old,
-                    started,
+                    started_ns,
                     f"kill -9; restarted as {step.target}.{incarnation[step.target]} with its "
                     f"clock stepped back {step.duration_s:g} s (now {offset / 1000:+g} s)",
                 )
@@ -215,14 +215,16 @@ def run_lease(options: RunOptions, setup: LeaseSetup) -> RunResult:
                 registry.kill()
                 outcome = registry.restart()
                 lost = "data lost" if not registry.keeps_data else "data kept"
-                run.fault("registry-restart", registry.kind, started, f"kill -9; {lost}; {outcome}")
+                run.fault(
+                    "registry-restart", registry.kind, started_ns, f"kill -9; {lost}; {outcome}"
+                )
             elif step.kind == "registry-pause":
                 assert registry is not None
                 pause(registry, step.duration_s)
                 run.fault(
                     "registry-pause",
                     registry.kind,
-                    started,
+                    started_ns,
                     f"SIGSTOP {step.duration_s:g} s (lease TTL {setup.ttl_ms} ms)",
                 )
             else:

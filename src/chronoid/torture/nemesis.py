@@ -147,20 +147,20 @@ def random_schedule(
     rng = random.Random(seed)
     kinds = sorted(targets)
     steps: list[Step] = []
-    at = 1.0
+    at_s = 1.0
     while True:
         kind = rng.choice(kinds)
         target = rng.choice(targets[kind])
-        duration = round(rng.uniform(*pause_s), 3) if kind in _TIMED else 0.0
+        step_duration_s = round(rng.uniform(*pause_s), 3) if kind in _TIMED else 0.0
         if kind == "delete-state":
-            duration = 1.5
-        wait = duration
+            step_duration_s = 1.5
+        lasts_s = step_duration_s
         if kind == "modeb-clock-back":
-            duration, wait = CLOCK_STEP_S, 0.0  # a step back, not a time the fault lasts
-        if at + wait > duration_s - 1.0:
+            step_duration_s, lasts_s = CLOCK_STEP_S, 0.0  # a step back, not a time the fault lasts
+        if at_s + lasts_s > duration_s - 1.0:
             break
-        steps.append(Step(round(at, 3), kind, target, duration))
-        at += wait + rng.uniform(*interval_s)
+        steps.append(Step(round(at_s, 3), kind, target, step_duration_s))
+        at_s += lasts_s + rng.uniform(*interval_s)
     return steps
 
 

@@ -33,14 +33,14 @@ def timeline(history: History, verdict: Verdict, path: Path, *, passed: bool | N
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    t0 = history.meta.started_ns
+    started_ns = history.meta.started_ns
     figure, (values_ax, ops_ax) = plt.subplots(
         2, 1, figsize=(11, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
     )
     by_key: dict[str, list[tuple[float, int]]] = defaultdict(list)
     for op in history.ops:
         if op.status == "ok" and op.complete_ns is not None:
-            by_key[op.key].append(((op.complete_ns - t0) / 1e9, op.first))
+            by_key[op.key].append(((op.complete_ns - started_ns) / 1e9, op.first))
     for key, points in sorted(by_key.items()):
         step = max(1, len(points) // _MAX_POINTS)
         shown = points[::step]
@@ -55,21 +55,25 @@ def timeline(history: History, verdict: Verdict, path: Path, *, passed: bool | N
         for fault in history.faults:
             if fault.kind != kind:
                 continue
-            start = (fault.start_ns - t0) / 1e9
+            start_s = (fault.start_ns - started_ns) / 1e9
             label = None if labelled else kind
             labelled = True
             for ax in (values_ax, ops_ax):
                 if fault.end_ns is not None and fault.end_ns - fault.start_ns > 50_000_000:
                     ax.axvspan(
-                        start, (fault.end_ns - t0) / 1e9, color=colour, alpha=0.2, label=label
+                        start_s,
+                        (fault.end_ns - started_ns) / 1e9,
+                        color=colour,
+                        alpha=0.2,
+                        label=label,
                     )
                 else:
-                    ax.axvline(start, color=colour, linewidth=1, label=label)
+                    ax.axvline(start_s, color=colour, linewidth=1, label=label)
                 label = None
     marked = [v for v in verdict.violations if v.ops]
     if marked:
         values_ax.scatter(
-            [(v.at_ns - t0) / 1e9 for v in marked],
+            [(v.at_ns - started_ns) / 1e9 for v in marked],
             [v.ops[-1].first if v.ops[-1].ranges else 0 for v in marked],
             marker="x",
             s=60,
@@ -86,8 +90,8 @@ def timeline(history: History, verdict: Verdict, path: Path, *, passed: bool | N
     values_ax.legend(loc="upper left", fontsize=7, markerscale=3)
     bins: dict[str, dict[int, int]] = {s: defaultdict(int) for s in ("ok", "fail", "info")}
     for op in history.ops:
-        at = op.complete_ns if op.complete_ns is not None else op.invoke_ns
-        bins[op.status][int((at - t0) / 1e8)] += 1
+        at_ns = op.complete_ns if op.complete_ns is not None else op.invoke_ns
+        bins[op.status][int((at_ns - started_ns) / 1e8)] += 1
     last_bin = max((max(counts) for counts in bins.values() if counts), default=0)
     xs = list(range(last_bin + 1))
     for status, counts in bins.items():

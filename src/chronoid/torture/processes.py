@@ -363,8 +363,8 @@ def sweep_stale(root: Path | None = None) -> list[Path]:
 def wait_for_port(port: int, child: Child, timeout_s: float, host: str = "127.0.0.1") -> bool:
     """True once ``host:port`` accepts connections; False if ``child`` exits or time runs
     out."""
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
+    end_s = time.monotonic() + timeout_s
+    while time.monotonic() < end_s:
         if not child.alive():
             return False
         try:

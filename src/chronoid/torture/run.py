@@ -233,9 +233,9 @@ class Run:
         """Wait until ``process`` has written its first operation (False: it exited or the
         time ran out)."""
         path = self.parts_dir / f"{process}.jsonl"
-        end = time.monotonic() + timeout_s
+        end_s = time.monotonic() + timeout_s
         try:
-            while time.monotonic() < end and not self.interrupted:
+            while time.monotonic() < end_s and not self.interrupted:
                 if path.exists() and path.stat().st_size > 0:
                     return True
                 if not child.alive():
@@ -247,9 +247,9 @@ class Run:
 
     def fault(self, kind: str, target: str, start_ns: int, detail: str = "") -> None:
         """Record a fault that ended now."""
-        end = now_ns()
+        end_ns = now_ns()
         self.faults.fault(
-            kind, target, start_ns, end if end - start_ns > 1_000_000 else None, detail
+            kind, target, start_ns, end_ns if end_ns - start_ns > 1_000_000 else None, detail
         )
 
     # -- the nemesis -----------------------------------------------------------------------
@@ -264,14 +264,14 @@ class Run:
     ) -> None:
         """Carry out ``steps`` on time until ``duration_s`` has passed or every worker is done
         (their ``--ops`` spent). Ctrl-C or SIGTERM ends the run early, as a stop."""
-        start = time.monotonic()
+        start_s = time.monotonic()
         pending = list(steps)
         try:
             while not self.interrupted:
-                elapsed = time.monotonic() - start
-                if elapsed >= duration_s or not workers():
+                elapsed_s = time.monotonic() - start_s
+                if elapsed_s >= duration_s or not workers():
                     break
-                if pending and pending[0].at_s <= elapsed:
+                if pending and pending[0].at_s <= elapsed_s:
                     apply(pending.pop(0))
                     self.supervisor.reap()  # a long run restarts hundreds of processes
                     continue
@@ -282,13 +282,13 @@ class Run:
     def stop_workers(self, children: list[Child], timeout_s: float = 10.0) -> None:
         """Ask every worker to stop after its current operation; kill those that do not."""
         self.stop_file.touch()
-        end = time.monotonic() + timeout_s
+        end_s = time.monotonic() + timeout_s
         for child in children:
             child.signal(signal.SIGCONT)
         for child in children:
-            remaining = max(0.1, end - time.monotonic())
+            remaining_s = max(0.1, end_s - time.monotonic())
             try:
-                child.process.wait(timeout=remaining)
+                child.process.wait(timeout=remaining_s)
             except Exception:
                 child.kill()
 

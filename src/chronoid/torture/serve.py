@@ -120,8 +120,8 @@ class _Server(Owned):
             return f"did not listen within {_START_TIMEOUT_S:g} s: {self.child.log_tail()}"
         return f"exited with status {self.child.process.returncode}: {self.child.log_tail()}"
 
-    def restart(self, deadline: float) -> str:
-        """Start it again, retrying each second until ``deadline`` (monotonic s)."""
+    def restart(self, deadline_s: float) -> str:
+        """Start it again, retrying each second until ``deadline_s`` (time.monotonic())."""
         attempts = 0
         while True:
             attempts += 1
@@ -129,7 +129,7 @@ class _Server(Owned):
             if why is None:
                 return "restarted" if attempts == 1 else f"restarted after {attempts} attempts"
             self.run.faults.fault("restart-failed", self.name, now_ns(), None, why)
-            if time.monotonic() + 1 >= deadline:
+            if time.monotonic() + 1 >= deadline_s:
                 return f"not restarted: {why}"
             time.sleep(1)
 
@@ -397,7 +397,7 @@ def run_serve(
         for i, worker in enumerate(workers):
             run.first_record(f"c{i}", worker)
         rng = random.Random(options.seed)
-        run_end = time.monotonic() + duration_s + _START_TIMEOUT_S
+        run_end_s = time.monotonic() + duration_s + _START_TIMEOUT_S
 
         def pick(step: Step) -> _Server:
             if step.target == "leader":
@@ -405,13 +405,13 @@ def run_serve(
             return next(s for s in servers if s.name == step.target)
 
         def apply(step: Step) -> None:
-            started = now_ns()
+            started_ns = now_ns()
             if step.kind == "client-partition":
                 for_a_while(step.duration_s, network.cut, network.heal)
                 run.fault(
                     "client-partition",
                     "clients",
-                    started,
+                    started_ns,
                     f"every client cut off from every server {step.duration_s:g} s "
                     f"({network.kind})",
                 )
@@ -424,33 +424,33 @@ def run_serve(
                 run.fault(
                     "store-partition",
                     member.name,
-                    started,
+                    started_ns,
                     f"cut off from the store {step.duration_s:g} s (lease TTL "
                     f"{ha.lease_ttl_s:g} s)",
                 )
                 return
             if step.kind in STORE_FAULTS:
                 assert store is not None
-                _store_fault(run, store, step, started, rng)
+                _store_fault(run, store, step, started_ns, rng)
                 return
             server = pick(step)
             if step.kind == "disk-full":
                 assert disk is not None
-                _fill(run, server, disk, step, started, run_end)
+                _fill(run, server, disk, step, started_ns, run_end_s)
             elif step.kind == "kill9":
                 server.kill()
                 time.sleep(rng.uniform(0.05, 0.5))
-                run.fault("kill9", server.name, started, server.restart(run_end))
+                run.fault("kill9", server.name, started_ns, server.restart(run_end_s))
             elif step.kind == "sigterm":
                 assert server.child is not None
                 status = server.child.stop()
-                outcome = f"exit {status}; " + server.restart(run_end)
-                run.fault("sigterm", server.name, started, outcome)
+                outcome = f"exit {status}; " + server.restart(run_end_s)
+                run.fault("sigterm", server.name, started_ns, outcome)
             elif step.kind == "pause":
                 pause(server, step.duration_s)
-                run.fault("pause", server.name, started, f"SIGSTOP {step.duration_s:g} s")
+                run.fault("pause", server.name, started_ns, f"SIGSTOP {step.duration_s:g} s")
             elif step.kind == "intruder":
-                _intruder(run, server, data_dir, step, started, run_end, client)
+                _intruder(run, server, data_dir, step, started_ns, run_end_s, client)
             elif step.kind == "delete-state":
                 state = data_dir / STATE_FILE
                 existed = state.exists()
@@ -459,11 +459,11 @@ def run_serve(
                 time.sleep(step.duration_s)
                 back = state.exists()
                 server.kill()
-                outcome = server.restart(run_end)
+                outcome = server.restart(run_end_s)
                 run.fault(
                     "delete-state",
                     server.name,
-                    started,
+                    started_ns,
                     f"{STATE_FILE} {'deleted' if existed else 'was missing'}; "
                     f"{'written again' if back else 'still missing'} after "
                     f"{step.duration_s:g} s; kill -9; " + outcome,
@@ -507,19 +507,21 @@ def run_serve(
         )
 
 
-def _store_fault(run: Run, store: Store, step: Step, started: int, rng: random.Random) -> None:
+def _store_fault(run: Run, store: Store, step: Step, started_ns: int, rng: random.Random) -> None:
     """``store-pause`` or ``store-kill9`` on a store the run started."""
     if step.kind == "store-pause":
         pause(store, step.duration_s)
-        run.fault("store-pause", store.kind, started, f"SIGSTOP {step.duration_s:g} s")
+        run.fault("store-pause", store.kind, started_ns, f"SIGSTOP {step.duration_s:g} s")
         return
     store.kill()
     time.sleep(rng.uniform(0.2, 1.0))
     outcome = store.restart()
-    run.fault("store-kill9", store.kind, started, f"{outcome} on its data directory")
+    run.fault("store-kill9", store.kind, started_ns, f"{outcome} on its data directory")
 
 
-def _fill(run: Run, server: _Server, disk: Path, step: Step, started: int, run_end: float) -> None:
+def _fill(
+    run: Run, server: _Server, disk: Path, step: Step, started_ns: int, run_end_s: float
+) -> None:
     """Fill the server's tmpfs for ``duration_s``, then free it; restart the server if it
     died of it (recorded as a ``restart`` after the fault)."""
     filler = disk / "filler"
@@ -546,12 +548,12 @@ def _fill(run: Run, server: _Server, disk: Path, step: Step, started: int, run_e
     outcome = "the server kept running"
     if server.child is not None and not server.child.alive():
         outcome = f"the server exited ({server.child.process.returncode}); " + server.restart(
-            run_end
+            run_end_s
         )
     run.fault(
         "disk-full",
         server.name,
-        started,
+        started_ns,
         f"data directory full {step.duration_s:g} s ({written // 1024} KiB filler), "
         f"then freed; {outcome}",
     )
@@ -559,12 +561,12 @@ def _fill(run: Run, server: _Server, disk: Path, step: Step, started: int, run_e
 
 def _leader(servers: list[_Server], timeout_s: float) -> _Server | None:
     """The member that says it leads (waiting up to ``timeout_s``), or None."""
-    end = time.monotonic() + timeout_s
+    end_s = time.monotonic() + timeout_s
     while True:
         for server in servers:
             if server.child is not None and server.child.alive() and server.role() == "leader":
                 return server
-        if time.monotonic() >= end:
+        if time.monotonic() >= end_s:
             return None
         time.sleep(0.1)
 
@@ -577,8 +579,8 @@ def _intruder(
     server: _Server,
     data_dir: Path,
     step: Step,
-    started: int,
-    run_end: float,
+    started_ns: int,
+    run_end_s: float,
     client: Callable[..., Child],
 ) -> None:
     """A second server on the first one's data directory; if it starts, drive it."""
@@ -590,9 +592,9 @@ def _intruder(
         if why is None:
             break
     else:
-        run.fault("intruder", intruder.name, started, f"refused to start: {why}")
+        run.fault("intruder", intruder.name, started_ns, f"refused to start: {why}")
         return
-    stop_file = run.supervisor.scratch / f"stop-intruder-{started}"
+    stop_file = run.supervisor.scratch / f"stop-intruder-{started_ns}"
     driver = client(
         f"intruder{run.number('intruder')}",
         [intruder.port],
@@ -611,9 +613,11 @@ def _intruder(
     run.fault(
         "intruder",
         intruder.name,
-        started,
+        started_ns,
         f"a second server started on the same data directory and served {step.duration_s:g} s",
     )
-    kill_started = now_ns()
+    kill_started_ns = now_ns()
     server.kill()
-    run.fault("kill9", server.name, kill_started, "after the intruder; " + server.restart(run_end))
+    run.fault(
+        "kill9", server.name, kill_started_ns, "after the intruder; " + server.restart(run_end_s)
+    )

@@ -206,8 +206,8 @@ class PostgresStore(Store):
         backends = children_of(self.child.pid) if self.child.alive() else []
         self.signal(signal.SIGKILL)
         self.child.kill()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(_exists(pid) for pid in backends):
+        deadline_s = time.monotonic() + 10
+        while time.monotonic() < deadline_s and any(_exists(pid) for pid in backends):
             time.sleep(0.02)
 
     def user(self) -> str | None:

@@ -240,7 +240,7 @@ def run_sequencer(args: argparse.Namespace) -> None:
         if mode == "pipelined":
             assert isinstance(route, Route)
             depth = 8
-            invoke = now_ns()
+            invoke_ns = now_ns()
             # The replies are read one by one on redis-py's connection, not through
             # Pipeline.execute: that drops the replies it has read when the link fails
             # before the last, and a value received but not recorded could hide a duplicate.
@@ -250,7 +250,7 @@ def run_sequencer(args: argparse.Namespace) -> None:
                 replies, lost = route.pipeline(["GETSEQ"] * depth)
             except Exception as exc:
                 lost = exc
-            done = now_ns()
+            done_ns = now_ns()
             failed = lost is not None
             for reply in replies:
                 if isinstance(reply, Exception):
@@ -261,14 +261,20 @@ def run_sequencer(args: argparse.Namespace) -> None:
                         loop.process,
                         "getseq",
                         "default",
-                        invoke,
-                        done,
+                        invoke_ns,
+                        done_ns,
                         route.failed(reply),
                         error=_one_line(reply),
                     )
                 else:
                     loop.history.op(
-                        loop.process, "getseq", "default", invoke, done, "ok", value=int(reply)
+                        loop.process,
+                        "getseq",
+                        "default",
+                        invoke_ns,
+                        done_ns,
+                        "ok",
+                        value=int(reply),
                     )
             if lost is not None:
                 status = route.failed(lost)
@@ -277,8 +283,8 @@ def run_sequencer(args: argparse.Namespace) -> None:
                         loop.process,
                         "getseq",
                         "default",
-                        invoke,
-                        done,
+                        invoke_ns,
+                        done_ns,
                         status,
                         error=_one_line(lost),
                     )
@@ -296,7 +302,7 @@ def run_sequencer(args: argparse.Namespace) -> None:
             # chronoid's client also takes named blocks: getseq(n, name).
             count = rng.choice((1, 10, 100)) if args.client == "chronoid" else 1
             command = ["GETSEQ", str(count), name]
-        invoke = now_ns()
+        invoke_ns = now_ns()
         try:
             value = route.client().execute_command(*command)
         except Exception as exc:
@@ -304,7 +310,7 @@ def run_sequencer(args: argparse.Namespace) -> None:
                 loop.process,
                 "getseq",
                 name,
-                invoke,
+                invoke_ns,
                 now_ns(),
                 route.failed(exc),
                 count=count,
@@ -312,9 +318,16 @@ def run_sequencer(args: argparse.Namespace) -> None:
             )
             time.sleep(0.02)
         else:
-            done = now_ns()
+            done_ns = now_ns()
             loop.history.op(
-                loop.process, "getseq", name, invoke, done, "ok", value=int(value), count=count
+                loop.process,
+                "getseq",
+                name,
+                invoke_ns,
+                done_ns,
+                "ok",
+                value=int(value),
+                count=count,
             )
             if isinstance(route, ChronoidRoute) and route.switches:
                 # The attempts before the one that answered, each with an unknown outcome.
@@ -322,8 +335,8 @@ def run_sequencer(args: argparse.Namespace) -> None:
                     loop.process,
                     "getseq",
                     name,
-                    invoke,
-                    done,
+                    invoke_ns,
+                    done_ns,
                     "info",
                     count=count * route.switches,
                     error=f"SequencerClient switched servers {route.switches} time(s) in "
@@ -342,7 +355,7 @@ def run_lease(args: argparse.Namespace) -> None:
     generator = None
     while loop.running():
         if generator is None:
-            invoke = now_ns()
+            invoke_ns = now_ns()
             try:
                 generator = LeaseGenerator(
                     args.layout, parse_registry_url(args.registry), ttl_ms=args.ttl_ms
@@ -352,7 +365,7 @@ def run_lease(args: argparse.Namespace) -> None:
                     loop.process,
                     "acquire",
                     loop.key,
-                    invoke,
+                    invoke_ns,
                     now_ns(),
                     "fail",
                     error=_one_line(exc),
@@ -362,9 +375,9 @@ def run_lease(args: argparse.Namespace) -> None:
                 continue
         ids: list[int] = []
         failure: Exception | None = None
-        invoke = now_ns()
+        invoke_ns = now_ns()
         try:
-            while len(ids) < args.batch and now_ns() - invoke < batch_ns:
+            while len(ids) < args.batch and now_ns() - invoke_ns < batch_ns:
                 ids.append(generator.next_id())
         except ChronoidError as exc:
             failure = exc
@@ -372,12 +385,20 @@ def run_lease(args: argparse.Namespace) -> None:
             # Whatever ends the batch (also an exception that is not chronoid's, which then
             # ends the worker), the IDs already handed out are recorded: one left out could
             # hide a duplicate.
-            done = now_ns()
+            done_ns = now_ns()
             if ids:
-                loop.history.op(loop.process, "next_id", loop.key, invoke, done, "ok", ids=ids)
+                loop.history.op(
+                    loop.process, "next_id", loop.key, invoke_ns, done_ns, "ok", ids=ids
+                )
         if failure is not None:
             loop.history.op(
-                loop.process, "next_id", loop.key, done, now_ns(), "fail", error=_one_line(failure)
+                loop.process,
+                "next_id",
+                loop.key,
+                done_ns,
+                now_ns(),
+                "fail",
+                error=_one_line(failure),
             )
             time.sleep(0.05)
         loop.count()
@@ -405,26 +426,32 @@ def run_instance(args: argparse.Namespace) -> None:
     from chronoid.modes import InstanceGenerator
 
     loop = Loop(args)
-    invoke = now_ns()
+    invoke_ns = now_ns()
     clock = OffsetClock(int(args.clock_offset_ms * 1_000_000))
     try:
         generator = InstanceGenerator(args.layout, state_file=args.state_file, clock=clock)
     except ChronoidError as exc:
         loop.history.op(
-            loop.process, "open", loop.key, invoke, now_ns(), "fail", error=_one_line(exc)
+            loop.process, "open", loop.key, invoke_ns, now_ns(), "fail", error=_one_line(exc)
         )
         return
     while loop.running():
-        invoke = now_ns()
+        invoke_ns = now_ns()
         try:
             ids = generator.next_ids(args.batch)
         except ChronoidError as exc:
             loop.history.op(
-                loop.process, "next_ids", loop.key, invoke, now_ns(), "fail", error=_one_line(exc)
+                loop.process,
+                "next_ids",
+                loop.key,
+                invoke_ns,
+                now_ns(),
+                "fail",
+                error=_one_line(exc),
             )
             time.sleep(0.05)
         else:
-            loop.history.op(loop.process, "next_ids", loop.key, invoke, now_ns(), "ok", ids=ids)
+            loop.history.op(loop.process, "next_ids", loop.key, invoke_ns, now_ns(), "ok", ids=ids)
         loop.count()
     generator.close()
 
