@@ -19,14 +19,14 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import subprocess
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from chronoid.errors import TortureError
+from chronoid.torture.processes import Child
 from tests.support import free_port
 
 ETCD = "etcd"
@@ -62,7 +62,7 @@ class EtcdCluster:
         self.names = [f"m{i}" for i in range(size)]
         self.client_ports = [free_port() for _ in range(size)]
         self.peer_ports = [free_port() for _ in range(size)]
-        self.processes: list[subprocess.Popen[bytes] | None] = [None] * size
+        self.children: list[Child | None] = [None] * size
         peers = zip(self.names, self.peer_ports, strict=True)
         self._initial_cluster = ",".join(f"{name}=http://127.0.0.1:{port}" for name, port in peers)
         self._token = f"chronoid-{root.name}-{self.client_ports[0]}"
@@ -82,52 +82,50 @@ class EtcdCluster:
             raise RuntimeError(f"etcd member {i} is already running")
         name, client, peer = self.names[i], self.client_ports[i], self.peer_ports[i]
         data_dir = self.root / f"etcd-{name}"
-        with self.log(i).open("ab") as log:
-            self.processes[i] = subprocess.Popen(
-                [
-                    ETCD,
-                    "--name",
-                    name,
-                    "--data-dir",
-                    str(data_dir),
-                    "--listen-client-urls",
-                    f"http://127.0.0.1:{client}",
-                    "--advertise-client-urls",
-                    f"http://127.0.0.1:{client}",
-                    "--listen-peer-urls",
-                    f"http://127.0.0.1:{peer}",
-                    "--initial-advertise-peer-urls",
-                    f"http://127.0.0.1:{peer}",
-                    "--initial-cluster",
-                    self._initial_cluster,
-                    "--initial-cluster-state",
-                    "new",  # ignored once the data dir exists, so a restart rejoins
-                    "--initial-cluster-token",
-                    self._token,
-                    "--heartbeat-interval",
-                    str(self.heartbeat_ms),
-                    "--election-timeout",
-                    str(self.election_timeout_ms),
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        self.children[i] = Child.start(
+            f"etcd member {i}",
+            [
+                ETCD,
+                "--name",
+                name,
+                "--data-dir",
+                str(data_dir),
+                "--listen-client-urls",
+                f"http://127.0.0.1:{client}",
+                "--advertise-client-urls",
+                f"http://127.0.0.1:{client}",
+                "--listen-peer-urls",
+                f"http://127.0.0.1:{peer}",
+                "--initial-advertise-peer-urls",
+                f"http://127.0.0.1:{peer}",
+                "--initial-cluster",
+                self._initial_cluster,
+                "--initial-cluster-state",
+                "new",  # ignored once the data dir exists, so a restart rejoins
+                "--initial-cluster-token",
+                self._token,
+                "--heartbeat-interval",
+                str(self.heartbeat_ms),
+                "--election-timeout",
+                str(self.election_timeout_ms),
+            ],
+            log_path=self.log(i),
+        )
         if wait:
             self.wait_healthy(i)
 
     def stop(self, i: int, sig: int = signal.SIGKILL) -> None:
         """Stop member ``i`` with ``sig`` (SIGKILL: a crash) and wait until it has exited."""
-        process = self.processes[i]
-        if process is None or process.poll() is not None:
+        child = self.children[i]
+        if child is None or not child.alive():
             return
-        process.send_signal(sig)
-        process.wait(timeout=10)
+        child.signal(sig)
+        child.process.wait(timeout=10)
 
     def running(self, i: int) -> bool:
         """Whether member ``i``'s process is alive."""
-        process = self.processes[i]
-        return process is not None and process.poll() is None
+        child = self.children[i]
+        return child is not None and child.alive()
 
     def healthy(self, i: int) -> bool:
         """Whether member ``i`` answers ``/health`` with true (it sees a leader and a quorum)."""
@@ -139,16 +137,11 @@ class EtcdCluster:
             return False
 
     def wait_healthy(self, i: int) -> None:
-        """Block until member ``i`` is healthy; RuntimeError with its log tail if it is not."""
-        end = time.monotonic() + self.ready_s
-        while time.monotonic() < end:
-            process = self.processes[i]
-            if process is None or process.poll() is not None:
-                raise RuntimeError(f"etcd member {i} exited:\n{self._tail(i)}")
-            if self.healthy(i):
-                return
-            time.sleep(0.05)
-        raise RuntimeError(f"etcd member {i} not healthy after {self.ready_s} s:\n{self._tail(i)}")
+        """Block until member ``i`` is healthy; TortureError with its log tail if it is not."""
+        child = self.children[i]
+        if child is None:
+            raise TortureError(f"etcd member {i} was never started")
+        child.wait_ready(lambda: self.healthy(i), self.ready_s, "healthy")
 
     def restore(self) -> None:
         """Restart every stopped member and wait until all are healthy."""
@@ -182,12 +175,6 @@ class EtcdCluster:
                 return answer
         except OSError:
             return {}
-
-    def _tail(self, i: int, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log(i).read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
 
     def close(self) -> None:
         """Kill every member that is still running."""
