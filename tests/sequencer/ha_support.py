@@ -21,12 +21,13 @@ from pathlib import Path
 
 from chronoid.errors import SequencerReplyError
 from chronoid.sequencer.client import AsyncSequencerClient, SequencerClient
+from chronoid.torture.processes import Child
 from tests.support import free_port
 
 
 @dataclass
 class Member:
-    """One ``chronoid serve --ha`` process."""
+    """One ``chronoid serve --ha`` process (started by :meth:`Child.start`, the one launcher)."""
 
     ha_url: str
     cluster: str
@@ -34,72 +35,56 @@ class Member:
     log_path: Path
     ttl: float
     extra: tuple[str, ...] = ()
-    process: subprocess.Popen[bytes] | None = None
+    child: Child | None = None
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        """The current process (None before the first ``start()``)."""
+        return None if self.child is None else self.child.process
+
     def start(self) -> Member:
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
+        self.child = Child.start(
+            f"member on {self.port}",
             [
-                sys.executable,
-                "-m",
-                "chronoid",
-                "serve",
-                "--ha",
-                self.ha_url,
-                "--cluster",
-                self.cluster,
-                "--port",
-                str(self.port),
-                "--lease-ttl",
-                str(self.ttl),
-                "--member",
-                f"m{self.port}",
-                "--log-level",
-                "INFO",
-                *self.extra,
+                *(sys.executable, "-m", "chronoid", "serve", "--ha", self.ha_url),
+                *("--cluster", self.cluster, "--port", str(self.port)),
+                *("--lease-ttl", str(self.ttl), "--member", f"m{self.port}"),
+                *("--log-level", "INFO", *self.extra),
             ],
-            stdout=subprocess.DEVNULL,
-            stderr=log,
+            log_path=self.log_path,
             env={k: v for k, v in os.environ.items() if k != "CHRONOID_PASSWORD"},
         )
-        log.close()
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"member exited {self.process.returncode}: {self.log()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return self
-            except OSError:
-                time.sleep(0.02)
-        raise AssertionError(f"member on {self.port} did not listen: {self.log()}")
+        self.child.wait_listening(self.port, 15.0)
+        return self
+
+    def alive(self) -> bool:
+        """True while the current process runs."""
+        return self.child is not None and self.child.alive()
 
     def signal(self, sig: int) -> None:
-        assert self.process is not None
-        self.process.send_signal(sig)
+        assert self.child is not None
+        self.child.signal(sig)
 
     def kill(self) -> None:
-        assert self.process is not None
-        self.process.kill()
-        self.process.wait(timeout=10)
+        assert self.child is not None
+        self.child.kill()
 
     def kill_if_running(self) -> None:
-        """Clean-up after a test that may have left it paused: SIGCONT, then kill -9 (a
+        """Clean-up after a test that may have left it paused: kill -9 (SIGCONT first: a
         stopped process cannot die until it runs again); nothing if it never started or
         already exited."""
-        if self.process is not None and self.process.poll() is None:
+        if self.alive():
             self.signal(signal.SIGCONT)
             self.kill()
 
     def stop(self) -> int:
-        assert self.process is not None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=15)
+        assert self.child is not None
+        self.child.signal(signal.SIGTERM)
+        return self.child.process.wait(timeout=15)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -143,8 +128,7 @@ def wait_for_leader(members: list[Member], timeout: float) -> Member:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for member in members:
-            alive = member.process is not None and member.process.poll() is None
-            if alive and member.role() == "leader":
+            if member.alive() and member.role() == "leader":
                 return member
         time.sleep(0.05)
     logs = "\n".join(m.log()[-2000:] for m in members)

@@ -76,9 +76,7 @@ def members(pg_dsn: str, tmp_path: Path) -> Iterator[list[Member]]:
         group.append(Member(pg_dsn, cluster, free_port(), tmp_path / f"m{i}.log", TTL, extra))
     yield group
     for member in group:
-        if member.process is not None and member.process.poll() is None:
-            member.process.kill()
-            member.process.wait(timeout=10)
+        member.kill_if_running()
 
 
 def _metrics_port(member: Member) -> int:
