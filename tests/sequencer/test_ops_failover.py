@@ -98,8 +98,8 @@ def test_readyz_follows_leadership_across_a_kill_9(
     monkeypatch.setenv("NOTIFY_SOCKET", f"{directory}/notify")
     for member in members:
         member.start()
-        assert member.process is not None
-        wait_for_port(_metrics_port(member), member.process)  # type: ignore[arg-type]
+        assert member.child is not None
+        wait_for_port(_metrics_port(member), member.child)
     # Each member tells systemd it is ready once it listens, a standby too.
     statuses = sorted(notify.recv(4096).decode() for _ in members)
     notify.close()
