@@ -22,20 +22,15 @@ from __future__ import annotations
 import argparse
 import itertools
 import statistics
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # the test suite's harness for real server processes
-
-from tests.sequencer.etcd_cluster import EtcdCluster  # noqa: E402
-from tests.sequencer.ha_support import Load, Member, make_members, wait_for_leader  # noqa: E402
-
-from chronoid.sequencer.election import DEFAULT_TTL  # noqa: E402
-from environment import measured_line  # noqa: E402
+from chronoid.sequencer.election import DEFAULT_TTL
+from chronoid.torture.etcd_cluster import EtcdCluster
+from chronoid.torture.failover import Load, Member, make_members, wait_for_leader
+from environment import measured_line
 
 RESULTS = Path(__file__).with_name("results") / "failover.md"
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
@@ -55,9 +50,7 @@ def _check(load: Load, what: str) -> list[int]:
 
 def _stop_all(members: list[Member]) -> None:
     for member in members:
-        if member.process is not None and member.process.poll() is None:
-            member.process.kill()
-            member.process.wait()
+        member.kill_if_running()
 
 
 def measure(url: str, kills: int, ttl: float) -> dict[str, object]:

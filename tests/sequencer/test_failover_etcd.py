@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.sequencer.etcd_cluster import EtcdCluster
-from tests.sequencer.ha_support import (
+from chronoid.torture.etcd_cluster import EtcdCluster
+from chronoid.torture.failover import (
     Load,
     Member,
     make_members,

@@ -32,7 +32,7 @@ from chronoid.lease.postgres import PostgresCoordinator
 from chronoid.sequencer.client import AsyncSequencerClient, SequencerClient
 from chronoid.sequencer.sequences import BLOCK_MAX, MAX_VALUE
 from chronoid.sequencer.sites import site_range
-from tests.sequencer.ha_support import (
+from chronoid.torture.failover import (
     Load,
     Member,
     make_members,

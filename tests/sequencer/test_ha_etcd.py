@@ -27,7 +27,7 @@ from chronoid.errors import InvalidArgument, LeadershipLost, StoreUnavailable
 from chronoid.lease.etcd import EtcdCoordinator
 from chronoid.sequencer.election import Elector
 from chronoid.sequencer.sequences import Sequences
-from tests.sequencer.etcd_cluster import EtcdCluster
+from chronoid.torture.etcd_cluster import EtcdCluster
 from tests.support import free_port, wait_until
 
 pytestmark = pytest.mark.integration

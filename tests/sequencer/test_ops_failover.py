@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from chronoid.sequencer.metrics import METRIC_NAMES
+from chronoid.torture.failover import Member, wait_for_leader
 from tests.sequencer.conftest import wait_for_port
-from tests.sequencer.ha_support import Member, wait_for_leader
 from tests.sequencer.test_operations import http, parse_lines, sample_names
 from tests.support import free_port
 

@@ -1,4 +1,4 @@
-"""A throwaway 3-member etcd cluster on loopback, for failover tests.
+"""A throwaway 3-member etcd cluster on loopback, for the failover tests and benchmark.
 
 Each member is a real ``etcd`` subprocess (Debian's etcd-server package) with its own client
 and peer port and a data directory under the test's ``tmp_path``. ``stop(i)`` kills one member
@@ -25,20 +25,25 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from chronoid.errors import TortureError
-from chronoid.torture.processes import Child
-from tests.support import free_port
+from chronoid.errors import InvalidArgument, TortureError
+from chronoid.torture.processes import Child, free_port
+
+__all__ = ["ELECTION_TIMEOUT_MS", "HEARTBEAT_MS", "EtcdCluster"]
 
 ETCD = "etcd"
+"""The etcd server binary (Debian's etcd-server package puts it on PATH)."""
 HEARTBEAT_MS = 50
+"""Default raft heartbeat (ms): twice as fast as etcd's 100."""
 ELECTION_TIMEOUT_MS = 500
+"""Default raft election timeout (ms): twice as fast as etcd's 1000."""
 
 
 class EtcdCluster:
     """``size`` etcd members on 127.0.0.1 with state under ``root``; started by ``__enter__``.
 
     Args:
-        root: a directory of the test's own (``tmp_path``): data dirs and logs go there.
+        root: a directory of the caller's own (a test's ``tmp_path``): data dirs and logs
+            go there.
         size: number of members (3 tolerates one failure).
         ready_s: how long to wait for a member to report healthy (s).
         heartbeat_ms, election_timeout_ms: raft timings (etcd's defaults are 100 and 1000).
@@ -53,8 +58,15 @@ class EtcdCluster:
         heartbeat_ms: int = HEARTBEAT_MS,
         election_timeout_ms: int = ELECTION_TIMEOUT_MS,
     ) -> None:
+        if size < 1:
+            raise InvalidArgument(f"size must be >= 1 member, got {size}")
+        if not 0 < heartbeat_ms < election_timeout_ms:
+            raise InvalidArgument(
+                "heartbeat_ms must be > 0 and below election_timeout_ms, got "
+                f"{heartbeat_ms} and {election_timeout_ms}"
+            )
         if shutil.which(ETCD) is None:
-            raise RuntimeError("etcd is not installed (apt-get install etcd-server)")
+            raise TortureError("etcd is not installed (apt-get install etcd-server)")
         self.root = root
         self.ready_s = ready_s
         self.heartbeat_ms = heartbeat_ms
@@ -79,7 +91,7 @@ class EtcdCluster:
     def start(self, i: int, *, wait: bool = True) -> None:
         """Start (or restart) member ``i``; with ``wait``, block until it reports healthy."""
         if self.running(i):
-            raise RuntimeError(f"etcd member {i} is already running")
+            raise TortureError(f"etcd member {i} is already running")
         name, client, peer = self.names[i], self.client_ports[i], self.peer_ports[i]
         data_dir = self.root / f"etcd-{name}"
         self.children[i] = Child.start(
@@ -152,7 +164,7 @@ class EtcdCluster:
             self.wait_healthy(i)
 
     def raft_leader(self) -> int:
-        """The index of the member that is raft leader now (RuntimeError if none is)."""
+        """The index of the member that is raft leader now (TortureError if none is)."""
         statuses = [
             self._post(i, "maintenance/status", {}) if self.running(i) else {}
             for i in range(len(self.names))
@@ -161,7 +173,7 @@ class EtcdCluster:
         for status in statuses:
             if status.get("leader") in ids:
                 return ids.index(status["leader"])
-        raise RuntimeError("no etcd member knows a raft leader")
+        raise TortureError("no etcd member knows a raft leader")
 
     def _post(self, i: int, path: str, body: dict[str, Any]) -> dict[str, Any]:
         request = urllib.request.Request(

@@ -1,8 +1,11 @@
-"""Failover test helpers: ``chronoid serve --ha`` members as real subprocesses.
+"""A failover group on loopback: ``chronoid serve --ha`` members as real processes, and a
+client load that records what it got.
 
-Each member logs to its own file so a test can read why it stepped down; a load thread
-records every value a failover-aware client got, with the time, for uniqueness and
-failover-time checks.
+The harness of the failover tests (``tests/sequencer/test_failover_*.py``) and of
+``benchmarks/bench_failover.py``, here so the benchmark needs nothing from ``tests``. Each
+member logs to its own file so a caller can read why it stepped down; the load thread records
+every value a failover-aware client got, with the time, for uniqueness and failover-time
+checks.
 """
 
 from __future__ import annotations
@@ -19,15 +22,21 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chronoid.errors import SequencerReplyError
+from chronoid.errors import SequencerReplyError, TortureError
 from chronoid.sequencer.client import AsyncSequencerClient, SequencerClient
-from chronoid.torture.processes import Child
-from tests.support import free_port
+from chronoid.torture.processes import Child, free_port
+
+__all__ = ["Load", "Member", "make_members", "wait_for_leader", "wait_for_term"]
+
+START_TIMEOUT_S = 15.0
+"""How long a member may take to listen after it started (s)."""
 
 
 @dataclass
 class Member:
-    """One ``chronoid serve --ha`` process (started by :meth:`Child.start`, the one launcher)."""
+    """One ``chronoid serve --ha`` member on 127.0.0.1:``port`` in failover cluster
+    ``cluster`` of the store ``ha_url``, with lease TTL ``ttl`` (s) and ``extra`` flags;
+    started (and restarted) by :meth:`start` through :meth:`Child.start`."""
 
     ha_url: str
     cluster: str
@@ -39,6 +48,7 @@ class Member:
 
     @property
     def address(self) -> str:
+        """``host:port``, as a client's server list names it."""
         return f"127.0.0.1:{self.port}"
 
     @property
@@ -47,6 +57,11 @@ class Member:
         return None if self.child is None else self.child.process
 
     def start(self) -> Member:
+        """Start it (again) and wait until it listens.
+
+        Raises:
+            TortureError: it exited or did not listen within 15 s (with its log's tail).
+        """
         self.child = Child.start(
             f"member on {self.port}",
             [
@@ -58,23 +73,28 @@ class Member:
             log_path=self.log_path,
             env={k: v for k, v in os.environ.items() if k != "CHRONOID_PASSWORD"},
         )
-        self.child.wait_listening(self.port, 15.0)
+        self.child.wait_listening(self.port, START_TIMEOUT_S)
         return self
+
+    def _started(self) -> Child:
+        if self.child is None:
+            raise TortureError(f"the member on port {self.port} was never started")
+        return self.child
 
     def alive(self) -> bool:
         """True while the current process runs."""
         return self.child is not None and self.child.alive()
 
     def signal(self, sig: int) -> None:
-        assert self.child is not None
-        self.child.signal(sig)
+        """Send ``sig`` (SIGSTOP: a pause, SIGCONT: the end of one)."""
+        self._started().signal(sig)
 
     def kill(self) -> None:
-        assert self.child is not None
-        self.child.kill()
+        """kill -9 it (a crash) and reap it."""
+        self._started().kill()
 
     def kill_if_running(self) -> None:
-        """Clean-up after a test that may have left it paused: kill -9 (SIGCONT first: a
+        """Clean-up after a caller that may have left it paused: kill -9 (SIGCONT first: a
         stopped process cannot die until it runs again); nothing if it never started or
         already exited."""
         if self.alive():
@@ -82,11 +102,13 @@ class Member:
             self.kill()
 
     def stop(self) -> int:
-        assert self.child is not None
-        self.child.signal(signal.SIGTERM)
-        return self.child.process.wait(timeout=15)
+        """SIGTERM (it resigns its term) and its exit status (waits up to 15 s)."""
+        child = self._started()
+        child.signal(signal.SIGTERM)
+        return child.process.wait(timeout=15)
 
     def log(self) -> str:
+        """Everything it logged so far, over all its starts."""
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def raw(self, command: bytes) -> bytes:
@@ -102,13 +124,16 @@ class Member:
             return data
 
     def info(self) -> dict[str, str]:
+        """Its INFO reply as ``field: value`` pairs."""
         with SequencerClient("127.0.0.1", self.port, timeout=2) as client:
             text = client.call(b"INFO")
-        assert isinstance(text, bytes)
+        if not isinstance(text, bytes):
+            raise TortureError(f"INFO of the member on port {self.port} is not text: {text!r}")
         pairs = (line.split(":", 1) for line in text.decode().splitlines() if ":" in line)
         return {k: v for k, v in pairs}
 
     def role(self) -> str:
+        """``leader``, ``standby``, or ``down`` when it does not answer."""
         try:
             return self.info()["role"]
         except (OSError, EOFError, SequencerReplyError):
@@ -116,15 +141,18 @@ class Member:
 
 
 def make_members(
-    ha_url: str, cluster: str, tmp_path: Path, n: int, ttl: float, *extra: str
+    ha_url: str, cluster: str, log_dir: Path, n: int, ttl: float, *extra: str
 ) -> list[Member]:
+    """``n`` members (not started) on spare ports, logging to ``log_dir/member<i>.log``."""
     return [
-        Member(ha_url, cluster, free_port(), tmp_path / f"member{i}.log", ttl, extra)
+        Member(ha_url, cluster, free_port(), log_dir / f"member{i}.log", ttl, extra)
         for i in range(n)
     ]
 
 
 def wait_for_leader(members: list[Member], timeout: float) -> Member:
+    """The member that is leader within ``timeout`` s; TortureError with every log's tail
+    if none is."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for member in members:
@@ -132,7 +160,7 @@ def wait_for_leader(members: list[Member], timeout: float) -> Member:
                 return member
         time.sleep(0.05)
     logs = "\n".join(m.log()[-2000:] for m in members)
-    raise AssertionError(f"no leader within {timeout} s:\n{logs}")
+    raise TortureError(f"no leader within {timeout} s:\n{logs}")
 
 
 def wait_for_term(member: Member, timeout: float) -> dict[str, str]:
@@ -143,7 +171,7 @@ def wait_for_term(member: Member, timeout: float) -> dict[str, str]:
         if info["ha_term"] != "0":
             return info
         time.sleep(0.05)
-    raise AssertionError(f"no term within {timeout} s: {member.log()[-2000:]}")
+    raise TortureError(f"no term within {timeout} s: {member.log()[-2000:]}")
 
 
 @dataclass
@@ -159,6 +187,7 @@ class Load:
     _thread: threading.Thread | None = None
 
     def start(self) -> Load:
+        """Start the thread; values and errors accumulate until :meth:`stop`."""
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         return self
@@ -205,6 +234,7 @@ class Load:
         await client.close()
 
     def stop(self) -> None:
+        """Stop the thread (waits up to 40 s for the call in flight)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=40)
@@ -224,4 +254,4 @@ class Load:
             if values and values[-1][0] > moment:
                 return min(when for when, _ in values if when > moment)
             time.sleep(0.01)
-        raise AssertionError(f"no value within {timeout} s after the event: {self.errors[-3:]}")
+        raise TortureError(f"no value within {timeout} s after the event: {self.errors[-3:]}")
