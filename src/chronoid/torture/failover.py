@@ -21,12 +21,15 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from chronoid.errors import SequencerReplyError, TortureError
 from chronoid.sequencer.client import AsyncSequencerClient, SequencerClient
 from chronoid.torture.processes import Child, free_port
 
 __all__ = ["Load", "Member", "make_members", "wait_for_leader", "wait_for_term"]
+
+_Client = TypeVar("_Client", SequencerClient, AsyncSequencerClient)
 
 START_TIMEOUT_S = 15.0
 """How long a member may take to listen after it started (s)."""
@@ -192,18 +195,18 @@ class Load:
         self._thread.start()
         return self
 
+    def _client(self, kind: type[_Client]) -> _Client:
+        """A failover-aware client of ``kind``: the first member, the others to fail over to
+        (0.5 s socket timeout, 30 s to find a leader)."""
+        first, *rest = self.members
+        servers = [m.address for m in rest]
+        return kind("127.0.0.1", first.port, servers=servers, timeout=0.5, failover_timeout=30)
+
     def _run(self) -> None:
         if self.asynchronous:
             asyncio.run(self._run_async())
             return
-        first, *rest = self.members
-        client = SequencerClient(
-            "127.0.0.1",
-            first.port,
-            servers=[m.address for m in rest],
-            timeout=0.5,
-            failover_timeout=30,
-        )
+        client = self._client(SequencerClient)
         while not self._stop.is_set():
             try:
                 value = client.getseq()
@@ -215,14 +218,7 @@ class Load:
         client.close()
 
     async def _run_async(self) -> None:
-        first, *rest = self.members
-        client = AsyncSequencerClient(
-            "127.0.0.1",
-            first.port,
-            servers=[m.address for m in rest],
-            timeout=0.5,
-            failover_timeout=30,
-        )
+        client = self._client(AsyncSequencerClient)
         while not self._stop.is_set():
             try:
                 value = await client.getseq()
