@@ -29,6 +29,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from environment import markdown_table
+
 RESULTS = Path(__file__).resolve().parent / "results" / "cli.md"
 BASELINE = "python -c 'import chronoid'"
 HEAVY = ("asyncio", "ssl", "socket", "psycopg", "redis", "importlib.metadata")
@@ -143,14 +145,20 @@ def main(argv: list[str] | None = None) -> int:
         f" · Python {platform.python_version()} · {when} · {rounds} rounds, each command a "
         "fresh process · goal: `chronoid new` and `chronoid inspect` ≤ 1.50 × the import",
         "",
-        f"| command | ms (median) | × `{BASELINE}` | heavy modules imported |",
-        "| --- | ---: | ---: | --- |",
+        *markdown_table(
+            ("command", "ms (median)", f"× `{BASELINE}`", "heavy modules imported"),
+            [
+                (
+                    f"`{name}`{_note(name)}",
+                    f"{statistics.median(samples[name]):.1f}",
+                    f"{statistics.median(ratios[name]):.2f}",
+                    heavy_imports(command),
+                )
+                for name, command in runs.items()
+            ],
+            align="lrrl",
+        ),
     ]
-    for name, command in runs.items():
-        lines.append(
-            f"| `{name}`{_note(name)} | {statistics.median(samples[name]):.1f} | "
-            f"{statistics.median(ratios[name]):.2f} | {heavy_imports(command)} |"
-        )
     table = "\n".join(lines) + "\n"
     print(table)
     RESULTS.write_text(table, encoding="utf-8")
