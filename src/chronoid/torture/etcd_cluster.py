@@ -28,7 +28,7 @@ from typing import Any
 from chronoid.errors import InvalidArgument, TortureError
 from chronoid.torture.processes import Child, free_port
 
-__all__ = ["ELECTION_TIMEOUT_MS", "HEARTBEAT_MS", "EtcdCluster"]
+__all__ = ["ELECTION_TIMEOUT_MS", "HEARTBEAT_MS", "EtcdCluster", "member_argv"]
 
 ETCD = "etcd"
 """The etcd server binary (Debian's etcd-server package puts it on PATH)."""
@@ -36,6 +36,22 @@ HEARTBEAT_MS = 50
 """Default raft heartbeat (ms): twice as fast as etcd's 100."""
 ELECTION_TIMEOUT_MS = 500
 """Default raft election timeout (ms): twice as fast as etcd's 1000."""
+
+
+def member_argv(
+    binary: str, name: str, data_dir: Path, client_port: int, peer_port: int, initial_cluster: str
+) -> list[str]:
+    """The command of etcd member ``name`` on 127.0.0.1 (clients on ``client_port``, raft
+    peers on ``peer_port``) with its data in ``data_dir``, in the cluster ``initial_cluster``
+    (``name=http://127.0.0.1:<peer port>,...``): the cluster's members and the torture
+    tool's one-member store are started the same way."""
+    client, peer = f"http://127.0.0.1:{client_port}", f"http://127.0.0.1:{peer_port}"
+    return [
+        *(binary, "--name", name, "--data-dir", str(data_dir)),
+        *("--listen-client-urls", client, "--advertise-client-urls", client),
+        *("--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer),
+        *("--initial-cluster", initial_cluster),
+    ]
 
 
 class EtcdCluster:
@@ -97,29 +113,12 @@ class EtcdCluster:
         self.children[i] = Child.start(
             f"etcd member {i}",
             [
-                ETCD,
-                "--name",
-                name,
-                "--data-dir",
-                str(data_dir),
-                "--listen-client-urls",
-                f"http://127.0.0.1:{client}",
-                "--advertise-client-urls",
-                f"http://127.0.0.1:{client}",
-                "--listen-peer-urls",
-                f"http://127.0.0.1:{peer}",
-                "--initial-advertise-peer-urls",
-                f"http://127.0.0.1:{peer}",
-                "--initial-cluster",
-                self._initial_cluster,
+                *member_argv(ETCD, name, data_dir, client, peer, self._initial_cluster),
                 "--initial-cluster-state",
                 "new",  # ignored once the data dir exists, so a restart rejoins
-                "--initial-cluster-token",
-                self._token,
-                "--heartbeat-interval",
-                str(self.heartbeat_ms),
-                "--election-timeout",
-                str(self.election_timeout_ms),
+                *("--initial-cluster-token", self._token),
+                *("--heartbeat-interval", str(self.heartbeat_ms)),
+                *("--election-timeout", str(self.election_timeout_ms)),
             ],
             log_path=self.log(i),
         )
