@@ -25,7 +25,7 @@ from types import ModuleType
 
 import chronoid.generator as after
 from chronoid.clock import ManualClock
-from environment import measured_line
+from environment import markdown_table, measured_line
 
 ROOT = Path(__file__).resolve().parent.parent
 CALLS = 200_000
@@ -116,14 +116,17 @@ def main(argv: list[str] | None = None) -> int:
     flags = [f"--against {args.against}", f"--rounds {args.rounds}"]
     print(measured_line("ab_generator.py", flags, f"{args.rounds} interleaved rounds"))
     print()
-    print(f"| case | {args.against} ns/ID | working tree ns/ID | after / before |")
-    print("| --- | ---: | ---: | ---: |")
-    for name, (old, new) in samples.items():
-        ratio = statistics.median(n / o for n, o in zip(new, old, strict=True))
-        print(
-            f"| {name} | {statistics.median(old):,.1f} | {statistics.median(new):,.1f} "
-            f"| {ratio:.3f} |"
+    rows = [
+        (
+            name,
+            f"{statistics.median(old):,.1f}",
+            f"{statistics.median(new):,.1f}",
+            f"{statistics.median(n / o for n, o in zip(new, old, strict=True)):.3f}",
         )
+        for name, (old, new) in samples.items()
+    ]
+    header = ("case", f"{args.against} ns/ID", "working tree ns/ID", "after / before")
+    print("\n".join(markdown_table(header, rows)))
     return 0
 
 

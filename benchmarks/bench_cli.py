@@ -19,7 +19,6 @@ importlib.metadata); "none" is the point of the lazy command table in ``chronoid
 from __future__ import annotations
 
 import argparse
-import platform
 import random
 import shutil
 import statistics
@@ -28,6 +27,8 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+from environment import markdown_table, measured_line
 
 RESULTS = Path(__file__).resolve().parent / "results" / "cli.md"
 BASELINE = "python -c 'import chronoid'"
@@ -123,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = commands(args.before)
     for command in runs.values():  # warm the file cache and the .pyc files first
         subprocess.run(command, stdout=subprocess.DEVNULL, check=True)
+    started_at = datetime.now(UTC)
     samples: dict[str, list[float]] = {name: [] for name in runs}
     ratios: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(rounds):
@@ -136,21 +138,32 @@ def main(argv: list[str] | None = None) -> int:
         for name, ms in this_round.items():
             samples[name].append(ms)
             ratios[name].append(ms / this_round[BASELINE])
-    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    flags = ["--quick"] if args.quick else []
+    if args.before:
+        flags += ["--before", str(args.before)]
     lines = [
-        f"Command: `.venv/bin/python benchmarks/bench_cli.py{' --quick' if args.quick else ''}"
-        f"{f' --before {args.before}' if args.before else ''}`"
-        f" · Python {platform.python_version()} · {when} · {rounds} rounds, each command a "
-        "fresh process · goal: `chronoid new` and `chronoid inspect` ≤ 1.50 × the import",
+        measured_line(
+            "bench_cli.py",
+            flags,
+            f"{rounds} rounds, each command a fresh process; goal: `chronoid new` and "
+            "`chronoid inspect` ≤ 1.50 × the import",
+            at=started_at,
+        ),
         "",
-        f"| command | ms (median) | × `{BASELINE}` | heavy modules imported |",
-        "| --- | ---: | ---: | --- |",
+        *markdown_table(
+            ("command", "ms (median)", f"× `{BASELINE}`", "heavy modules imported"),
+            [
+                (
+                    f"`{name}`{_note(name)}",
+                    f"{statistics.median(samples[name]):.1f}",
+                    f"{statistics.median(ratios[name]):.2f}",
+                    heavy_imports(command),
+                )
+                for name, command in runs.items()
+            ],
+            align="lrrl",
+        ),
     ]
-    for name, command in runs.items():
-        lines.append(
-            f"| `{name}`{_note(name)} | {statistics.median(samples[name]):.1f} | "
-            f"{statistics.median(ratios[name]):.2f} | {heavy_imports(command)} |"
-        )
     table = "\n".join(lines) + "\n"
     print(table)
     RESULTS.write_text(table, encoding="utf-8")

@@ -26,7 +26,7 @@ import ulid  # python-ulid
 
 from chronoid import Generator
 from chronoid.codec import ALPHABET, encode_base32, format_ids
-from environment import measured_line
+from environment import markdown_table, measured_line
 
 RESULTS = Path(__file__).resolve().parent / "results" / "codec.md"
 COUNT = 100_000
@@ -80,14 +80,18 @@ def main(argv: list[str] | None = None) -> int:
             f"{COUNT:,} chrono64s IDs × {rounds} rounds",
         ),
         "",
-        "| encoder | ns/ID (median) | × str(int) |",
-        "| --- | ---: | ---: |",
+        *markdown_table(
+            ("encoder", "ns/ID (median)", "× str(int)"),
+            [
+                (
+                    name,
+                    f"{statistics.median(samples[name]):.0f}",
+                    f"{statistics.median(ratios[name]):.2f}",
+                )
+                for name in encoders
+            ],
+        ),
     ]
-    for name in encoders:
-        lines.append(
-            f"| {name} | {statistics.median(samples[name]):.0f} | "
-            f"{statistics.median(ratios[name]):.2f} |"
-        )
     table = "\n".join(lines) + "\n"
     print(table)
     RESULTS.write_text(table, encoding="utf-8")

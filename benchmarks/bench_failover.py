@@ -22,20 +22,15 @@ from __future__ import annotations
 import argparse
 import itertools
 import statistics
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # the test suite's harness for real server processes
-
-from tests.sequencer.etcd_cluster import EtcdCluster  # noqa: E402
-from tests.sequencer.ha_support import Load, Member, make_members, wait_for_leader  # noqa: E402
-
-from chronoid.sequencer.election import DEFAULT_TTL  # noqa: E402
-from environment import measured_line  # noqa: E402
+from chronoid.sequencer.election import DEFAULT_TTL
+from chronoid.torture.etcd_cluster import EtcdCluster
+from chronoid.torture.failover import Load, Member, make_members, wait_for_leader
+from environment import markdown_table, measured_line
 
 RESULTS = Path(__file__).with_name("results") / "failover.md"
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
@@ -55,9 +50,7 @@ def _check(load: Load, what: str) -> list[int]:
 
 def _stop_all(members: list[Member]) -> None:
     for member in members:
-        if member.process is not None and member.process.poll() is None:
-            member.process.kill()
-            member.process.wait()
+        member.kill_if_running()
 
 
 def measure(url: str, kills: int, ttl: float) -> dict[str, object]:
@@ -162,8 +155,13 @@ def main() -> None:
         for kind, runs in measure_etcd_member_loss(etcd, member_kills, args.ttl).items():
             pauses = [pause for pause, _ in runs]
             member_rows.append(
-                f"| {kind} | {len(runs)} | {statistics.median(pauses):.2f} | {max(pauses):.2f} "
-                f"| {sum(downs for _, downs in runs)} |"
+                (
+                    kind,
+                    str(len(runs)),
+                    f"{statistics.median(pauses):.2f}",
+                    f"{max(pauses):.2f}",
+                    str(sum(downs for _, downs in runs)),
+                )
             )
     text = "\n".join(
         [
@@ -174,10 +172,12 @@ def main() -> None:
                 "each, one client in a loop.",
             ),
             "",
-            "| store | kill -9 → next value, p50 s | max s | SIGTERM exit → next value s | values "
-            "checked | largest gap | goal ≤ TTL + 1 s |",
-            "|---|---:|---:|---:|---:|---:|---|",
-            *rows,
+            *markdown_table(
+                "store | kill -9 → next value, p50 s | max s | SIGTERM exit → next value s "
+                "| values checked | largest gap | goal ≤ TTL + 1 s",
+                rows,
+                align="lrrrrrl",
+            ),
             "",
             "No value was issued twice and the client never saw one go backwards. TiDB PD's "
             "failover is 4–8 s by its own account (not measured here). etcd ran as a 3-member "
@@ -188,9 +188,10 @@ def main() -> None:
             f"client went without a value in the {2 * args.ttl:g} s after the kill, and how "
             "often a sequencer member stepped down):",
             "",
-            "| etcd member killed | rounds | longest pause p50 s | max s | sequencer step-downs |",
-            "|---|---:|---:|---:|---:|",
-            *member_rows,
+            *markdown_table(
+                "etcd member killed | rounds | longest pause p50 s | max s | sequencer step-downs",
+                member_rows,
+            ),
             "",
         ]
     )
@@ -199,7 +200,7 @@ def main() -> None:
     print(text)
 
 
-def _kill_row(store: str, url: str, kills: int, ttl: float) -> str:
+def _kill_row(store: str, url: str, kills: int, ttl: float) -> tuple[str, ...]:
     print(f"{store}: {kills} kills, lease TTL {ttl:g} s ...", flush=True)
     result = measure(url, kills, ttl)
     times = result["kills"]
@@ -207,10 +208,10 @@ def _kill_row(store: str, url: str, kills: int, ttl: float) -> str:
     p50, worst = statistics.median(times), max(times)
     met = "met" if worst <= ttl + 1 else "not met"
     row = (
-        f"| {store} | {p50:.2f} | {worst:.2f} | {result['clean']:.2f} | "
-        f"{result['values']:,} | {result['max_gap']:,} | {met} |"
+        *(store, f"{p50:.2f}", f"{worst:.2f}", f"{result['clean']:.2f}"),
+        *(f"{result['values']:,}", f"{result['max_gap']:,}", met),
     )
-    print(row, flush=True)
+    print(" | ".join(row), flush=True)
     return row
 
 

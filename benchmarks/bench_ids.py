@@ -45,7 +45,7 @@ import uuid6
 import uuid_utils
 
 from chronoid import Backwards, ChronoSequence, Generator
-from environment import measured_line
+from environment import markdown_table, measured_line
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ids.md"
 CEILING_PER_MS = 4096
@@ -392,10 +392,8 @@ def render(
         f"{CEILING_NS_PER_ID:.0f} ns/ID sustained. Figures include the benchmark loop, "
         f"{overhead:.0f} ns/call.",
         "",
-        "| implementation | burst ns/ID | burst ratio | sustained ns/ID | sustained ratio "
-        "| calls that failed | notes |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
+    rows = []
     for case in all_cases:
         burst = statistics.median(case.burst_ns)
         ratio = _paired_ratio(case.burst_ns, ref.burst_ns)
@@ -407,10 +405,14 @@ def render(
             fail_cell = f"{failed:.1%}" if failed else "0"
         else:
             sus = sus_ratio = fail_cell = "n/a"
-        lines.append(
-            f"| {case.label} | {burst_cell} | {ratio:.2f} | {sus} | {sus_ratio} | {fail_cell} "
-            f"| {case.note} |"
-        )
+        rows.append((case.label, burst_cell, f"{ratio:.2f}", sus, sus_ratio, fail_cell, case.note))
+    lines += markdown_table(
+        "implementation | burst ns/ID | burst ratio | sustained ns/ID | sustained ratio "
+        "| calls that failed | notes",
+        rows,
+        align="lrrrrrl",
+    )
+    medians = {size: statistics.median(rates) for size, rates in batch.items()}
     lines += [
         "",
         f"Batch throughput: `next_ids(size)` back to back for {cfg.batch_s:g} s of wall time "
@@ -418,28 +420,33 @@ def render(
         f"{CEILING_PER_S:,} IDs/s (a run starts in a fresh ms, so it may pass 100 % by up to "
         "one ms's worth):",
         "",
-        "| call | IDs/s | % of ceiling |",
-        "| --- | ---: | ---: |",
-    ]
-    for size, rates in batch.items():
-        rate = statistics.median(rates)
-        lines.append(f"| `next_ids({size})` | {rate:,.0f} | {rate / CEILING_PER_S:.1%} |")
-    lines += [
+        *markdown_table(
+            ("call", "IDs/s", "% of ceiling"),
+            [
+                (f"`next_ids({size})`", f"{rate:,.0f}", f"{rate / CEILING_PER_S:.1%}")
+                for size, rate in medians.items()
+            ],
+        ),
         "",
         f"Threads: 4 threads sharing one generator vs 1 thread, {cfg.thread_s:g} s each "
         f"(median of {cfg.thread_repeats}, interleaved):",
         "",
-        "| generator | 1 thread IDs/s | 4 threads IDs/s (total) | 4 threads vs 1 |",
-        "| --- | ---: | ---: | ---: |",
     ]
-    four_vs_one = []
-    for tc in tcases:
-        pct = statistics.median(f / s for f, s in zip(tc.four, tc.single, strict=True))
-        four_vs_one.append(pct)
-        lines.append(
-            f"| {tc.label} | {statistics.median(tc.single):,.0f} | "
-            f"{statistics.median(tc.four):,.0f} | {pct:.0%} |"
-        )
+    four_vs_one = [
+        statistics.median(f / s for f, s in zip(tc.four, tc.single, strict=True)) for tc in tcases
+    ]
+    lines += markdown_table(
+        ("generator", "1 thread IDs/s", "4 threads IDs/s (total)", "4 threads vs 1"),
+        [
+            (
+                tc.label,
+                f"{statistics.median(tc.single):,.0f}",
+                f"{statistics.median(tc.four):,.0f}",
+                f"{pct:.0%}",
+            )
+            for tc, pct in zip(tcases, four_vs_one, strict=True)
+        ],
+    )
     lines += ["", *targets(all_cases, batch, four_vs_one[0])]
     return "\n".join(lines) + "\n"
 

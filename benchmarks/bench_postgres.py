@@ -48,7 +48,7 @@ from chronoid.modes.instance import InstanceGenerator
 from chronoid.postgres.installer import install
 from chronoid.postgres.sqlgen import _tick_expr
 from chronoid.variants import VARIANTS
-from environment import measured_line
+from environment import markdown_table, measured_line
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULT = ROOT / "benchmarks" / "results" / "postgres.md"
@@ -191,11 +191,6 @@ def server_side(dsn: str, schema: str, rows: int, rounds: int) -> str:
                     conn.execute(f"TRUNCATE {_table_name(name)}")
                 conn.execute("TRUNCATE chronoid_bench_base")
     # Cost of f = time with f minus time of the same statement without it (per row).
-    lines = [
-        "| function | SELECT ns/row | vs nextval | INSERT ns/row | vs nextval "
-        f"| SELECT, {SESSIONS} sessions | vs nextval | INSERT, {SESSIONS} sessions | vs nextval |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
     cost: dict[str, dict[str, list[float]]] = {}
     for mode in modes:
         base = samples[mode]["__base__"]
@@ -203,6 +198,7 @@ def server_side(dsn: str, schema: str, rows: int, rounds: int) -> str:
             name: [s - b for s, b in zip(samples[mode][name], base, strict=True)]
             for name in FUNCTIONS
         }
+    table = []
     for name in FUNCTIONS:
         cells = [f"`{name}`"]
         for mode in modes:
@@ -211,7 +207,12 @@ def server_side(dsn: str, schema: str, rows: int, rounds: int) -> str:
                 c / r for c, r in zip(per_round, cost[mode]["nextval()"], strict=True) if r > 0
             ]
             cells += [f"{_median(per_round):,.0f}", f"{_median(ratio):.2f}×"]
-        lines.append("| " + " | ".join(cells) + " |")
+        table.append(cells)
+    lines = markdown_table(
+        "function | SELECT ns/row | vs nextval | INSERT ns/row | vs nextval "
+        f"| SELECT, {SESSIONS} sessions | vs nextval | INSERT, {SESSIONS} sessions | vs nextval",
+        table,
+    )
     base_cells = ", ".join(f"{mode} {_median(samples[mode]['__base__']):,.0f} ns" for mode in modes)
     lines.append("")
     lines.append(
@@ -269,10 +270,8 @@ def breakdown(dsn: str, schema: str, rows: int, rounds: int) -> str:
         ),
         ("**`chronoid_next('chrono64s')`**", ns["chronoid_next"]),
     ]
-    lines = ["| step | ns/row | share of `nextval()` |", "| --- | ---: | ---: |"]
-    for label, value in steps:
-        lines.append(f"| {label} | {value:,.0f} | {value / ns['nextval']:.2f}× |")
-    return "\n".join(lines)
+    table = [(label, f"{value:,.0f}", f"{value / ns['nextval']:.2f}×") for label, value in steps]
+    return "\n".join(markdown_table(("step", "ns/row", "share of `nextval()`"), table))
 
 
 def _table_name(name: str) -> str:
@@ -295,11 +294,13 @@ def round_trips(dsn: str, schema: str, calls: int, rounds: int) -> str:
                 for _ in range(calls):
                     conn.execute(sql, prepare=True).fetchone()
                 samples[name].append((time.perf_counter() - start) / calls * 1e6)
-    lines = ["| query | µs per round trip | vs nextval |", "| --- | ---: | ---: |"]
+    table = []
     for name in names:
         ratio = [a / b for a, b in zip(samples[name], samples["nextval()"], strict=True)]
-        lines.append(f"| `SELECT {name}` | {_median(samples[name]):.1f} | {_median(ratio):.2f}× |")
-    return "\n".join(lines)
+        table.append(
+            (f"`SELECT {name}`", f"{_median(samples[name]):.1f}", f"{_median(ratio):.2f}×")
+        )
+    return "\n".join(markdown_table(("query", "µs per round trip", "vs nextval"), table))
 
 
 def concurrent_duplicates(dsn: str, schema: str, per_session: int) -> str:
@@ -311,11 +312,7 @@ def concurrent_duplicates(dsn: str, schema: str, per_session: int) -> str:
     repeated IDs here, so ``chronoid_next`` now refuses variants under 2^16 values per tick
     (``chronoid.postgres.sqlgen.MIN_SUFFIX_BITS``); the smallest served ones are measured.
     """
-    lines = [
-        f"| variant | IDs per tick before a repeat (2^(N+S)) | IDs drawn by {SESSIONS} sessions "
-        "| duplicates |",
-        "| --- | ---: | ---: | ---: |",
-    ]
+    table = []
     for variant in ("chrono64ms", "chrono64s"):
         drawn: list[list[int]] = [[] for _ in range(SESSIONS)]
 
@@ -334,11 +331,19 @@ def concurrent_duplicates(dsn: str, schema: str, per_session: int) -> str:
             thread.join()
         flat = [x for part in drawn for x in part]
         layout = VARIANTS[variant]
-        lines.append(
-            f"| `{variant}` | {1 << layout.suffix_bits:,} | {len(flat):,} | "
-            f"{len(flat) - len(set(flat)):,} |"
+        table.append(
+            (
+                f"`{variant}`",
+                f"{1 << layout.suffix_bits:,}",
+                f"{len(flat):,}",
+                f"{len(flat) - len(set(flat)):,}",
+            )
         )
-    return "\n".join(lines)
+    header = (
+        f"variant | IDs per tick before a repeat (2^(N+S)) | IDs drawn by {SESSIONS} sessions "
+        "| duplicates"
+    )
+    return "\n".join(markdown_table(header, table))
 
 
 # -- 3. ingestion ------------------------------------------------------------------------------
@@ -472,21 +477,23 @@ def ingest_sqlite(directory: Path, rows: int) -> list[Ingest]:
 
 def ingest_table(results: list[Ingest], reference: str, rows: int) -> str:
     ref = next(r for r in results if r.label.startswith(reference))
-    lines = [
-        "| primary key | seconds | rows/s | speed vs UUIDv4 | PK index MiB "
-        "| index vs UUIDv4 | bytes/row in index | total MiB |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
+    table = []
     for r in results:
         index = f"{r.index_bytes / 2**20:.1f}" if r.index_bytes else "n/a (the table is the key)"
         index_ratio = f"{r.index_bytes / ref.index_bytes:.2f}×" if r.index_bytes else "n/a"
         per_row = f"{r.index_bytes / rows:.1f}" if r.index_bytes else "n/a"
-        lines.append(
-            f"| {r.label} | {r.seconds:.2f} | {rows / r.seconds:,.0f} | "
-            f"{ref.seconds / r.seconds:.2f}× | {index} | {index_ratio} | {per_row} | "
-            f"{r.total_bytes / 2**20:.1f} |"
+        table.append(
+            (
+                *(r.label, f"{r.seconds:.2f}", f"{rows / r.seconds:,.0f}"),
+                *(f"{ref.seconds / r.seconds:.2f}×", index, index_ratio, per_row),
+                f"{r.total_bytes / 2**20:.1f}",
+            )
         )
-    return "\n".join(lines)
+    header = (
+        "primary key | seconds | rows/s | speed vs UUIDv4 | PK index MiB | index vs UUIDv4 "
+        "| bytes/row in index | total MiB"
+    )
+    return "\n".join(markdown_table(header, table))
 
 
 # -- main --------------------------------------------------------------------------------------

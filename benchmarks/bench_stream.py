@@ -18,7 +18,7 @@ from datetime import UTC
 from pathlib import Path
 
 from chronoid.stream import Engine, Event, Frequency
-from environment import measured_line
+from environment import markdown_table, measured_line
 
 RESULTS = Path(__file__).with_name("results") / "stream.md"
 
@@ -59,12 +59,15 @@ def main() -> None:
                 f"{len(ms)} second ticks, real clock",
             ),
             "",
-            "| emit time − boundary | ms |",
-            "| --- | ---: |",
-            f"| p50 | {statistics.median(ms):.2f} |",
-            f"| p99 | {percentile(sink.lateness_ns, 0.99) / 1e6:.2f} |",
-            f"| max | {max(ms):.2f} |",
-            f"| min | {min(ms):.2f} |",
+            *markdown_table(
+                ("emit time − boundary", "ms"),
+                [
+                    ("p50", f"{statistics.median(ms):.2f}"),
+                    ("p99", f"{percentile(sink.lateness_ns, 0.99) / 1e6:.2f}"),
+                    ("max", f"{max(ms):.2f}"),
+                    ("min", f"{min(ms):.2f}"),
+                ],
+            ),
         ]
     )
     print(table)

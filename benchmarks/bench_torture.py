@@ -42,6 +42,7 @@ from pathlib import Path
 
 from chronoid.torture.checker import check
 from chronoid.torture.history import parse_lines
+from environment import markdown_table
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -206,7 +207,9 @@ def merge_rows(text: str, rows: list[dict[str, str]], args: argparse.Namespace) 
         + f": {', '.join(row['target'].split(' (')[0] for row in rows)} "
         f"({rows[0].get('seconds', '?')} s each)."
     )
-    new = ["| " + " | ".join(row.get(c, "") for c in COLUMNS) + " |" for row in rows]
+    header, separator, *new = markdown_table(
+        COLUMNS, [[row.get(c, "") for c in COLUMNS] for row in rows], align="l" * len(COLUMNS)
+    )
     if not table:
         return "\n".join(
             [
@@ -215,8 +218,8 @@ def merge_rows(text: str, rows: list[dict[str, str]], args: argparse.Namespace) 
                 "Every fault kind of each target on a seeded random schedule; plots in "
                 "`docs/plots/torture-*.png`.",
                 "",
-                "| " + " | ".join(COLUMNS) + " |",
-                "|" + "---|" * len(COLUMNS),
+                header,
+                separator,
                 *new,
                 "",
                 run_note,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,8 +13,9 @@ from typing import Any
 
 import pytest
 
-# One home for the spare-port helper: the torture tool's, which the tests and benchmarks share.
-from chronoid.torture.processes import free_port
+# One home for the spare-port helper and the process launcher: the torture tool's, which the
+# tests and benchmarks share.
+from chronoid.torture.processes import Child, free_port
 
 __all__ = [
     "OwnServer",
@@ -42,26 +44,30 @@ def wait_until(
 
 
 class OwnServer:
-    """A server process this test started; ``stop()`` kills it, ``start()`` starts it again."""
+    """A server process this test started; ``stop()`` kills it, ``start()`` starts it again.
+
+    Launched by the one launcher, :meth:`chronoid.torture.processes.Child.start` (its own
+    process group, dead with the test run, output appended to ``log``).
+    """
 
     def __init__(self, argv: list[str], ready: Callable[[], bool], log: Path) -> None:
         self.argv = argv
         self.ready = ready
         self.log = log
-        self.process: subprocess.Popen[Any] | None = None
+        self.child: Child | None = None
 
     def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                self.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-            )
-        wait_until(self.ready, f"{self.argv[0]} start")
+        # A test may restart it from a timer thread, whose end must not kill it.
+        from_main = threading.current_thread() is threading.main_thread()
+        self.child = Child.start(
+            Path(self.argv[0]).name, self.argv, log_path=self.log, die_with_parent=from_main
+        )
+        self.child.wait_ready(self.ready, 15.0, "ready")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-        self.process = None
+        if self.child is not None:
+            self.child.kill()
+        self.child = None
 
 
 def redis_ready(port: int) -> Callable[[], bool]:
@@ -157,8 +163,6 @@ class Relay:
     server), ``restore()`` lets connections through again."""
 
     def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
-        import threading
-
         self.target = (target_host, target_port)
         self._listener = socket.socket()
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -172,8 +176,6 @@ class Relay:
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
-        import threading
-
         while not self._closed:
             try:
                 client, _ = self._listener.accept()

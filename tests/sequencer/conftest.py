@@ -7,44 +7,80 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from chronoid.errors import TortureError
+from chronoid.torture.processes import Child
 from tests.support import free_port
+
+SERVE = (sys.executable, "-m", "chronoid", "serve")
+"""The command every test server runs, before its flags."""
 
 
 @dataclass
 class ServerProcess:
-    """A running ``chronoid serve`` on ``port`` with its state in ``data_dir``."""
+    """A running ``chronoid serve`` on ``port`` with its state in ``data_dir``; its output
+    (stderr: the log) goes to ``child.log_path``."""
 
-    process: subprocess.Popen[bytes]
+    child: Child
     port: int
     data_dir: Path
 
+    @classmethod
+    def start(
+        cls,
+        args: Sequence[str],
+        *,
+        port: int,
+        data_dir: Path,
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        wait: bool = True,
+    ) -> ServerProcess:
+        """Start ``python -m chronoid serve *args`` through the one launcher (:meth:`Child.start`)
+        with ``env`` as its whole environment (default: ours without CHRONOID_PASSWORD); with
+        ``wait``, block until it listens on ``port`` (killed and the test failed if not)."""
+        if env is None:
+            env = {k: v for k, v in os.environ.items() if k != "CHRONOID_PASSWORD"}
+        child = Child.start("chronoid serve", [*SERVE, *args], log_path=log_path, env=env)
+        server = cls(child, port, data_dir)
+        if wait:
+            try:
+                wait_for_port(port, child)
+            except BaseException:
+                server.kill()
+                raise
+        return server
+
+    @property
+    def process(self) -> subprocess.Popen[bytes]:
+        return self.child.process
+
     def stop(self, sig: int = signal.SIGTERM) -> int:
         """Send ``sig`` and wait for the exit status."""
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
+        self.child.signal(sig)
         return self.process.wait(timeout=10)
 
+    def kill(self) -> None:
+        """SIGKILL it if it still runs and reap it."""
+        self.child.kill()
 
-def wait_for_port(port: int, process: subprocess.Popen[bytes], deadline_s: float = 10.0) -> None:
-    """Block until ``port`` accepts connections (fails the test if the process exits)."""
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        if process.poll() is not None:
-            err = process.stderr.read().decode() if process.stderr else ""
-            pytest.fail(f"chronoid serve exited with {process.returncode}: {err}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.02)
-    pytest.fail(f"chronoid serve did not listen on {port} within {deadline_s} s")
+    def log(self) -> str:
+        """Everything it wrote so far (its log lines; complete once it has exited)."""
+        return self.child.log_text()
+
+
+def wait_for_port(port: int, child: Child, deadline_s: float = 10.0) -> None:
+    """Block until ``port`` accepts connections (fails the test, with the log's last lines,
+    if ``child`` exits first or the deadline passes)."""
+    try:
+        child.wait_listening(port, deadline_s)
+    except TortureError as exc:
+        pytest.fail(str(exc))
 
 
 def launch_server(
@@ -53,46 +89,24 @@ def launch_server(
     data_dir: Path,
     env: dict[str, str] | None = None,
     wait: bool = True,
+    log_path: Path | None = None,
 ) -> ServerProcess:
     """Start ``python -m chronoid serve`` on ``port`` (without the caller's CHRONOID_PASSWORD)
-    and, with ``wait``, block until it listens; the caller stops it."""
+    and, with ``wait``, block until it listens; the caller stops it. It logs to ``log_path``
+    (default: ``serve-<port>.log`` beside ``data_dir``)."""
     full_env = {k: v for k, v in os.environ.items() if k != "CHRONOID_PASSWORD"}
     full_env.update(env or {})
-    process = subprocess.Popen(
+    return ServerProcess.start(
         [
-            sys.executable,
-            "-m",
-            "chronoid",
-            "serve",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data_dir),
-            "--log-level",
-            "WARNING",
-            *args,
+            *("--port", str(port), "--data-dir", str(data_dir)),
+            *("--log-level", "WARNING", *args),
         ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        port=port,
+        data_dir=data_dir,
+        log_path=log_path or data_dir.parent / f"serve-{port}.log",
         env=full_env,
+        wait=wait,
     )
-    server = ServerProcess(process, port, data_dir)
-    if wait:
-        try:
-            wait_for_port(port, process)
-        except BaseException:
-            kill_server(server)
-            raise
-    return server
-
-
-def kill_server(server: ServerProcess) -> None:
-    """SIGKILL ``server`` if it still runs, reap it and close its stderr pipe."""
-    if server.process.poll() is None:
-        server.process.kill()
-    server.process.wait(timeout=10)
-    if server.process.stderr:
-        server.process.stderr.close()
 
 
 StartServer = Callable[..., ServerProcess]
@@ -112,16 +126,16 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
     ) -> ServerProcess:
         server = launch_server(
             *args, port=port or free_port(), data_dir=data_dir or tmp_path / "data", env=env,
-            wait=False,
+            wait=False, log_path=tmp_path / f"serve-{len(started)}.log",
         )  # fmt: skip
         started.append(server)
         if wait:
-            wait_for_port(server.port, server.process)
+            wait_for_port(server.port, server.child)
         return server
 
     yield start
     for server in started:
-        kill_server(server)
+        server.kill()
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ from pathlib import Path
 import pytest
 
 from chronoid.sequencer.client import SequencerClient
+from chronoid.torture.processes import Child
 from tests.sequencer.conftest import ServerProcess, StartServer, exchange, wait_for_port
 from tests.sequencer.test_durability import tiny_tmpfs
 from tests.support import free_port, wait_until
@@ -229,7 +230,7 @@ def test_the_descriptor_limit_is_raised_or_start_refused(tmp_path: Path) -> None
         preexec_fn=low_soft_limit, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        wait_for_port(port, process)
+        wait_for_port(port, Child("chronoid serve", process, None))
         limits = Path(f"/proc/{process.pid}/limits").read_text()
         line = next(line for line in limits.splitlines() if line.startswith("Max open files"))
         assert int(line.split()[3]) >= 2500 + 64
@@ -292,8 +293,7 @@ def test_running_out_of_descriptors_is_logged_and_waited_out(start_server: Start
         for sock in clients:
             sock.close()
     assert srv.stop() == 0
-    assert srv.process.stderr is not None
-    log = srv.process.stderr.read().decode()
+    log = srv.log()
     assert "cannot accept connections: Too many open files" in log
     assert "Traceback" not in log
 

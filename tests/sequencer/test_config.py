@@ -25,7 +25,7 @@ from chronoid.sequencer.config import (
     make_configurable,
     resolve,
 )
-from tests.sequencer.conftest import exchange, wait_for_port
+from tests.sequencer.conftest import SERVE, ServerProcess, exchange
 from tests.support import free_port
 
 
@@ -212,7 +212,8 @@ def test_serve_takes_its_settings_from_all_three_places(tmp_path: Path) -> None:
         f'port = {file_port}\ndata-dir = "{data_dir}"\ninitial = 500\nmetrics-port = 1\n'
         'log-level = "warning"\n'
     )
-    command = [sys.executable, "-m", "chronoid", "serve", "--config", str(config)]
+    serve_args = ["--config", str(config)]
+    command = [*SERVE, *serve_args]
     env = _env(CHRONOID_PORT=str(env_port))
     printed = subprocess.run(
         [*command, "--metrics-port", str(flag_metrics), "--print-config"],
@@ -227,14 +228,14 @@ def test_serve_takes_its_settings_from_all_three_places(tmp_path: Path) -> None:
     assert re.fullmatch(rf"initial +?= 500  # file {re.escape(str(config))}", lines["initial"])
     assert lines["metrics-port"].endswith("# flag")
     assert lines["event-loop"].endswith("# default")
-    process = subprocess.Popen(
-        [*command, "--metrics-port", str(flag_metrics)],
+    srv = ServerProcess.start(
+        [*serve_args, "--metrics-port", str(flag_metrics)],
+        port=env_port,
+        data_dir=data_dir,
+        log_path=tmp_path / "serve.log",
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
     )
     try:
-        wait_for_port(env_port, process)
         assert exchange(env_port, b"GETSEQ\r\nQUIT\r\n") == b":500\r\n+OK\r\n"
         assert (data_dir / "sequencer.json").exists()
         import urllib.request
@@ -242,10 +243,7 @@ def test_serve_takes_its_settings_from_all_three_places(tmp_path: Path) -> None:
         with urllib.request.urlopen(f"http://127.0.0.1:{flag_metrics}/healthz", timeout=5) as r:
             assert r.status == 200
     finally:
-        process.terminate()
-        assert process.wait(timeout=10) == 0
-        assert process.stderr is not None
-        process.stderr.close()
+        assert srv.stop() == 0
 
 
 @pytest.mark.parametrize(

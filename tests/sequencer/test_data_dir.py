@@ -10,8 +10,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -55,8 +53,7 @@ def stored_default(state: Path) -> int:
 def refused(server: ServerProcess) -> str:
     """Wait for a server that must not start; returns its stderr (one line)."""
     assert server.process.wait(timeout=20) != 0
-    assert server.process.stderr is not None
-    lines = server.process.stderr.read().decode().strip().splitlines()
+    lines = server.log().strip().splitlines()
     assert len(lines) == 1, lines
     return lines[0]
 
@@ -89,7 +86,7 @@ def test_two_servers_racing_to_start_on_one_dir_never_both_issue(
         )
         loser, winner = (a, b) if a.process.poll() is not None else (b, a)
         assert "is in use by another live owner" in refused(loser)
-        wait_for_port(winner.port, winner.process)
+        wait_for_port(winner.port, winner.child)
         assert take(winner.port, 2) == [1, 2]
         winner.stop(signal.SIGKILL)
 
@@ -98,30 +95,26 @@ def test_two_servers_on_the_per_user_default_dir_are_refused(tmp_path: Path) -> 
     env = {k: v for k, v in os.environ.items() if k != "CHRONOID_PASSWORD"}
     env["XDG_STATE_HOME"] = str(tmp_path / "state")
     ports = [free_port(), free_port()]
-    procs: list[subprocess.Popen[bytes]] = []
+    servers: list[ServerProcess] = []
     try:
-        for port in ports:
-            procs.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "chronoid", "serve", "--port", str(port)],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.PIPE,
+        for i, port in enumerate(ports):
+            servers.append(
+                ServerProcess.start(
+                    ["--port", str(port)],
+                    port=port,
+                    data_dir=tmp_path / "state" / "chronoid",
+                    log_path=tmp_path / f"serve-{i}.log",
                     env=env,
+                    wait=not servers,  # the first one listens; the second must not start
                 )
             )
-            if len(procs) == 1:
-                wait_for_port(port, procs[0])
-        assert procs[1].wait(timeout=20) != 0
-        assert procs[1].stderr is not None
-        line = procs[1].stderr.read().decode().strip()
-        assert str(tmp_path / "state" / "chronoid") in line and str(procs[0].pid) in line
+        assert servers[1].process.wait(timeout=20) != 0
+        line = servers[1].log().strip()
+        assert str(tmp_path / "state" / "chronoid") in line and str(servers[0].process.pid) in line
         assert "\n" not in line
     finally:
-        for proc in procs:
-            proc.kill()
-            proc.wait(timeout=10)
-            if proc.stderr:
-                proc.stderr.close()
+        for server in servers:
+            server.kill()
 
 
 def test_a_deleted_lock_file_never_lets_two_servers_issue_the_same_value(
@@ -135,7 +128,7 @@ def test_a_deleted_lock_file_never_lets_two_servers_issue_the_same_value(
     # Either the first server locked the directory again before the second looked (the
     # second is refused), or the second won it and the first stops above its watermark.
     try:
-        wait_for_port(b.port, b.process, 10)
+        wait_for_port(b.port, b.child, 10)
         b_up = True
     except pytest.fail.Exception:
         b_up = False

@@ -29,7 +29,7 @@ def test_a_data_dir_moved_away_stays_locked_for_the_server_that_owned_it(
     wait_until((data / "sequencer.json").exists, "the state file again", timeout_s=5)
     b = start_server(data_dir=moved, wait=False)
     try:
-        wait_for_port(b.port, b.process, 5)
+        wait_for_port(b.port, b.child, 5)
         b_up = True
     except pytest.fail.Exception:
         b_up = False

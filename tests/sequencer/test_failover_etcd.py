@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.sequencer.etcd_cluster import EtcdCluster
-from tests.sequencer.ha_support import (
+from chronoid.torture.etcd_cluster import EtcdCluster
+from chronoid.torture.failover import (
     Load,
     Member,
     make_members,
@@ -37,9 +37,7 @@ def members(etcd_cluster: EtcdCluster, tmp_path: Path) -> Iterator[list[Member]]
     group = make_members(url, "e2e", tmp_path, 2, TTL)
     yield group
     for member in group:
-        if member.process is not None and member.process.poll() is None:
-            member.process.kill()
-            member.process.wait(timeout=10)
+        member.kill_if_running()
 
 
 def _check(load: Load) -> None:

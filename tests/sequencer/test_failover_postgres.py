@@ -32,7 +32,7 @@ from chronoid.lease.postgres import PostgresCoordinator
 from chronoid.sequencer.client import AsyncSequencerClient, SequencerClient
 from chronoid.sequencer.sequences import BLOCK_MAX, MAX_VALUE
 from chronoid.sequencer.sites import site_range
-from tests.sequencer.ha_support import (
+from chronoid.torture.failover import (
     Load,
     Member,
     make_members,
@@ -54,9 +54,7 @@ def members(pg_dsn: str, cluster: str, tmp_path: Path) -> Iterator[list[Member]]
     group = make_members(pg_dsn, cluster, tmp_path, 2, TTL)
     yield group
     for member in group:
-        if member.process is not None and member.process.poll() is None:
-            member.process.kill()
-            member.process.wait(timeout=10)
+        member.kill_if_running()
 
 
 # -- the coordinator itself ------------------------------------------------------------------
@@ -164,9 +162,7 @@ def test_kill_9_the_leader_ten_times_under_load(pg_dsn: str, cluster: str, tmp_p
         _kill_the_leader_ten_times(members, FAILOVER_TTL)
     finally:
         for member in members:
-            if member.process is not None and member.process.poll() is None:
-                member.process.kill()
-                member.process.wait(timeout=10)
+            member.kill_if_running()
 
 
 def _kill_the_leader_ten_times(members: list[Member], ttl: float) -> None:
@@ -356,9 +352,7 @@ def test_two_sites_issue_independently_and_never_overlap(
         assert hi0 < lo1
     finally:
         for site in sites:
-            if site.process is not None:
-                site.process.kill()
-                site.process.wait()
+            site.kill_if_running()
 
 
 def test_the_lease_rows_lost_a_paused_leader_cannot_take_the_new_term(

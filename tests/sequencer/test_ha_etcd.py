@@ -27,8 +27,8 @@ from chronoid.errors import InvalidArgument, LeadershipLost, StoreUnavailable
 from chronoid.lease.etcd import EtcdCoordinator
 from chronoid.sequencer.election import Elector
 from chronoid.sequencer.sequences import Sequences
-from tests.sequencer.etcd_cluster import EtcdCluster
-from tests.support import free_port
+from chronoid.torture.etcd_cluster import EtcdCluster
+from tests.support import free_port, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -560,7 +560,9 @@ def test_a_member_that_stepped_down_without_quorum_resigns_once_it_is_back(
         first.take()
         cluster.stop(0)
         cluster.stop(1)
-        _wait_until(lambda: elector.info()["ha_step_downs"] == 1, 2 * ttl + 3)
+        wait_until(
+            lambda: elector.info()["ha_step_downs"] == 1, "a step-down", timeout_s=2 * ttl + 3
+        )
         assert "lease can no longer be confirmed" in str(elector.info()["ha_reason"])
         assert elector.serving() is None
         time.sleep(0.5)
@@ -575,15 +577,8 @@ def test_a_member_that_stepped_down_without_quorum_resigns_once_it_is_back(
         elector.close()
 
 
-def _wait_until(condition: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 def _wait_serving(elector: Elector, timeout: float) -> Sequences:
-    _wait_until(lambda: elector.serving() is not None, timeout)
+    wait_until(lambda: elector.serving() is not None, "serving", timeout_s=timeout)
     sequences = elector.serving()
     assert sequences is not None
     return sequences

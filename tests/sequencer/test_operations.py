@@ -90,7 +90,7 @@ def test_health_readiness_and_logs_of_a_failing_store(
         "--log-level",
         "INFO",
     )
-    wait_for_port(metrics_port, srv.process)
+    wait_for_port(metrics_port, srv.child)
     status, body, kind = http(metrics_port, "/healthz")
     assert (status, kind) == (200, "application/json")
     assert json.loads(body) == {"status": "alive", "version": package_version()}
@@ -117,8 +117,7 @@ def test_health_readiness_and_logs_of_a_failing_store(
     assert b"chronoid_sequencer_reservation_errors_total 1.0" in metrics
 
     assert srv.stop() == 0
-    assert srv.process.stderr is not None
-    records = parse_lines(srv.process.stderr.read().decode(), log_format)
+    records = parse_lines(srv.log(), log_format)
     for record in records:
         assert {"ts", "level", "logger", "event", "msg"} <= set(record), record
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", record["ts"])
@@ -132,7 +131,7 @@ def test_health_readiness_and_logs_of_a_failing_store(
 def test_metrics_of_a_standalone_server(start_server: StartServer) -> None:
     metrics_port = free_port()
     srv = start_server("--metrics-port", str(metrics_port))
-    wait_for_port(metrics_port, srv.process)
+    wait_for_port(metrics_port, srv.child)
     exchange(srv.port, b"GETSEQ 5\r\nGETSEQ 1 orders\r\nQUIT\r\n")
     status, body, kind = http(metrics_port, "/metrics")
     assert status == 200 and kind.startswith("text/plain")
@@ -153,7 +152,7 @@ def test_metrics_of_a_standalone_server(start_server: StartServer) -> None:
 def test_refusals_by_reason_reach_the_metrics(start_server: StartServer) -> None:
     metrics_port = free_port()
     srv = start_server("--metrics-port", str(metrics_port), "--max-connections", "1")
-    wait_for_port(metrics_port, srv.process)
+    wait_for_port(metrics_port, srv.child)
     # The readiness probe's connection may not be closed on the server's side yet: retry.
     for _ in range(100):
         held = socket.create_connection(("127.0.0.1", srv.port))
@@ -188,7 +187,7 @@ def test_latency_histogram_is_cumulative() -> None:
 def test_probe_command(start_server: StartServer) -> None:
     metrics_port = free_port()
     srv = start_server("--metrics-port", str(metrics_port))
-    wait_for_port(metrics_port, srv.process)
+    wait_for_port(metrics_port, srv.child)
     base = [sys.executable, "-m", "chronoid", "probe"]
     ok = subprocess.run(
         [*base, f"http://127.0.0.1:{metrics_port}/readyz"],
@@ -248,22 +247,19 @@ def test_ready_notification_arrives_when_the_server_can_issue(
 def test_state_directory_is_the_default_data_dir(start_server: StartServer, tmp_path: Path) -> None:
     state = tmp_path / "state"
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "chronoid", "serve", "--port", str(port)],
+    srv = ServerProcess.start(
+        ["--port", str(port)],
+        port=port,
+        data_dir=state,
+        log_path=tmp_path / "serve.log",
         env={"PATH": "/usr/bin:/bin", "STATE_DIRECTORY": f"{state}:{tmp_path / 'second'}"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
     )
-    srv = ServerProcess(process, port, state)
     try:
-        wait_for_port(port, process)
         assert exchange(port, b"GETSEQ\r\nQUIT\r\n") == b":1\r\n+OK\r\n"
         assert (state / "sequencer.json").exists()
         assert not (tmp_path / "second").exists()
     finally:
         srv.stop()
-        assert process.stderr is not None
-        process.stderr.close()
 
 
 def test_unit_file_passes_systemd_analyze_verify(tmp_path: Path) -> None:
@@ -421,6 +417,5 @@ def test_a_broken_notify_socket_never_stops_the_server(
     )
     assert exchange(srv.port, b"GETSEQ\r\nQUIT\r\n") == b":1\r\n+OK\r\n"
     assert srv.stop() == 0
-    assert srv.process.stderr is not None
-    records = parse_lines(srv.process.stderr.read().decode(), "json")
+    records = parse_lines(srv.log(), "json")
     assert {r["event"] for r in records} == {"notify_failed"}

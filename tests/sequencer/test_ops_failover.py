@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from chronoid.sequencer.metrics import METRIC_NAMES
+from chronoid.torture.failover import Member, wait_for_leader
 from tests.sequencer.conftest import wait_for_port
-from tests.sequencer.ha_support import Member, wait_for_leader
 from tests.sequencer.test_operations import http, parse_lines, sample_names
 from tests.support import free_port
 
@@ -76,9 +76,7 @@ def members(pg_dsn: str, tmp_path: Path) -> Iterator[list[Member]]:
         group.append(Member(pg_dsn, cluster, free_port(), tmp_path / f"m{i}.log", TTL, extra))
     yield group
     for member in group:
-        if member.process is not None and member.process.poll() is None:
-            member.process.kill()
-            member.process.wait(timeout=10)
+        member.kill_if_running()
 
 
 def _metrics_port(member: Member) -> int:
@@ -100,8 +98,8 @@ def test_readyz_follows_leadership_across_a_kill_9(
     monkeypatch.setenv("NOTIFY_SOCKET", f"{directory}/notify")
     for member in members:
         member.start()
-        assert member.process is not None
-        wait_for_port(_metrics_port(member), member.process)  # type: ignore[arg-type]
+        assert member.child is not None
+        wait_for_port(_metrics_port(member), member.child)
     # Each member tells systemd it is ready once it listens, a standby too.
     statuses = sorted(notify.recv(4096).decode() for _ in members)
     notify.close()

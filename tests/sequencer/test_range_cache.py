@@ -21,7 +21,7 @@ from chronoid.sequencer.client import (
     RangeCache,
     SequencerClient,
 )
-from tests.sequencer.conftest import ServerProcess, kill_server, launch_server
+from tests.sequencer.conftest import ServerProcess, launch_server
 from tests.support import free_port
 
 
@@ -31,7 +31,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     would cost more than the tests."""
     server = launch_server(port=free_port(), data_dir=tmp_path_factory.mktemp("range-cache"))
     yield server
-    kill_server(server)
+    server.kill()
 
 
 def _increasing(values: list[int]) -> bool:

@@ -3,10 +3,11 @@ the worker's history part and the verdict (a dropped value hides a duplicate).""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -115,10 +116,11 @@ def _resp_commands(buffer: bytes) -> tuple[list[list[bytes]], bytes]:
     return commands, buffer
 
 
-@pytest.fixture
-def half_pipeline_port() -> Iterator[int]:
-    """A server that answers the first 4 GETSEQ of a connection (1, 2, 3, 4), then drops it:
-    a pipeline of 8 loses its link after half its replies have arrived."""
+@contextlib.contextmanager
+def _fake_sequencer(reply: Callable[[int], bytes], answers: int | None = None) -> Iterator[int]:
+    """A RESP server on a spare port (yields it): ``+OK`` to every command but GETSEQ,
+    ``reply(n)`` to a connection's n-th GETSEQ; after ``answers`` GETSEQ replies (if given)
+    it drops the connection once it has handled what it read."""
     server = socket.create_server(("127.0.0.1", 0))
 
     def serve() -> None:
@@ -129,18 +131,28 @@ def half_pipeline_port() -> Iterator[int]:
                 return
             with conn:
                 buffer, answered = b"", 0
-                while answered < 4 and (data := conn.recv(65536)):
+                while (answers is None or answered < answers) and (data := conn.recv(65536)):
                     commands, buffer = _resp_commands(buffer + data)
                     for command in commands:
                         if command[0].upper() != b"GETSEQ":
                             conn.sendall(b"+OK\r\n")
-                        elif answered < 4:
+                        elif answers is None or answered < answers:
                             answered += 1
-                            conn.sendall(b":%d\r\n" % answered)
+                            conn.sendall(reply(answered))
 
     threading.Thread(target=serve, daemon=True).start()
-    yield server.getsockname()[1]
-    server.close()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def half_pipeline_port() -> Iterator[int]:
+    """A server that answers the first 4 GETSEQ of a connection (1, 2, 3, 4), then drops it:
+    a pipeline of 8 loses its link after half its replies have arrived."""
+    with _fake_sequencer(lambda n: b":%d\r\n" % n, answers=4) as port:
+        yield port
 
 
 def test_pipeline_replies_received_before_the_link_dropped_are_recorded(
@@ -163,28 +175,8 @@ def test_pipeline_replies_received_before_the_link_dropped_are_recorded(
 def garbling_port() -> Iterator[int]:
     """A server that answers GETSEQ with 1, 2, 3, then with a reply no client can read as a
     value (a bulk string): the worker dies of it, after its reply had come."""
-    server = socket.create_server(("127.0.0.1", 0))
-
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            with conn:
-                buffer, answered = b"", 0
-                while data := conn.recv(65536):
-                    commands, buffer = _resp_commands(buffer + data)
-                    for command in commands:
-                        if command[0].upper() != b"GETSEQ":
-                            conn.sendall(b"+OK\r\n")
-                            continue
-                        answered += 1
-                        conn.sendall(b":%d\r\n" % answered if answered <= 3 else b"$3\r\nabc\r\n")
-
-    threading.Thread(target=serve, daemon=True).start()
-    yield server.getsockname()[1]
-    server.close()
+    with _fake_sequencer(lambda n: b":%d\r\n" % n if n <= 3 else b"$3\r\nabc\r\n") as port:
+        yield port
 
 
 def test_a_worker_that_died_of_an_error_fails_the_run(tmp_path: Path, garbling_port: int) -> None:

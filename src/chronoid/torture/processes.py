@@ -19,6 +19,11 @@ before the scratch directory is removed.
 
 Every child's environment carries ``CHRONOID_TORTURE_RUN=<run id>``, which is how the tests
 look for leftovers.
+
+:meth:`Child.start` is also the one launcher of the test suite and the benchmarks (servers,
+registries, etcd members on spare ports): the same process group, the same parent-death
+signal, the same log file, and :meth:`Child.wait_ready` for "wait until it is ready, or say
+why it is not" (its log's last lines).
 """
 
 from __future__ import annotations
@@ -32,10 +37,12 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
+
+from chronoid.errors import TortureError
 
 __all__ = [
     "NETNS_PREFIX",
@@ -48,6 +55,8 @@ __all__ = [
     "is_root",
     "mounts_under",
     "sweep_stale",
+    "wait_for",
+    "wait_for_port",
 ]
 
 RUN_ENV = "CHRONOID_TORTURE_RUN"
@@ -121,12 +130,52 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
 
 @dataclass
 class Child:
-    """One process group the supervisor started."""
+    """One process group: started by :meth:`start` (the supervisor's, a test's, a benchmark's)."""
 
     name: str
     process: subprocess.Popen[bytes]
     log_path: Path | None
     started_ns: int = field(default_factory=time.monotonic_ns)
+
+    @classmethod
+    def start(
+        cls,
+        name: str,
+        argv: Sequence[str],
+        *,
+        log_path: Path | None,
+        env: dict[str, str] | None = None,
+        user: str | None = None,
+        die_with_parent: bool = True,
+    ) -> Child:
+        """Start ``argv`` in a new process group; stdout and stderr are appended to
+        ``log_path`` (discarded if None), stdin is /dev/null.
+
+        ``env``: the whole environment (default: ours). ``user``: run as this OS user
+        (PostgreSQL refuses to run as root); the parent-death signal is set after the
+        switch, so it still holds. ``die_with_parent``: the kernel SIGKILLs the child when
+        the *thread* that started it ends (even by a kill -9 of us); pass False from a
+        thread that ends before the child should (a timer restarting a server).
+        """
+        out: IO[bytes] | int = subprocess.DEVNULL
+        if log_path is not None:
+            out = log_path.open("ab")
+        try:
+            process = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+                preexec_fn=_die_with_parent if die_with_parent else None,
+                user=user,
+                group=None if user is None else _primary_group(user),
+            )
+        finally:
+            if not isinstance(out, int):
+                out.close()
+        return cls(name, process, log_path)
 
     @property
     def pid(self) -> int:
@@ -162,15 +211,38 @@ class Child:
         except subprocess.TimeoutExpired:
             return self.kill()
 
-    def log_tail(self, lines: int = 3) -> str:
-        """The last lines of the child's log (its stderr), for error messages."""
+    def log_text(self) -> str:
+        """Everything the child wrote so far ("" without a log or before it wrote)."""
         if self.log_path is None:
             return ""
         try:
-            text = self.log_path.read_text(errors="replace")
+            return self.log_path.read_text(errors="replace")
         except OSError:
             return ""
-        return " | ".join(line for line in text.strip().splitlines()[-lines:])
+
+    def log_tail(self, lines: int = 3) -> str:
+        """The last lines of the child's log (its stderr), for error messages."""
+        return " | ".join(line for line in self.log_text().strip().splitlines()[-lines:])
+
+    def wait_ready(
+        self, ready: Callable[[], bool], timeout_s: float, what: str = "ready", log_lines: int = 20
+    ) -> None:
+        """Block until ``ready()`` is true.
+
+        Raises:
+            TortureError: the child exited first, or ``timeout_s`` passed; the message has
+                its exit status or ``what``, and the last ``log_lines`` lines of its log.
+        """
+        if wait_for(ready, self, timeout_s):
+            return
+        tail = self.log_tail(log_lines)
+        if not self.alive():
+            raise TortureError(f"{self.name} exited with status {self.process.returncode}: {tail}")
+        raise TortureError(f"{self.name} not {what} within {timeout_s:g} s: {tail}")
+
+    def wait_listening(self, port: int, timeout_s: float, host: str = "127.0.0.1") -> None:
+        """Block until ``host:port`` accepts connections; TortureError as :meth:`wait_ready`."""
+        self.wait_ready(lambda: _accepts(host, port), timeout_s, f"listening on {host}:{port}")
 
 
 class Owned:
@@ -252,25 +324,7 @@ class Supervisor:
         full_env = dict(os.environ if env is None else env)
         full_env[RUN_ENV] = self.run_id
         log_path = self.log_dir / f"{name}.log" if log else None
-        out: IO[bytes] | int = subprocess.DEVNULL
-        if log_path is not None:
-            out = log_path.open("ab")
-        try:
-            process = subprocess.Popen(
-                list(argv),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=full_env,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-                user=user,
-                group=None if user is None else _primary_group(user),
-            )
-        finally:
-            if not isinstance(out, int):
-                out.close()
-        child = Child(name, process, log_path)
+        child = Child.start(name, argv, log_path=log_path, env=full_env, user=user)
         self._children.append(child)
         return child
 
@@ -360,16 +414,28 @@ def sweep_stale(root: Path | None = None) -> list[Path]:
     return removed
 
 
-def wait_for_port(port: int, child: Child, timeout_s: float, host: str = "127.0.0.1") -> bool:
-    """True once ``host:port`` accepts connections; False if ``child`` exits or time runs
+def wait_for(check: Callable[[], bool], child: Child, timeout_s: float) -> bool:
+    """True once ``check()`` is (polled every 20 ms); False if ``child`` exits or time runs
     out."""
     end_s = time.monotonic() + timeout_s
     while time.monotonic() < end_s:
         if not child.alive():
             return False
-        try:
-            with socket.create_connection((host, port), timeout=0.2):
-                return True
-        except OSError:
-            time.sleep(0.02)
+        if check():
+            return True
+        time.sleep(0.02)
     return False
+
+
+def _accepts(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def wait_for_port(port: int, child: Child, timeout_s: float, host: str = "127.0.0.1") -> bool:
+    """True once ``host:port`` accepts connections; False if ``child`` exits or time runs
+    out."""
+    return wait_for(lambda: _accepts(host, port), child, timeout_s)

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from chronoid.errors import TortureError
+from chronoid.torture.etcd_cluster import member_argv
 from chronoid.torture.history import now_ns
 from chronoid.torture.processes import Child, Owned, children_of, free_port, wait_for_port
 from chronoid.torture.run import Run
@@ -125,13 +126,10 @@ class EtcdStore(Store):
         return f"etcd://127.0.0.1:{port or self.port}{query}"
 
     def argv(self) -> list[str]:
-        peer = f"http://127.0.0.1:{self.peer_port}"
-        client = f"http://127.0.0.1:{self.port}"
+        peers = f"torture=http://127.0.0.1:{self.peer_port}"
         return [
-            *(self.binary, "--name", "torture", "--data-dir", str(self.data_dir)),
-            *("--listen-client-urls", client, "--advertise-client-urls", client),
-            *("--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer),
-            *("--initial-cluster", f"torture={peer}", "--log-level", "error"),
+            *member_argv(self.binary, "torture", self.data_dir, self.port, self.peer_port, peers),
+            *("--log-level", "error"),
         ]
 
 

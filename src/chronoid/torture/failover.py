@@ -1,8 +1,11 @@
-"""Failover test helpers: ``chronoid serve --ha`` members as real subprocesses.
+"""A failover group on loopback: ``chronoid serve --ha`` members as real processes, and a
+client load that records what it got.
 
-Each member logs to its own file so a test can read why it stepped down; a load thread
-records every value a failover-aware client got, with the time, for uniqueness and
-failover-time checks.
+The harness of the failover tests (``tests/sequencer/test_failover_*.py``) and of
+``benchmarks/bench_failover.py``, here so the benchmark needs nothing from ``tests``. Each
+member logs to its own file so a caller can read why it stepped down; the load thread records
+every value a failover-aware client got, with the time, for uniqueness and failover-time
+checks.
 """
 
 from __future__ import annotations
@@ -18,15 +21,25 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
-from chronoid.errors import SequencerReplyError
+from chronoid.errors import SequencerReplyError, TortureError
 from chronoid.sequencer.client import AsyncSequencerClient, SequencerClient
-from tests.support import free_port
+from chronoid.torture.processes import Child, free_port
+
+__all__ = ["Load", "Member", "make_members", "wait_for_leader", "wait_for_term"]
+
+_Client = TypeVar("_Client", SequencerClient, AsyncSequencerClient)
+
+START_TIMEOUT_S = 15.0
+"""How long a member may take to listen after it started (s)."""
 
 
 @dataclass
 class Member:
-    """One ``chronoid serve --ha`` process."""
+    """One ``chronoid serve --ha`` member on 127.0.0.1:``port`` in failover cluster
+    ``cluster`` of the store ``ha_url``, with lease TTL ``ttl`` (s) and ``extra`` flags;
+    started (and restarted) by :meth:`start` through :meth:`Child.start`."""
 
     ha_url: str
     cluster: str
@@ -34,74 +47,71 @@ class Member:
     log_path: Path
     ttl: float
     extra: tuple[str, ...] = ()
-    process: subprocess.Popen[bytes] | None = None
+    child: Child | None = None
 
     @property
     def address(self) -> str:
+        """``host:port``, as a client's server list names it."""
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        """The current process (None before the first ``start()``)."""
+        return None if self.child is None else self.child.process
+
     def start(self) -> Member:
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
+        """Start it (again) and wait until it listens.
+
+        Raises:
+            TortureError: it exited or did not listen within 15 s (with its log's tail).
+        """
+        self.child = Child.start(
+            f"member on {self.port}",
             [
-                sys.executable,
-                "-m",
-                "chronoid",
-                "serve",
-                "--ha",
-                self.ha_url,
-                "--cluster",
-                self.cluster,
-                "--port",
-                str(self.port),
-                "--lease-ttl",
-                str(self.ttl),
-                "--member",
-                f"m{self.port}",
-                "--log-level",
-                "INFO",
-                *self.extra,
+                *(sys.executable, "-m", "chronoid", "serve", "--ha", self.ha_url),
+                *("--cluster", self.cluster, "--port", str(self.port)),
+                *("--lease-ttl", str(self.ttl), "--member", f"m{self.port}"),
+                *("--log-level", "INFO", *self.extra),
             ],
-            stdout=subprocess.DEVNULL,
-            stderr=log,
+            log_path=self.log_path,
             env={k: v for k, v in os.environ.items() if k != "CHRONOID_PASSWORD"},
         )
-        log.close()
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"member exited {self.process.returncode}: {self.log()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return self
-            except OSError:
-                time.sleep(0.02)
-        raise AssertionError(f"member on {self.port} did not listen: {self.log()}")
+        self.child.wait_listening(self.port, START_TIMEOUT_S)
+        return self
+
+    def _started(self) -> Child:
+        if self.child is None:
+            raise TortureError(f"the member on port {self.port} was never started")
+        return self.child
+
+    def alive(self) -> bool:
+        """True while the current process runs."""
+        return self.child is not None and self.child.alive()
 
     def signal(self, sig: int) -> None:
-        assert self.process is not None
-        self.process.send_signal(sig)
+        """Send ``sig`` (SIGSTOP: a pause, SIGCONT: the end of one)."""
+        self._started().signal(sig)
 
     def kill(self) -> None:
-        assert self.process is not None
-        self.process.kill()
-        self.process.wait(timeout=10)
+        """kill -9 it (a crash) and reap it."""
+        self._started().kill()
 
     def kill_if_running(self) -> None:
-        """Clean-up after a test that may have left it paused: SIGCONT, then kill -9 (a
+        """Clean-up after a caller that may have left it paused: kill -9 (SIGCONT first: a
         stopped process cannot die until it runs again); nothing if it never started or
         already exited."""
-        if self.process is not None and self.process.poll() is None:
+        if self.alive():
             self.signal(signal.SIGCONT)
             self.kill()
 
     def stop(self) -> int:
-        assert self.process is not None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=15)
+        """SIGTERM (it resigns its term) and its exit status (waits up to 15 s)."""
+        child = self._started()
+        child.signal(signal.SIGTERM)
+        return child.process.wait(timeout=15)
 
     def log(self) -> str:
+        """Everything it logged so far, over all its starts."""
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def raw(self, command: bytes) -> bytes:
@@ -117,13 +127,16 @@ class Member:
             return data
 
     def info(self) -> dict[str, str]:
+        """Its INFO reply as ``field: value`` pairs."""
         with SequencerClient("127.0.0.1", self.port, timeout=2) as client:
             text = client.call(b"INFO")
-        assert isinstance(text, bytes)
+        if not isinstance(text, bytes):
+            raise TortureError(f"INFO of the member on port {self.port} is not text: {text!r}")
         pairs = (line.split(":", 1) for line in text.decode().splitlines() if ":" in line)
         return {k: v for k, v in pairs}
 
     def role(self) -> str:
+        """``leader``, ``standby``, or ``down`` when it does not answer."""
         try:
             return self.info()["role"]
         except (OSError, EOFError, SequencerReplyError):
@@ -131,24 +144,26 @@ class Member:
 
 
 def make_members(
-    ha_url: str, cluster: str, tmp_path: Path, n: int, ttl: float, *extra: str
+    ha_url: str, cluster: str, log_dir: Path, n: int, ttl: float, *extra: str
 ) -> list[Member]:
+    """``n`` members (not started) on spare ports, logging to ``log_dir/member<i>.log``."""
     return [
-        Member(ha_url, cluster, free_port(), tmp_path / f"member{i}.log", ttl, extra)
+        Member(ha_url, cluster, free_port(), log_dir / f"member{i}.log", ttl, extra)
         for i in range(n)
     ]
 
 
 def wait_for_leader(members: list[Member], timeout: float) -> Member:
+    """The member that is leader within ``timeout`` s; TortureError with every log's tail
+    if none is."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for member in members:
-            alive = member.process is not None and member.process.poll() is None
-            if alive and member.role() == "leader":
+            if member.alive() and member.role() == "leader":
                 return member
         time.sleep(0.05)
     logs = "\n".join(m.log()[-2000:] for m in members)
-    raise AssertionError(f"no leader within {timeout} s:\n{logs}")
+    raise TortureError(f"no leader within {timeout} s:\n{logs}")
 
 
 def wait_for_term(member: Member, timeout: float) -> dict[str, str]:
@@ -159,7 +174,7 @@ def wait_for_term(member: Member, timeout: float) -> dict[str, str]:
         if info["ha_term"] != "0":
             return info
         time.sleep(0.05)
-    raise AssertionError(f"no term within {timeout} s: {member.log()[-2000:]}")
+    raise TortureError(f"no term within {timeout} s: {member.log()[-2000:]}")
 
 
 @dataclass
@@ -175,22 +190,23 @@ class Load:
     _thread: threading.Thread | None = None
 
     def start(self) -> Load:
+        """Start the thread; values and errors accumulate until :meth:`stop`."""
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         return self
+
+    def _client(self, kind: type[_Client]) -> _Client:
+        """A failover-aware client of ``kind``: the first member, the others to fail over to
+        (0.5 s socket timeout, 30 s to find a leader)."""
+        first, *rest = self.members
+        servers = [m.address for m in rest]
+        return kind("127.0.0.1", first.port, servers=servers, timeout=0.5, failover_timeout=30)
 
     def _run(self) -> None:
         if self.asynchronous:
             asyncio.run(self._run_async())
             return
-        first, *rest = self.members
-        client = SequencerClient(
-            "127.0.0.1",
-            first.port,
-            servers=[m.address for m in rest],
-            timeout=0.5,
-            failover_timeout=30,
-        )
+        client = self._client(SequencerClient)
         while not self._stop.is_set():
             try:
                 value = client.getseq()
@@ -202,14 +218,7 @@ class Load:
         client.close()
 
     async def _run_async(self) -> None:
-        first, *rest = self.members
-        client = AsyncSequencerClient(
-            "127.0.0.1",
-            first.port,
-            servers=[m.address for m in rest],
-            timeout=0.5,
-            failover_timeout=30,
-        )
+        client = self._client(AsyncSequencerClient)
         while not self._stop.is_set():
             try:
                 value = await client.getseq()
@@ -221,6 +230,7 @@ class Load:
         await client.close()
 
     def stop(self) -> None:
+        """Stop the thread (waits up to 40 s for the call in flight)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=40)
@@ -240,4 +250,4 @@ class Load:
             if values and values[-1][0] > moment:
                 return min(when for when, _ in values if when > moment)
             time.sleep(0.01)
-        raise AssertionError(f"no value within {timeout} s after the event: {self.errors[-3:]}")
+        raise TortureError(f"no value within {timeout} s after the event: {self.errors[-3:]}")

@@ -1,4 +1,4 @@
-"""A throwaway 3-member etcd cluster on loopback, for failover tests.
+"""A throwaway 3-member etcd cluster on loopback, for the failover tests and benchmark.
 
 Each member is a real ``etcd`` subprocess (Debian's etcd-server package) with its own client
 and peer port and a data directory under the test's ``tmp_path``. ``stop(i)`` kills one member
@@ -19,26 +19,47 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import subprocess
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from tests.support import free_port
+from chronoid.errors import InvalidArgument, TortureError
+from chronoid.torture.processes import Child, free_port
+
+__all__ = ["ELECTION_TIMEOUT_MS", "HEARTBEAT_MS", "EtcdCluster", "member_argv"]
 
 ETCD = "etcd"
+"""The etcd server binary (Debian's etcd-server package puts it on PATH)."""
 HEARTBEAT_MS = 50
+"""Default raft heartbeat (ms): twice as fast as etcd's 100."""
 ELECTION_TIMEOUT_MS = 500
+"""Default raft election timeout (ms): twice as fast as etcd's 1000."""
+
+
+def member_argv(
+    binary: str, name: str, data_dir: Path, client_port: int, peer_port: int, initial_cluster: str
+) -> list[str]:
+    """The command of etcd member ``name`` on 127.0.0.1 (clients on ``client_port``, raft
+    peers on ``peer_port``) with its data in ``data_dir``, in the cluster ``initial_cluster``
+    (``name=http://127.0.0.1:<peer port>,...``): the cluster's members and the torture
+    tool's one-member store are started the same way."""
+    client, peer = f"http://127.0.0.1:{client_port}", f"http://127.0.0.1:{peer_port}"
+    return [
+        *(binary, "--name", name, "--data-dir", str(data_dir)),
+        *("--listen-client-urls", client, "--advertise-client-urls", client),
+        *("--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer),
+        *("--initial-cluster", initial_cluster),
+    ]
 
 
 class EtcdCluster:
     """``size`` etcd members on 127.0.0.1 with state under ``root``; started by ``__enter__``.
 
     Args:
-        root: a directory of the test's own (``tmp_path``): data dirs and logs go there.
+        root: a directory of the caller's own (a test's ``tmp_path``): data dirs and logs
+            go there.
         size: number of members (3 tolerates one failure).
         ready_s: how long to wait for a member to report healthy (s).
         heartbeat_ms, election_timeout_ms: raft timings (etcd's defaults are 100 and 1000).
@@ -53,8 +74,15 @@ class EtcdCluster:
         heartbeat_ms: int = HEARTBEAT_MS,
         election_timeout_ms: int = ELECTION_TIMEOUT_MS,
     ) -> None:
+        if size < 1:
+            raise InvalidArgument(f"size must be >= 1 member, got {size}")
+        if not 0 < heartbeat_ms < election_timeout_ms:
+            raise InvalidArgument(
+                "heartbeat_ms must be > 0 and below election_timeout_ms, got "
+                f"{heartbeat_ms} and {election_timeout_ms}"
+            )
         if shutil.which(ETCD) is None:
-            raise RuntimeError("etcd is not installed (apt-get install etcd-server)")
+            raise TortureError("etcd is not installed (apt-get install etcd-server)")
         self.root = root
         self.ready_s = ready_s
         self.heartbeat_ms = heartbeat_ms
@@ -62,7 +90,7 @@ class EtcdCluster:
         self.names = [f"m{i}" for i in range(size)]
         self.client_ports = [free_port() for _ in range(size)]
         self.peer_ports = [free_port() for _ in range(size)]
-        self.processes: list[subprocess.Popen[bytes] | None] = [None] * size
+        self.children: list[Child | None] = [None] * size
         peers = zip(self.names, self.peer_ports, strict=True)
         self._initial_cluster = ",".join(f"{name}=http://127.0.0.1:{port}" for name, port in peers)
         self._token = f"chronoid-{root.name}-{self.client_ports[0]}"
@@ -79,55 +107,36 @@ class EtcdCluster:
     def start(self, i: int, *, wait: bool = True) -> None:
         """Start (or restart) member ``i``; with ``wait``, block until it reports healthy."""
         if self.running(i):
-            raise RuntimeError(f"etcd member {i} is already running")
+            raise TortureError(f"etcd member {i} is already running")
         name, client, peer = self.names[i], self.client_ports[i], self.peer_ports[i]
         data_dir = self.root / f"etcd-{name}"
-        with self.log(i).open("ab") as log:
-            self.processes[i] = subprocess.Popen(
-                [
-                    ETCD,
-                    "--name",
-                    name,
-                    "--data-dir",
-                    str(data_dir),
-                    "--listen-client-urls",
-                    f"http://127.0.0.1:{client}",
-                    "--advertise-client-urls",
-                    f"http://127.0.0.1:{client}",
-                    "--listen-peer-urls",
-                    f"http://127.0.0.1:{peer}",
-                    "--initial-advertise-peer-urls",
-                    f"http://127.0.0.1:{peer}",
-                    "--initial-cluster",
-                    self._initial_cluster,
-                    "--initial-cluster-state",
-                    "new",  # ignored once the data dir exists, so a restart rejoins
-                    "--initial-cluster-token",
-                    self._token,
-                    "--heartbeat-interval",
-                    str(self.heartbeat_ms),
-                    "--election-timeout",
-                    str(self.election_timeout_ms),
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        self.children[i] = Child.start(
+            f"etcd member {i}",
+            [
+                *member_argv(ETCD, name, data_dir, client, peer, self._initial_cluster),
+                "--initial-cluster-state",
+                "new",  # ignored once the data dir exists, so a restart rejoins
+                *("--initial-cluster-token", self._token),
+                *("--heartbeat-interval", str(self.heartbeat_ms)),
+                *("--election-timeout", str(self.election_timeout_ms)),
+            ],
+            log_path=self.log(i),
+        )
         if wait:
             self.wait_healthy(i)
 
     def stop(self, i: int, sig: int = signal.SIGKILL) -> None:
         """Stop member ``i`` with ``sig`` (SIGKILL: a crash) and wait until it has exited."""
-        process = self.processes[i]
-        if process is None or process.poll() is not None:
+        child = self.children[i]
+        if child is None or not child.alive():
             return
-        process.send_signal(sig)
-        process.wait(timeout=10)
+        child.signal(sig)
+        child.process.wait(timeout=10)
 
     def running(self, i: int) -> bool:
         """Whether member ``i``'s process is alive."""
-        process = self.processes[i]
-        return process is not None and process.poll() is None
+        child = self.children[i]
+        return child is not None and child.alive()
 
     def healthy(self, i: int) -> bool:
         """Whether member ``i`` answers ``/health`` with true (it sees a leader and a quorum)."""
@@ -139,16 +148,11 @@ class EtcdCluster:
             return False
 
     def wait_healthy(self, i: int) -> None:
-        """Block until member ``i`` is healthy; RuntimeError with its log tail if it is not."""
-        end = time.monotonic() + self.ready_s
-        while time.monotonic() < end:
-            process = self.processes[i]
-            if process is None or process.poll() is not None:
-                raise RuntimeError(f"etcd member {i} exited:\n{self._tail(i)}")
-            if self.healthy(i):
-                return
-            time.sleep(0.05)
-        raise RuntimeError(f"etcd member {i} not healthy after {self.ready_s} s:\n{self._tail(i)}")
+        """Block until member ``i`` is healthy; TortureError with its log tail if it is not."""
+        child = self.children[i]
+        if child is None:
+            raise TortureError(f"etcd member {i} was never started")
+        child.wait_ready(lambda: self.healthy(i), self.ready_s, "healthy")
 
     def restore(self) -> None:
         """Restart every stopped member and wait until all are healthy."""
@@ -159,7 +163,7 @@ class EtcdCluster:
             self.wait_healthy(i)
 
     def raft_leader(self) -> int:
-        """The index of the member that is raft leader now (RuntimeError if none is)."""
+        """The index of the member that is raft leader now (TortureError if none is)."""
         statuses = [
             self._post(i, "maintenance/status", {}) if self.running(i) else {}
             for i in range(len(self.names))
@@ -168,7 +172,7 @@ class EtcdCluster:
         for status in statuses:
             if status.get("leader") in ids:
                 return ids.index(status["leader"])
-        raise RuntimeError("no etcd member knows a raft leader")
+        raise TortureError("no etcd member knows a raft leader")
 
     def _post(self, i: int, path: str, body: dict[str, Any]) -> dict[str, Any]:
         request = urllib.request.Request(
@@ -182,12 +186,6 @@ class EtcdCluster:
                 return answer
         except OSError:
             return {}
-
-    def _tail(self, i: int, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log(i).read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
 
     def close(self) -> None:
         """Kill every member that is still running."""
