@@ -439,7 +439,8 @@ def main() -> None:
             "",
             f"Cost per ID, {rounds} interleaved rounds (each the fastest of {CALL_SAMPLES} "
             f"samples of {CALLS // CALL_SAMPLES} calls, or of {BATCH_SAMPLES} batches, on the "
-            "calling thread's CPU clock; medians; X):",
+            "calling thread's CPU clock; medians; ratio = median of per-round ratios to the "
+            "plain generator, interquartile range in brackets):",
             "",
             cost_table(rounds),
             "",
