@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import time
 import uuid
@@ -366,6 +367,34 @@ def test_sequence_overflow_waits_for_the_next_tick_on_the_same_node() -> None:
     assert {layout.node_of(i) for i in ids} == {gen.node}
     assert len({layout.unpack(i).timestamp for i in ids}) == 2
     _no_duplicates(ids)
+
+
+def test_next_id_through_an_overflow_keeps_increasing_on_the_same_node() -> None:
+    # next_id's fused fast path, its slow path at the overflow and the tick entry after it.
+    clock = ManualClock()
+    gen = LeaseGenerator("chrono64s", MemoryRegistry(), clock=clock)
+    ids = [gen.next_id() for _ in range(40_000)]  # more than 2^15 in one second
+    gen.close()
+    assert clock.sleeps and sum(clock.sleeps) <= 1_000_000_000
+    assert {gen.layout.node_of(i) for i in ids} == {gen.node}
+    assert all(a < b for a, b in itertools.pairwise(ids))
+
+
+def test_a_subclass_that_overrides_next_id_keeps_its_override() -> None:
+    # The fused next_id is an instance attribute: it must not hide a subclass's method.
+    class Counted(LeaseGenerator):
+        calls = 0
+
+        def next_id(self) -> int:
+            self.calls += 1
+            return super().next_id()
+
+    gen = Counted("chrono64s", MemoryRegistry())
+    try:
+        first, second = gen.next_id(), gen.next_id()
+    finally:
+        gen.close()
+    assert gen.calls == 2 and first < second
 
 
 def test_postgres_registry_reconnects_after_its_connection_is_killed(pg_dsn: str) -> None:

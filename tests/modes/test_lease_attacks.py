@@ -26,6 +26,7 @@ from chronoid.lease.base import NodeRegistry
 from chronoid.lease.memory import MemoryRegistry
 from chronoid.lease.redis import RedisRegistry
 from chronoid.modes import LeaseGenerator, parse_registry_url
+from chronoid.variants import get_layout
 from tests.modes.conftest import OwnServer, age_history, wait_until
 
 pytestmark = pytest.mark.integration
@@ -263,6 +264,54 @@ def test_a_pause_between_making_an_id_and_checking_it_discards_the_id(call: str)
     pause[0] = True
     with pytest.raises(LeaseLost):
         issue()
+    gen._stop.set()
+
+
+@pytest.mark.parametrize("call", ["next_id", "next_ids"])
+def test_a_lease_withdrawn_between_making_an_id_and_checking_it_discards_the_id(
+    call: str,
+) -> None:
+    # The other half of the check: between the making of an ID and its check the renewal
+    # thread learns that the registry gave the node to someone else, withdraws the lease and
+    # leases another node. The old deadline still lies ahead, so only the re-read of the
+    # lease keeps that ID in. Injected on the first lease-clock reading after the ID was
+    # made: it waits there until the renewal has withdrawn the lease (a batch holds the
+    # generator's lock, so the move to the new node waits for the batch's end).
+    lease, wall = ManualClock(), ManualClock()
+    registry = MemoryRegistry(node_range=(5, 6), now_ns=lease.now_ns)
+    timing: dict[str, Any] = {"ttl_ms": 10_000, "renew_ms": 8_000}  # the test renews
+    max_node = get_layout("chrono64s").max_node
+    other = registry.acquire(max_node, 10_000, wall.now_ns())  # the node the holder moves to
+    withdraw = [False]
+    renewal = threading.Thread(target=lambda: gen._renew_once())
+
+    def lease_now() -> int:
+        if withdraw[0] and threading.current_thread() is threading.main_thread():
+            withdraw[0] = False
+            taken = gen.lease
+            assert taken is not None
+            registry.release(taken, 0)
+            registry.acquire(max_node, 10_000, wall.now_ns())  # the intruder: the old node
+            registry.release(other, 0)  # frees the node the generator moves to
+            renewal.start()  # token unknown: withdraw, then lease again
+            wait_until(lambda: gen.lease is not taken, "the lease withdrawn")
+        return lease.now_ns()
+
+    gen = LeaseGenerator("chrono64s", registry, clock=wall, lease_clock_ns=lease_now, **timing)
+
+    def issue() -> list[int]:
+        return [gen.next_id()] if call == "next_id" else gen.next_ids(10)
+
+    issue()
+    old_node = gen.node
+    withdraw[0] = True
+    try:
+        got = issue()  # an ID of the new node, or none at all (a batch is refused whole)
+    except LeaseLost:
+        got = []
+    renewal.join(timeout=10)
+    assert not withdraw[0] and gen.node == other.node != old_node
+    assert [value for value in got if gen.node_of(value) == old_node] == []
     gen._stop.set()
 
 

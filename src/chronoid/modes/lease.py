@@ -200,6 +200,7 @@ class LeaseGenerator:
             tick_check=self._check_tick,
         )
         self._issue = self._generator.next_id
+        self._fuse_next_id()
         self._take(lease)
         reset_after_fork(self)
         self._thread.start()
@@ -248,6 +249,15 @@ class LeaseGenerator:
         if self._lease_now() < hold[0] and (self._hold is hold or self._hold[1] is hold[1]):
             return value
         return self._refuse(self.next_id)
+
+    def _fuse_next_id(self) -> None:
+        # The hot path: the generator's fast path and the take-then-check in one frame (the
+        # same reads in the same order as next_id above, which stays its slow path). Not
+        # under a subclass that overrides next_id: the instance attribute would hide it.
+        if type(self).next_id is LeaseGenerator.next_id:
+            self.next_id = self._generator._next_id_within(  # type: ignore[method-assign]
+                self, self._lease_now, functools.partial(LeaseGenerator.next_id, self)
+            )
 
     def next_ids(self, count: int) -> list[int]:
         """``count`` IDs in increasing order (see :meth:`Generator.next_ids`), all made inside
