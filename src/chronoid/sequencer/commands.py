@@ -180,6 +180,7 @@ class Dispatcher:
         if password is not None and not password:
             raise InvalidArgument("password must be a non-empty string or None, got ''")
         self.gate = gate
+        self._standalone = gate.sequences if isinstance(gate, Standalone) else None
         self.password = password.encode() if password is not None else None
         self._requests: dict[str, int] = {}
         self._plain_getseqs = 0  # answered by getseq_repeated: one addition per read
@@ -243,7 +244,16 @@ class Dispatcher:
         """
         if not state.authenticated or state.closing:
             return None
-        first = self._take(times, DEFAULT_NAME)
+        sequences = self._standalone
+        if sequences is None:
+            first = self._take(times, DEFAULT_NAME)
+        else:
+            # A standalone gate always serves the same sequences: no term to check before
+            # or after the take (three Python calls fewer per request).
+            try:
+                first = sequences.try_take(times)
+            except (InvalidArgument, StoreUnavailable):
+                return None  # the general path takes again and sends the error
         if type(first) is not int:
             return None
         self._plain_getseqs += times

@@ -232,7 +232,7 @@ class Sequences:
         if end > seq.limit:
             return self._reserve_for(seq, end)
         seq.next = end
-        if not seq.prefetching and seq.limit - end < seq.block >> 1:
+        if seq.limit - end < seq.block >> 1 and not seq.prefetching:  # rarely true first
             self._prefetch(seq)
         self.stats.values_issued += count
         return first
