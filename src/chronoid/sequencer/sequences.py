@@ -222,7 +222,10 @@ class Sequences:
         one-too-many name or the end of the range, and :class:`StoreUnavailable` when the
         values cannot be reserved durably; either way nothing is consumed.
         """
-        seq = self._sequences.get(name)
+        try:
+            seq: _Sequence | None = self._sequences[name]  # a subscript costs less than get()
+        except KeyError:
+            seq = None
         if seq is not None and 0 < count <= MAX_COUNT:
             # The fast path first, in as few steps as it takes: most calls end here.
             first = seq.next
