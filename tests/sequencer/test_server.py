@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import signal
 import socket
 import ssl
@@ -346,3 +347,102 @@ def test_initial_on_existing_state_never_moves_backwards_unless_forced(
     assert lower.stop() == 0
     forced = start_server("--initial=5", "--force-initial", data_dir=first.data_dir)
     assert exchange(forced.port, b"GETSEQ\r\nQUIT\r\n") == b":5\r\n+OK\r\n"
+
+
+def _resp(*words: bytes) -> bytes:
+    return b"*%d\r\n" % len(words) + b"".join(b"$%d\r\n%s\r\n" % (len(w), w) for w in words)
+
+
+def mixed_session(
+    rng: random.Random, nexts: dict[bytes, int], password: bytes | None
+) -> tuple[bytes, list[bytes]]:
+    """A random mix of every GETSEQ form, CURRENT, PING, AUTH and a final QUIT or not, and
+    the replies it must get from a server this client alone uses (``nexts`` is updated)."""
+    requests: list[bytes] = []
+    expected: list[bytes] = []
+    authenticated = password is None
+    for _ in range(rng.randint(1, 40)):
+        pick = rng.random()
+        if not authenticated and password is not None and pick < 0.3:
+            requests.append(rng.choice([_resp(b"AUTH", password), b"AUTH " + password + b"\r\n"]))
+            expected.append(b"+OK")
+            authenticated = True
+            continue
+        if pick < 0.03:
+            requests.append(rng.choice([b"QUIT\r\n", _resp(b"QUIT")]))
+            expected.append(b"+OK")
+            break
+        form = rng.randrange(8)
+        count, name = 1, b"default"
+        if form < 4:
+            requests.append([b"GETSEQ\r\n", b"GETSEQ\n", _resp(b"GETSEQ"), b"getseq\r\n"][form])
+        elif form == 4:
+            count = rng.randint(1, 5)
+            requests.append(rng.choice([b"GETSEQ %d\r\n" % count, _resp(b"GETSEQ", b"%d" % count)]))
+        elif form == 5:
+            count, name = rng.randint(1, 3), b"x"
+            requests.append(_resp(b"GETSEQ", b"%d" % count, name))
+        elif form == 6:
+            name = rng.choice([b"default", b"x"])
+            requests.append(_resp(b"CURRENT", name))
+        else:
+            requests.append(b"PING\r\n")
+        if not authenticated:
+            expected.append(b"-NOAUTH Authentication required.")
+        elif form == 7:
+            expected.append(b"+PONG")
+        else:
+            expected.append(b":%d" % nexts[name])
+            if form != 6:
+                nexts[name] += count
+    return b"".join(requests), expected
+
+
+def send_split(
+    port: int, request: bytes, split: str, rng: random.Random, replies: int
+) -> list[bytes]:
+    """Send ``request`` on a new connection whole, one byte per send or in random chunks;
+    the first ``replies`` reply lines (fewer if the server closes first)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if split == "whole":
+            sock.sendall(request)
+        else:
+            i = 0
+            while i < len(request):
+                step = 1 if split == "bytes" else rng.randint(1, 40)
+                sock.sendall(request[i : i + step])
+                i += step
+                if rng.random() < 0.05:
+                    time.sleep(0.001)  # let the server read what it has so far
+        received = b""
+        while received.count(b"\r\n") < replies:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+    return received.split(b"\r\n")[:-1]
+
+
+@pytest.mark.parametrize("password", [None, b"s3cret"])
+def test_every_getseq_form_mixed_in_one_read_or_split_byte_by_byte_keeps_order_and_values(
+    start_server: StartServer, tmp_path: Path, password: bytes | None
+) -> None:
+    # The plain-GETSEQ fast path answers a read made of nothing but plain GETSEQs; any other
+    # read takes the general path. Mixed reads, the same bytes split anywhere (one byte per
+    # send: every read is the fast path's candidate), AUTH before or never, QUIT: every reply
+    # in request order, the values the one client alone must get, nothing consumed by errors.
+    args: tuple[str, ...] = ()
+    if password is not None:
+        (tmp_path / "secret").write_bytes(password)
+        args = ("--password-file", str(tmp_path / "secret"))
+    srv = start_server(*args)
+    rng = random.Random(7)
+    nexts = {b"default": 1, b"x": 1}
+    for _ in range(45):
+        request, expected = mixed_session(rng, nexts, password)
+        split = rng.choice(["whole", "bytes", "chunks"])
+        assert send_split(srv.port, request, split, rng, len(expected)) == expected, (
+            split,
+            request[:200],
+        )
