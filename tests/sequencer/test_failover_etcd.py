@@ -4,8 +4,11 @@
 
 from __future__ import annotations
 
+import random
 import shutil
 import signal
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +23,7 @@ from chronoid.torture.failover import (
     wait_for_leader,
     wait_for_term,
 )
+from tests.sequencer.test_server import mixed_session, send_split
 from tests.support import wait_until
 
 TTL = 2.0
@@ -247,3 +251,84 @@ def test_etcd_restarted_without_its_data_a_member_that_never_led_repeats_nothing
             assert reply.startswith(b"-TRYAGAIN") and b"store lost its data" in reply, reply
     assert info["ha_store_data_lost"] == "1", info
     assert log.count("store_data_lost") == 1, log[-2000:]  # once per term
+
+
+def _replies(sock: socket.socket, count: int) -> list[bytes]:
+    """The next ``count`` reply lines (fewer if the server closes or stays silent for 20 s)."""
+    sock.settimeout(20)
+    data = b""
+    while data.count(b"\r\n") < count:
+        chunk = sock.recv(1 << 16)
+        if not chunk:
+            break
+        data += chunk
+    return data.split(b"\r\n")[:count]
+
+
+@pytest.mark.parametrize("paused", ["before_the_pipeline", "mid_pipeline"])
+def test_a_leader_paused_past_its_lease_with_10000_getseqs_buffered_hands_out_none_after_it(
+    tmp_path: Path, paused: str
+) -> None:
+    # The GETSEQ fast path takes from the term it lent last and asks the gate only after the
+    # take. A leader SIGSTOPped past --lease-ttl 1 with a 10,000-command pipeline in its socket
+    # buffer (inline and RESP, one write) wakes up with its successor issuing: whatever it had
+    # not answered before the pause must be refused, and nothing it answered may repeat.
+    with EtcdCluster(tmp_path, size=1) as cluster:
+        url = f"etcd://127.0.0.1:{cluster.client_ports[0]}"
+        members = make_members(url, "paused", tmp_path, 2, 1.0)
+        for member in members:
+            member.start()
+        try:
+            leader = wait_for_leader(members, 15)
+            (other,) = [member for member in members if member is not leader]
+            before = [int(leader.raw(b"GETSEQ")[1:]) for _ in range(3)]
+            with socket.create_connection(("127.0.0.1", leader.port), timeout=20) as sock:
+                pipeline = (b"GETSEQ\r\n" + b"*1\r\n$6\r\nGETSEQ\r\n") * 5000
+                sender = threading.Thread(target=sock.sendall, args=(pipeline,))
+                if paused == "before_the_pipeline":
+                    leader.signal(signal.SIGSTOP)
+                    sender.start()
+                else:
+                    sender.start()
+                    time.sleep(0.002)  # some of it read and answered, the rest buffered
+                    leader.signal(signal.SIGSTOP)
+                assert wait_for_leader([other], 15) is other
+                after = [int(other.raw(b"GETSEQ")[1:]) for _ in range(3)]
+                leader.signal(signal.SIGCONT)
+                sender.join(20)
+                replies = _replies(sock, 10_000)
+        finally:
+            for member in members:
+                member.kill_if_running()
+    assert len(replies) == 10_000, replies[-3:]
+    values = [int(reply[1:]) for reply in replies if reply.startswith(b":")]
+    refused = [reply for reply in replies if not reply.startswith(b":")]
+    assert all(reply.startswith((b"-MOVED 0 ", b"-TRYAGAIN ")) for reply in refused), refused[:3]
+    # Answered before the pause, then refused: never a value after the first refusal.
+    assert replies[: len(values)] == [b":%d" % value for value in values]
+    if paused == "before_the_pipeline":
+        assert values == []
+    every = before + values + after
+    assert len(every) == len(set(every)), "a value was issued twice"
+    assert every == sorted(every), "the successor issued below the paused leader's values"
+
+
+def test_every_getseq_form_mixed_or_split_byte_by_byte_on_a_leader(tmp_path: Path) -> None:
+    # A leader's GETSEQ takes from the term it lent last and asks the gate after the take
+    # (a standalone server's fast path skips the gate): the same mixed and split reads as
+    # test_server's, on a leader, get the same replies.
+    with EtcdCluster(tmp_path, size=1) as cluster:
+        url = f"etcd://127.0.0.1:{cluster.client_ports[0]}"
+        (member,) = make_members(url, "mixed", tmp_path, 1, 3.0)
+        member.start()
+        try:
+            wait_for_leader([member], 15)
+            rng = random.Random(11)
+            nexts = {b"default": 1, b"x": 1}
+            for _ in range(30):
+                request, expected = mixed_session(rng, nexts, None)
+                split = rng.choice(["whole", "bytes", "chunks"])
+                got = send_split(member.port, request, split, rng, len(expected))
+                assert got == expected, (split, request[:200])
+        finally:
+            member.kill_if_running()
