@@ -301,7 +301,9 @@ class Sequences:
             return
         self._closed = True
         self._executor.shutdown(wait=True)
-        for seq in self._sequences.values():
+        # A snapshot: the event loop may still take meanwhile (with failover it takes from the
+        # term lent last, then finds it over), and a take can promote a creation into the dict.
+        for seq in list(self._sequences.values()):
             if seq.stored == seq.next:
                 continue
             try:
