@@ -73,6 +73,7 @@ from chronoid.fork import reset_after_fork
 from chronoid.generator import Generator, Overflow
 from chronoid.layout import Layout
 from chronoid.lease.base import Lease, NodeRegistry
+from chronoid.lease.keeper import LeaseKeeper
 from chronoid.variants import VariantName, get_layout
 
 __all__ = ["Lease", "LeaseGenerator", "NodeRegistry"]
@@ -139,38 +140,25 @@ class LeaseGenerator:
             raise InvalidArgument(
                 f"registry must be a NodeRegistry (see parse_registry_url), got {registry!r}"
             )
-        if not isinstance(ttl_ms, int) or isinstance(ttl_ms, bool) or not ttl_ms >= 100:
-            raise InvalidArgument(f"ttl_ms must be an int >= 100 ms, got {ttl_ms!r}")
-        if renew_ms is None:
-            renew_ms = ttl_ms // 3
-        if skew_margin_ms is None:
-            skew_margin_ms = min(1000, ttl_ms // 4)
-        if not isinstance(skew_margin_ms, int) or not 0 <= skew_margin_ms < ttl_ms:
-            raise InvalidArgument(
-                f"skew_margin_ms must be an int in 0..ttl_ms-1 ({ttl_ms - 1}), "
-                f"got {skew_margin_ms!r}"
-            )
-        if not isinstance(renew_ms, int) or not 0 < renew_ms < ttl_ms - skew_margin_ms:
-            raise InvalidArgument(
-                f"renew_ms must be an int in 1..{ttl_ms - skew_margin_ms - 1} "
-                f"(below ttl_ms - skew_margin_ms), got {renew_ms!r}"
-            )
-        if not max_wait_ms >= 0:
-            raise InvalidArgument(f"max_wait_ms must be >= 0, got {max_wait_ms!r}")
         if lease_clock_ns is not None and not callable(lease_clock_ns):
             raise InvalidArgument(f"lease_clock_ns must be callable, got {lease_clock_ns!r}")
+        # Read at construction (not bound as a default argument), so the clock module stays
+        # the one home of the lease clock.
+        self._lease_now: Callable[[], int] = lease_clock_ns or clocks.boottime_ns
+        # The deadline and the renewal schedule (validates the timings; retries a quarter
+        # period after a failure).
+        self._keeper = LeaseKeeper(
+            ttl_ms, renew_ms=renew_ms, skew_margin_ms=skew_margin_ms, clock_ns=self._lease_now
+        )
+        if not max_wait_ms >= 0:
+            raise InvalidArgument(f"max_wait_ms must be >= 0, got {max_wait_ms!r}")
         if on_fork not in _FORK_POLICIES:
             raise InvalidArgument(f'on_fork must be "raise" or "lease", got {on_fork!r}')
         self._registry = registry
         self._clock = clock
         self._ttl_ns = ttl_ms * 1_000_000
         self._ttl_ms = ttl_ms
-        self._renew_ns = renew_ms * 1_000_000
-        self._margin_ns = skew_margin_ms * 1_000_000
         self._max_wait_ns = int(max_wait_ms * 1_000_000)
-        # Read at construction (not bound as a default argument), so the clock module stays
-        # the one home of the lease clock.
-        self._lease_now: Callable[[], int] = lease_clock_ns or clocks.boottime_ns
         self._on_fork = on_fork
         self._forked = False
         self._pid = os.getpid()
@@ -300,7 +288,7 @@ class LeaseGenerator:
         self._stop = threading.Event()
         self._issuable = threading.Event()
         self._lease = None
-        self._confirmed = 0  # lease clock: send time of the last successful acquire/renew
+        self._keeper.end()  # nothing confirmed in this process yet
         self._issue_from = 0  # lease clock: end of the lock-delay
         self._limit_tick = -1  # the last tick the registry's record covers (ticks)
         self._recorded_ns = 0  # that record: last_ns for the node's next holder
@@ -421,7 +409,7 @@ class LeaseGenerator:
         if not self._registry.renew(lease, record):
             raise LeaseLost(f"{self._layout.name}: node {lease.node} was lost as it was acquired")
         self._limit_tick, self._recorded_ns = limit, record
-        self._confirmed = sent
+        self._keeper.confirmed(sent)
         # The registry's delay counts from its grant, which is before our receipt.
         settle_ns = lease.settle_ms * 1_000_000
         self._settled_floor_ns = 0
@@ -468,7 +456,7 @@ class LeaseGenerator:
             self._publish(lease)
 
     def _publish(self, lease: Lease) -> None:
-        self._hold = (self._confirmed + self._ttl_ns - self._margin_ns, lease)
+        self._hold = (self._keeper.deadline_ns, lease)
         self._issuable.set()
 
     def _wait_until_issuable(self) -> None:
@@ -481,11 +469,11 @@ class LeaseGenerator:
             raise error
 
     def _next_wake_ns(self) -> int:
+        # The renewal (or, after a failure, its retry or the re-acquisition), unless the
+        # lock-delay of a lease not yet published ends first.
+        wake = self._keeper.renew_at_ns
         lease = self._lease
-        if lease is None:
-            return self._lease_now() + self._renew_ns // 4  # retry the acquisition soon
-        wake = self._confirmed + self._renew_ns
-        if self._hold[1] is not lease and self._issue_from < wake:
+        if lease is not None and self._hold[1] is not lease and self._issue_from < wake:
             wake = self._issue_from
         return wake
 
@@ -493,19 +481,16 @@ class LeaseGenerator:
         while not self._stop.wait(max(0, self._next_wake_ns() - self._lease_now()) / 1e9):
             try:
                 self._renew_once()
-            except RegistryUnavailable as exc:
-                self.renewal_failures += 1
-                self.last_error = str(exc)
-                self._stop.wait(self._renew_ns / 4e9)  # not a busy loop while it is down
             except Exception as exc:  # keep renewing whatever happens; report it
                 self.renewal_failures += 1
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                self._stop.wait(self._renew_ns / 4e9)
+                unreachable = isinstance(exc, RegistryUnavailable)
+                self.last_error = str(exc) if unreachable else f"{type(exc).__name__}: {exc}"
+                self._keeper.failed()  # retried soon, not a whole period later
 
     def _renew_once(self) -> None:
         lease = self._lease
         if lease is not None:
-            if self._hold[1] is not lease and self._lease_now() < self._confirmed + self._renew_ns:
+            if self._hold[1] is not lease and self._keeper.due_in_ns() > 0:
                 # Woken at the end of the lock-delay, before the renewal is due.
                 with self._swap:
                     if self._lease is lease and self._lease_now() >= self._issue_from:
@@ -516,7 +501,7 @@ class LeaseGenerator:
             if self._registry.renew(lease, record):
                 with self._swap:
                     if self._lease is lease and not self._stop.is_set():
-                        self._confirmed = sent
+                        self._keeper.confirmed(sent)
                         self._limit_tick, self._recorded_ns = limit, record
                         if self._lease_now() >= self._issue_from:
                             self._publish(lease)
@@ -528,6 +513,7 @@ class LeaseGenerator:
                 if self._lease is lease:
                     self._hold = _NO_HOLD
                     self._lease = None
+                    self._keeper.end()
         if self._stop.is_set():
             return
         new_lease = self._acquire()
