@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import pytest
 
-from chronoid.errors import LeadershipLost, LeaseStoreUnavailable, StoreUnavailable
+from chronoid.errors import (
+    InvalidArgument,
+    LeadershipLost,
+    LeaseStoreUnavailable,
+    StoreUnavailable,
+)
 from chronoid.lease.base import margin_ms
 from chronoid.sequencer import election
 from chronoid.sequencer.election import Elector
@@ -19,13 +24,16 @@ TTL_S = 3.0
 
 
 class Now:
-    """The manual clock (s) the elector and the fake store share."""
+    """The manual clock the elector (ns) and the fake store (s) share."""
 
     def __init__(self) -> None:
         self.s = 1000.0
 
     def __call__(self) -> float:
         return self.s
+
+    def ns(self) -> int:
+        return round(self.s * 1e9)
 
 
 class FakeStore:
@@ -109,10 +117,8 @@ class FakeStore:
 
 
 @pytest.fixture
-def now(monkeypatch: pytest.MonkeyPatch) -> Now:
-    clock = Now()
-    monkeypatch.setattr(election, "_now", clock)
-    return clock
+def now() -> Now:
+    return Now()
 
 
 def _elector(store: FakeStore, now: Now, address: str = "a:1") -> Elector:
@@ -122,6 +128,7 @@ def _elector(store: FakeStore, now: Now, address: str = "a:1") -> Elector:
         address=address,
         make_sequences=lambda fenced: Sequences(fenced, block_min=16, block_max=16),
         ttl_s=TTL_S,
+        clock_ns=now.ns,
     )
 
     def sleep(seconds: float) -> None:  # a step's wait passes on the manual clock
@@ -163,7 +170,7 @@ def test_a_renewal_extends_the_term_from_its_send_time(now: Now) -> None:
     assert term is not None
     elector._lead(term)  # sleeps until the renewal is due (ttl / 3), then renews
     assert now.s == pytest.approx(1000.0 + TTL_S / 3)
-    assert term.deadline == pytest.approx(now.s + _trusted_s())
+    assert term.lease.deadline_ns / 1e9 == pytest.approx(now.s + _trusted_s())
 
 
 def test_a_renewal_whose_answer_is_lost_after_the_store_committed_extends_nothing(
@@ -178,7 +185,7 @@ def test_a_renewal_whose_answer_is_lost_after_the_store_committed_extends_nothin
     store.lose_replies = True
     elector._lead(term)  # the store extended the lease; the elector never heard it
     assert store.expires_s == pytest.approx(now.s + TTL_S)
-    assert term.deadline == pytest.approx(sent + _trusted_s())
+    assert term.lease.deadline_ns / 1e9 == pytest.approx(sent + _trusted_s())
     now.s = sent + _trusted_s()
     assert elector.serving() is None
 
@@ -317,8 +324,8 @@ def _told_its_term_is_gone(store: FakeStore, now: Now) -> tuple[Elector, list[in
     values = [_serving(leader).take() for _ in range(20)]
     store.wipe()
     leader._lead(term)
-    assert leader.term is None and now.s < term.deadline
-    return leader, values, term.deadline
+    assert leader.term is None and now.s < term.lease.deadline_ns / 1e9
+    return leader, values, term.lease.deadline_ns / 1e9
 
 
 def test_a_leader_told_its_term_is_gone_before_its_deadline_resumes_above_its_own(
@@ -434,3 +441,102 @@ def test_a_store_wiped_twice_under_a_leader_inside_its_lease_repeats_nothing(now
         leader._stand_by()
         seen += [_serving(leader).take() for _ in range(20)]
     assert len(set(seen)) == len(seen) and seen == sorted(seen)
+
+
+# -- the lease schedule ------------------------------------------------------------------------
+
+
+def _renewals(store: FakeStore, now: Now, round_trip_s: float = 0.0) -> list[float]:
+    """Record the clock at every renewal the store is sent; each takes ``round_trip_s``."""
+    sent: list[float] = []
+    renew = store.renew
+
+    def timed(token: int, ttl: float) -> None:
+        sent.append(now.s)
+        now.s += round_trip_s
+        renew(token, ttl)
+
+    store.renew = timed  # type: ignore[method-assign]
+    return sent
+
+
+def test_renewals_are_scheduled_from_the_send_time_of_the_last_one(now: Now) -> None:
+    store = FakeStore(now)
+    sent = _renewals(store, now, round_trip_s=0.3)
+    elector = _elector(store, now)
+    elector._stand_by()
+    term = elector._term
+    assert term is not None
+    for _ in range(3):
+        elector._lead(term)
+    # Every TTL / 3 from the previous send, however long the replies took.
+    assert sent == pytest.approx([1000.0 + TTL_S / 3 * i for i in (1, 2, 3)])
+    assert term.lease.deadline_ns / 1e9 == pytest.approx(sent[-1] + _trusted_s())
+
+
+def test_an_unreachable_store_is_retried_every_poll_and_the_term_ends_at_its_deadline(
+    now: Now,
+) -> None:
+    store = FakeStore(now)
+    elector = _elector(store, now)
+    won = now.s
+    elector._stand_by()
+    term = elector._term
+    assert term is not None
+    store.down = True
+    sent = _renewals(store, now)
+    serving_at_send = []
+    while elector.term is not None:
+        elector._lead(term)
+        serving_at_send.append(elector.serving() is not None)
+    deadline = won + _trusted_s()
+    # The first renewal after TTL / 3, then one standby poll (0.2 s) after each failure.
+    assert sent == pytest.approx([won + 1.0 + 0.2 * i for i in range(8)])
+    assert sent[-2] < deadline <= sent[-1]
+    assert serving_at_send == [True] * 7 + [False]  # it served right up to its deadline
+    assert "lease can no longer be confirmed" in elector.reason
+    assert elector._unresigned == 1  # the resignation could not reach the store either
+
+
+def test_a_renewal_refused_inside_the_lease_ends_the_term_at_once(now: Now) -> None:
+    store = FakeStore(now)
+    elector = _elector(store, now)
+    elector._stand_by()
+    term = elector._term
+    assert term is not None
+    store.expires_s = 0.0  # the store ended the term (an operator, a lost lease row)
+    elector._lead(term)
+    assert now.s < term.lease.deadline_ns / 1e9  # its own deadline has not passed...
+    assert elector.serving() is None and elector.term is None  # ...but it stopped issuing
+    assert "lease lost" in elector.reason and store.resigned == []
+    before = now.s
+    elector._stand_by()  # a lost lease is no failure of its own: it campaigns at once
+    assert elector.term == 2 and now.s == before
+
+
+def test_a_member_that_failed_itself_cools_off_before_campaigning_again(now: Now) -> None:
+    store = FakeStore(now)
+    elector = _elector(store, now)
+    elector._stand_by()
+    term = elector._term
+    assert term is not None
+    elector.fail(term.token, "watermark write failed: disk")
+    elector._lead(term)  # steps down and resigns, so a healthy standby can take over
+    assert elector.term is None and store.resigned == [1]
+    stepped_down = now.s
+    elector._stand_by()  # cooling off: no campaign reaches the store
+    assert store.epoch == 1
+    assert now.s == pytest.approx(stepped_down + election.COOL_OFF_POLLS * 0.2)
+    elector._stand_by()  # then it campaigns again
+    assert elector.term == 2 and _serving(elector).take() > 0
+
+
+def test_the_election_clock_must_be_callable(now: Now) -> None:
+    with pytest.raises(InvalidArgument, match="clock_ns must be callable"):
+        Elector(
+            FakeStore(now),
+            member="a:1",
+            address="a:1",
+            make_sequences=lambda fenced: Sequences(fenced),
+            clock_ns=5,  # type: ignore[arg-type]
+        )
