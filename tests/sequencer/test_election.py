@@ -21,6 +21,7 @@ from chronoid.sequencer.election import Elector
 from chronoid.sequencer.sequences import DEFAULT_NAME, Sequences
 
 TTL_S = 3.0
+TTL_MS = 3_000
 
 
 class Now:
@@ -66,20 +67,20 @@ class FakeStore:
     def live(self, token: int) -> bool:
         return token == self.epoch and self.now() < self.expires_s
 
-    def campaign(self, member: str, address: str, ttl: float) -> int | None:
+    def campaign(self, member: str, address: str, ttl_ms: int) -> int | None:
         self._reach()
         if self.now() < self.expires_s:
             return None
         self.epoch += 1
-        self.holder, self.expires_s = address, self.now() + ttl
+        self.holder, self.expires_s = address, self.now() + ttl_ms / 1000
         self._answer()
         return self.epoch
 
-    def renew(self, token: int, ttl: float) -> None:
+    def renew(self, token: int, ttl_ms: int) -> None:
         self._reach()
         if not self.live(token):
             raise LeadershipLost(f"term {token} is over")
-        self.expires_s = self.now() + ttl
+        self.expires_s = self.now() + ttl_ms / 1000
         self._answer()
 
     def resign(self, token: int) -> None:
@@ -306,7 +307,7 @@ def test_a_first_leader_gone_before_any_request_leaves_a_store_its_successor_ser
 
 def test_a_leader_gone_before_its_first_watermark_is_no_evidence(now: Now) -> None:
     store = FakeStore(now)
-    assert store.campaign("a:1", "a:1", TTL_S) == 1  # won, then killed before reserving
+    assert store.campaign("a:1", "a:1", TTL_MS) == 1  # won, then killed before reserving
     second = _elector(store, now, "b:1")
     second._stand_by()  # saw a leader, but no watermark
     now.s += TTL_S
@@ -451,10 +452,10 @@ def _renewals(store: FakeStore, now: Now, round_trip_s: float = 0.0) -> list[flo
     sent: list[float] = []
     renew = store.renew
 
-    def timed(token: int, ttl: float) -> None:
+    def timed(token: int, ttl_ms: int) -> None:
         sent.append(now.s)
         now.s += round_trip_s
-        renew(token, ttl)
+        renew(token, ttl_ms)
 
     store.renew = timed  # type: ignore[method-assign]
     return sent

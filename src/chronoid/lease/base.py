@@ -88,12 +88,13 @@ class Coordinator(Protocol):
     description: str
     """What the store is, for logs (no passwords)."""
 
-    def campaign(self, member: str, address: str, ttl_s: float) -> int | None:
-        """Take the lease if no live one exists: the new term's fencing token, else None."""
+    def campaign(self, member: str, address: str, ttl_ms: int) -> int | None:
+        """Take the lease for ``ttl_ms`` ms (store clock) if no live one exists: the new
+        term's fencing token, else None."""
         ...
 
-    def renew(self, token: int, ttl_s: float) -> None:
-        """Extend term ``token``'s lease to ``ttl_s`` from now (store clock)."""
+    def renew(self, token: int, ttl_ms: int) -> None:
+        """Extend term ``token``'s lease to ``ttl_ms`` ms from now (store clock)."""
         ...
 
     def resign(self, token: int) -> None:

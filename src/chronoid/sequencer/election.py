@@ -158,7 +158,7 @@ class Elector:
         # Read at construction (not bound as a default argument), so the clock module stays
         # the one home of the lease clock.
         self._now: Callable[[], int] = clock_ns or clocks.boottime_ns
-        ttl_ms = round(self.ttl_s * 1000)
+        self._ttl_ms = ttl_ms = round(self.ttl_s * 1000)  # the lease layer's unit
         # Each term keeps its lease by the rules every lease follows (chronoid.lease.keeper):
         # renewed every ttl / RENEWALS, retried one standby poll after a failure.
         self._lease_keeper = functools.partial(
@@ -391,7 +391,7 @@ class Elector:
         sent = self._now()
         vouched, self._vouched_until_ns = sent < self._vouched_until_ns, 0
         try:
-            token = self.coordinator.campaign(self.member, self.address, self.ttl_s)
+            token = self.coordinator.campaign(self.member, self.address, self._ttl_ms)
             if token is None:
                 self.leader_address = self.coordinator.leader()
                 self.reason = f"standing by; leader {self.leader_address or 'unknown'}"
@@ -455,7 +455,7 @@ class Elector:
             return
         sent = self._now()
         try:
-            self.coordinator.renew(term.token, self.ttl_s)
+            self.coordinator.renew(term.token, self._ttl_ms)
         except LeadershipLost as exc:
             self._refused_in_lease(term)
             self._step_down(term, f"lease lost: {exc}", resign=False)
