@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from chronoid.clock import ManualClock
+from chronoid.clock import ManualClock, boottime_ns
 from chronoid.errors import InvalidArgument
-from chronoid.lease.base import margin_ms
-from chronoid.lease.keeper import LeaseKeeper
+from chronoid.lease.keeper import LeaseKeeper, margin_ms
 
 MS = 1_000_000
 TTL_MS = 3_000
@@ -20,31 +19,30 @@ def _keeper(clock: ManualClock, **kwargs: int) -> LeaseKeeper:
 def test_nothing_is_trusted_before_a_confirmation() -> None:
     clock = ManualClock()
     keeper = _keeper(clock)
-    assert not keeper.live() and keeper.left_ns() < 0 and keeper.due_in_ns() == 0
+    assert not keeper.live() and keeper.deadline_ns == 0 and keeper.due_in_ns() == 0
 
 
 def test_the_deadline_counts_from_the_send_time_not_the_reply() -> None:
     clock = ManualClock()
     keeper = _keeper(clock)
-    sent = keeper.now_ns()
+    sent = clock.now_ns()
     clock.advance_ns(400 * MS)  # the round trip
     keeper.confirmed(sent)
     trusted = (TTL_MS - margin_ms(TTL_MS)) * MS
     assert keeper.deadline_ns == sent + trusted
-    assert keeper.left_ns() == trusted - 400 * MS
-    clock.advance_ns(keeper.left_ns() - 1)
+    clock.advance_ns(trusted - 400 * MS - 1)
     assert keeper.live()
     clock.advance_ns(1)
-    assert not keeper.live() and keeper.left_ns() == 0
+    assert not keeper.live() and clock.now_ns() == keeper.deadline_ns
 
 
 def test_renewals_are_due_one_period_after_the_last_send() -> None:
     clock = ManualClock()
     keeper = _keeper(clock)
-    keeper.confirmed(keeper.now_ns())
+    keeper.confirmed(clock.now_ns())
     assert keeper.due_in_ns() == TTL_MS // 3 * MS
     clock.advance_ns(keeper.due_in_ns())
-    sent = keeper.now_ns()
+    sent = clock.now_ns()
     clock.advance_ns(50 * MS)
     keeper.confirmed(sent)
     assert keeper.renew_at_ns == sent + TTL_MS // 3 * MS
@@ -54,7 +52,7 @@ def test_renewals_are_due_one_period_after_the_last_send() -> None:
 def test_a_lost_reply_never_lengthens_the_lease() -> None:
     clock = ManualClock()
     keeper = _keeper(clock)
-    keeper.confirmed(keeper.now_ns())
+    keeper.confirmed(clock.now_ns())
     deadline = keeper.deadline_ns
     clock.advance_ns(keeper.due_in_ns())
     assert keeper.failed()  # the store may have renewed; the keeper never heard it
@@ -64,9 +62,9 @@ def test_a_lost_reply_never_lengthens_the_lease() -> None:
 def test_an_older_send_confirmed_late_never_shortens_the_lease() -> None:
     clock = ManualClock()
     keeper = _keeper(clock)
-    early = keeper.now_ns()
+    early = clock.now_ns()
     clock.advance_ns(100 * MS)
-    keeper.confirmed(keeper.now_ns())
+    keeper.confirmed(clock.now_ns())
     deadline = keeper.deadline_ns
     keeper.confirmed(early)
     assert keeper.deadline_ns == deadline
@@ -75,14 +73,14 @@ def test_an_older_send_confirmed_late_never_shortens_the_lease() -> None:
 def test_a_failure_is_retried_soon_and_the_lease_holds_until_its_deadline() -> None:
     clock = ManualClock()
     keeper = _keeper(clock)
-    keeper.confirmed(keeper.now_ns())
+    keeper.confirmed(clock.now_ns())
     clock.advance_ns(keeper.due_in_ns())
     retries = 0
     while keeper.failed():
         assert keeper.due_in_ns() == TTL_MS // 3 // 4 * MS  # a quarter period, not a whole one
         clock.advance_ns(keeper.due_in_ns())
         retries += 1
-    assert not keeper.live() and keeper.now_ns() >= keeper.deadline_ns
+    assert not keeper.live() and clock.now_ns() >= keeper.deadline_ns
     # 1000 ms renewals in a 2250 ms lease: the failed renewal at 1000 ms, then every 250 ms.
     assert retries == 5
 
@@ -90,7 +88,7 @@ def test_a_failure_is_retried_soon_and_the_lease_holds_until_its_deadline() -> N
 def test_the_retry_interval_can_be_set() -> None:
     clock = ManualClock()
     keeper = _keeper(clock, retry_ms=200)
-    keeper.confirmed(keeper.now_ns())
+    keeper.confirmed(clock.now_ns())
     keeper.failed()
     assert keeper.due_in_ns() == 200 * MS
 
@@ -98,26 +96,27 @@ def test_the_retry_interval_can_be_set() -> None:
 def test_end_trusts_nothing_and_is_due_at_once() -> None:
     clock = ManualClock()
     keeper = _keeper(clock)
-    keeper.confirmed(keeper.now_ns())
+    keeper.confirmed(clock.now_ns())
     keeper.end()
     assert not keeper.live() and keeper.deadline_ns == 0 and keeper.due_in_ns() == 0
     assert not keeper.failed()
-    sent = keeper.now_ns()
+    sent = clock.now_ns()
     keeper.confirmed(sent)  # a new lease: trusted from its own send
     assert keeper.deadline_ns == sent + (TTL_MS - margin_ms(TTL_MS)) * MS
 
 
 def test_the_default_clock_is_boottime() -> None:
     keeper = LeaseKeeper(TTL_MS)
-    keeper.confirmed(keeper.now_ns())
-    assert keeper.live() and 0 < keeper.left_ns() <= (TTL_MS - margin_ms(TTL_MS)) * MS
+    sent = boottime_ns()
+    keeper.confirmed(sent)
+    assert keeper.live() and keeper.deadline_ns == sent + (TTL_MS - margin_ms(TTL_MS)) * MS
 
 
 def test_custom_timings() -> None:
     clock = ManualClock()
     keeper = LeaseKeeper(1000, renew_ms=100, skew_margin_ms=0, clock_ns=clock.now_ns)
-    keeper.confirmed(keeper.now_ns())
-    assert keeper.left_ns() == 1000 * MS and keeper.due_in_ns() == 100 * MS
+    keeper.confirmed(clock.now_ns())
+    assert keeper.deadline_ns == clock.now_ns() + 1000 * MS and keeper.due_in_ns() == 100 * MS
 
 
 @pytest.mark.parametrize(

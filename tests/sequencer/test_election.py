@@ -15,9 +15,9 @@ from chronoid.errors import (
     LeaseStoreUnavailable,
     StoreUnavailable,
 )
-from chronoid.lease.base import margin_ms
+from chronoid.lease.keeper import margin_ms
 from chronoid.sequencer import election
-from chronoid.sequencer.election import Elector
+from chronoid.sequencer.election import Elector, _Term
 from chronoid.sequencer.sequences import DEFAULT_NAME, Sequences
 
 TTL_S = 3.0
@@ -139,6 +139,15 @@ def _elector(store: FakeStore, now: Now, address: str = "a:1") -> Elector:
     return elector
 
 
+def _leader(store: FakeStore, now: Now, address: str = "a:1") -> tuple[Elector, _Term]:
+    """A member that campaigned and won: its elector and its term."""
+    elector = _elector(store, now, address)
+    elector._stand_by()
+    term = elector._term
+    assert term is not None
+    return elector, term
+
+
 def _trusted_s() -> float:
     return TTL_S - margin_ms(int(TTL_S * 1000)) / 1000
 
@@ -165,10 +174,7 @@ def test_a_won_term_serves_until_send_time_plus_ttl_minus_the_margin(now: Now) -
 
 def test_a_renewal_extends_the_term_from_its_send_time(now: Now) -> None:
     store = FakeStore(now)
-    elector = _elector(store, now)
-    elector._stand_by()
-    term = elector._term
-    assert term is not None
+    elector, term = _leader(store, now)
     elector._lead(term)  # sleeps until the renewal is due (ttl / 3), then renews
     assert now.s == pytest.approx(1000.0 + TTL_S / 3)
     assert term.lease.deadline_ns / 1e9 == pytest.approx(now.s + _trusted_s())
@@ -178,11 +184,8 @@ def test_a_renewal_whose_answer_is_lost_after_the_store_committed_extends_nothin
     now: Now,
 ) -> None:
     store = FakeStore(now)
-    elector = _elector(store, now)
     sent = now.s
-    elector._stand_by()
-    term = elector._term
-    assert term is not None
+    elector, term = _leader(store, now)
     store.lose_replies = True
     elector._lead(term)  # the store extended the lease; the elector never heard it
     assert store.expires_s == pytest.approx(now.s + TTL_S)
@@ -193,10 +196,7 @@ def test_a_renewal_whose_answer_is_lost_after_the_store_committed_extends_nothin
 
 def test_a_refused_renewal_stops_issuing_at_once_and_does_not_resign(now: Now) -> None:
     store = FakeStore(now)
-    old = _elector(store, now, "a:1")
-    old._stand_by()
-    term = old._term
-    assert term is not None
+    old, term = _leader(store, now, "a:1")
     # The old leader is frozen past the store's lease; a standby takes over meanwhile.
     now.s += TTL_S
     new = _elector(store, now, "b:1")
@@ -211,10 +211,7 @@ def test_a_refused_renewal_stops_issuing_at_once_and_does_not_resign(now: Now) -
 
 def test_a_lost_resignation_is_kept_and_sent_again_once_the_store_answers(now: Now) -> None:
     store = FakeStore(now)
-    elector = _elector(store, now)
-    elector._stand_by()
-    term = elector._term
-    assert term is not None
+    elector, term = _leader(store, now)
     term.sequences.take()
     elector.fail(term.token, "watermark write failed: disk")
     assert elector.serving() is None  # at once, from the failing thread
@@ -230,10 +227,7 @@ def test_a_lost_resignation_is_kept_and_sent_again_once_the_store_answers(now: N
 
 def test_a_late_resignation_cannot_end_a_successors_term(now: Now) -> None:
     store = FakeStore(now)
-    old = _elector(store, now, "a:1")
-    old._stand_by()
-    term = old._term
-    assert term is not None
+    old, term = _leader(store, now, "a:1")
     store.down = True
     old._step_down(term, "test", resign=True)
     assert old._unresigned == 1
@@ -318,10 +312,7 @@ def test_a_leader_gone_before_its_first_watermark_is_no_evidence(now: Now) -> No
 def _told_its_term_is_gone(store: FakeStore, now: Now) -> tuple[Elector, list[int], float]:
     """A leader that handed out values past its first block, then renewed, inside its lease,
     against a store that lost its data: the elector, its values and that term's deadline."""
-    leader = _elector(store, now, "a:1")
-    leader._stand_by()
-    term = leader._term
-    assert term is not None
+    leader, term = _leader(store, now, "a:1")
     values = [_serving(leader).take() for _ in range(20)]
     store.wipe()
     leader._lead(term)
@@ -342,10 +333,7 @@ def test_a_leader_paused_past_its_deadline_refuses_a_store_that_lost_its_data(
 ) -> None:
     # Its own watermarks are not enough: a successor served above them before the loss.
     store = FakeStore(now)
-    old = _elector(store, now, "a:1")
-    old._stand_by()
-    term = old._term
-    assert term is not None
+    old, term = _leader(store, now, "a:1")
     seen = [_serving(old).take() for _ in range(5)]
     now.s += TTL_S  # old frozen past its lease
     new = _elector(store, now, "b:1")
@@ -361,10 +349,7 @@ def test_a_leader_paused_past_its_deadline_refuses_a_store_that_lost_its_data(
 
 def test_a_watermark_below_the_members_own_is_lost_data_too(now: Now) -> None:
     store = FakeStore(now)
-    old = _elector(store, now, "a:1")
-    old._stand_by()
-    term = old._term
-    assert term is not None
+    old, term = _leader(store, now, "a:1")
     _serving(old).take()
     now.s += TTL_S
     store.marks[DEFAULT_NAME] = 3  # a restore of an old backup, under a live successor
@@ -395,10 +380,7 @@ def test_a_leader_whose_watermark_write_is_refused_in_its_lease_resumes_above_it
 ) -> None:
     # Under load the loss shows first as a refused reservation, not a refused renewal.
     store = FakeStore(now)
-    leader = _elector(store, now, "a:1")
-    leader._stand_by()
-    term = leader._term
-    assert term is not None
+    leader, term = _leader(store, now, "a:1")
     before = [_serving(leader).take() for _ in range(8)]
     store.wipe()
     with pytest.raises(StoreUnavailable, match="fenced"):
@@ -464,10 +446,7 @@ def _renewals(store: FakeStore, now: Now, round_trip_s: float = 0.0) -> list[flo
 def test_renewals_are_scheduled_from_the_send_time_of_the_last_one(now: Now) -> None:
     store = FakeStore(now)
     sent = _renewals(store, now, round_trip_s=0.3)
-    elector = _elector(store, now)
-    elector._stand_by()
-    term = elector._term
-    assert term is not None
+    elector, term = _leader(store, now)
     for _ in range(3):
         elector._lead(term)
     # Every TTL / 3 from the previous send, however long the replies took.
@@ -475,15 +454,10 @@ def test_renewals_are_scheduled_from_the_send_time_of_the_last_one(now: Now) -> 
     assert term.lease.deadline_ns / 1e9 == pytest.approx(sent[-1] + _trusted_s())
 
 
-def test_an_unreachable_store_is_retried_every_poll_and_the_term_ends_at_its_deadline(
-    now: Now,
-) -> None:
+def test_an_unreachable_store_is_retried_each_poll_until_the_deadline(now: Now) -> None:
     store = FakeStore(now)
-    elector = _elector(store, now)
     won = now.s
-    elector._stand_by()
-    term = elector._term
-    assert term is not None
+    elector, term = _leader(store, now)
     store.down = True
     sent = _renewals(store, now)
     serving_at_send = []
@@ -501,10 +475,7 @@ def test_an_unreachable_store_is_retried_every_poll_and_the_term_ends_at_its_dea
 
 def test_a_renewal_refused_inside_the_lease_ends_the_term_at_once(now: Now) -> None:
     store = FakeStore(now)
-    elector = _elector(store, now)
-    elector._stand_by()
-    term = elector._term
-    assert term is not None
+    elector, term = _leader(store, now)
     store.expires_s = 0.0  # the store ended the term (an operator, a lost lease row)
     elector._lead(term)
     assert now.s < term.lease.deadline_ns / 1e9  # its own deadline has not passed...
@@ -517,10 +488,7 @@ def test_a_renewal_refused_inside_the_lease_ends_the_term_at_once(now: Now) -> N
 
 def test_a_member_that_failed_itself_cools_off_before_campaigning_again(now: Now) -> None:
     store = FakeStore(now)
-    elector = _elector(store, now)
-    elector._stand_by()
-    term = elector._term
-    assert term is not None
+    elector, term = _leader(store, now)
     elector.fail(term.token, "watermark write failed: disk")
     elector._lead(term)  # steps down and resigns, so a healthy standby can take over
     assert elector.term is None and store.resigned == [1]

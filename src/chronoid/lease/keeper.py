@@ -1,4 +1,4 @@
-"""The holder's side of a lease: its local deadline and its renewal schedule.
+"""The holder's side of a lease: its local deadline, the one margin rule, its renewals.
 
 One home for the rules of ``docs/leases.md`` that Mode C's node lease and the sequencer's
 leader lease both follow. Pure (no threads, no I/O, an injected clock), so the rules are
@@ -11,12 +11,22 @@ from collections.abc import Callable
 
 from chronoid import clock as clocks
 from chronoid.errors import InvalidArgument
-from chronoid.lease.base import margin_ms
 
-__all__ = ["MIN_TTL_MS", "LeaseKeeper"]
+__all__ = ["MIN_TTL_MS", "LeaseKeeper", "margin_ms"]
 
 MIN_TTL_MS = 100
 """The shortest lease TTL a keeper accepts (ms): below it a store round trip eats the lease."""
+
+
+def margin_ms(ttl_ms: int) -> int:
+    """How much earlier than its store a holder ends its lease (ms): ``min(1 s, ttl / 4)``.
+
+    The one margin rule of every lease. The holder's deadline is *send time of its last
+    confirmed acquisition or renewal + ttl - margin* on ``CLOCK_BOOTTIME``; the store's lease
+    runs until *its own receipt + ttl*, later, so the margin only has to cover the two clocks'
+    rate difference over one TTL (up to 25 % at short TTLs, 10 % at 10 s).
+    """
+    return min(1000, ttl_ms // 4)
 
 
 def _is_int(value: object) -> bool:
@@ -24,22 +34,17 @@ def _is_int(value: object) -> bool:
 
 
 class LeaseKeeper:
-    """When a held lease ends locally and when it is renewed next (ns on the lease clock).
-
-    * :meth:`confirmed` after the store granted or renewed the lease: the deadline becomes
-      *send time + ttl - margin* (never earlier than it was: a lost reply can shorten a lease,
-      never lengthen it) and the next renewal is due one renewal period after the send.
-    * :meth:`failed` after the store did not answer: the renewal is retried ``retry_ms``
-      later; the lease stays trusted until its deadline.
-    * :meth:`end` after the store refused (the token is unknown) or the lease was given
-      back: nothing is trusted any more.
+    """When a held lease ends locally (``deadline_ns``) and when it is renewed next
+    (``renew_at_ns``), in ns on the lease clock. The caller reports each store answer:
+    :meth:`confirmed`, :meth:`failed` (no answer: a lost reply never lengthens the lease) or
+    :meth:`end` (the store refused, or the lease was given back).
 
     Args:
         ttl_ms: the lease length the store grants (ms, an int >= 100).
         renew_ms: time between renewals (ms, default ttl / 3), below ``ttl_ms -
             skew_margin_ms`` so a renewal is sent while the lease is still trusted.
         skew_margin_ms: how much earlier than the store the holder ends its lease (ms,
-            default :func:`~chronoid.lease.base.margin_ms`: ``min(1 s, ttl / 4)``).
+            default :func:`margin_ms`: ``min(1 s, ttl / 4)``).
         retry_ms: how soon a renewal the store did not answer is sent again (ms, default a
             quarter of ``renew_ms``), at most ``renew_ms``.
         clock_ns: the lease clock (default :func:`chronoid.clock.boottime_ns`,
@@ -82,26 +87,17 @@ class LeaseKeeper:
             )
         if clock_ns is not None and not callable(clock_ns):
             raise InvalidArgument(f"clock_ns must be callable, got {clock_ns!r}")
-        self.trusted_ns = (ttl_ms - skew_margin_ms) * 1_000_000
-        """How long after a confirmed send the lease is trusted (ns): ttl - margin."""
+        self.trusted_ns = (ttl_ms - skew_margin_ms) * 1_000_000  # how long after a send
         self.renew_ns = renew_ms * 1_000_000
-        """Time between renewals (ns)."""
         self.retry_ns = retry_ms * 1_000_000 if retry_ms is not None else self.renew_ns // 4
-        """How soon a renewal the store did not answer is sent again (ns)."""
-        # Read at construction (not bound as a default argument), so the clock module stays
-        # the one home of the lease clock.
+        # Read here, not bound as a default argument: the clock module is its one home.
         self._now: Callable[[], int] = clock_ns or clocks.boottime_ns
-        self.deadline_ns = 0
-        """The lease clock's reading from which the lease is no longer trusted (0: none held)."""
-        self.renew_at_ns = 0
-        """The lease clock's reading at which the next renewal (or acquisition) is due."""
-
-    def now_ns(self) -> int:
-        """The lease clock (ns): read it just before a request is sent, for :meth:`confirmed`."""
-        return self._now()
+        self.deadline_ns = 0  # from this lease-clock reading on, nothing is trusted
+        self.renew_at_ns = 0  # the next renewal (or acquisition) is due at this reading
 
     def confirmed(self, sent_ns: int) -> None:
-        """The store granted or renewed the lease in a request sent at ``sent_ns``."""
+        """The store granted or renewed the lease in a request sent at ``sent_ns``: trusted
+        until *send + ttl - margin* (never earlier than before), renewed one period later."""
         self.deadline_ns = max(self.deadline_ns, sent_ns + self.trusted_ns)
         self.renew_at_ns = sent_ns + self.renew_ns
 
@@ -113,23 +109,12 @@ class LeaseKeeper:
 
     def end(self) -> None:
         """The lease is over (refused, lost or given back): trust nothing, act at once."""
-        self.deadline_ns = 0
-        self.renew_at_ns = 0
+        self.deadline_ns = self.renew_at_ns = 0
 
     def live(self) -> bool:
         """Whether the lease is still trusted now."""
         return self._now() < self.deadline_ns
 
-    def left_ns(self) -> int:
-        """How long the lease is still trusted (ns, <= 0 once it is not)."""
-        return self.deadline_ns - self._now()
-
     def due_in_ns(self) -> int:
         """How long until the next renewal is due (ns, 0 if it is due now)."""
         return max(0, self.renew_at_ns - self._now())
-
-    def __repr__(self) -> str:
-        return (
-            f"LeaseKeeper(trusted_ns={self.trusted_ns}, renew_ns={self.renew_ns}, "
-            f"deadline_ns={self.deadline_ns}, renew_at_ns={self.renew_at_ns})"
-        )

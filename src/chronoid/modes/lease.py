@@ -6,49 +6,27 @@ PostgreSQL or in-memory) and stays *plain*: a router reads the shard with one sh
 that node, which waits for the next tick when a tick's 2^S sequence values run out.
 
 The guarantee: **an ID is handed out only if the moment it was made lies inside this holder's
-lease.** The rules that make it so:
+lease**, by the rules every lease follows (``docs/leases.md``; the deadline and the renewal
+schedule are kept by :class:`~chronoid.lease.keeper.LeaseKeeper`). Mode C's own parts are
+written up in ``docs/modes.md`` (Mode C); in short:
 
-* **Local deadline.** The lease lives for ``ttl_ms`` on the registry's clock, from the moment
-  the registry granted or renewed it. Locally the holder trusts it until *send time of the last
-  successful acquisition or renewal + ttl - skew_margin*, measured on ``CLOCK_BOOTTIME``
-  (:func:`chronoid.clock.boottime_ns`, which keeps counting through a host suspend; where it
-  does not exist, ``CLOCK_MONOTONIC``). The send time is earlier than the registry's grant, so
-  the holder stops before the registry could hand the node to anyone else, whatever paused it.
-* **Take, then check.** Every call makes its ID first and then checks the deadline (and that
-  the lease is still the one the ID was made under): an ID made after the deadline (the
-  process was paused by SIGSTOP, a long GC, a suspend, while it waited for a tick) is
-  discarded and the call raises :class:`~chronoid.errors.LeaseLost`. A batch is checked after
-  every tick and at its end, and refused whole if the lease ended before its last ID was made.
-  No wait inside a call outlasts the lease: the generator sleeps in slices that end inside
-  it (renewals extend it meanwhile).
-* **Renewal confirms our token.** A background thread renews every ``renew_ms`` (scheduled
-  from the last send). A registry that no longer knows the token (the lease expired there, was
-  taken, or the registry lost its data) ends issuing at once; the thread then acquires a new
-  node. A registry that does not answer leaves the cached lease until its deadline.
-* **Lock-delay.** A freshly acquired node issues nothing until the registry proves the node's
-  previous lease ended. Each registry keeps a marker of its own history: any node acquired
-  while its history is at least one TTL old is issued from at once (a holder from before that
-  history has stopped; one inside it left a record or an unexpired lease). When the
-  registry cannot vouch (its marker is missing or younger than one TTL: it is new, or it lost
-  its data, like a Redis restarted without persistence), the new holder waits until one full
-  TTL after the marker was made, by which time any holder from before the loss has stopped;
-  records made inside that TTL (a release during a lock-delay) vouch for nothing. The cost:
-  acquisitions in the first TTL of a brand-new registry namespace, and in the first TTL after
-  a data loss, wait up to ``ttl_ms``. Every holder of one registry namespace should use the
-  same ``ttl_ms`` (the delay is the newcomer's own TTL).
-* **Handover.** Each holder records ``last_ns`` *ahead*: at acquisition and on every renewal
-  the end of the tick its wall clock will reach one TTL later (past its deadline), and it
-  never enters a tick beyond the last record (after a forward step of its clock larger than
-  about 2/3 TTL it raises LeaseLost until the next renewal); on release, the end of the last
-  tick it used. A new holder whose wall clock reads earlier than that waits (up to
-  ``max_wait_ms``) or fails with :class:`~chronoid.errors.ClockMovedBackwards`; the previous
-  holder's last tick also becomes its generator's last tick, so a clock that steps back after
-  the handover meets the wait policy, never the previous holder's IDs.
-* **Fork.** A child made by ``os.fork()`` (at-fork hooks run) or by a raw C ``fork()``
-  (noticed on the generator's slow path, see :mod:`chronoid.generator` for the window that
-  remains) does not use the parent's lease: with ``on_fork="raise"`` (default) it raises
-  :class:`~chronoid.errors.GeneratorForked`; with ``on_fork="lease"`` it leases a node of its
-  own on its first call (the gunicorn ``--preload`` case) and carries on.
+* **Take, then check.** Every call makes its ID first, then checks the deadline and that the
+  lease is still the one the ID was made under; past it the ID is discarded and the call
+  raises :class:`~chronoid.errors.LeaseLost`. A batch is checked after every tick and at its
+  end, and refused whole; waits sleep in slices that end inside the lease.
+* **Renewal confirms our token**, every ``renew_ms`` from the last send by a background
+  thread, which acquires a new node when the registry no longer knows the token.
+* **Lock-delay.** A node from a registry that cannot vouch for its history (its marker is
+  missing or younger than one TTL: new, or its data was lost) issues nothing until one TTL
+  after the marker was made. Every holder of one namespace should use the same ``ttl_ms``.
+* **Handover.** Each holder records ``last_ns`` *ahead* (the end of the tick its wall clock
+  reaches one TTL later) and never enters a tick beyond its record; a new holder whose clock
+  reads earlier waits (up to ``max_wait_ms``) or fails with
+  :class:`~chronoid.errors.ClockMovedBackwards`, and starts above the previous holder's tick.
+* **Fork.** A child made by ``os.fork()`` or a raw C ``fork()`` (noticed on the generator's
+  slow path, see :mod:`chronoid.generator` for the window that remains) raises
+  :class:`~chronoid.errors.GeneratorForked` (``on_fork="raise"``, default) or leases a node of
+  its own on its first call (``on_fork="lease"``, the gunicorn ``--preload`` case).
 """
 
 from __future__ import annotations

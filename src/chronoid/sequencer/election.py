@@ -10,10 +10,10 @@ cluster. The store decides who leads, we add no consensus of our own:
   PostgreSQL, on the lease being live), so a deposed leader's write fails instead of moving a
   watermark its successor already relies on.
 * **Serving only inside the lease.** The leader answers ``GETSEQ`` only while its local lease
-  deadline has not passed: ``send time of the last successful renewal + ttl - margin``
-  (:func:`chronoid.lease.base.margin_ms`, the rule every lease uses; ``docs/leases.md``). The
-  store's lease runs until ``commit time + ttl``, which is later, so the old leader has stopped
-  before any successor can start, whatever paused it (SIGSTOP, a VM pause, a long GC).
+  deadline has not passed, kept by the rules every lease follows (``docs/leases.md``,
+  :class:`~chronoid.lease.keeper.LeaseKeeper`): it ends before the store's lease, so the old
+  leader has stopped before any successor can start, whatever paused it (SIGSTOP, a VM pause,
+  a long GC).
 * **Stepping down.** A renewal the store refuses, a lease that can no longer be confirmed
   (store unreachable past the deadline) or a watermark write that fails or exceeds the
   store's write timeout (a sick disk or store, tikv/pd#10671) ends the term: the member stops
@@ -27,18 +27,12 @@ holds that watermark.
 A crash leaves a gap below two reservation blocks; a clean stop (SIGTERM) stores the exact
 next value and resigns, so the standby takes over at once and without a gap.
 
-* **Store data loss.** A store that lost its data (etcd restarted empty, rows deleted) cannot
-  vouch for what was handed out. A member that has evidence the store held state (it stored a
-  watermark itself, or saw one while standing by) and wins a term in which the store holds no
-  watermark of the default sequence, or a lower one than it stored itself, refuses to issue:
-  :class:`~chronoid.errors.StoreDataLost`, ``-TRYAGAIN ... store lost its data``, error event
-  ``store_data_lost`` once per term, ``ha_store_data_lost:1`` in INFO. It keeps the lease, so
-  no other member starts low either, until an operator restarts the members with
-  ``--initial`` above the last value handed out. One case is sound without the operator: a
-  leader told "your term is gone" (a refused renewal or watermark write) *before its own
-  lease deadline* knows no other term began in the lost store (none could before its lease
-  ran out), so its own watermarks cover every value handed out; if its next campaign, sent
-  before that deadline, wins, it resumes above them (error event ``watermark_regressed``).
+* **Store data loss.** A member with evidence that the store held state (a watermark it
+  stored or saw) that wins a term in which the store holds no default watermark, or a lower
+  one than its own, refuses to issue (:class:`~chronoid.errors.StoreDataLost`) and keeps the
+  lease until an operator restarts the members with ``--initial``; only a leader told its term
+  is gone *before its own deadline* resumes above its own watermarks. The reasoning is in
+  ``docs/sequencer.md`` ("A store that lost its data").
 
 Standbys answer ``GETSEQ``/``CURRENT`` with Redis Cluster's redirect ``-MOVED 0 host:port``
 naming the leader (``redis-cli -c`` and :class:`~chronoid.sequencer.client.SequencerClient`
@@ -148,8 +142,6 @@ class Elector:
             raise InvalidArgument(f"lease ttl must be >= 1 second, got {ttl_s!r}")
         if not member:
             raise InvalidArgument("member name must be non-empty")
-        if clock_ns is not None and not callable(clock_ns):
-            raise InvalidArgument(f"clock_ns must be callable, got {clock_ns!r}")
         self.coordinator = coordinator
         self.member = member
         self.address = check_address(address)
@@ -166,8 +158,9 @@ class Elector:
             ttl_ms,
             renew_ms=ttl_ms // RENEWALS,
             retry_ms=round(self._poll_s * 1000),
-            clock_ns=self._now,
+            clock_ns=clock_ns,
         )
+        self._lease_keeper()  # validates the timings and the clock now, not at the first term
         self.leader_address: str | None = None
         """The leader's advertised address as last seen (this member's own while leading)."""
         self.reason = "not started"
