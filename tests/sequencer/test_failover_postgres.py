@@ -64,21 +64,21 @@ def test_one_campaign_wins_and_tokens_grow(pg_dsn: str, cluster: str) -> None:
     a = PostgresCoordinator(pg_dsn, cluster)
     b = PostgresCoordinator(pg_dsn, cluster)
     try:
-        first = a.campaign("a", "127.0.0.1:1", 2.0)
+        first = a.campaign("a", "127.0.0.1:1", 2_000)
         assert first is not None
-        assert b.campaign("b", "127.0.0.1:2", 2.0) is None
+        assert b.campaign("b", "127.0.0.1:2", 2_000) is None
         assert b.leader() == "127.0.0.1:1"
-        a.renew(first, 2.0)
+        a.renew(first, 2_000)
         assert not b.holds_watermarks()
         a.reserve(first, "default", 100)
         assert b.load(first) == {"default": 100}
         assert b.holds_watermarks()  # the standby's evidence (read without a token)
         a.resign(first)  # a clean hand-over: the standby wins at once
-        second = b.campaign("b", "127.0.0.1:2", 2.0)
+        second = b.campaign("b", "127.0.0.1:2", 2_000)
         assert second is not None and second > first
         # The old term is fenced: its renewal and its writes are refused; nothing changes.
         with pytest.raises(LeadershipLost, match="expired or a newer term"):
-            a.renew(first, 2.0)
+            a.renew(first, 2_000)
         with pytest.raises(LeadershipLost, match="fenced"):
             a.reserve(first, "default", 999)
         assert a.load(second) == {"default": 100}
@@ -91,13 +91,13 @@ def test_an_expired_lease_is_taken_over_and_cannot_write(pg_dsn: str, cluster: s
     a = PostgresCoordinator(pg_dsn, cluster)
     b = PostgresCoordinator(pg_dsn, cluster)
     try:
-        token = a.campaign("a", "127.0.0.1:1", 1.0)
+        token = a.campaign("a", "127.0.0.1:1", 1_000)
         assert token is not None
         time.sleep(1.1)
         # Expired, nobody took over yet: still no write (the store's clock decides).
         with pytest.raises(LeadershipLost):
             a.reserve(token, "default", 5)
-        successor = b.campaign("b", "127.0.0.1:2", 1.0)
+        successor = b.campaign("b", "127.0.0.1:2", 1_000)
         assert successor is not None and successor > token
     finally:
         a.close()
