@@ -397,11 +397,6 @@ def _below_zero() -> int:
     return time.monotonic_ns() - 10**18
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_NO_HOLD's deadline is 0: a lease clock that reads below 0 is 'before' it, so "
-    "a closed (or lost, or forked) generator keeps handing out IDs",
-)
 @pytest.mark.parametrize("call", ["fused", "class"])
 def test_a_lease_clock_below_zero_issues_nothing_without_a_lease(call: str) -> None:
     gen = LeaseGenerator(

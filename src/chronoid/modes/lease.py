@@ -79,8 +79,9 @@ __all__ = ["Lease", "LeaseGenerator", "NodeRegistry"]
 
 _T = TypeVar("_T")
 
-_NO_HOLD: tuple[int, Lease | None] = (0, None)
-"""What the hot path sees while no lease may issue: a deadline no clock reading is before."""
+_NO_HOLD: tuple[int, Lease | None] = (-(1 << 127), None)
+"""What the hot path sees while no lease may issue: a deadline no clock reading is before
+(not 0: an injected lease clock may read below 0, and then a closed generator issued)."""
 
 _FORK_POLICIES = ("raise", "lease")
 
