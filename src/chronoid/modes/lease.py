@@ -58,7 +58,7 @@ import functools
 import os
 import threading
 from collections.abc import Callable
-from typing import TypeVar
+from typing import NoReturn, SupportsIndex, TypeVar
 
 from chronoid import clock as clocks
 from chronoid.clock import SYSTEM_CLOCK, Clock
@@ -296,6 +296,15 @@ class LeaseGenerator:
                 self._registry.release(lease, self._last_ns())
             except RegistryUnavailable as exc:
                 self.last_error = str(exc)
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> NoReturn:
+        # copy, deepcopy and pickle all come here. A copy would carry a snapshot of the
+        # lease that no renewal updates and no loss or release withdraws: it issued on the
+        # node after the original released it.
+        raise TypeError(
+            f"a {type(self).__name__} holds a lease and cannot be copied or pickled; make a "
+            "new one (in another process: a LeaseGenerator of its own)"
+        )
 
     def __enter__(self) -> LeaseGenerator:
         return self
