@@ -411,11 +411,6 @@ def test_the_no_gil_path_issues_under_the_lock(monkeypatch: pytest.MonkeyPatch) 
         gen.next_id()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the fused path keeps the func and args it unwrapped at construction: a partial "
-    "changed later (__setstate__) moves the lease clock for every reading but its check",
-)
 def test_a_partial_lease_clock_changed_later_is_still_one_clock() -> None:
     lease = ManualClock()
     later = ManualClock(lease.now_ns() + 1_000 * 1_000_000_000)

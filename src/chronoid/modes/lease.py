@@ -171,7 +171,12 @@ class LeaseGenerator:
         self._max_wait_ns = int(max_wait_ms * 1_000_000)
         # Read at construction (not bound as a default argument), so the clock module stays
         # the one home of the lease clock.
-        self._lease_now: Callable[[], int] = lease_clock_ns or clocks.boottime_ns
+        lease_now = lease_clock_ns or clocks.boottime_ns
+        if type(lease_now) is functools.partial:
+            # The fused next_id calls a plain partial unwrapped: a copy of our own keeps every
+            # reading on one clock whatever is later done to the caller's object.
+            lease_now = functools.partial(lease_now.func, *lease_now.args, **lease_now.keywords)
+        self._lease_now: Callable[[], int] = lease_now
         self._on_fork = on_fork
         self._forked = False
         self._pid = os.getpid()
