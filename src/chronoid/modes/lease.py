@@ -36,7 +36,7 @@ import functools
 import os
 import threading
 from collections.abc import Callable
-from typing import TypeVar
+from typing import NoReturn, SupportsIndex, TypeVar
 
 from chronoid import clock as clocks
 from chronoid.clock import SYSTEM_CLOCK, Clock
@@ -58,8 +58,9 @@ __all__ = ["Lease", "LeaseGenerator", "NodeRegistry"]
 
 _T = TypeVar("_T")
 
-_NO_HOLD: tuple[int, Lease | None] = (0, None)
-"""What the hot path sees while no lease may issue: a deadline no clock reading is before."""
+_NO_HOLD: tuple[int, Lease | None] = (-(1 << 127), None)
+"""What the hot path sees while no lease may issue: a deadline no clock reading is before
+(not 0: an injected lease clock may read below 0, and then a closed generator issued)."""
 
 _FORK_POLICIES = ("raise", "lease")
 
@@ -122,7 +123,12 @@ class LeaseGenerator:
             raise InvalidArgument(f"lease_clock_ns must be callable, got {lease_clock_ns!r}")
         # Read at construction (not bound as a default argument), so the clock module stays
         # the one home of the lease clock.
-        self._lease_now: Callable[[], int] = lease_clock_ns or clocks.boottime_ns
+        lease_now = lease_clock_ns or clocks.boottime_ns
+        if type(lease_now) is functools.partial:
+            # The fused next_id calls a plain partial unwrapped: a copy of our own keeps every
+            # reading on one clock whatever is later done to the caller's object.
+            lease_now = functools.partial(lease_now.func, *lease_now.args, **lease_now.keywords)
+        self._lease_now: Callable[[], int] = lease_now
         # The deadline and the renewal schedule (validates the timings; retries a quarter
         # period after a failure).
         self._keeper = LeaseKeeper(
@@ -261,6 +267,15 @@ class LeaseGenerator:
                 self._registry.release(lease, self._last_ns())
             except RegistryUnavailable as exc:
                 self.last_error = str(exc)
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> NoReturn:
+        # copy, deepcopy and pickle all come here. A copy would carry a snapshot of the
+        # lease that no renewal updates and no loss or release withdraws: it issued on the
+        # node after the original released it.
+        raise TypeError(
+            f"a {type(self).__name__} holds a lease and cannot be copied or pickled; make a "
+            "new one (in another process: a LeaseGenerator of its own)"
+        )
 
     def __enter__(self) -> LeaseGenerator:
         return self
