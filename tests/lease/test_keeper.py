@@ -147,10 +147,6 @@ def test_bad_timings_are_refused_naming_the_parameter(kwargs: dict[str, object],
 # -- attacks (branch attack-keeper) ----------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="end() then a late confirmed() of a request sent before the end resurrects the lease",
-)
 def test_a_confirmation_sent_before_the_end_does_not_bring_the_lease_back() -> None:
     # A renewal in flight when the store refused (or the lease was given back): its late
     # success says the store renewed a lease that is over; nothing may be trusted from it.
@@ -167,9 +163,6 @@ def test_a_confirmation_sent_before_the_end_does_not_bring_the_lease_back() -> N
     assert keeper.deadline_ns == sent + (TTL_MS - margin_ms(TTL_MS)) * MS
 
 
-@pytest.mark.xfail(
-    strict=True, reason="deadline 0 means 'nothing trusted' only for clocks that read >= 0"
-)
 def test_a_lease_clock_with_negative_readings_is_refused() -> None:
     # time.monotonic_ns's reference point is undefined; a clock reading below 0 would be
     # "inside" the ended (0) deadline: live() after end(), and Mode C issuing without a lease.
