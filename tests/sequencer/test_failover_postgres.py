@@ -7,14 +7,12 @@ each test uses its own cluster name, so tests never see each other's lease.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import re
 import signal
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import urllib.parse
 import uuid
@@ -44,7 +42,7 @@ from chronoid.torture.failover import (
     wait_for_term,
 )
 from chronoid.torture.relay import Relay
-from tests.support import free_port, wait_until
+from tests.support import free_port
 
 TTL = 1.0
 
@@ -459,7 +457,7 @@ def test_a_store_that_goes_silent_past_the_ttl_ends_issuing_by_the_deadline(
     # (a stopped server, a dropped link) for twice the TTL. The leader's renewal hangs until
     # its timeout and is retried; it must stop issuing by the deadline of its last confirmed
     # renewal (sent before the cut: cut + ttl - margin at the latest), serve again once the
-    # store answers, and never hand out a value twice. The client is paced (100 calls/s) so
+    # store answers, and never hand out a value twice. The load is paced (100 calls/s) so
     # the term's first block lasts through the cut: only the lease deadline can stop it.
     url = urllib.parse.urlsplit(pg_dsn)
     relay = Relay(url.port or 5432, url.hostname or "127.0.0.1")
@@ -468,42 +466,25 @@ def test_a_store_that_goes_silent_past_the_ttl_ends_issuing_by_the_deadline(
         urllib.parse.urlunsplit(url._replace(netloc=netloc)), cluster, tmp_path, 2, 1.5
     )
     trusted_s = 1.5 - margin_ms(1500) / 1000
-    got: list[tuple[float, int]] = []
-    stop = threading.Event()
-
-    def paced() -> None:
-        servers = [m.address for m in group[1:]]
-        with SequencerClient(
-            "127.0.0.1", group[0].port, servers=servers, timeout=0.5, failover_timeout=30
-        ) as client:
-            while not stop.is_set():
-                with contextlib.suppress(SequencerReplyError, StoreUnavailable, OSError):
-                    got.append((time.monotonic(), client.getseq()))
-                time.sleep(0.01)
-
-    thread = threading.Thread(target=paced, daemon=True)
+    load = Load(group, interval_s=0.01)
     try:
         for member in group:
             member.start()
         wait_for_leader(group, 10)
-        thread.start()
-        wait_until(lambda: len(got) > 10, "the first values", 10)
+        load.start().first_after(time.monotonic(), 10)
         cut = time.monotonic()
         relay.cut()
         time.sleep(3.0)
         healed = time.monotonic()
         relay.heal()
-        during = [when - cut for when, _ in got if cut < when < healed]
-        wait_until(
-            lambda: got[-1][0] > healed, "a value after the heal", 15
-        )  # a leader serves again
+        during = [when - cut for when, _ in load.values if cut < when < healed]
+        load.first_after(healed, 15)  # a leader serves again
     finally:
-        stop.set()
-        thread.join(timeout=40)
+        load.stop()
         for member in group:
             member.kill_if_running()
         relay.close()
     # 0.1 s for the reply's way back to the client (the value was made before it arrived).
     assert during and max(during) < trusted_s + 0.1, (max(during, default=0), trusted_s)
-    values = [v for _, v in got]
+    values = [v for _, v in load.values]
     assert len(values) == len(set(values)) and values == sorted(values)
