@@ -142,3 +142,30 @@ def test_bad_timings_are_refused_naming_the_parameter(kwargs: dict[str, object],
         LeaseKeeper(**args)  # type: ignore[arg-type]
     with pytest.raises(ValueError):  # an InvalidArgument is a ValueError too
         LeaseKeeper(**args)  # type: ignore[arg-type]
+
+
+# -- attacks (branch attack-keeper) ----------------------------------------------------------
+
+
+def test_a_confirmation_sent_before_the_end_does_not_bring_the_lease_back() -> None:
+    # A renewal in flight when the store refused (or the lease was given back): its late
+    # success says the store renewed a lease that is over; nothing may be trusted from it.
+    clock = ManualClock()
+    keeper = _keeper(clock)
+    keeper.confirmed(clock.now_ns())
+    late_sent = clock.now_ns()
+    clock.advance_ns(100 * MS)
+    keeper.end()
+    keeper.confirmed(late_sent)
+    assert not keeper.live() and keeper.due_in_ns() == 0
+    sent = clock.now_ns()  # a request sent at or after the end counts
+    keeper.confirmed(sent)
+    assert keeper.deadline_ns == sent + (TTL_MS - margin_ms(TTL_MS)) * MS
+
+
+def test_a_lease_clock_with_negative_readings_is_refused() -> None:
+    # time.monotonic_ns's reference point is undefined; a clock reading below 0 would be
+    # "inside" the ended (0) deadline: live() after end(), and Mode C issuing without a lease.
+    clock = ManualClock(start_ns=-10_000 * MS)
+    with pytest.raises(InvalidArgument, match="clock_ns"):
+        _keeper(clock)

@@ -17,7 +17,7 @@ from chronoid.errors import (
 )
 from chronoid.lease.keeper import margin_ms
 from chronoid.sequencer import election
-from chronoid.sequencer.election import Elector, _Term
+from chronoid.sequencer.election import Elector, _Term, open_election
 from chronoid.sequencer.sequences import DEFAULT_NAME, Sequences
 
 TTL_S = 3.0
@@ -508,4 +508,25 @@ def test_the_election_clock_must_be_callable(now: Now) -> None:
             address="a:1",
             make_sequences=lambda fenced: Sequences(fenced),
             clock_ns=5,  # type: ignore[arg-type]
+        )
+
+
+@pytest.mark.parametrize("ttl_s", [float("inf"), 1e300, 86_400.5])
+def test_a_lease_ttl_beyond_a_day_is_refused_by_name(now: Now, ttl_s: float) -> None:
+    # `chronoid serve --ha ... --lease-ttl inf` printed a traceback (OverflowError) instead
+    # of a one-line error; 1e300 won a term and crashed on SIGTERM.
+    with pytest.raises(InvalidArgument, match="lease ttl"):
+        Elector(
+            FakeStore(now),
+            member="a:1",
+            address="a:1",
+            make_sequences=lambda fenced: Sequences(fenced),
+            ttl_s=ttl_s,
+        )
+    with pytest.raises(InvalidArgument, match="lease ttl"):
+        open_election(
+            "postgresql://127.0.0.1:1/none",
+            address="a:1",
+            make_sequences=lambda fenced: Sequences(fenced),
+            ttl_s=ttl_s,
         )

@@ -48,13 +48,22 @@ class LeaseKeeper:
         retry_ms: how soon a renewal the store did not answer is sent again (ms, default a
             quarter of ``renew_ms``), at most ``renew_ms``.
         clock_ns: the lease clock (default :func:`chronoid.clock.boottime_ns`,
-            ``CLOCK_BOOTTIME``, which keeps counting through a suspend).
+            ``CLOCK_BOOTTIME``, which keeps counting through a suspend); it must read
+            >= 0 ns, because deadline 0 stands for "nothing is trusted".
 
     Raises:
         InvalidArgument: a timing out of range; the message names the parameter.
     """
 
-    __slots__ = ("_now", "deadline_ns", "renew_at_ns", "renew_ns", "retry_ns", "trusted_ns")
+    __slots__ = (
+        "_ended_ns",
+        "_now",
+        "deadline_ns",
+        "renew_at_ns",
+        "renew_ns",
+        "retry_ns",
+        "trusted_ns",
+    )
 
     def __init__(
         self,
@@ -92,12 +101,23 @@ class LeaseKeeper:
         self.retry_ns = retry_ms * 1_000_000 if retry_ms is not None else self.renew_ns // 4
         # Read here, not bound as a default argument: the clock module is its one home.
         self._now: Callable[[], int] = clock_ns or clocks.boottime_ns
+        reading = self._now()
+        if not _is_int(reading) or reading < 0:
+            # Deadline 0 is "nothing trusted" (here, after end(), and Mode C's empty hold): a
+            # reading below it would count as inside every ended lease.
+            raise InvalidArgument(f"clock_ns must read an int >= 0 ns, got {reading!r}")
+        self._ended_ns = 0  # the last end(): a confirmation of an earlier send is stale
         self.deadline_ns = 0  # from this lease-clock reading on, nothing is trusted
         self.renew_at_ns = 0  # the next renewal (or acquisition) is due at this reading
 
     def confirmed(self, sent_ns: int) -> None:
         """The store granted or renewed the lease in a request sent at ``sent_ns``: trusted
-        until *send + ttl - margin* (never earlier than before), renewed one period later."""
+        until *send + ttl - margin* (never earlier than before), renewed one period later.
+
+        A request sent before the last :meth:`end` confirms nothing: the store renewed a
+        lease that is already over here (refused, lost or given back)."""
+        if sent_ns < self._ended_ns:
+            return
         self.deadline_ns = max(self.deadline_ns, sent_ns + self.trusted_ns)
         self.renew_at_ns = sent_ns + self.renew_ns
 
@@ -109,6 +129,7 @@ class LeaseKeeper:
 
     def end(self) -> None:
         """The lease is over (refused, lost or given back): trust nothing, act at once."""
+        self._ended_ns = self._now()
         self.deadline_ns = self.renew_at_ns = 0
 
     def live(self) -> bool:

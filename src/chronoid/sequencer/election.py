@@ -73,6 +73,9 @@ log = logging.getLogger("chronoid.sequencer")
 
 DEFAULT_TTL = 3.0
 """Lease time to live (s): failover after a crash takes at most about this long."""
+MAX_TTL = 86_400.0
+"""The longest lease TTL (s): a day. Failover after a crash takes about one TTL, and the
+elector's waits (thread joins, timeouts) must stay within what the platform can sleep."""
 RENEWALS = 3
 """Renewals per TTL (the leader renews every ``ttl / RENEWALS`` seconds)."""
 STANDBY_POLL = 0.2
@@ -138,8 +141,7 @@ class Elector:
         ttl_s: float = DEFAULT_TTL,
         clock_ns: Callable[[], int] | None = None,
     ) -> None:
-        if not ttl_s >= 1.0:
-            raise InvalidArgument(f"lease ttl must be >= 1 second, got {ttl_s!r}")
+        _check_ttl(ttl_s)
         if not member:
             raise InvalidArgument("member name must be non-empty")
         self.coordinator = coordinator
@@ -524,6 +526,12 @@ class Elector:
             self._unresigned = None
 
 
+def _check_ttl(ttl_s: float) -> None:
+    """Refuse a lease TTL outside 1 s..MAX_TTL (NaN and infinity too, which no clock holds)."""
+    if not 1.0 <= ttl_s <= MAX_TTL:
+        raise InvalidArgument(f"lease ttl must be 1 to {MAX_TTL:g} seconds, got {ttl_s!r}")
+
+
 def open_election(
     url: str,
     *,
@@ -541,10 +549,9 @@ def open_election(
     the lease does.
 
     Raises:
-        InvalidArgument: a bad URL, address, cluster name or ``ttl_s`` below 1 s.
+        InvalidArgument: a bad URL, address, cluster name or ``ttl_s`` outside 1..86400 s.
     """
-    if not ttl_s >= 1.0:
-        raise InvalidArgument(f"lease ttl must be >= 1 second, got {ttl_s!r}")
+    _check_ttl(ttl_s)
     address = check_address(address)
     coordinator = open_coordinator(url, cluster, min(1.0, ttl_s / 3))
     return Elector(
