@@ -22,7 +22,7 @@ import pytest
 
 from chronoid import generator as generator_module
 from chronoid.clock import ManualClock
-from chronoid.errors import LeaseLost
+from chronoid.errors import InvalidArgument, LeaseLost
 from chronoid.lease.memory import MemoryRegistry
 from chronoid.modes import LeaseGenerator
 from chronoid.variants import get_layout
@@ -381,17 +381,27 @@ def _below_zero() -> int:
     return time.monotonic_ns() - 10**18
 
 
+def test_a_lease_clock_below_zero_is_refused() -> None:
+    # Deadline 0 means "nothing trusted" to the keeper: a clock reading below it would count
+    # as inside every ended lease.
+    with pytest.raises(InvalidArgument, match="must read an int >= 0 ns"):
+        LeaseGenerator("chrono64ms", MemoryRegistry(), ttl_ms=60_000, lease_clock_ns=_below_zero)
+
+
 @pytest.mark.parametrize("call", ["fused", "class"])
-def test_a_lease_clock_below_zero_issues_nothing_without_a_lease(call: str) -> None:
-    gen = LeaseGenerator(
-        "chrono64ms",
-        MemoryRegistry(),
-        ttl_ms=60_000,
-        lease_clock_ns=_below_zero,
-    )
+def test_a_lease_clock_that_falls_below_zero_issues_nothing_without_a_lease(call: str) -> None:
+    # The hot path's empty hold is -2**127, below any reading: a clock that starts at 0 and
+    # is later stepped below it (an injected one) still issues nothing once the lease is gone.
+    offset = [0]
+
+    def lease_clock() -> int:
+        return time.monotonic_ns() + offset[0]
+
+    gen = LeaseGenerator("chrono64ms", MemoryRegistry(), ttl_ms=60_000, lease_clock_ns=lease_clock)
     issue = gen.next_id if call == "fused" else functools.partial(LeaseGenerator.next_id, gen)
     first = issue()
     gen.close()
+    offset[0] = -(10**18)
     assert first > 0
     with pytest.raises(LeaseLost):
         issue()
