@@ -32,6 +32,9 @@ reserved ahead with fsync), ``redis-server`` with defaults but no RDB snapshots,
 
 The machine is shared, so absolute figures wander; read the ratios.
 
+``--only latency`` runs part 5 alone and prints it (no file written): the quick check of
+the latency goals.
+
 ``--instructions`` measures instead what the noise cannot move: the user-space instructions
 each server executes per request (valgrind's callgrind, counters zeroed after a warm-up and
 dumped after ``redis-benchmark -n N``), for ``chronoid serve`` (uvloop and asyncio, this tree
@@ -717,6 +720,58 @@ def instructions_main(args: argparse.Namespace) -> int:
     return 0
 
 
+def latency_table(
+    latency: list[tuple[str, list[Latency]]], n: int, rounds: int
+) -> tuple[list[str], list[str]]:
+    """The latency table's lines and its goals (p99 ≤ 1.2× and max ≤ 2× Redis's)."""
+    out = [
+        f"Latency (ms; redis-benchmark `-n {n}`, median of {rounds} round(s); the floor is "
+        "what a Python server with uvloop reaches here at best):",
+        "",
+        "| setting | server | req/s | p50 | p99 | p99.9 | max |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    goals = []
+    for label, figures in latency:
+        for (_, name, _), lat in zip(LATENCY_SERVERS, figures, strict=True):
+            out.append(
+                f"| `{label}` | {name} | {lat.rps:,.0f} | {lat.p50_ms:.3f} | {lat.p99_ms:.3f} | "
+                f"{lat.p999_ms:.3f} | {lat.max_ms:.3f} |"
+            )
+        ours, theirs, floor = figures
+        p99_ratio = ours.p99_ms / theirs.p99_ms
+        max_ratio = ours.max_ms / theirs.max_ms
+        goals.append(
+            f"`{label}` p99 ≤ 1.2× Redis: {'met' if p99_ratio <= 1.2 else 'not met'} "
+            f"({p99_ratio:.2f}×; the floor {floor.p99_ms / theirs.p99_ms:.2f}×), max ≤ 2× "
+            f"Redis: {'met' if max_ratio <= 2 else 'not met'} ({max_ratio:.2f}×; the floor "
+            f"{floor.max_ms / theirs.max_ms:.2f}×)"
+        )
+    return out, goals
+
+
+def latency_main(args: argparse.Namespace) -> int:
+    """``--only latency``: the latency table alone, printed (no results file written)."""
+    for tool in ("redis-server", "redis-benchmark"):
+        if shutil.which(tool) is None:
+            print(f"bench_sequencer: {tool} is not installed", file=sys.stderr)
+            return 1
+    n = 25_000 if args.quick else 100_000
+    rounds = 1 if args.quick else 5
+    workdir = Path(tempfile.mkdtemp(prefix="chronoid-bench-seq-"))
+    try:
+        with servers(workdir) as s:
+            latency = bench_latency(s, n, rounds)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    flags = ["--only", "latency", *(["--quick"] if args.quick else [])]
+    lines, goals = latency_table(latency, n, rounds)
+    out = [measured_line("bench_sequencer.py", flags, ""), "", *lines, ""]
+    out.append("Goals: " + "; ".join(goals) + ".")
+    print("\n".join(out))
+    return 0
+
+
 def filesystem(path: Path) -> str:
     done = subprocess.run(["df", "-T", str(path)], capture_output=True, text=True, check=False)
     lines = done.stdout.splitlines()
@@ -742,9 +797,16 @@ def main(argv: list[str] | None = None) -> int:
         default="50d7bf4",
         help="git ref to compare with in --instructions (default 50d7bf4; '' for none)",
     )
+    parser.add_argument(
+        "--only",
+        choices=["latency"],
+        help="run one part only: 'latency' prints the latency table (not written to a file)",
+    )
     args = parser.parse_args(argv)
     if args.instructions:
         return instructions_main(args)
+    if args.only == "latency":
+        return latency_main(args)
     # SIGTERM unwinds like Ctrl-C, so the servers this run started are stopped too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     for tool in ("redis-server", "redis-benchmark", "openssl"):
@@ -792,30 +854,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{row.peer_rps:,.0f} | {row.ratio:.2f}× | {row.chronoid_cpu_us:.1f} | "
             f"{row.peer_cpu_us:.1f} | {row.chronoid_cpu_us / row.peer_cpu_us:.2f}× |"
         )
-    out += [
-        "",
-        f"Latency (ms; redis-benchmark `-n {n // 2}`, median of {1 if args.quick else 5} "
-        "round(s); the floor is what a Python server with uvloop reaches here at best):",
-        "",
-        "| setting | server | req/s | p50 | p99 | p99.9 | max |",
-        "|---|---|---:|---:|---:|---:|---:|",
-    ]
-    latency_goals = []
-    for label, figures in latency:
-        for (_, name, _), lat in zip(LATENCY_SERVERS, figures, strict=True):
-            out.append(
-                f"| `{label}` | {name} | {lat.rps:,.0f} | {lat.p50_ms:.3f} | {lat.p99_ms:.3f} | "
-                f"{lat.p999_ms:.3f} | {lat.max_ms:.3f} |"
-            )
-        ours, theirs, floor = figures
-        p99_ratio = ours.p99_ms / theirs.p99_ms
-        max_ratio = ours.max_ms / theirs.max_ms
-        latency_goals.append(
-            f"`{label}` p99 ≤ 1.2× Redis: {'met' if p99_ratio <= 1.2 else 'not met'} "
-            f"({p99_ratio:.2f}×; the floor {floor.p99_ms / theirs.p99_ms:.2f}×), max ≤ 2× "
-            f"Redis: {'met' if max_ratio <= 2 else 'not met'} ({max_ratio:.2f}×; the floor "
-            f"{floor.max_ms / theirs.max_ms:.2f}×)"
-        )
+    latency_lines, latency_goals = latency_table(latency, n // 2, 1 if args.quick else 5)
+    out += ["", *latency_lines]
     out += [
         "",
         "Fairness: a well-behaved client's latency (one `GETSEQ` at a time) while an abuser "

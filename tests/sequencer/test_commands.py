@@ -94,3 +94,46 @@ def test_counts_and_names(dispatcher: Dispatcher) -> None:
     assert run(dispatcher, "GETSEQ 1 bad/name").startswith(b"-ERR sequence name")
     assert run(dispatcher, "GETSEQ 1 a b").startswith(b"-ERR wrong number of arguments")
     assert run(dispatcher, "CURRENT") == b":11\r\n"  # errors consumed nothing
+
+
+class _Terms:
+    """A failover gate reduced to its state: the sequences of the live term, or None."""
+
+    def __init__(self, sequences: Sequences | None) -> None:
+        self.live = sequences
+        self.asked = 0
+
+    def serving(self) -> Sequences | None:
+        self.asked += 1
+        return self.live
+
+    def refusal(self) -> bytes:
+        return b"-TRYAGAIN no sequencer leader available: test\r\n"
+
+    def info(self) -> None:
+        return None
+
+
+def test_take_then_check_across_terms(tmp_path: Path) -> None:
+    first = Sequences(FileStore(tmp_path / "a"))
+    second = Sequences(FileStore(tmp_path / "b"), initial=1000)
+    gate = _Terms(first)
+    d = Dispatcher(gate)
+    state = d.new_state()
+    assert d.execute(state, [b"GETSEQ"]) == b":1\r\n"  # gate asked before and after
+    asked = gate.asked
+    assert d.getseq_repeated(state, 2) == b":2\r\n:3\r\n"
+    assert d.execute(state, [b"GETSEQ"]) == b":4\r\n"
+    assert gate.asked - asked == 2  # then once per take, after it
+    gate.live = None  # the term is over
+    assert d.getseq_repeated(state, 3) is None  # taken, then found over: a gap, not served
+    assert d.execute(state, [b"GETSEQ"]) == gate.refusal()
+    assert first.current() == 8  # the fast path's 3 values are a gap; the refusal took none
+    assert d.execute(state, [b"GETSEQ"]) == gate.refusal()
+    assert first.current() == 8  # a standby takes nothing: the gate is asked first again
+    gate.live = second  # a new term: its values, never the old term's
+    assert d.execute(state, [b"GETSEQ"]) == b":1000\r\n"
+    assert d.getseq_repeated(state, 1) == b":1001\r\n"
+    gate.live = first  # lent last: second; the check after the take sees the change
+    assert d.execute(state, [b"GETSEQ"]) == b":8\r\n"
+    assert second.current() == 1003  # one value of second became a gap

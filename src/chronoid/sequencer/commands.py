@@ -49,6 +49,7 @@ from typing import Protocol
 from chronoid.errors import InvalidArgument, StoreUnavailable
 from chronoid.sequencer.protocol import (
     EMPTY_ARRAY,
+    INTEGER,
     NOAUTH,
     OK,
     PONG,
@@ -181,6 +182,7 @@ class Dispatcher:
             raise InvalidArgument("password must be a non-empty string or None, got ''")
         self.gate = gate
         self._standalone = gate.sequences if isinstance(gate, Standalone) else None
+        self._lent: Sequences | None = self._standalone  # see _take
         self.password = password.encode() if password is not None else None
         self._requests: dict[str, int] = {}
         self._plain_getseqs = 0  # answered by getseq_repeated: one addition per read
@@ -257,7 +259,7 @@ class Dispatcher:
         if type(first) is not int:
             return None
         self._plain_getseqs += times
-        return encode_integer(first) if times == 1 else encode_integers(first, times)
+        return INTEGER % first if times == 1 else encode_integers(first, times)
 
     # -- handlers --------------------------------------------------------------------------
 
@@ -279,28 +281,38 @@ class Dispatcher:
             return _wrong_args("GETSEQ")
         first = self._take(count, name)
         if isinstance(first, int):
-            return encode_integer(first)
+            return INTEGER % first
         if isinstance(first, Future):
             return Wait(first, command)
         return first
 
     def _take(self, count: int, name: str) -> int | Future[None] | bytes:
         """The first of ``count`` values of ``name``, the future of the reservation they wait
-        for, or the error reply (nothing consumed, or the values taken became a gap)."""
+        for, or the error reply (nothing consumed, or the values taken became a gap).
+
+        Take, then check: the values come from the sequences the gate lent last time, and
+        the gate is asked once, after the take, whether that term is still live (a value
+        handed out once a successor issues could come after its values: unique, but out of
+        order). When it is not, the values taken become a gap and the take starts again from
+        the gate, which then lends the current term's sequences or refuses.
+        """
         gate = self.gate
-        sequences = gate.serving()
+        sequences = self._lent
+        lent = sequences is not None
         if sequences is None:
-            return gate.refusal()
+            sequences = gate.serving()
+            if sequences is None:
+                return gate.refusal()
         try:
-            first = sequences.try_take(count, name)
+            first: int | Future[None] | bytes = sequences.try_take(count, name)
         except InvalidArgument as exc:
-            return encode_error(f"ERR {exc}")
+            first = encode_error(f"ERR {exc}")
         except StoreUnavailable as exc:
-            return encode_error(f"ERR reservation failed, not issuing: {exc}")
-        # The term that lent ``sequences`` must still be live after the take: a value handed
-        # out once a successor issues could come after its values (unique, but out of order).
-        if type(first) is int and gate.serving() is not sequences:
-            return gate.refusal()  # the values taken become a gap
+            first = encode_error(f"ERR reservation failed, not issuing: {exc}")
+        if gate.serving() is not sequences:
+            self._lent = None
+            return self._take(count, name) if lent else gate.refusal()
+        self._lent = sequences
         return first
 
     def _current(self, state: ConnectionState, command: Command) -> bytes:

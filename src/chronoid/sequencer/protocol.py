@@ -47,6 +47,7 @@ __all__ = [
     "DEFAULT_MAX_LINE",
     "DEFAULT_MAX_REQUEST_BYTES",
     "EMPTY_ARRAY",
+    "INTEGER",
     "NEED_DATA",
     "NOAUTH",
     "OK",
@@ -462,9 +463,13 @@ def encode_command(*args: bytes) -> bytes:
     return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
 
 
-encode_integer = b":%d\r\n".__mod__
-"""``encode_integer(value)`` is ``:value\\r\\n``: a bound method of bytes, so the reply to a
-``GETSEQ`` costs no Python-level call."""
+INTEGER = b":%d\r\n"
+"""The integer reply's format: ``INTEGER % value`` is ``:value\\r\\n``. The ``GETSEQ`` fast
+path formats with it in place: the ``%`` operator costs about half of what calling
+``b":%d\\r\\n".__mod__`` (a method wrapper) costs, formatting included."""
+
+encode_integer = INTEGER.__mod__
+"""``encode_integer(value)`` is ``:value\\r\\n``."""
 
 
 def encode_integers(first: int, count: int) -> bytes:

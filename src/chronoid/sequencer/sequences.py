@@ -222,20 +222,25 @@ class Sequences:
         one-too-many name or the end of the range, and :class:`StoreUnavailable` when the
         values cannot be reserved durably; either way nothing is consumed.
         """
-        seq = self._sequences.get(name)
-        if seq is None or not 1 <= count <= MAX_COUNT:
-            if not 1 <= count <= MAX_COUNT:
-                raise InvalidArgument(f"count must be an int in 1..{MAX_COUNT}, got {count!r}")
-            return self._create(name, count)
-        first = seq.next
-        end = first + count
-        if end > seq.limit:
+        try:
+            seq: _Sequence | None = self._sequences[name]  # a subscript costs less than get()
+        except KeyError:
+            seq = None
+        if seq is not None and 0 < count <= MAX_COUNT:
+            # The fast path first, in as few steps as it takes: most calls end here.
+            first = seq.next
+            end = first + count
+            limit = seq.limit
+            if end <= limit:
+                seq.next = end
+                if limit - end < seq.block >> 1 and not seq.prefetching:  # rarely true first
+                    self._prefetch(seq)
+                self.stats.values_issued += count
+                return first
             return self._reserve_for(seq, end)
-        seq.next = end
-        if seq.limit - end < seq.block >> 1 and not seq.prefetching:  # rarely true first
-            self._prefetch(seq)
-        self.stats.values_issued += count
-        return first
+        if not 1 <= count <= MAX_COUNT:
+            raise InvalidArgument(f"count must be an int in 1..{MAX_COUNT}, got {count!r}")
+        return self._create(name, count)
 
     def take(self, count: int = 1, name: str = DEFAULT_NAME) -> int:
         """:meth:`try_take`, waiting (at most ``wait_timeout_s`` per reservation) when it must."""
