@@ -95,6 +95,18 @@ class LeaseGenerator:
         ``last_ns`` than ``max_wait_ms``.
     """
 
+    renewals: int = 0
+    """Successful renewals so far."""
+    renewal_failures: int = 0
+    """Renewals (or re-acquisitions) that failed because the registry was unreachable."""
+    last_error: str | None = None
+    """The last registry error the renewal thread saw (None when it has seen none)."""
+    acquisitions: int = 0
+    """Leases acquired (1 after construction; more after a lease was lost)."""
+    lock_delay_ms: float = 0.0
+    """How long the last acquisition waited before its node could issue (ms): 0 unless the
+    registry could not vouch for the node's history."""
+
     _swap: threading.Lock
     _stop: threading.Event
     _issuable: threading.Event
@@ -119,16 +131,7 @@ class LeaseGenerator:
             raise InvalidArgument(
                 f"registry must be a NodeRegistry (see parse_registry_url), got {registry!r}"
             )
-        if lease_clock_ns is not None and not callable(lease_clock_ns):
-            raise InvalidArgument(f"lease_clock_ns must be callable, got {lease_clock_ns!r}")
-        # Read at construction (not bound as a default argument), so the clock module stays
-        # the one home of the lease clock.
-        lease_now = lease_clock_ns or clocks.boottime_ns
-        if type(lease_now) is functools.partial:
-            # The fused next_id calls a plain partial unwrapped: a copy of our own keeps every
-            # reading on one clock whatever is later done to the caller's object.
-            lease_now = functools.partial(lease_now.func, *lease_now.args, **lease_now.keywords)
-        self._lease_now: Callable[[], int] = lease_now
+        self._lease_now = _own_lease_clock(lease_clock_ns)
         # The deadline and the renewal schedule (validates the timings; retries a quarter
         # period after a failure).
         self._keeper = LeaseKeeper(
@@ -147,18 +150,6 @@ class LeaseGenerator:
         self._forked = False
         self._pid = os.getpid()
         self._fork_lock = threading.Lock()
-        self.renewals = 0
-        """Successful renewals so far."""
-        self.renewal_failures = 0
-        """Renewals (or re-acquisitions) that failed because the registry was unreachable."""
-        self.last_error: str | None = None
-        """The last registry error the renewal thread saw (None when it has seen none)."""
-        self.acquisitions = 0
-        """Leases acquired (1 after construction; more after a lease was lost)."""
-        self.lock_delay_ms = 0.0
-        """How long the last acquisition waited before its node could issue (ms): 0 unless
-        the registry could not vouch for the node's history."""
-
         self._hold: tuple[int, Lease | None] = _NO_HOLD
         self._start_keeping()
         lease = self._acquire()
@@ -532,3 +523,16 @@ class LeaseGenerator:
             f"{type(self).__name__}(layout={self._layout.name!r}, node={self.node}, "
             f"registry={self._registry!r})"
         )
+
+
+def _own_lease_clock(lease_clock_ns: Callable[[], int] | None) -> Callable[[], int]:
+    """The lease clock, read at construction (not bound as a default argument, so the clock
+    module stays its one home); a plain partial is copied: the fused ``next_id`` calls it
+    unwrapped, and a copy of our own keeps every reading on one clock whatever is later done
+    to the caller's object."""
+    if lease_clock_ns is not None and not callable(lease_clock_ns):
+        raise InvalidArgument(f"lease_clock_ns must be callable, got {lease_clock_ns!r}")
+    lease_now = lease_clock_ns or clocks.boottime_ns
+    if type(lease_now) is functools.partial:
+        lease_now = functools.partial(lease_now.func, *lease_now.args, **lease_now.keywords)
+    return lease_now
