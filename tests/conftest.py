@@ -67,3 +67,18 @@ def nats_url() -> str:
     """URL of the real NATS server, started with JetStream (fails the test if it is down)."""
     _require_port(NATS_URL, "NATS")
     return NATS_URL
+
+
+SERVER_FIXTURES = frozenset(
+    {"pg_dsn", "redis_url", "etcd_url", "nats_url", "registry_url", "make_registry"}
+    | {"own_redis", "own_etcd"}
+)
+"""Fixtures that stand for a real server: a test taking one is an integration test."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # One rule for the marker, so a module of mixed tests needs no module-wide one (which
+    # would also mark its in-memory tests).
+    for item in items:
+        if SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)

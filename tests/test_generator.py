@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime
 
@@ -305,3 +307,49 @@ def test_large_batch_across_many_ticks(clock: ManualClock) -> None:
     assert strictly_increasing(batch)
     ticks = [layout.unpack(v).timestamp for v in batch[::1024]]
     assert ticks == list(range(ticks[0], ticks[0] + 300))
+
+
+_RAW_FORK_UNDER_THREADS = """
+import ctypes, faulthandler, os, threading, time
+from chronoid.errors import GeneratorForked
+from chronoid.generator import Generator
+gen = Generator("chrono64ms", 1)
+stop = threading.Event()
+def issue():
+    while not stop.is_set():
+        gen.next_id()
+workers = [threading.Thread(target=issue) for _ in range(3)]
+for w in workers:
+    w.start()
+time.sleep(0.05)
+pid = ctypes.PyDLL(None).fork()  # no at-fork hook: the lock is copied as the threads held it
+if pid == 0:
+    faulthandler.dump_traceback_later(5, exit=True)  # blocked for ever: exit 1
+    end = time.monotonic() + 0.05
+    while time.monotonic() < end:
+        try:
+            gen.next_id()
+        except GeneratorForked:
+            os._exit(7)
+    os._exit(0)
+stop.set()
+for w in workers:
+    w.join()
+_, status = os.waitpid(pid, 0)
+raise SystemExit(os.waitstatus_to_exitcode(status))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX-only")
+def test_a_raw_fork_while_threads_hold_the_lock_raises_in_the_child() -> None:
+    # A raw C fork() copies the generator's lock held by a thread the child lacks: the
+    # child's slow path must raise GeneratorForked, not block on that lock for ever.
+    for _ in range(3):
+        run = subprocess.run(
+            [sys.executable, "-c", _RAW_FORK_UNDER_THREADS],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert run.returncode == 7, run.stderr[-2000:]

@@ -63,7 +63,9 @@ node of its own (the parent keeps its node and is not affected). Python's ``os.f
 the at-fork hook that marks the generator at once. A raw C-level ``fork()`` (a pre-fork
 server written in C, ``ctypes``) runs no hook: there the generator notices the changed
 process ID on its slow path, i.e. at the next tick change, the next overflow or the next
-``next_ids`` call, and raises then. The window that remains: ``next_id`` calls in the child
+``next_ids`` call, and raises then (also when one of the parent's threads held the
+generator's lock at the fork: a busy lock makes the slow path read the process ID before it
+waits). The window that remains: ``next_id`` calls in the child
 inside the tick that was current at the fork (at most one tick: 1 ms for ``ms`` layouts, 1 s
 for ``s`` layouts) may repeat the parent's IDs; the process ID is not read on the fast path
 (a system call would double its cost).
@@ -170,8 +172,10 @@ def _call_parts(reader: Callable[[], int]) -> tuple[Callable[..., int], tuple[An
     per call): through ``functools.partial`` (how :func:`chronoid.clock.boottime_ns` is made)
     a tuple is built on every call, while ``f(*args)`` hands it over as it is. Measured
     against ``time.monotonic_ns``: 1.55x through the partial, 1.30x with ``f(*args)``.
+    Only a plain partial is unwrapped: a subclass may override ``__call__`` (an offset, a
+    scale), and skipping it would check the lease against another clock than its own.
     """
-    if isinstance(reader, functools.partial) and not reader.keywords:
+    if type(reader) is functools.partial and not reader.keywords:
         return reader.func, reader.args
     return reader, ()
 
@@ -325,11 +329,19 @@ class Generator:
             value = next(ids)
             if value <= last_id:
                 return value
-        with self._lock:
+        lock = self._lock
+        if not lock.acquire(False):
+            lock = self._acquire_contended()
+        try:
             return self._next_slow(self._now())
+        finally:
+            lock.release()
 
     def _next_id_locked(self) -> int:
-        with self._lock:
+        lock = self._lock
+        if not lock.acquire(False):
+            lock = self._acquire_contended()
+        try:
             start, end, ids, last_id = self._state
             now = self._now()
             if start <= now < end:
@@ -337,6 +349,24 @@ class Generator:
                 if value <= last_id:
                     return value
             return self._next_slow(now)
+        finally:
+            lock.release()
+
+    def _acquire_contended(self) -> threading.Lock:
+        """The generator's lock, acquired after a non-blocking try found it busy (the caller
+        releases the lock returned).
+
+        A raw C ``fork()`` copies the lock as it is: held, if one of the parent's threads was
+        changing ticks, by a thread the child does not have. So a busy lock is the cue to
+        read the process ID (one system call per contended acquisition, none otherwise): the
+        child marks itself forked (a fresh lock) and raises GeneratorForked rather than
+        block for ever.
+        """
+        if self._pid != os.getpid():
+            self._mark_forked()
+        lock = self._lock
+        lock.acquire()
+        return lock
 
     def _next_id_within(
         self,
@@ -389,7 +419,10 @@ class Generator:
             raise InvalidArgument(f"count must be an int in 1..{MAX_BATCH}, got {count!r}")
         out: list[int] = []
         lease_remaining = self._lease_remaining
-        with self._lock:
+        lock = self._lock
+        if not lock.acquire(False):
+            lock = self._acquire_contended()
+        try:
             if self._pid != os.getpid():
                 self._mark_forked()
             remaining = count
@@ -406,6 +439,8 @@ class Generator:
                 remaining -= len(chunk)
             if lease_remaining is not None:
                 lease_remaining()
+        finally:
+            lock.release()
         return out
 
     def _tick_chunk(self, wanted: int) -> tuple[list[int], int]:

@@ -29,8 +29,6 @@ from chronoid.modes import LeaseGenerator, parse_registry_url
 from tests.modes.conftest import OwnServer, RegistryFactory, age_history, wait_until
 from tests.support import free_port
 
-pytestmark = pytest.mark.integration
-
 FLEET = 64
 
 

@@ -9,23 +9,32 @@ from __future__ import annotations
 
 import pytest
 
-from chronoid.errors import LeadershipLost, LeaseStoreUnavailable, StoreUnavailable
-from chronoid.lease.base import margin_ms
+from chronoid.errors import (
+    InvalidArgument,
+    LeadershipLost,
+    LeaseStoreUnavailable,
+    StoreUnavailable,
+)
+from chronoid.lease.keeper import margin_ms
 from chronoid.sequencer import election
-from chronoid.sequencer.election import Elector
+from chronoid.sequencer.election import Elector, _Term, open_election
 from chronoid.sequencer.sequences import DEFAULT_NAME, Sequences
 
 TTL_S = 3.0
+TTL_MS = 3_000
 
 
 class Now:
-    """The manual clock (s) the elector and the fake store share."""
+    """The manual clock the elector (ns) and the fake store (s) share."""
 
     def __init__(self) -> None:
         self.s = 1000.0
 
     def __call__(self) -> float:
         return self.s
+
+    def ns(self) -> int:
+        return round(self.s * 1e9)
 
 
 class FakeStore:
@@ -58,20 +67,20 @@ class FakeStore:
     def live(self, token: int) -> bool:
         return token == self.epoch and self.now() < self.expires_s
 
-    def campaign(self, member: str, address: str, ttl: float) -> int | None:
+    def campaign(self, member: str, address: str, ttl_ms: int) -> int | None:
         self._reach()
         if self.now() < self.expires_s:
             return None
         self.epoch += 1
-        self.holder, self.expires_s = address, self.now() + ttl
+        self.holder, self.expires_s = address, self.now() + ttl_ms / 1000
         self._answer()
         return self.epoch
 
-    def renew(self, token: int, ttl: float) -> None:
+    def renew(self, token: int, ttl_ms: int) -> None:
         self._reach()
         if not self.live(token):
             raise LeadershipLost(f"term {token} is over")
-        self.expires_s = self.now() + ttl
+        self.expires_s = self.now() + ttl_ms / 1000
         self._answer()
 
     def resign(self, token: int) -> None:
@@ -109,10 +118,8 @@ class FakeStore:
 
 
 @pytest.fixture
-def now(monkeypatch: pytest.MonkeyPatch) -> Now:
-    clock = Now()
-    monkeypatch.setattr(election, "_now", clock)
-    return clock
+def now() -> Now:
+    return Now()
 
 
 def _elector(store: FakeStore, now: Now, address: str = "a:1") -> Elector:
@@ -122,6 +129,7 @@ def _elector(store: FakeStore, now: Now, address: str = "a:1") -> Elector:
         address=address,
         make_sequences=lambda fenced: Sequences(fenced, block_min=16, block_max=16),
         ttl_s=TTL_S,
+        clock_ns=now.ns,
     )
 
     def sleep(seconds: float) -> None:  # a step's wait passes on the manual clock
@@ -129,6 +137,15 @@ def _elector(store: FakeStore, now: Now, address: str = "a:1") -> Elector:
 
     elector._sleep = sleep  # type: ignore[method-assign]
     return elector
+
+
+def _leader(store: FakeStore, now: Now, address: str = "a:1") -> tuple[Elector, _Term]:
+    """A member that campaigned and won: its elector and its term."""
+    elector = _elector(store, now, address)
+    elector._stand_by()
+    term = elector._term
+    assert term is not None
+    return elector, term
 
 
 def _trusted_s() -> float:
@@ -157,38 +174,29 @@ def test_a_won_term_serves_until_send_time_plus_ttl_minus_the_margin(now: Now) -
 
 def test_a_renewal_extends_the_term_from_its_send_time(now: Now) -> None:
     store = FakeStore(now)
-    elector = _elector(store, now)
-    elector._stand_by()
-    term = elector._term
-    assert term is not None
+    elector, term = _leader(store, now)
     elector._lead(term)  # sleeps until the renewal is due (ttl / 3), then renews
     assert now.s == pytest.approx(1000.0 + TTL_S / 3)
-    assert term.deadline == pytest.approx(now.s + _trusted_s())
+    assert term.lease.deadline_ns / 1e9 == pytest.approx(now.s + _trusted_s())
 
 
 def test_a_renewal_whose_answer_is_lost_after_the_store_committed_extends_nothing(
     now: Now,
 ) -> None:
     store = FakeStore(now)
-    elector = _elector(store, now)
     sent = now.s
-    elector._stand_by()
-    term = elector._term
-    assert term is not None
+    elector, term = _leader(store, now)
     store.lose_replies = True
     elector._lead(term)  # the store extended the lease; the elector never heard it
     assert store.expires_s == pytest.approx(now.s + TTL_S)
-    assert term.deadline == pytest.approx(sent + _trusted_s())
+    assert term.lease.deadline_ns / 1e9 == pytest.approx(sent + _trusted_s())
     now.s = sent + _trusted_s()
     assert elector.serving() is None
 
 
 def test_a_refused_renewal_stops_issuing_at_once_and_does_not_resign(now: Now) -> None:
     store = FakeStore(now)
-    old = _elector(store, now, "a:1")
-    old._stand_by()
-    term = old._term
-    assert term is not None
+    old, term = _leader(store, now, "a:1")
     # The old leader is frozen past the store's lease; a standby takes over meanwhile.
     now.s += TTL_S
     new = _elector(store, now, "b:1")
@@ -203,10 +211,7 @@ def test_a_refused_renewal_stops_issuing_at_once_and_does_not_resign(now: Now) -
 
 def test_a_lost_resignation_is_kept_and_sent_again_once_the_store_answers(now: Now) -> None:
     store = FakeStore(now)
-    elector = _elector(store, now)
-    elector._stand_by()
-    term = elector._term
-    assert term is not None
+    elector, term = _leader(store, now)
     term.sequences.take()
     elector.fail(term.token, "watermark write failed: disk")
     assert elector.serving() is None  # at once, from the failing thread
@@ -222,10 +227,7 @@ def test_a_lost_resignation_is_kept_and_sent_again_once_the_store_answers(now: N
 
 def test_a_late_resignation_cannot_end_a_successors_term(now: Now) -> None:
     store = FakeStore(now)
-    old = _elector(store, now, "a:1")
-    old._stand_by()
-    term = old._term
-    assert term is not None
+    old, term = _leader(store, now, "a:1")
     store.down = True
     old._step_down(term, "test", resign=True)
     assert old._unresigned == 1
@@ -299,7 +301,7 @@ def test_a_first_leader_gone_before_any_request_leaves_a_store_its_successor_ser
 
 def test_a_leader_gone_before_its_first_watermark_is_no_evidence(now: Now) -> None:
     store = FakeStore(now)
-    assert store.campaign("a:1", "a:1", TTL_S) == 1  # won, then killed before reserving
+    assert store.campaign("a:1", "a:1", TTL_MS) == 1  # won, then killed before reserving
     second = _elector(store, now, "b:1")
     second._stand_by()  # saw a leader, but no watermark
     now.s += TTL_S
@@ -310,15 +312,12 @@ def test_a_leader_gone_before_its_first_watermark_is_no_evidence(now: Now) -> No
 def _told_its_term_is_gone(store: FakeStore, now: Now) -> tuple[Elector, list[int], float]:
     """A leader that handed out values past its first block, then renewed, inside its lease,
     against a store that lost its data: the elector, its values and that term's deadline."""
-    leader = _elector(store, now, "a:1")
-    leader._stand_by()
-    term = leader._term
-    assert term is not None
+    leader, term = _leader(store, now, "a:1")
     values = [_serving(leader).take() for _ in range(20)]
     store.wipe()
     leader._lead(term)
-    assert leader.term is None and now.s < term.deadline
-    return leader, values, term.deadline
+    assert leader.term is None and now.s < term.lease.deadline_ns / 1e9
+    return leader, values, term.lease.deadline_ns / 1e9
 
 
 def test_a_leader_told_its_term_is_gone_before_its_deadline_resumes_above_its_own(
@@ -334,10 +333,7 @@ def test_a_leader_paused_past_its_deadline_refuses_a_store_that_lost_its_data(
 ) -> None:
     # Its own watermarks are not enough: a successor served above them before the loss.
     store = FakeStore(now)
-    old = _elector(store, now, "a:1")
-    old._stand_by()
-    term = old._term
-    assert term is not None
+    old, term = _leader(store, now, "a:1")
     seen = [_serving(old).take() for _ in range(5)]
     now.s += TTL_S  # old frozen past its lease
     new = _elector(store, now, "b:1")
@@ -353,10 +349,7 @@ def test_a_leader_paused_past_its_deadline_refuses_a_store_that_lost_its_data(
 
 def test_a_watermark_below_the_members_own_is_lost_data_too(now: Now) -> None:
     store = FakeStore(now)
-    old = _elector(store, now, "a:1")
-    old._stand_by()
-    term = old._term
-    assert term is not None
+    old, term = _leader(store, now, "a:1")
     _serving(old).take()
     now.s += TTL_S
     store.marks[DEFAULT_NAME] = 3  # a restore of an old backup, under a live successor
@@ -387,10 +380,7 @@ def test_a_leader_whose_watermark_write_is_refused_in_its_lease_resumes_above_it
 ) -> None:
     # Under load the loss shows first as a refused reservation, not a refused renewal.
     store = FakeStore(now)
-    leader = _elector(store, now, "a:1")
-    leader._stand_by()
-    term = leader._term
-    assert term is not None
+    leader, term = _leader(store, now, "a:1")
     before = [_serving(leader).take() for _ in range(8)]
     store.wipe()
     with pytest.raises(StoreUnavailable, match="fenced"):
@@ -434,3 +424,109 @@ def test_a_store_wiped_twice_under_a_leader_inside_its_lease_repeats_nothing(now
         leader._stand_by()
         seen += [_serving(leader).take() for _ in range(20)]
     assert len(set(seen)) == len(seen) and seen == sorted(seen)
+
+
+# -- the lease schedule ------------------------------------------------------------------------
+
+
+def _renewals(store: FakeStore, now: Now, round_trip_s: float = 0.0) -> list[float]:
+    """Record the clock at every renewal the store is sent; each takes ``round_trip_s``."""
+    sent: list[float] = []
+    renew = store.renew
+
+    def timed(token: int, ttl_ms: int) -> None:
+        sent.append(now.s)
+        now.s += round_trip_s
+        renew(token, ttl_ms)
+
+    store.renew = timed  # type: ignore[method-assign]
+    return sent
+
+
+def test_renewals_are_scheduled_from_the_send_time_of_the_last_one(now: Now) -> None:
+    store = FakeStore(now)
+    sent = _renewals(store, now, round_trip_s=0.3)
+    elector, term = _leader(store, now)
+    for _ in range(3):
+        elector._lead(term)
+    # Every TTL / 3 from the previous send, however long the replies took.
+    assert sent == pytest.approx([1000.0 + TTL_S / 3 * i for i in (1, 2, 3)])
+    assert term.lease.deadline_ns / 1e9 == pytest.approx(sent[-1] + _trusted_s())
+
+
+def test_an_unreachable_store_is_retried_each_poll_until_the_deadline(now: Now) -> None:
+    store = FakeStore(now)
+    won = now.s
+    elector, term = _leader(store, now)
+    store.down = True
+    sent = _renewals(store, now)
+    serving_at_send = []
+    while elector.term is not None:
+        elector._lead(term)
+        serving_at_send.append(elector.serving() is not None)
+    deadline = won + _trusted_s()
+    # The first renewal after TTL / 3, then one standby poll (0.2 s) after each failure.
+    assert sent == pytest.approx([won + 1.0 + 0.2 * i for i in range(8)])
+    assert sent[-2] < deadline <= sent[-1]
+    assert serving_at_send == [True] * 7 + [False]  # it served right up to its deadline
+    assert "lease can no longer be confirmed" in elector.reason
+    assert elector._unresigned == 1  # the resignation could not reach the store either
+
+
+def test_a_renewal_refused_inside_the_lease_ends_the_term_at_once(now: Now) -> None:
+    store = FakeStore(now)
+    elector, term = _leader(store, now)
+    store.expires_s = 0.0  # the store ended the term (an operator, a lost lease row)
+    elector._lead(term)
+    assert now.s < term.lease.deadline_ns / 1e9  # its own deadline has not passed...
+    assert elector.serving() is None and elector.term is None  # ...but it stopped issuing
+    assert "lease lost" in elector.reason and store.resigned == []
+    before = now.s
+    elector._stand_by()  # a lost lease is no failure of its own: it campaigns at once
+    assert elector.term == 2 and now.s == before
+
+
+def test_a_member_that_failed_itself_cools_off_before_campaigning_again(now: Now) -> None:
+    store = FakeStore(now)
+    elector, term = _leader(store, now)
+    elector.fail(term.token, "watermark write failed: disk")
+    elector._lead(term)  # steps down and resigns, so a healthy standby can take over
+    assert elector.term is None and store.resigned == [1]
+    stepped_down = now.s
+    elector._stand_by()  # cooling off: no campaign reaches the store
+    assert store.epoch == 1
+    assert now.s == pytest.approx(stepped_down + election.COOL_OFF_POLLS * 0.2)
+    elector._stand_by()  # then it campaigns again
+    assert elector.term == 2 and _serving(elector).take() > 0
+
+
+def test_the_election_clock_must_be_callable(now: Now) -> None:
+    with pytest.raises(InvalidArgument, match="clock_ns must be callable"):
+        Elector(
+            FakeStore(now),
+            member="a:1",
+            address="a:1",
+            make_sequences=lambda fenced: Sequences(fenced),
+            clock_ns=5,  # type: ignore[arg-type]
+        )
+
+
+@pytest.mark.parametrize("ttl_s", [float("inf"), 1e300, 86_400.5])
+def test_a_lease_ttl_beyond_a_day_is_refused_by_name(now: Now, ttl_s: float) -> None:
+    # `chronoid serve --ha ... --lease-ttl inf` printed a traceback (OverflowError) instead
+    # of a one-line error; 1e300 won a term and crashed on SIGTERM.
+    with pytest.raises(InvalidArgument, match="lease ttl"):
+        Elector(
+            FakeStore(now),
+            member="a:1",
+            address="a:1",
+            make_sequences=lambda fenced: Sequences(fenced),
+            ttl_s=ttl_s,
+        )
+    with pytest.raises(InvalidArgument, match="lease ttl"):
+        open_election(
+            "postgresql://127.0.0.1:1/none",
+            address="a:1",
+            make_sequences=lambda fenced: Sequences(fenced),
+            ttl_s=ttl_s,
+        )

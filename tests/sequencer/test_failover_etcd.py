@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from chronoid.lease.keeper import margin_ms
 from chronoid.torture.etcd_cluster import EtcdCluster
 from chronoid.torture.failover import (
     Load,
@@ -332,3 +333,41 @@ def test_every_getseq_form_mixed_or_split_byte_by_byte_on_a_leader(tmp_path: Pat
                 assert got == expected, (split, request[:200])
         finally:
             member.kill_if_running()
+
+
+def test_etcd_stopped_past_a_fractional_ttl_the_leader_ends_issuing_by_its_deadline(
+    etcd_cluster: EtcdCluster, tmp_path: Path
+) -> None:
+    # --lease-ttl 1.5: etcd leases are whole seconds (rounded up to 2 s), the local deadline
+    # stays send + 1.5 s - margin. Every etcd member is SIGSTOPped for 3 s (a store pause,
+    # not a refusal): the leader stops by its deadline (cut + 1.125 s at the latest), serves
+    # again once etcd runs, and no value is handed out twice. The load is paced so the
+    # term's first block outlasts the pause: only the lease deadline can stop it.
+    url = "etcd://" + ",".join(f"{h}:{p}" for h, p in etcd_cluster.endpoints)
+    group = make_members(url, "pause", tmp_path, 2, 1.5)
+    trusted_s = 1.5 - margin_ms(1500) / 1000
+    load = Load(group, interval_s=0.01)
+    children = [child for child in etcd_cluster.children if child is not None]
+    try:
+        for member in group:
+            member.start()
+        wait_for_leader(group, 15)
+        load.start().first_after(time.monotonic(), 10)
+        paused = time.monotonic()
+        for child in children:
+            child.signal(signal.SIGSTOP)
+        time.sleep(3.0)
+        resumed = time.monotonic()
+        for child in children:
+            child.signal(signal.SIGCONT)
+        during = [when - paused for when, _ in load.values if paused < when < resumed]
+        load.first_after(resumed, 20)  # a leader serves again
+    finally:
+        for child in children:
+            child.signal(signal.SIGCONT)
+        load.stop()
+        for member in group:
+            member.kill_if_running()
+    # 0.1 s for the reply's way back to the client (the value was made before it arrived).
+    assert during and max(during) < trusted_s + 0.1, (max(during, default=0), trusted_s)
+    _check(load)

@@ -14,6 +14,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +29,7 @@ from chronoid.errors import (
     SequencerReplyError,
     StoreUnavailable,
 )
+from chronoid.lease.keeper import margin_ms
 from chronoid.lease.postgres import PostgresCoordinator
 from chronoid.sequencer.client import AsyncSequencerClient, SequencerClient
 from chronoid.sequencer.sequences import BLOCK_MAX, MAX_VALUE
@@ -39,6 +41,7 @@ from chronoid.torture.failover import (
     wait_for_leader,
     wait_for_term,
 )
+from chronoid.torture.relay import Relay
 from tests.support import free_port
 
 TTL = 1.0
@@ -64,21 +67,21 @@ def test_one_campaign_wins_and_tokens_grow(pg_dsn: str, cluster: str) -> None:
     a = PostgresCoordinator(pg_dsn, cluster)
     b = PostgresCoordinator(pg_dsn, cluster)
     try:
-        first = a.campaign("a", "127.0.0.1:1", 2.0)
+        first = a.campaign("a", "127.0.0.1:1", 2_000)
         assert first is not None
-        assert b.campaign("b", "127.0.0.1:2", 2.0) is None
+        assert b.campaign("b", "127.0.0.1:2", 2_000) is None
         assert b.leader() == "127.0.0.1:1"
-        a.renew(first, 2.0)
+        a.renew(first, 2_000)
         assert not b.holds_watermarks()
         a.reserve(first, "default", 100)
         assert b.load(first) == {"default": 100}
         assert b.holds_watermarks()  # the standby's evidence (read without a token)
         a.resign(first)  # a clean hand-over: the standby wins at once
-        second = b.campaign("b", "127.0.0.1:2", 2.0)
+        second = b.campaign("b", "127.0.0.1:2", 2_000)
         assert second is not None and second > first
         # The old term is fenced: its renewal and its writes are refused; nothing changes.
         with pytest.raises(LeadershipLost, match="expired or a newer term"):
-            a.renew(first, 2.0)
+            a.renew(first, 2_000)
         with pytest.raises(LeadershipLost, match="fenced"):
             a.reserve(first, "default", 999)
         assert a.load(second) == {"default": 100}
@@ -91,13 +94,13 @@ def test_an_expired_lease_is_taken_over_and_cannot_write(pg_dsn: str, cluster: s
     a = PostgresCoordinator(pg_dsn, cluster)
     b = PostgresCoordinator(pg_dsn, cluster)
     try:
-        token = a.campaign("a", "127.0.0.1:1", 1.0)
+        token = a.campaign("a", "127.0.0.1:1", 1_000)
         assert token is not None
         time.sleep(1.1)
         # Expired, nobody took over yet: still no write (the store's clock decides).
         with pytest.raises(LeadershipLost):
             a.reserve(token, "default", 5)
-        successor = b.campaign("b", "127.0.0.1:2", 1.0)
+        successor = b.campaign("b", "127.0.0.1:2", 1_000)
         assert successor is not None and successor > token
     finally:
         a.close()
@@ -303,7 +306,8 @@ def test_failover_command_line_is_checked(pg_dsn: str, tmp_path: Path) -> None:
     assert "exclude each other" in serve("--ha", pg_dsn, "--data-dir", str(tmp_path))
     assert "--force-initial cannot be used with --ha" in serve("--ha", pg_dsn, "--force-initial")
     assert "--advertise HOST:PORT is required" in serve("--ha", pg_dsn, "--host", "0.0.0.0")
-    assert "--lease-ttl must be >= 1" in serve("--ha", pg_dsn, "--lease-ttl", "0.5")
+    assert "--lease-ttl must be 1 to 86400 seconds" in serve("--ha", pg_dsn, "--lease-ttl", "0.5")
+    assert "--lease-ttl must be 1 to 86400 seconds" in serve("--ha", pg_dsn, "--lease-ttl", "inf")
     assert "postgresql://... or etcd://" in serve("--ha", "mysql://x")
     assert "host:port" in serve("--ha", pg_dsn, "--advertise", "nohost")
     assert "--site must be in 0..1" in serve("--sites", "2", "--site", "2")
@@ -444,3 +448,43 @@ def test_the_rows_lost_a_standby_that_never_led_refuses_until_restarted_above(
     assert info["ha_store_data_lost"] == "1", info
     assert second.log().count("store_data_lost") == 1
     assert after == int(restart)
+
+
+def test_a_store_that_goes_silent_past_the_ttl_ends_issuing_by_the_deadline(
+    pg_dsn: str, cluster: str, tmp_path: Path
+) -> None:
+    # A black hole, not a refusal: every member's PostgreSQL connection stops moving bytes
+    # (a stopped server, a dropped link) for twice the TTL. The leader's renewal hangs until
+    # its timeout and is retried; it must stop issuing by the deadline of its last confirmed
+    # renewal (sent before the cut: cut + ttl - margin at the latest), serve again once the
+    # store answers, and never hand out a value twice. The load is paced (100 calls/s) so
+    # the term's first block lasts through the cut: only the lease deadline can stop it.
+    url = urllib.parse.urlsplit(pg_dsn)
+    relay = Relay(url.port or 5432, url.hostname or "127.0.0.1")
+    netloc = f"{url.username}@127.0.0.1:{relay.port}" if url.username else f"127.0.0.1:{relay.port}"
+    group = make_members(
+        urllib.parse.urlunsplit(url._replace(netloc=netloc)), cluster, tmp_path, 2, 1.5
+    )
+    trusted_s = 1.5 - margin_ms(1500) / 1000
+    load = Load(group, interval_s=0.01)
+    try:
+        for member in group:
+            member.start()
+        wait_for_leader(group, 10)
+        load.start().first_after(time.monotonic(), 10)
+        cut = time.monotonic()
+        relay.cut()
+        time.sleep(3.0)
+        healed = time.monotonic()
+        relay.heal()
+        during = [when - cut for when, _ in load.values if cut < when < healed]
+        load.first_after(healed, 15)  # a leader serves again
+    finally:
+        load.stop()
+        for member in group:
+            member.kill_if_running()
+        relay.close()
+    # 0.1 s for the reply's way back to the client (the value was made before it arrived).
+    assert during and max(during) < trusted_s + 0.1, (max(during, default=0), trusted_s)
+    values = [v for _, v in load.values]
+    assert len(values) == len(set(values)) and values == sorted(values)

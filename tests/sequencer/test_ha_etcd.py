@@ -107,12 +107,12 @@ def make(single: tuple[str, int]) -> Iterator[Factory]:
 def test_only_one_campaign_wins_and_leader_is_advertised(make: Factory) -> None:
     a, b = make(), make()
     assert a.leader() is None
-    token = a.campaign("a", "10.0.0.1:7379", 5)
+    token = a.campaign("a", "10.0.0.1:7379", 5_000)
     assert isinstance(token, int) and token > 0
-    assert b.campaign("b", "10.0.0.2:7379", 5) is None
-    assert a.campaign("a", "10.0.0.1:7379", 5) is None  # already leader: no second term
+    assert b.campaign("b", "10.0.0.2:7379", 5_000) is None
+    assert a.campaign("a", "10.0.0.1:7379", 5_000) is None  # already leader: no second term
     assert a.leader() == b.leader() == "10.0.0.1:7379"
-    a.renew(token, 5)
+    a.renew(token, 5_000)
     a.resign(token)
 
 
@@ -125,7 +125,7 @@ def test_racing_campaigns_elect_exactly_one(make: Factory) -> None:
     def run(i: int) -> None:
         try:
             barrier.wait()
-            token = shared[i % 2].campaign(f"m{i}", f"10.0.0.{i}:7379", 5)
+            token = shared[i % 2].campaign(f"m{i}", f"10.0.0.{i}:7379", 5_000)
             if token is not None:
                 wins.append(token)
         except BaseException as exc:
@@ -143,56 +143,56 @@ def test_racing_campaigns_elect_exactly_one(make: Factory) -> None:
 
 def test_resign_hands_over_at_once_with_a_larger_token(make: Factory) -> None:
     a, b = make(), make()
-    first = a.campaign("a", "a:1", 30)
+    first = a.campaign("a", "a:1", 30_000)
     assert first is not None
-    assert b.campaign("b", "b:1", 30) is None
+    assert b.campaign("b", "b:1", 30_000) is None
     a.resign(first)
     assert a.leader() is None
-    second = b.campaign("b", "b:1", 30)
+    second = b.campaign("b", "b:1", 30_000)
     assert second is not None and second > first
     a.resign(first)  # already over: no error, and b's key stays
     assert a.leader() == "b:1"
     with pytest.raises(LeadershipLost, match=r"member 'b' at 'b:1' holds term"):
-        a.renew(first, 30)
-    b.renew(second, 30)
+        a.renew(first, 30_000)
+    b.renew(second, 30_000)
     b.resign(second)
     b.resign(second)
-    third = a.campaign("a", "a:1", 30)
+    third = a.campaign("a", "a:1", 30_000)
     assert third is not None and third > second
 
 
 def test_lease_expiry_hands_over_and_renewal_prevents_it(make: Factory) -> None:
     a, b, c = make(), make(), make()
-    token = a.campaign("a", "a:1", 2)  # etcd's minimum lease with default timings: 2 s
+    token = a.campaign("a", "a:1", 2_000)  # etcd's minimum lease with default timings: 2 s
     assert token is not None
     # Renewed every 0.5 s, the term outlives its TTL.
     end = time.monotonic() + 2.6
     while time.monotonic() < end:
-        a.renew(token, 2)
+        a.renew(token, 2_000)
         renewed = time.monotonic()
-        assert b.campaign("b", "b:1", 2) is None
+        assert b.campaign("b", "b:1", 2_000) is None
         time.sleep(0.5)
     # Not renewed, the lease expires (etcd checks expiry every 0.5 s).
     second = None
     while second is None and time.monotonic() < renewed + 5:
         time.sleep(0.1)
-        second = b.campaign("b", "b:1", 2)
+        second = b.campaign("b", "b:1", 2_000)
     waited = time.monotonic() - renewed
     assert second is not None and second > token
     assert 1.9 < waited < 4.0, waited
     with pytest.raises(LeadershipLost, match="holds term"):
-        a.renew(token, 2)
+        a.renew(token, 2_000)
     assert c.leader() == "b:1"
 
 
 def test_renew_reports_an_expired_lease_as_leadership_lost(make: Factory, single: Any) -> None:
     a = make()
-    token = a.campaign("a", "a:1", 30)
+    token = a.campaign("a", "a:1", 30_000)
     assert token is not None
     lease = int(_leader_kv(single, a.cluster)["lease"])
     _raw(single, "lease/revoke", {"ID": lease})  # what etcd does when the TTL runs out
     with pytest.raises(LeadershipLost, match="no member is leader now"):
-        a.renew(token, 30)
+        a.renew(token, 30_000)
     with pytest.raises(LeadershipLost, match="no member is leader now"):
         a.reserve(token, "ids", 10)
 
@@ -202,17 +202,17 @@ def test_renew_reports_an_expired_lease_as_leadership_lost(make: Factory, single
 
 def test_deposed_leader_cannot_write_or_renew(make: Factory, single: Any) -> None:
     a, b = make(), make()
-    old = a.campaign("a", "a:1", 30)
+    old = a.campaign("a", "a:1", 30_000)
     assert old is not None
     a.reserve(old, "ids", 100)
     # a's lease ends behind its back (a partition outlasting the TTL); b takes over.
     _raw(single, "lease/revoke", {"ID": int(_leader_kv(single, a.cluster)["lease"])})
-    new = b.campaign("b", "b:1", 30)
+    new = b.campaign("b", "b:1", 30_000)
     assert new is not None and new > old
     with pytest.raises(LeadershipLost, match=rf"reservation refused for term {old}: member 'b'"):
         a.reserve(old, "ids", 999)
     with pytest.raises(LeadershipLost, match=rf"holds term {new}"):
-        a.renew(old, 30)
+        a.renew(old, 30_000)
     with pytest.raises(LeadershipLost):
         a.load(old)
     assert b.load(new) == {"ids": 100}
@@ -224,7 +224,7 @@ def test_deposed_leader_cannot_write_or_renew(make: Factory, single: Any) -> Non
 
 def test_load_reserve_round_trip(make: Factory) -> None:
     a = make()
-    token = a.campaign("a", "a:1", 30)
+    token = a.campaign("a", "a:1", 30_000)
     assert token is not None
     assert a.load(token) == {}
     assert not make().holds_watermarks()
@@ -245,7 +245,7 @@ def test_load_reserve_round_trip(make: Factory) -> None:
 
 def test_a_reservation_that_already_landed_is_not_written_again(make: Factory, single: Any) -> None:
     a = make()
-    token = a.campaign("a", "a:1", 30)
+    token = a.campaign("a", "a:1", 30_000)
     assert token is not None
     a.reserve(token, "ids", 100)
     key = _b64(f"{PREFIX}{a.cluster}/wm/ids")
@@ -260,7 +260,7 @@ def test_a_reservation_that_already_landed_is_not_written_again(make: Factory, s
 
 def test_concurrent_reservations_and_renewals(make: Factory) -> None:
     a = make()
-    token = a.campaign("a", "a:1", 30)
+    token = a.campaign("a", "a:1", 30_000)
     assert token is not None
     errors: list[BaseException] = []
 
@@ -274,7 +274,7 @@ def test_concurrent_reservations_and_renewals(make: Factory) -> None:
     def renew() -> None:
         try:
             for _ in range(40):
-                a.renew(token, 30)
+                a.renew(token, 30_000)
                 assert a.leader() == "a:1"
         except BaseException as exc:
             errors.append(exc)
@@ -291,7 +291,7 @@ def test_concurrent_reservations_and_renewals(make: Factory) -> None:
 
 def test_watermark_that_is_not_an_integer_is_reported(make: Factory, single: Any) -> None:
     a = make()
-    token = a.campaign("a", "a:1", 30)
+    token = a.campaign("a", "a:1", 30_000)
     assert token is not None
     _raw(single, "kv/put", {"key": _b64(f"{PREFIX}{a.cluster}/wm/bad"), "value": _b64("x1")})
     with pytest.raises(StoreUnavailable, match=r"watermark of 'bad' is 'x1', not an integer"):
@@ -303,7 +303,7 @@ def test_foreign_leader_value_is_reported(make: Factory, single: Any) -> None:
     _raw(single, "kv/put", {"key": _b64(f"{PREFIX}{a.cluster}/leader"), "value": _b64("me!")})
     with pytest.raises(StoreUnavailable, match=r"holds 'me!', not the JSON \{member, address\}"):
         a.leader()
-    assert a.campaign("a", "a:1", 5) is None  # the key exists: nobody else may lead
+    assert a.campaign("a", "a:1", 5_000) is None  # the key exists: nobody else may lead
 
 
 # -- arguments and endpoints --------------------------------------------------------------------
@@ -373,14 +373,14 @@ def test_constructor_rejects(args: tuple[Any, ...], kwargs: dict[str, Any], matc
 def test_calls_reject_bad_arguments(make: Factory) -> None:
     a = make()
     with pytest.raises(InvalidArgument, match="member must be a non-empty str, got ''"):
-        a.campaign("", "a:1", 5)
+        a.campaign("", "a:1", 5_000)
     with pytest.raises(InvalidArgument, match="address must be a non-empty str, got None"):
-        a.campaign("a", None, 5)  # type: ignore[arg-type]
-    for ttl in (0, -1, float("inf"), True):
-        with pytest.raises(InvalidArgument, match="ttl must be a number of seconds > 0"):
-            a.campaign("a", "a:1", ttl)
+        a.campaign("a", None, 5_000)  # type: ignore[arg-type]
+    for ttl in (0, -1, 2.5, True):
+        with pytest.raises(InvalidArgument, match="ttl_ms must be an int > 0 ms"):
+            a.campaign("a", "a:1", ttl)  # type: ignore[arg-type]
     with pytest.raises(InvalidArgument, match=r"token must be a fencing token .* got 0"):
-        a.renew(0, 5)
+        a.renew(0, 5_000)
     with pytest.raises(InvalidArgument, match="got '7'"):
         a.reserve("7", "ids", 1)  # type: ignore[arg-type]
     with pytest.raises(InvalidArgument, match="name must be a non-empty str, got ''"):
@@ -402,14 +402,14 @@ def test_refused_endpoint_is_skipped_then_reported(single: tuple[str, int]) -> N
     dead = ("127.0.0.1", free_port())
     with _coordinators([dead, single]) as factory:
         a = factory()
-        token = a.campaign("a", "a:1", 5)  # the first endpoint refuses; the second answers
+        token = a.campaign("a", "a:1", 5_000)  # the first endpoint refuses; the second answers
         assert token is not None
         a.reserve(token, "ids", 1)
         a.resign(token)
     alone = EtcdCoordinator([dead], "x", timeout_s=0.5)
     started = time.monotonic()
     with pytest.raises(StoreUnavailable, match=rf"127.0.0.1:{dead[1]}: connection refused"):
-        alone.campaign("a", "a:1", 5)
+        alone.campaign("a", "a:1", 5_000)
     assert time.monotonic() - started < 0.5
     alone.close()
 
@@ -468,7 +468,7 @@ def test_cluster_keeps_working_with_one_member_down(
     cluster: EtcdCluster, make3: Factory, victim: str
 ) -> None:
     a, b = make3(), make3()
-    token = a.campaign("a", "a:1", 2)
+    token = a.campaign("a", "a:1", 2_000)
     assert token is not None
     a.reserve(token, "ids", 100)
     down = 0 if victim == "first endpoint" else cluster.raft_leader()
@@ -479,19 +479,19 @@ def test_cluster_keeps_working_with_one_member_down(
     end = time.monotonic() + 1.5
     while time.monotonic() < end:
         try:
-            a.renew(token, 2)
+            a.renew(token, 2_000)
         except StoreUnavailable as exc:
             assert not isinstance(exc, LeadershipLost), exc
             unavailable += 1
         time.sleep(0.2)
     assert unavailable <= 2
     _wait_healthy(cluster, [i for i in range(3) if i != down])
-    a.renew(token, 2)
+    a.renew(token, 2_000)
     a.reserve(token, "ids", 200)
     assert b.load(token) == {"ids": 200}
-    assert b.campaign("b", "b:1", 2) is None
+    assert b.campaign("b", "b:1", 2_000) is None
     a.resign(token)
-    second = b.campaign("b", "b:1", 2)
+    second = b.campaign("b", "b:1", 2_000)
     assert second is not None and second > token
     b.reserve(second, "ids", 300)
     with pytest.raises(LeadershipLost):
@@ -503,16 +503,16 @@ def test_cluster_without_quorum_is_unavailable_not_lost(
     cluster: EtcdCluster, make3: Factory
 ) -> None:
     a, b = make3(timeout_s=0.5), make3(timeout_s=0.5)
-    token = a.campaign("a", "a:1", 1)  # etcd's minimum with these timings: 1 s
+    token = a.campaign("a", "a:1", 1_000)  # etcd's minimum with these timings: 1 s
     assert token is not None
     a.reserve(token, "ids", 100)
     cluster.stop(0)
     cluster.stop(1)
     for call in (
-        lambda: a.renew(token, 1),
+        lambda: a.renew(token, 1_000),
         lambda: a.reserve(token, "ids", 200),
         lambda: a.load(token),
-        lambda: b.campaign("b", "b:1", 1),
+        lambda: b.campaign("b", "b:1", 1_000),
         lambda: b.leader(),
     ):
         started = time.monotonic()
@@ -530,7 +530,7 @@ def test_cluster_without_quorum_is_unavailable_not_lost(
     time.sleep(1.5)
     cluster.start(1)
     _wait_healthy(cluster, [1, 2])
-    a.renew(token, 1)
+    a.renew(token, 1_000)
     # The reservation that raised may still land: a raft leader without quorum keeps it in
     # its log and commits it once a quorum is back. A later reservation must win anyway.
     assert b.load(token)["ids"] in (100, 200)

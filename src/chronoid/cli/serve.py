@@ -17,7 +17,7 @@ from chronoid.errors import ChronoidError, InvalidArgument
 from chronoid.extras import require_extra
 from chronoid.project import DOCS_URL
 from chronoid.sequencer.config import format_effective, make_configurable, resolve
-from chronoid.sequencer.election import DEFAULT_TTL
+from chronoid.sequencer.election import DEFAULT_TTL, MAX_TTL
 from chronoid.sequencer.logs import FORMATS
 from chronoid.sequencer.sequences import MAX_SEQUENCES, WAIT_TIMEOUT_S, Sequences
 from chronoid.sequencer.sites import first_value, site_range
@@ -201,7 +201,7 @@ def register(subparsers: Subparsers) -> None:
         type=float,
         default=DEFAULT_TTL,
         help=f"leader lease in seconds: failover after a crash takes about this long "
-        f"(default {DEFAULT_TTL:g}; at least 1; etcd rounds up to whole seconds, minimum 2 with "
+        f"(default {DEFAULT_TTL:g}; 1 to 86400; etcd rounds up to whole seconds, minimum 2 with "
         "its default election timeout)",
     )
     site = serve.add_argument_group("multi-site")
@@ -412,8 +412,8 @@ def _elector(
             "--force-initial cannot be used with --ha: every new leader would move the "
             "sequence back; set the value once without --ha on a fresh store instead"
         )
-    if not args.lease_ttl >= 1.0:
-        raise InvalidArgument(f"--lease-ttl must be >= 1 second, got {args.lease_ttl}")
+    if not 1.0 <= args.lease_ttl <= MAX_TTL:
+        raise InvalidArgument(f"--lease-ttl must be 1 to {MAX_TTL:g} seconds, got {args.lease_ttl}")
     if args.advertise is not None:
         address = args.advertise
     elif config.host in ("0.0.0.0", "::", ""):

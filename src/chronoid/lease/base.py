@@ -1,5 +1,5 @@
-"""The lease value, the two store protocols (Mode C's node registry, the sequencer's election
-store) and the one margin rule."""
+"""The lease value and the two store protocols (Mode C's node registry, the sequencer's
+election store)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ __all__ = [
     "Lease",
     "NodeRegistry",
     "check_node_range",
-    "margin_ms",
     "new_token",
     "node_bounds",
 ]
@@ -88,12 +87,13 @@ class Coordinator(Protocol):
     description: str
     """What the store is, for logs (no passwords)."""
 
-    def campaign(self, member: str, address: str, ttl_s: float) -> int | None:
-        """Take the lease if no live one exists: the new term's fencing token, else None."""
+    def campaign(self, member: str, address: str, ttl_ms: int) -> int | None:
+        """Take the lease for ``ttl_ms`` ms (store clock) if no live one exists: the new
+        term's fencing token, else None."""
         ...
 
-    def renew(self, token: int, ttl_s: float) -> None:
-        """Extend term ``token``'s lease to ``ttl_s`` from now (store clock)."""
+    def renew(self, token: int, ttl_ms: int) -> None:
+        """Extend term ``token``'s lease to ``ttl_ms`` ms from now (store clock)."""
         ...
 
     def resign(self, token: int) -> None:
@@ -124,17 +124,6 @@ class Coordinator(Protocol):
     def close(self) -> None:
         """Release connections."""
         ...
-
-
-def margin_ms(ttl_ms: int) -> int:
-    """How much earlier than its store a holder ends its lease (ms): ``min(1 s, ttl / 4)``.
-
-    The one margin rule of every lease. The holder's deadline is *send time of its last
-    confirmed acquisition or renewal + ttl - margin* on ``CLOCK_BOOTTIME``; the store's lease
-    runs until *its own receipt + ttl*, later, so the margin only has to cover the two clocks'
-    rate difference over one TTL (up to 25 % at short TTLs, 10 % at 10 s).
-    """
-    return min(1000, ttl_ms // 4)
 
 
 def new_token() -> str:

@@ -94,11 +94,11 @@ def prefix_end(prefix: str) -> str:
     return base64.b64encode(bytes(raw)).decode()
 
 
-def lease_seconds(ttl_s: float) -> int:
-    """An etcd lease TTL for ``ttl_s``: whole seconds, rounded up, at least 1."""
-    if isinstance(ttl_s, bool) or not isinstance(ttl_s, int | float) or not 0 < ttl_s < math.inf:
-        raise InvalidArgument(f"ttl must be a number of seconds > 0, got {ttl_s!r}")
-    return max(1, math.ceil(ttl_s))
+def lease_seconds(ttl_ms: int) -> int:
+    """An etcd lease TTL (s) for ``ttl_ms``: etcd leases are whole seconds, rounded up."""
+    if isinstance(ttl_ms, bool) or not isinstance(ttl_ms, int) or not ttl_ms > 0:
+        raise InvalidArgument(f"ttl_ms must be an int > 0 ms, got {ttl_ms!r}")
+    return math.ceil(ttl_ms / 1000)
 
 
 class _Unreachable(Exception):
@@ -275,9 +275,9 @@ class EtcdTransport:
         kvs: list[dict[str, Any]] = result.get("kvs", [])
         return kvs
 
-    def grant(self, ttl_s: float) -> int:
-        """A new etcd lease of ``ttl_s`` (rounded up to whole seconds): its ID."""
-        return int(self.post("/lease/grant", {"TTL": lease_seconds(ttl_s), "ID": 0})["ID"])
+    def grant(self, ttl_ms: int) -> int:
+        """A new etcd lease of ``ttl_ms`` (rounded up to whole seconds): its ID."""
+        return int(self.post("/lease/grant", {"TTL": lease_seconds(ttl_ms), "ID": 0})["ID"])
 
     def keep_alive(self, lease_id: int) -> bool:
         """Refresh etcd lease ``lease_id`` once: False if it has expired."""
@@ -357,7 +357,7 @@ class EtcdRegistry:
         born = f"{self._prefix}history/born"
         if born in history:
             return f"{self._prefix}history/settling" in history
-        settling = self._etcd.grant(ttl_ms / 1000)
+        settling = self._etcd.grant(ttl_ms)
         self._etcd.txn(
             [absent(born)],
             [
@@ -391,7 +391,7 @@ class EtcdRegistry:
                 f"{self._etcd.description} are leased"
             )
         free.sort(key=lambda n: lasts.get(self._last_key(n), 0) > now_ns)  # stable
-        lease_id = self._etcd.grant(ttl_ms / 1000)
+        lease_id = self._etcd.grant(ttl_ms)
         token = new_token()
         for node in free[:_MAX_CLAIM_TRIES]:
             key, last_key = self._node_key(node), self._last_key(node)
@@ -552,15 +552,15 @@ class EtcdCoordinator:
 
     # -- election -------------------------------------------------------------------------------
 
-    def campaign(self, member: str, address: str, ttl_s: float) -> int | None:
+    def campaign(self, member: str, address: str, ttl_ms: int) -> int | None:
         """Become leader if no member is: return the fencing token, or ``None`` if one is.
 
-        Grants an etcd lease of ``ceil(ttl_s)`` s (etcd may raise it to its minimum) and creates
-        the leader key on it, holding ``{"member", "address"}``. The token is the key's create
-        revision, larger than every earlier term's.
+        Grants an etcd lease of ``ttl_ms`` rounded up to whole seconds (etcd may raise it to
+        its minimum) and creates the leader key on it, holding ``{"member", "address"}``. The
+        token is the key's create revision, larger than every earlier term's.
 
         Raises:
-            InvalidArgument: an empty ``member`` or ``address``, a ``ttl_s`` that is not > 0 s.
+            InvalidArgument: an empty ``member`` or ``address``, a ``ttl_ms`` that is not > 0.
             LeaseStoreUnavailable: etcd could not be reached (the new lease is revoked, best
                 effort).
         """
@@ -568,7 +568,7 @@ class EtcdCoordinator:
             raise InvalidArgument(f"member must be a non-empty str, got {member!r}")
         if not isinstance(address, str) or not address:
             raise InvalidArgument(f"address must be a non-empty str, got {address!r}")
-        lease_id = self._etcd.grant(ttl_s)
+        lease_id = self._etcd.grant(ttl_ms)
         key = b64(self._leader_key)
         value = b64(json.dumps({"member": member, "address": address}, sort_keys=True))
         try:
@@ -593,10 +593,10 @@ class EtcdCoordinator:
         self._etcd.revoke_quietly(lease_id)
         return None
 
-    def renew(self, token: int, ttl_s: float) -> None:
+    def renew(self, token: int, ttl_ms: int) -> None:
         """Check that term ``token`` is still current and refresh its lease (one keep-alive).
 
-        The lease returns to the TTL granted by :meth:`campaign`; ``ttl_s`` is only checked.
+        The lease returns to the TTL granted by :meth:`campaign`; ``ttl_ms`` is only checked.
 
         Raises:
             LeadershipLost: the leader key is gone or belongs to a newer term, or its lease
@@ -604,7 +604,7 @@ class EtcdCoordinator:
             LeaseStoreUnavailable: etcd could not be reached or has no quorum.
         """
         _check_token(token)
-        lease_seconds(ttl_s)
+        lease_seconds(ttl_ms)
         result = self._etcd.post("/kv/range", {"key": b64(self._leader_key)})
         kvs: list[dict[str, Any]] = result.get("kvs", [])
         if not self._is_term(token, kvs):

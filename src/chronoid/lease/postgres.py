@@ -282,7 +282,7 @@ CREATE TABLE IF NOT EXISTS chronoid_seq_watermark (
 _CAMPAIGN = """
 INSERT INTO chronoid_seq_leader AS l (cluster, epoch, member, address, expires_at)
 VALUES (%(cluster)s, (extract(epoch from clock_timestamp()) * 1000)::bigint, %(member)s,
-        %(address)s, clock_timestamp() + %(ttl)s * interval '1 second')
+        %(address)s, clock_timestamp() + %(ttl)s * interval '1 millisecond')
 ON CONFLICT (cluster) DO UPDATE
     SET epoch = greatest(l.epoch + 1, excluded.epoch), member = excluded.member,
         address = excluded.address, expires_at = excluded.expires_at
@@ -291,7 +291,7 @@ RETURNING epoch
 """
 
 _LEADER_RENEW = """
-UPDATE chronoid_seq_leader SET expires_at = clock_timestamp() + %(ttl)s * interval '1 second'
+UPDATE chronoid_seq_leader SET expires_at = clock_timestamp() + %(ttl)s * interval '1 millisecond'
 WHERE cluster = %(cluster)s AND epoch = %(epoch)s AND expires_at > clock_timestamp()
 RETURNING epoch
 """
@@ -356,14 +356,14 @@ class PostgresCoordinator:
 
     # -- lease (elector thread) ------------------------------------------------------------
 
-    def campaign(self, member: str, address: str, ttl_s: float) -> int | None:
-        params = {"cluster": self.cluster, "member": member, "address": address, "ttl": ttl_s}
+    def campaign(self, member: str, address: str, ttl_ms: int) -> int | None:
+        params = {"cluster": self.cluster, "member": member, "address": address, "ttl": ttl_ms}
         with self._lease_lock:
             row = self._run(self._connect_lease(), _CAMPAIGN, params)
         return int(row[0]) if row is not None else None
 
-    def renew(self, token: int, ttl_s: float) -> None:
-        params = {"cluster": self.cluster, "epoch": token, "ttl": ttl_s}
+    def renew(self, token: int, ttl_ms: int) -> None:
+        params = {"cluster": self.cluster, "epoch": token, "ttl": ttl_ms}
         with self._lease_lock:
             row = self._run(self._connect_lease(), _LEADER_RENEW, params)
         if row is None:

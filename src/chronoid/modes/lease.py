@@ -6,49 +6,27 @@ PostgreSQL or in-memory) and stays *plain*: a router reads the shard with one sh
 that node, which waits for the next tick when a tick's 2^S sequence values run out.
 
 The guarantee: **an ID is handed out only if the moment it was made lies inside this holder's
-lease.** The rules that make it so:
+lease**, by the rules every lease follows (``docs/leases.md``; the deadline and the renewal
+schedule are kept by :class:`~chronoid.lease.keeper.LeaseKeeper`). Mode C's own parts are
+written up in ``docs/modes.md`` (Mode C); in short:
 
-* **Local deadline.** The lease lives for ``ttl_ms`` on the registry's clock, from the moment
-  the registry granted or renewed it. Locally the holder trusts it until *send time of the last
-  successful acquisition or renewal + ttl - skew_margin*, measured on ``CLOCK_BOOTTIME``
-  (:func:`chronoid.clock.boottime_ns`, which keeps counting through a host suspend; where it
-  does not exist, ``CLOCK_MONOTONIC``). The send time is earlier than the registry's grant, so
-  the holder stops before the registry could hand the node to anyone else, whatever paused it.
-* **Take, then check.** Every call makes its ID first and then checks the deadline (and that
-  the lease is still the one the ID was made under): an ID made after the deadline (the
-  process was paused by SIGSTOP, a long GC, a suspend, while it waited for a tick) is
-  discarded and the call raises :class:`~chronoid.errors.LeaseLost`. A batch is checked after
-  every tick and at its end, and refused whole if the lease ended before its last ID was made.
-  No wait inside a call outlasts the lease: the generator sleeps in slices that end inside
-  it (renewals extend it meanwhile).
-* **Renewal confirms our token.** A background thread renews every ``renew_ms`` (scheduled
-  from the last send). A registry that no longer knows the token (the lease expired there, was
-  taken, or the registry lost its data) ends issuing at once; the thread then acquires a new
-  node. A registry that does not answer leaves the cached lease until its deadline.
-* **Lock-delay.** A freshly acquired node issues nothing until the registry proves the node's
-  previous lease ended. Each registry keeps a marker of its own history: any node acquired
-  while its history is at least one TTL old is issued from at once (a holder from before that
-  history has stopped; one inside it left a record or an unexpired lease). When the
-  registry cannot vouch (its marker is missing or younger than one TTL: it is new, or it lost
-  its data, like a Redis restarted without persistence), the new holder waits until one full
-  TTL after the marker was made, by which time any holder from before the loss has stopped;
-  records made inside that TTL (a release during a lock-delay) vouch for nothing. The cost:
-  acquisitions in the first TTL of a brand-new registry namespace, and in the first TTL after
-  a data loss, wait up to ``ttl_ms``. Every holder of one registry namespace should use the
-  same ``ttl_ms`` (the delay is the newcomer's own TTL).
-* **Handover.** Each holder records ``last_ns`` *ahead*: at acquisition and on every renewal
-  the end of the tick its wall clock will reach one TTL later (past its deadline), and it
-  never enters a tick beyond the last record (after a forward step of its clock larger than
-  about 2/3 TTL it raises LeaseLost until the next renewal); on release, the end of the last
-  tick it used. A new holder whose wall clock reads earlier than that waits (up to
-  ``max_wait_ms``) or fails with :class:`~chronoid.errors.ClockMovedBackwards`; the previous
-  holder's last tick also becomes its generator's last tick, so a clock that steps back after
-  the handover meets the wait policy, never the previous holder's IDs.
-* **Fork.** A child made by ``os.fork()`` (at-fork hooks run) or by a raw C ``fork()``
-  (noticed on the generator's slow path, see :mod:`chronoid.generator` for the window that
-  remains) does not use the parent's lease: with ``on_fork="raise"`` (default) it raises
-  :class:`~chronoid.errors.GeneratorForked`; with ``on_fork="lease"`` it leases a node of its
-  own on its first call (the gunicorn ``--preload`` case) and carries on.
+* **Take, then check.** Every call makes its ID first, then checks the deadline and that the
+  lease is still the one the ID was made under; past it the ID is discarded and the call
+  raises :class:`~chronoid.errors.LeaseLost`. A batch is checked after every tick and at its
+  end, and refused whole; waits sleep in slices that end inside the lease.
+* **Renewal confirms our token**, every ``renew_ms`` from the last send by a background
+  thread, which acquires a new node when the registry no longer knows the token.
+* **Lock-delay.** A node from a registry that cannot vouch for its history (its marker is
+  missing or younger than one TTL: new, or its data was lost) issues nothing until one TTL
+  after the marker was made. Every holder of one namespace should use the same ``ttl_ms``.
+* **Handover.** Each holder records ``last_ns`` *ahead* (the end of the tick its wall clock
+  reaches one TTL later) and never enters a tick beyond its record; a new holder whose clock
+  reads earlier waits (up to ``max_wait_ms``) or fails with
+  :class:`~chronoid.errors.ClockMovedBackwards`, and starts above the previous holder's tick.
+* **Fork.** A child made by ``os.fork()`` or a raw C ``fork()`` (noticed on the generator's
+  slow path, see :mod:`chronoid.generator` for the window that remains) raises
+  :class:`~chronoid.errors.GeneratorForked` (``on_fork="raise"``, default) or leases a node of
+  its own on its first call (``on_fork="lease"``, the gunicorn ``--preload`` case).
 """
 
 from __future__ import annotations
@@ -58,7 +36,7 @@ import functools
 import os
 import threading
 from collections.abc import Callable
-from typing import TypeVar
+from typing import NoReturn, SupportsIndex, TypeVar
 
 from chronoid import clock as clocks
 from chronoid.clock import SYSTEM_CLOCK, Clock
@@ -73,14 +51,16 @@ from chronoid.fork import reset_after_fork
 from chronoid.generator import Generator, Overflow
 from chronoid.layout import Layout
 from chronoid.lease.base import Lease, NodeRegistry
+from chronoid.lease.keeper import LeaseKeeper
 from chronoid.variants import VariantName, get_layout
 
 __all__ = ["Lease", "LeaseGenerator", "NodeRegistry"]
 
 _T = TypeVar("_T")
 
-_NO_HOLD: tuple[int, Lease | None] = (0, None)
-"""What the hot path sees while no lease may issue: a deadline no clock reading is before."""
+_NO_HOLD: tuple[int, Lease | None] = (-(1 << 127), None)
+"""What the hot path sees while no lease may issue: a deadline no clock reading is before
+(not 0: an injected lease clock may read below 0, and then a closed generator issued)."""
 
 _FORK_POLICIES = ("raise", "lease")
 
@@ -115,6 +95,18 @@ class LeaseGenerator:
         ``last_ns`` than ``max_wait_ms``.
     """
 
+    renewals: int = 0
+    """Successful renewals so far."""
+    renewal_failures: int = 0
+    """Renewals (or re-acquisitions) that failed because the registry was unreachable."""
+    last_error: str | None = None
+    """The last registry error the renewal thread saw (None when it has seen none)."""
+    acquisitions: int = 0
+    """Leases acquired (1 after construction; more after a lease was lost)."""
+    lock_delay_ms: float = 0.0
+    """How long the last acquisition waited before its node could issue (ms): 0 unless the
+    registry could not vouch for the node's history."""
+
     _swap: threading.Lock
     _stop: threading.Event
     _issuable: threading.Event
@@ -139,54 +131,25 @@ class LeaseGenerator:
             raise InvalidArgument(
                 f"registry must be a NodeRegistry (see parse_registry_url), got {registry!r}"
             )
-        if not isinstance(ttl_ms, int) or isinstance(ttl_ms, bool) or not ttl_ms >= 100:
-            raise InvalidArgument(f"ttl_ms must be an int >= 100 ms, got {ttl_ms!r}")
-        if renew_ms is None:
-            renew_ms = ttl_ms // 3
-        if skew_margin_ms is None:
-            skew_margin_ms = min(1000, ttl_ms // 4)
-        if not isinstance(skew_margin_ms, int) or not 0 <= skew_margin_ms < ttl_ms:
-            raise InvalidArgument(
-                f"skew_margin_ms must be an int in 0..ttl_ms-1 ({ttl_ms - 1}), "
-                f"got {skew_margin_ms!r}"
-            )
-        if not isinstance(renew_ms, int) or not 0 < renew_ms < ttl_ms - skew_margin_ms:
-            raise InvalidArgument(
-                f"renew_ms must be an int in 1..{ttl_ms - skew_margin_ms - 1} "
-                f"(below ttl_ms - skew_margin_ms), got {renew_ms!r}"
-            )
+        self._lease_now = _own_lease_clock(lease_clock_ns)
+        # The deadline and the renewal schedule (validates the timings; retries a quarter
+        # period after a failure).
+        self._keeper = LeaseKeeper(
+            ttl_ms, renew_ms=renew_ms, skew_margin_ms=skew_margin_ms, clock_ns=self._lease_now
+        )
         if not max_wait_ms >= 0:
             raise InvalidArgument(f"max_wait_ms must be >= 0, got {max_wait_ms!r}")
-        if lease_clock_ns is not None and not callable(lease_clock_ns):
-            raise InvalidArgument(f"lease_clock_ns must be callable, got {lease_clock_ns!r}")
         if on_fork not in _FORK_POLICIES:
             raise InvalidArgument(f'on_fork must be "raise" or "lease", got {on_fork!r}')
         self._registry = registry
         self._clock = clock
         self._ttl_ns = ttl_ms * 1_000_000
         self._ttl_ms = ttl_ms
-        self._renew_ns = renew_ms * 1_000_000
-        self._margin_ns = skew_margin_ms * 1_000_000
         self._max_wait_ns = int(max_wait_ms * 1_000_000)
-        # Read at construction (not bound as a default argument), so the clock module stays
-        # the one home of the lease clock.
-        self._lease_now: Callable[[], int] = lease_clock_ns or clocks.boottime_ns
         self._on_fork = on_fork
         self._forked = False
         self._pid = os.getpid()
         self._fork_lock = threading.Lock()
-        self.renewals = 0
-        """Successful renewals so far."""
-        self.renewal_failures = 0
-        """Renewals (or re-acquisitions) that failed because the registry was unreachable."""
-        self.last_error: str | None = None
-        """The last registry error the renewal thread saw (None when it has seen none)."""
-        self.acquisitions = 0
-        """Leases acquired (1 after construction; more after a lease was lost)."""
-        self.lock_delay_ms = 0.0
-        """How long the last acquisition waited before its node could issue (ms): 0 unless
-        the registry could not vouch for the node's history."""
-
         self._hold: tuple[int, Lease | None] = _NO_HOLD
         self._start_keeping()
         lease = self._acquire()
@@ -296,6 +259,15 @@ class LeaseGenerator:
             except RegistryUnavailable as exc:
                 self.last_error = str(exc)
 
+    def __reduce_ex__(self, protocol: SupportsIndex) -> NoReturn:
+        # copy, deepcopy and pickle all come here. A copy would carry a snapshot of the
+        # lease that no renewal updates and no loss or release withdraws: it issued on the
+        # node after the original released it.
+        raise TypeError(
+            f"a {type(self).__name__} holds a lease and cannot be copied or pickled; make a "
+            "new one (in another process: a LeaseGenerator of its own)"
+        )
+
     def __enter__(self) -> LeaseGenerator:
         return self
 
@@ -310,7 +282,7 @@ class LeaseGenerator:
         self._stop = threading.Event()
         self._issuable = threading.Event()
         self._lease = None
-        self._confirmed = 0  # lease clock: send time of the last successful acquire/renew
+        self._keeper.end()  # nothing confirmed in this process yet
         self._issue_from = 0  # lease clock: end of the lock-delay
         self._limit_tick = -1  # the last tick the registry's record covers (ticks)
         self._recorded_ns = 0  # that record: last_ns for the node's next holder
@@ -431,7 +403,7 @@ class LeaseGenerator:
         if not self._registry.renew(lease, record):
             raise LeaseLost(f"{self._layout.name}: node {lease.node} was lost as it was acquired")
         self._limit_tick, self._recorded_ns = limit, record
-        self._confirmed = sent
+        self._keeper.confirmed(sent)
         # The registry's delay counts from its grant, which is before our receipt.
         settle_ns = lease.settle_ms * 1_000_000
         self._settled_floor_ns = 0
@@ -478,7 +450,7 @@ class LeaseGenerator:
             self._publish(lease)
 
     def _publish(self, lease: Lease) -> None:
-        self._hold = (self._confirmed + self._ttl_ns - self._margin_ns, lease)
+        self._hold = (self._keeper.deadline_ns, lease)
         self._issuable.set()
 
     def _wait_until_issuable(self) -> None:
@@ -491,11 +463,11 @@ class LeaseGenerator:
             raise error
 
     def _next_wake_ns(self) -> int:
+        # The renewal (or, after a failure, its retry or the re-acquisition), unless the
+        # lock-delay of a lease not yet published ends first.
+        wake = self._keeper.renew_at_ns
         lease = self._lease
-        if lease is None:
-            return self._lease_now() + self._renew_ns // 4  # retry the acquisition soon
-        wake = self._confirmed + self._renew_ns
-        if self._hold[1] is not lease and self._issue_from < wake:
+        if lease is not None and self._hold[1] is not lease and self._issue_from < wake:
             wake = self._issue_from
         return wake
 
@@ -503,19 +475,16 @@ class LeaseGenerator:
         while not self._stop.wait(max(0, self._next_wake_ns() - self._lease_now()) / 1e9):
             try:
                 self._renew_once()
-            except RegistryUnavailable as exc:
-                self.renewal_failures += 1
-                self.last_error = str(exc)
-                self._stop.wait(self._renew_ns / 4e9)  # not a busy loop while it is down
             except Exception as exc:  # keep renewing whatever happens; report it
                 self.renewal_failures += 1
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                self._stop.wait(self._renew_ns / 4e9)
+                unreachable = isinstance(exc, RegistryUnavailable)
+                self.last_error = str(exc) if unreachable else f"{type(exc).__name__}: {exc}"
+                self._keeper.failed()  # retried soon, not a whole period later
 
     def _renew_once(self) -> None:
         lease = self._lease
         if lease is not None:
-            if self._hold[1] is not lease and self._lease_now() < self._confirmed + self._renew_ns:
+            if self._hold[1] is not lease and self._keeper.due_in_ns() > 0:
                 # Woken at the end of the lock-delay, before the renewal is due.
                 with self._swap:
                     if self._lease is lease and self._lease_now() >= self._issue_from:
@@ -526,7 +495,7 @@ class LeaseGenerator:
             if self._registry.renew(lease, record):
                 with self._swap:
                     if self._lease is lease and not self._stop.is_set():
-                        self._confirmed = sent
+                        self._keeper.confirmed(sent)
                         self._limit_tick, self._recorded_ns = limit, record
                         if self._lease_now() >= self._issue_from:
                             self._publish(lease)
@@ -538,6 +507,7 @@ class LeaseGenerator:
                 if self._lease is lease:
                     self._hold = _NO_HOLD
                     self._lease = None
+                    self._keeper.end()
         if self._stop.is_set():
             return
         new_lease = self._acquire()
@@ -553,3 +523,16 @@ class LeaseGenerator:
             f"{type(self).__name__}(layout={self._layout.name!r}, node={self.node}, "
             f"registry={self._registry!r})"
         )
+
+
+def _own_lease_clock(lease_clock_ns: Callable[[], int] | None) -> Callable[[], int]:
+    """The lease clock, read at construction (not bound as a default argument, so the clock
+    module stays its one home); a plain partial is copied: the fused ``next_id`` calls it
+    unwrapped, and a copy of our own keeps every reading on one clock whatever is later done
+    to the caller's object."""
+    if lease_clock_ns is not None and not callable(lease_clock_ns):
+        raise InvalidArgument(f"lease_clock_ns must be callable, got {lease_clock_ns!r}")
+    lease_now = lease_clock_ns or clocks.boottime_ns
+    if type(lease_now) is functools.partial:
+        lease_now = functools.partial(lease_now.func, *lease_now.args, **lease_now.keywords)
+    return lease_now

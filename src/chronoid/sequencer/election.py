@@ -10,10 +10,10 @@ cluster. The store decides who leads, we add no consensus of our own:
   PostgreSQL, on the lease being live), so a deposed leader's write fails instead of moving a
   watermark its successor already relies on.
 * **Serving only inside the lease.** The leader answers ``GETSEQ`` only while its local lease
-  deadline has not passed: ``send time of the last successful renewal + ttl - margin``
-  (:func:`chronoid.lease.base.margin_ms`, the rule every lease uses; ``docs/leases.md``). The
-  store's lease runs until ``commit time + ttl``, which is later, so the old leader has stopped
-  before any successor can start, whatever paused it (SIGSTOP, a VM pause, a long GC).
+  deadline has not passed, kept by the rules every lease follows (``docs/leases.md``,
+  :class:`~chronoid.lease.keeper.LeaseKeeper`): it ends before the store's lease, so the old
+  leader has stopped before any successor can start, whatever paused it (SIGSTOP, a VM pause,
+  a long GC).
 * **Stepping down.** A renewal the store refuses, a lease that can no longer be confirmed
   (store unreachable past the deadline) or a watermark write that fails or exceeds the
   store's write timeout (a sick disk or store, tikv/pd#10671) ends the term: the member stops
@@ -27,18 +27,12 @@ holds that watermark.
 A crash leaves a gap below two reservation blocks; a clean stop (SIGTERM) stores the exact
 next value and resigns, so the standby takes over at once and without a gap.
 
-* **Store data loss.** A store that lost its data (etcd restarted empty, rows deleted) cannot
-  vouch for what was handed out. A member that has evidence the store held state (it stored a
-  watermark itself, or saw one while standing by) and wins a term in which the store holds no
-  watermark of the default sequence, or a lower one than it stored itself, refuses to issue:
-  :class:`~chronoid.errors.StoreDataLost`, ``-TRYAGAIN ... store lost its data``, error event
-  ``store_data_lost`` once per term, ``ha_store_data_lost:1`` in INFO. It keeps the lease, so
-  no other member starts low either, until an operator restarts the members with
-  ``--initial`` above the last value handed out. One case is sound without the operator: a
-  leader told "your term is gone" (a refused renewal or watermark write) *before its own
-  lease deadline* knows no other term began in the lost store (none could before its lease
-  ran out), so its own watermarks cover every value handed out; if its next campaign, sent
-  before that deadline, wins, it resumes above them (error event ``watermark_regressed``).
+* **Store data loss.** A member with evidence that the store held state (a watermark it
+  stored or saw) that wins a term in which the store holds no default watermark, or a lower
+  one than its own, refuses to issue (:class:`~chronoid.errors.StoreDataLost`) and keeps the
+  lease until an operator restarts the members with ``--initial``; only a leader told its term
+  is gone *before its own deadline* resumes above its own watermarks. The reasoning is in
+  ``docs/sequencer.md`` ("A store that lost its data").
 
 Standbys answer ``GETSEQ``/``CURRENT`` with Redis Cluster's redirect ``-MOVED 0 host:port``
 naming the leader (``redis-cli -c`` and :class:`~chronoid.sequencer.client.SequencerClient`
@@ -47,6 +41,7 @@ follow it) or ``-TRYAGAIN ...`` saying why no leader is known.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -54,10 +49,11 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from chronoid.clock import boottime_s
+from chronoid import clock as clocks
 from chronoid.endpoints import check_address
 from chronoid.errors import InvalidArgument, LeadershipLost, StoreDataLost, StoreUnavailable
-from chronoid.lease.base import Coordinator, margin_ms
+from chronoid.lease.base import Coordinator
+from chronoid.lease.keeper import LeaseKeeper
 from chronoid.lease.url import open_coordinator
 from chronoid.sequencer.logs import event
 from chronoid.sequencer.protocol import encode_error
@@ -77,6 +73,9 @@ log = logging.getLogger("chronoid.sequencer")
 
 DEFAULT_TTL = 3.0
 """Lease time to live (s): failover after a crash takes at most about this long."""
+MAX_TTL = 86_400.0
+"""The longest lease TTL (s): a day. Failover after a crash takes about one TTL, and the
+elector's waits (thread joins, timeouts) must stay within what the platform can sleep."""
 RENEWALS = 3
 """Renewals per TTL (the leader renews every ``ttl / RENEWALS`` seconds)."""
 STANDBY_POLL = 0.2
@@ -86,17 +85,11 @@ COOL_OFF_POLLS = 2
 before campaigning again, so a healthy standby gets the lease first."""
 
 
-_now: Callable[[], float] = boottime_s
-"""The clock of lease deadlines (:func:`chronoid.clock.boottime_s`, ``CLOCK_BOOTTIME``): it
-keeps counting while the machine is suspended, so a resumed leader sees its lease run out."""
-
-
 @dataclass(slots=True)
 class _Term:
     token: int
-    deadline: float  # _now() after which this member must not issue
+    lease: LeaseKeeper  # the term's local deadline and renewal schedule
     sequences: Sequences | None  # None: the store lost its data, the term refuses to issue
-    next_renewal: float  # _now() at which the elector renews next
     failed: str | None = None  # set by any thread when a watermark write failed
     data_lost: str | None = None  # why the term refuses (sequences is None)
 
@@ -133,6 +126,9 @@ class Elector:
 
     ``make_sequences`` builds the term's :class:`Sequences` over the fenced store (it loads
     the watermarks and reserves a first block, so it runs only after the lease is won).
+    ``clock_ns`` is the lease clock (ns, default :func:`chronoid.clock.boottime_ns`,
+    ``CLOCK_BOOTTIME``, which keeps counting while the machine is suspended, so a resumed
+    leader sees its lease run out); tests pass a manual one.
     """
 
     def __init__(
@@ -143,17 +139,30 @@ class Elector:
         address: str,
         make_sequences: Callable[[WatermarkStore], Sequences],
         ttl_s: float = DEFAULT_TTL,
+        clock_ns: Callable[[], int] | None = None,
     ) -> None:
-        if not ttl_s >= 1.0:
-            raise InvalidArgument(f"lease ttl must be >= 1 second, got {ttl_s!r}")
+        _check_ttl(ttl_s)
         if not member:
             raise InvalidArgument("member name must be non-empty")
         self.coordinator = coordinator
         self.member = member
         self.address = check_address(address)
         self.ttl_s = float(ttl_s)
-        # How long after a send the term is trusted: the one margin rule of every lease.
-        self._trusted_s = self.ttl_s - margin_ms(round(self.ttl_s * 1000)) / 1000
+        self._poll_s = min(STANDBY_POLL, self.ttl_s / 4)
+        # Read at construction (not bound as a default argument), so the clock module stays
+        # the one home of the lease clock.
+        self._now: Callable[[], int] = clock_ns or clocks.boottime_ns
+        self._ttl_ms = ttl_ms = round(self.ttl_s * 1000)  # the lease layer's unit
+        # Each term keeps its lease by the rules every lease follows (chronoid.lease.keeper):
+        # renewed every ttl / RENEWALS, retried one standby poll after a failure.
+        self._lease_keeper = functools.partial(
+            LeaseKeeper,
+            ttl_ms,
+            renew_ms=ttl_ms // RENEWALS,
+            retry_ms=round(self._poll_s * 1000),
+            clock_ns=clock_ns,
+        )
+        self._lease_keeper()  # validates the timings and the clock now, not at the first term
         self.leader_address: str | None = None
         """The leader's advertised address as last seen (this member's own while leading)."""
         self.reason = "not started"
@@ -172,10 +181,10 @@ class Elector:
         # The deadline of a term the store said was over before that deadline (a renewal or
         # a watermark write refused): this member's own watermarks cover every value handed
         # out. Good for the next campaign only, and only if sent before that deadline.
-        self._vouched_until = 0.0
+        self._vouched_until_ns = 0
         self._term: _Term | None = None
         self._unresigned: int | None = None  # a term to resign once the store answers
-        self._cool_off_until = 0.0
+        self._cool_off_until_ns = 0
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="chronoid-elector", daemon=True)
@@ -185,7 +194,7 @@ class Elector:
     def serving(self) -> Sequences | None:
         """The term's sequences while this member may issue, else None."""
         term = self._term
-        if term is None or term.failed is not None or _now() >= term.deadline:
+        if term is None or term.failed is not None or not term.lease.live():
             return None
         return term.sequences  # None while the term refuses (the store lost its data)
 
@@ -285,8 +294,8 @@ class Elector:
         """The store said term ``term`` is over: if that came before the term's deadline, the
         lease was live in the store until after it, so no successor's term can have begun in
         a store that lost it since, and this member's own watermarks vouch for its next term."""
-        if term.sequences is not None and _now() < term.deadline:
-            self._vouched_until = term.deadline
+        if term.sequences is not None and term.lease.live():
+            self._vouched_until_ns = term.lease.deadline_ns
 
     def reserved(self, name: str, high: int) -> None:
         """Watermark ``high`` of ``name`` is stored (any thread)."""
@@ -361,10 +370,7 @@ class Elector:
                 term = self._term
                 if term is not None:
                     self._step_down(term, "unexpected elector error", resign=True)
-                self._sleep(self._poll())
-
-    def _poll(self) -> float:
-        return min(STANDBY_POLL, self.ttl_s / 4)
+                self._sleep(self._poll_s)
 
     def _sleep(self, seconds: float) -> None:
         self._wake.wait(seconds)
@@ -373,26 +379,26 @@ class Elector:
     def _stand_by(self) -> None:
         if self._unresigned is not None:
             self._resign_quietly(self._unresigned)
-        cooling = self._cool_off_until - _now()
-        if cooling > 0:
-            self._sleep(cooling)
+        cooling_ns = self._cool_off_until_ns - self._now()
+        if cooling_ns > 0:
+            self._sleep(cooling_ns / 1e9)
             return
-        sent = _now()
-        vouched, self._vouched_until = sent < self._vouched_until, 0.0
+        sent = self._now()
+        vouched, self._vouched_until_ns = sent < self._vouched_until_ns, 0
         try:
-            token = self.coordinator.campaign(self.member, self.address, self.ttl_s)
+            token = self.coordinator.campaign(self.member, self.address, self._ttl_ms)
             if token is None:
                 self.leader_address = self.coordinator.leader()
                 self.reason = f"standing by; leader {self.leader_address or 'unknown'}"
                 if not self._store_held_state and self.coordinator.holds_watermarks():
                     self._store_held_state = True  # read until seen once, then never again
-                self._sleep(self._poll())
+                self._sleep(self._poll_s)
                 return
         except StoreUnavailable as exc:
             self.leader_address = None
             self.reason = f"store unavailable: {exc}"
             log.warning("cannot campaign: %s", exc, extra=event("campaign_failed"))
-            self._sleep(self._poll())
+            self._sleep(self._poll_s)
             return
         fenced = _FencedStore(self.coordinator, token, self, vouched=vouched)
         try:
@@ -419,13 +425,9 @@ class Elector:
         self.leader_address = self.address
         # The deadline and the renewal schedule count from the campaign's send time: loading
         # and reserving took part of the lease already.
-        self._term = _Term(
-            token,
-            deadline=sent + self._trusted_s,
-            sequences=sequences,
-            next_renewal=sent + self.ttl_s / RENEWALS,
-            data_lost=data_lost,
-        )
+        lease = self._lease_keeper()
+        lease.confirmed(sent)
+        self._term = _Term(token, lease, sequences, data_lost=data_lost)
         if sequences is None:
             return
         log.info(
@@ -438,29 +440,29 @@ class Elector:
         )
 
     def _lead(self, term: _Term) -> None:
-        wait = term.next_renewal - _now()
-        if wait > 0:
-            self._sleep(wait)  # fail() wakes it early
+        wait_ns = term.lease.due_in_ns()
+        if wait_ns > 0:
+            self._sleep(wait_ns / 1e9)  # fail() wakes it early
         if term.failed is not None:
             self._step_down(term, term.failed, resign=True)
             return
-        if self._stopping.is_set() or _now() < term.next_renewal:
+        if self._stopping.is_set() or term.lease.due_in_ns() > 0:
             return
-        sent = _now()
+        sent = self._now()
         try:
-            self.coordinator.renew(term.token, self.ttl_s)
+            self.coordinator.renew(term.token, self._ttl_ms)
         except LeadershipLost as exc:
             self._refused_in_lease(term)
             self._step_down(term, f"lease lost: {exc}", resign=False)
             return
         except StoreUnavailable as exc:
             # Try again soon, not a whole renewal period later: the lease is running out.
-            term.next_renewal = _now() + self._poll()
+            live = term.lease.failed()
             if term.failed is not None:
                 # A stuck watermark write can hold up the renewal too (it locks the lease
                 # row): name the root cause, not its echo.
                 self._step_down(term, term.failed, resign=True)
-            elif _now() >= term.deadline:
+            elif not live:
                 self._step_down(
                     term,
                     f"lease can no longer be confirmed, stopped issuing at its deadline: {exc}",
@@ -473,8 +475,7 @@ class Elector:
                     extra=event("renewal_failed"),
                 )
             return
-        term.deadline = max(term.deadline, sent + self._trusted_s)
-        term.next_renewal = sent + self.ttl_s / RENEWALS
+        term.lease.confirmed(sent)
 
     def _step_down(self, term: _Term, reason: str, *, resign: bool) -> None:
         """End ``term``; with ``resign`` (a failure of this member's own, not a lost lease)
@@ -499,7 +500,7 @@ class Elector:
             self._cool_off()
 
     def _cool_off(self) -> None:
-        self._cool_off_until = _now() + COOL_OFF_POLLS * self._poll()
+        self._cool_off_until_ns = self._now() + round(COOL_OFF_POLLS * self._poll_s * 1e9)
 
     def _resign_quietly(self, token: int) -> None:
         """Resign ``token``; if the store does not answer, keep it to retry while standing by.
@@ -525,6 +526,12 @@ class Elector:
             self._unresigned = None
 
 
+def _check_ttl(ttl_s: float) -> None:
+    """Refuse a lease TTL outside 1 s..MAX_TTL (NaN and infinity too, which no clock holds)."""
+    if not 1.0 <= ttl_s <= MAX_TTL:
+        raise InvalidArgument(f"lease ttl must be 1 to {MAX_TTL:g} seconds, got {ttl_s!r}")
+
+
 def open_election(
     url: str,
     *,
@@ -542,10 +549,9 @@ def open_election(
     the lease does.
 
     Raises:
-        InvalidArgument: a bad URL, address, cluster name or ``ttl_s`` below 1 s.
+        InvalidArgument: a bad URL, address, cluster name or ``ttl_s`` outside 1..86400 s.
     """
-    if not ttl_s >= 1.0:
-        raise InvalidArgument(f"lease ttl must be >= 1 second, got {ttl_s!r}")
+    _check_ttl(ttl_s)
     address = check_address(address)
     coordinator = open_coordinator(url, cluster, min(1.0, ttl_s / 3))
     return Elector(

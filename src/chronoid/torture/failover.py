@@ -180,10 +180,13 @@ def wait_for_term(member: Member, timeout: float) -> dict[str, str]:
 @dataclass
 class Load:
     """A thread calling GETSEQ through a failover-aware client (the async one when
-    ``asynchronous``), recording (time, value) and every exception the caller saw."""
+    ``asynchronous``), recording (time, value) and every exception the caller saw.
+    ``interval_s`` paces it (s between calls, default 0: as fast as it can), so a term's
+    first reservation block can outlast a test's store outage."""
 
     members: list[Member]
     asynchronous: bool = False
+    interval_s: float = 0.0
     values: list[tuple[float, int]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -215,6 +218,8 @@ class Load:
                 time.sleep(0.05)
                 continue
             self.values.append((time.monotonic(), value))
+            if self.interval_s:
+                time.sleep(self.interval_s)
         client.close()
 
     async def _run_async(self) -> None:
@@ -227,6 +232,8 @@ class Load:
                 await asyncio.sleep(0.05)
                 continue
             self.values.append((time.monotonic(), value))
+            if self.interval_s:
+                await asyncio.sleep(self.interval_s)
         await client.close()
 
     def stop(self) -> None:

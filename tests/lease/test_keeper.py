@@ -1,0 +1,171 @@
+"""The lease keeper's rules (docs/leases.md) on a manual clock: no store, no thread."""
+
+from __future__ import annotations
+
+import pytest
+
+from chronoid.clock import ManualClock, boottime_ns
+from chronoid.errors import InvalidArgument
+from chronoid.lease.keeper import LeaseKeeper, margin_ms
+
+MS = 1_000_000
+TTL_MS = 3_000
+
+
+def _keeper(clock: ManualClock, **kwargs: int) -> LeaseKeeper:
+    return LeaseKeeper(TTL_MS, clock_ns=clock.now_ns, **kwargs)
+
+
+def test_nothing_is_trusted_before_a_confirmation() -> None:
+    clock = ManualClock()
+    keeper = _keeper(clock)
+    assert not keeper.live() and keeper.deadline_ns == 0 and keeper.due_in_ns() == 0
+
+
+def test_the_deadline_counts_from_the_send_time_not_the_reply() -> None:
+    clock = ManualClock()
+    keeper = _keeper(clock)
+    sent = clock.now_ns()
+    clock.advance_ns(400 * MS)  # the round trip
+    keeper.confirmed(sent)
+    trusted = (TTL_MS - margin_ms(TTL_MS)) * MS
+    assert keeper.deadline_ns == sent + trusted
+    clock.advance_ns(trusted - 400 * MS - 1)
+    assert keeper.live()
+    clock.advance_ns(1)
+    assert not keeper.live() and clock.now_ns() == keeper.deadline_ns
+
+
+def test_renewals_are_due_one_period_after_the_last_send() -> None:
+    clock = ManualClock()
+    keeper = _keeper(clock)
+    keeper.confirmed(clock.now_ns())
+    assert keeper.due_in_ns() == TTL_MS // 3 * MS
+    clock.advance_ns(keeper.due_in_ns())
+    sent = clock.now_ns()
+    clock.advance_ns(50 * MS)
+    keeper.confirmed(sent)
+    assert keeper.renew_at_ns == sent + TTL_MS // 3 * MS
+    assert keeper.due_in_ns() == TTL_MS // 3 * MS - 50 * MS
+
+
+def test_a_lost_reply_never_lengthens_the_lease() -> None:
+    clock = ManualClock()
+    keeper = _keeper(clock)
+    keeper.confirmed(clock.now_ns())
+    deadline = keeper.deadline_ns
+    clock.advance_ns(keeper.due_in_ns())
+    assert keeper.failed()  # the store may have renewed; the keeper never heard it
+    assert keeper.deadline_ns == deadline
+
+
+def test_an_older_send_confirmed_late_never_shortens_the_lease() -> None:
+    clock = ManualClock()
+    keeper = _keeper(clock)
+    early = clock.now_ns()
+    clock.advance_ns(100 * MS)
+    keeper.confirmed(clock.now_ns())
+    deadline = keeper.deadline_ns
+    keeper.confirmed(early)
+    assert keeper.deadline_ns == deadline
+
+
+def test_a_failure_is_retried_soon_and_the_lease_holds_until_its_deadline() -> None:
+    clock = ManualClock()
+    keeper = _keeper(clock)
+    keeper.confirmed(clock.now_ns())
+    clock.advance_ns(keeper.due_in_ns())
+    retries = 0
+    while keeper.failed():
+        assert keeper.due_in_ns() == TTL_MS // 3 // 4 * MS  # a quarter period, not a whole one
+        clock.advance_ns(keeper.due_in_ns())
+        retries += 1
+    assert not keeper.live() and clock.now_ns() >= keeper.deadline_ns
+    # 1000 ms renewals in a 2250 ms lease: the failed renewal at 1000 ms, then every 250 ms.
+    assert retries == 5
+
+
+def test_the_retry_interval_can_be_set() -> None:
+    clock = ManualClock()
+    keeper = _keeper(clock, retry_ms=200)
+    keeper.confirmed(clock.now_ns())
+    keeper.failed()
+    assert keeper.due_in_ns() == 200 * MS
+
+
+def test_end_trusts_nothing_and_is_due_at_once() -> None:
+    clock = ManualClock()
+    keeper = _keeper(clock)
+    keeper.confirmed(clock.now_ns())
+    keeper.end()
+    assert not keeper.live() and keeper.deadline_ns == 0 and keeper.due_in_ns() == 0
+    assert not keeper.failed()
+    sent = clock.now_ns()
+    keeper.confirmed(sent)  # a new lease: trusted from its own send
+    assert keeper.deadline_ns == sent + (TTL_MS - margin_ms(TTL_MS)) * MS
+
+
+def test_the_default_clock_is_boottime() -> None:
+    keeper = LeaseKeeper(TTL_MS)
+    sent = boottime_ns()
+    keeper.confirmed(sent)
+    assert keeper.live() and keeper.deadline_ns == sent + (TTL_MS - margin_ms(TTL_MS)) * MS
+
+
+def test_custom_timings() -> None:
+    clock = ManualClock()
+    keeper = LeaseKeeper(1000, renew_ms=100, skew_margin_ms=0, clock_ns=clock.now_ns)
+    keeper.confirmed(clock.now_ns())
+    assert keeper.deadline_ns == clock.now_ns() + 1000 * MS and keeper.due_in_ns() == 100 * MS
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"ttl_ms": 99}, "ttl_ms"),
+        ({"ttl_ms": 1000.0}, "ttl_ms"),
+        ({"ttl_ms": True}, "ttl_ms"),
+        ({"skew_margin_ms": -1}, "skew_margin_ms"),
+        ({"skew_margin_ms": 3000}, "skew_margin_ms"),
+        ({"skew_margin_ms": 0.5}, "skew_margin_ms"),
+        ({"renew_ms": 0}, "renew_ms"),
+        ({"renew_ms": 2250}, "renew_ms"),  # not below ttl - margin
+        ({"renew_ms": 100.0}, "renew_ms"),
+        ({"retry_ms": 0}, "retry_ms"),
+        ({"retry_ms": 1001}, "retry_ms"),  # longer than a renewal period
+        ({"clock_ns": 5}, "clock_ns"),
+    ],
+)
+def test_bad_timings_are_refused_naming_the_parameter(kwargs: dict[str, object], name: str) -> None:
+    args: dict[str, object] = {"ttl_ms": TTL_MS, **kwargs}
+    with pytest.raises(InvalidArgument, match=f"^{name} must be"):
+        LeaseKeeper(**args)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):  # an InvalidArgument is a ValueError too
+        LeaseKeeper(**args)  # type: ignore[arg-type]
+
+
+# -- attacks (branch attack-keeper) ----------------------------------------------------------
+
+
+def test_a_confirmation_sent_before_the_end_does_not_bring_the_lease_back() -> None:
+    # A renewal in flight when the store refused (or the lease was given back): its late
+    # success says the store renewed a lease that is over; nothing may be trusted from it.
+    clock = ManualClock()
+    keeper = _keeper(clock)
+    keeper.confirmed(clock.now_ns())
+    late_sent = clock.now_ns()
+    clock.advance_ns(100 * MS)
+    keeper.end()
+    keeper.confirmed(late_sent)
+    assert not keeper.live() and keeper.due_in_ns() == 0
+    sent = clock.now_ns()  # a request sent at or after the end counts
+    keeper.confirmed(sent)
+    assert keeper.deadline_ns == sent + (TTL_MS - margin_ms(TTL_MS)) * MS
+
+
+def test_a_lease_clock_with_negative_readings_is_refused() -> None:
+    # time.monotonic_ns's reference point is undefined; a clock reading below 0 would be
+    # "inside" the ended (0) deadline: live() after end(), and Mode C issuing without a lease.
+    clock = ManualClock(start_ns=-10_000 * MS)
+    with pytest.raises(InvalidArgument, match="clock_ns"):
+        _keeper(clock)
