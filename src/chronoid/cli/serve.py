@@ -45,6 +45,7 @@ _FLAG_NAMES = {
     "handshake_timeout_s": "--handshake-timeout",
     "request_timeout_s": "--request-timeout",
     "auth_timeout_s": "--auth-timeout",
+    "lease ttl": "--lease-ttl",
 }
 
 
@@ -201,8 +202,8 @@ def register(subparsers: Subparsers) -> None:
         type=float,
         default=DEFAULT_TTL,
         help=f"leader lease in seconds: failover after a crash takes about this long "
-        f"(default {DEFAULT_TTL:g}; 1 to 86400; etcd rounds up to whole seconds, minimum 2 with "
-        "its default election timeout)",
+        f"(default {DEFAULT_TTL:g}; 1 to {MAX_TTL:g}; etcd rounds up to whole seconds, "
+        "minimum 2 with its default election timeout)",
     )
     site = serve.add_argument_group("multi-site")
     site.add_argument(
@@ -401,7 +402,7 @@ def _elector(
     config: ServerConfig,
     make_sequences: Callable[[WatermarkStore], Sequences],
 ) -> Elector:
-    from chronoid.sequencer.election import open_election
+    from chronoid.sequencer.election import check_lease_ttl, open_election
 
     if args.data_dir is not None:
         raise InvalidArgument(
@@ -412,8 +413,7 @@ def _elector(
             "--force-initial cannot be used with --ha: every new leader would move the "
             "sequence back; set the value once without --ha on a fresh store instead"
         )
-    if not 1.0 <= args.lease_ttl <= MAX_TTL:
-        raise InvalidArgument(f"--lease-ttl must be 1 to {MAX_TTL:g} seconds, got {args.lease_ttl}")
+    check_lease_ttl(args.lease_ttl)
     if args.advertise is not None:
         address = args.advertise
     elif config.host in ("0.0.0.0", "::", ""):

@@ -62,9 +62,11 @@ from chronoid.sequencer.store import WatermarkStore
 
 __all__ = [
     "DEFAULT_TTL",
+    "MAX_TTL",
     "Coordinator",
     "Elector",
     "check_address",
+    "check_lease_ttl",
     "open_coordinator",
     "open_election",
 ]
@@ -141,7 +143,7 @@ class Elector:
         ttl_s: float = DEFAULT_TTL,
         clock_ns: Callable[[], int] | None = None,
     ) -> None:
-        _check_ttl(ttl_s)
+        check_lease_ttl(ttl_s)
         if not member:
             raise InvalidArgument("member name must be non-empty")
         self.coordinator = coordinator
@@ -526,7 +528,7 @@ class Elector:
             self._unresigned = None
 
 
-def _check_ttl(ttl_s: float) -> None:
+def check_lease_ttl(ttl_s: float) -> None:
     """Refuse a lease TTL outside 1 s..MAX_TTL (NaN and infinity too, which no clock holds)."""
     if not 1.0 <= ttl_s <= MAX_TTL:
         raise InvalidArgument(f"lease ttl must be 1 to {MAX_TTL:g} seconds, got {ttl_s!r}")
@@ -551,7 +553,7 @@ def open_election(
     Raises:
         InvalidArgument: a bad URL, address, cluster name or ``ttl_s`` outside 1..86400 s.
     """
-    _check_ttl(ttl_s)
+    check_lease_ttl(ttl_s)
     address = check_address(address)
     coordinator = open_coordinator(url, cluster, min(1.0, ttl_s / 3))
     return Elector(
