@@ -153,7 +153,7 @@ class Elector:
         self._poll_s = min(STANDBY_POLL, self.ttl_s / 4)
         # Read at construction (not bound as a default argument), so the clock module stays
         # the one home of the lease clock.
-        self._now: Callable[[], int] = clock_ns or clocks.boottime_ns
+        self._now: Callable[[], int] = clock_ns if clock_ns is not None else clocks.boottime_ns
         self._ttl_ms = ttl_ms = round(self.ttl_s * 1000)  # the lease layer's unit
         # Each term keeps its lease by the rules every lease follows (chronoid.lease.keeper):
         # renewed every ttl / RENEWALS, retried one standby poll after a failure.
@@ -162,7 +162,7 @@ class Elector:
             ttl_ms,
             renew_ms=ttl_ms // RENEWALS,
             retry_ms=round(self._poll_s * 1000),
-            clock_ns=clock_ns,
+            clock_ns=self._now,
         )
         self._lease_keeper()  # validates the timings and the clock now, not at the first term
         self.leader_address: str | None = None
