@@ -161,10 +161,7 @@ def servers(workdir: Path) -> Iterator[dict[str, Server]]:
             ("redis-always", ["--appendonly", "yes", "--appendfsync", "always"]),
         ):
             port = free_port()
-            data = workdir / name
-            data.mkdir()
-            cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                   "--dir", str(data), "--daemonize", "no", *extra]  # fmt: skip
+            cmd = redis_command(port, workdir / name, *extra)
             started[name] = Server(name, port, subprocess.Popen(cmd, stdout=subprocess.DEVNULL))
         for server in started.values():
             wait_port(server.port, server.process)
@@ -590,6 +587,14 @@ def bench_restart(workdir: Path, times: int) -> list[float]:
 # -- instructions per request ---------------------------------------------------------------
 
 
+def redis_command(port: int, data: Path, *extra: str) -> list[str]:
+    """``redis-server`` on ``port`` with its defaults but no RDB snapshots, its files in
+    ``data`` (made here), plus ``extra`` options: every Redis these benchmarks run."""
+    data.mkdir()
+    return ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+            "--dir", str(data), "--daemonize", "no", *extra]  # fmt: skip
+
+
 def callgrind_per_request(
     cmd: list[str], port: int, command: list[str], n: int, clients: int, workdir: Path,
     env: dict[str, str] | None = None, pipeline: int = 1,
@@ -645,10 +650,7 @@ def bench_instructions(workdir: Path, src: Path | None, n: int) -> list[tuple[st
         rows.append((label, "floor: empty uvloop server, fixed `:1`", callgrind_per_request(
             cmd, port, ["GETSEQ"], count, clients, workdir)))  # fmt: skip
         port = free_port()
-        data = workdir / f"cg-redis-{port}"
-        data.mkdir()
-        cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-               "--dir", str(data), "--appendonly", "no", "--daemonize", "no"]  # fmt: skip
+        cmd = redis_command(port, workdir / f"cg-redis-{port}", "--appendonly", "no")
         rows.append((label, "Redis INCR", callgrind_per_request(
             cmd, port, ["INCR", "k"], count, clients, workdir)))  # fmt: skip
     return rows
@@ -675,10 +677,7 @@ def bench_instructions_pipelined(
         per = callgrind_per_request(cmd, port, ["GETSEQ"], n, 50, workdir, env, pipeline=16)
         rows.append((label, f"chronoid GETSEQ, uvloop, {tree}", per))
     port = free_port()
-    data = workdir / f"cg-redis-{port}"
-    data.mkdir()
-    cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-           "--dir", str(data), "--appendonly", "no", "--daemonize", "no"]  # fmt: skip
+    cmd = redis_command(port, workdir / f"cg-redis-{port}", "--appendonly", "no")
     rows.append((label, "Redis INCR", callgrind_per_request(
         cmd, port, ["INCR", "k"], n, 50, workdir, pipeline=16)))  # fmt: skip
     return rows
