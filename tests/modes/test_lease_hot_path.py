@@ -238,10 +238,10 @@ class _Shifted(functools.partial):  # type: ignore[type-arg]
         return int(super().__call__(*args, **keywords)) + self.offset
 
 
-def test_a_partial_subclass_lease_clock_is_called_as_given() -> None:
-    lease = ManualClock()
-    clock = _Shifted(ManualClock.now_ns, lease)
-    gen = LeaseGenerator(
+def _on_lease_clock(lease: ManualClock, clock: Callable[[], int]) -> LeaseGenerator:
+    """A generator whose lease is granted on ``lease`` and checked through ``clock``, a
+    caller's reader of it (the renewal thread is stopped by the caller's ``_stop``)."""
+    return LeaseGenerator(
         "chrono64s",
         MemoryRegistry(now_ns=lease.now_ns),
         clock=ManualClock(),
@@ -249,6 +249,12 @@ def test_a_partial_subclass_lease_clock_is_called_as_given() -> None:
         renew_ms=700,
         lease_clock_ns=clock,
     )
+
+
+def test_a_partial_subclass_lease_clock_is_called_as_given() -> None:
+    lease = ManualClock()
+    clock = _Shifted(ManualClock.now_ns, lease)
+    gen = _on_lease_clock(lease, clock)
     gen.next_id()
     clock.offset = 1_000 * 1_000_000_000  # the lease clock reads 1,000 s later
     try:
@@ -425,14 +431,7 @@ def test_a_partial_lease_clock_changed_later_is_still_one_clock() -> None:
     lease = ManualClock()
     later = ManualClock(lease.now_ns() + 1_000 * 1_000_000_000)
     clock = functools.partial(ManualClock.now_ns, lease)
-    gen = LeaseGenerator(
-        "chrono64s",
-        MemoryRegistry(now_ns=lease.now_ns),
-        clock=ManualClock(),
-        ttl_ms=1000,
-        renew_ms=700,
-        lease_clock_ns=clock,
-    )
+    gen = _on_lease_clock(lease, clock)
     gen.next_id()
     clock.__setstate__((ManualClock.now_ns, (later,), {}, None))
     try:
