@@ -188,8 +188,17 @@ class LeaseGenerator:
 
     @property
     def lease_remaining_ms(self) -> float:
-        """How long the generator may still issue IDs without a renewal (ms, <= 0 if lost)."""
-        return (self._hold[0] - self._lease_now()) / 1e6
+        """How long the generator may still issue IDs without a renewal (ms): negative once
+        the held lease is past its deadline (by how much), 0 while no lease may issue (closed,
+        lost and being replaced, in its lock-delay, or inherited through fork).
+
+        0, not None: it stays a number to graph and compare (``<= 0``: nothing may issue), and
+        nothing held is nothing left, where the hot path's empty hold would read -1.7e32.
+        """
+        deadline_ns, lease = self._hold
+        if lease is None:
+            return 0.0
+        return (deadline_ns - self._lease_now()) / 1e6
 
     def node_of(self, value: int) -> int:
         """The node of an ID of this layout: one shift and a mask (shard routing)."""
