@@ -26,6 +26,7 @@ __all__ = [
     "nats_ready",
     "nats_stored",
     "redis_ready",
+    "tcp_server",
     "tiny_tmpfs",
     "wait_until",
 ]
@@ -155,6 +156,37 @@ def tiny_tmpfs(path: Path, size: str) -> Iterator[Path]:
         yield path
     finally:
         subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+@contextlib.contextmanager
+def tcp_server(handle: Callable[[socket.socket], object]) -> Iterator[int]:
+    """A TCP server on a spare loopback port (yields the port) that runs ``handle(conn)`` for
+    every connection, each in a thread of its own, and closes the connection after it (a
+    client that went away meanwhile is no error); it stops accepting when the block ends.
+
+    The one accept loop of the tests' stand-in servers (an echo, a scripted RESP server).
+    """
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve(conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):
+            handle(conn)
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        with contextlib.suppress(OSError):
+            server.shutdown(socket.SHUT_RDWR)  # wakes the accept() blocked on it
+        server.close()
 
 
 class Relay:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chronoid.clock import ManualClock, boottime_ns
-from chronoid.errors import InvalidArgument
+from chronoid.errors import InvalidArgument, LeaseLost, LeaseStoreUnavailable
 from chronoid.lease.keeper import LeaseKeeper, margin_ms
 
 MS = 1_000_000
@@ -169,3 +169,66 @@ def test_a_lease_clock_with_negative_readings_is_refused() -> None:
     clock = ManualClock(start_ns=-10_000 * MS)
     with pytest.raises(InvalidArgument, match="clock_ns"):
         _keeper(clock)
+
+
+class _Unheard:
+    """A release or resignation that the store does not hear the first ``unheard`` times."""
+
+    def __init__(self, unheard: int, error: Exception | None = None) -> None:
+        self.unheard = unheard
+        self.sent = 0
+        self.error = error or LeaseStoreUnavailable("store: unreachable")
+
+    def __call__(self) -> None:
+        self.sent += 1
+        if self.sent <= self.unheard:
+            raise self.error
+
+
+def test_give_back_is_sent_again_until_the_store_hears_it() -> None:
+    clock = ManualClock()
+    keeper = _keeper(clock)
+    keeper.confirmed(clock.now_ns())
+    start = clock.now_ns()
+    send = _Unheard(3)
+    keeper.give_back(send, lambda s: clock.advance_ns(round(s * 1e9)))
+    assert send.sent == 4 and clock.now_ns() - start == 3 * keeper.retry_ns
+
+
+def test_give_back_stops_at_the_deadline_with_the_last_error() -> None:
+    clock = ManualClock()
+    keeper = _keeper(clock)
+    keeper.confirmed(clock.now_ns())
+    trusted_ns = keeper.deadline_ns - clock.now_ns()  # 2.25 s: nine waits of 0.25 s
+    send = _Unheard(10**6)
+    with pytest.raises(LeaseStoreUnavailable):
+        keeper.give_back(send, lambda s: clock.advance_ns(round(s * 1e9)))
+    assert clock.now_ns() == keeper.deadline_ns  # the last wait ends at the deadline exactly
+    assert send.sent == -(-trusted_ns // keeper.retry_ns) + 1
+
+
+def test_give_back_waits_no_longer_than_the_lease_on_a_clock_that_stands_still() -> None:
+    # An injected lease clock that never moves: the waits asked still add up to the lease.
+    clock = ManualClock()
+    keeper = _keeper(clock)
+    keeper.confirmed(clock.now_ns())
+    waits: list[float] = []
+    with pytest.raises(LeaseStoreUnavailable):
+        keeper.give_back(_Unheard(10**6), waits.append)
+    assert sum(waits) == pytest.approx((keeper.deadline_ns - clock.now_ns()) / 1e9)
+
+
+def test_give_back_after_the_deadline_is_sent_once_and_other_errors_are_not_retried() -> None:
+    clock = ManualClock()
+    keeper = _keeper(clock)
+    keeper.confirmed(clock.now_ns())
+    clock.advance_ns(keeper.deadline_ns)
+    send = _Unheard(1)
+    with pytest.raises(LeaseStoreUnavailable):
+        keeper.give_back(send, lambda s: pytest.fail("waited after the deadline"))
+    assert send.sent == 1
+    keeper.confirmed(clock.now_ns())
+    refused = _Unheard(1, LeaseLost("the store refused"))
+    with pytest.raises(LeaseLost):
+        keeper.give_back(refused, lambda s: pytest.fail("retried a refusal"))
+    assert refused.sent == 1

@@ -64,6 +64,27 @@ def test_lease_runs_until_expiry_minus_margin_then_lease_lost() -> None:
     gen.close()
 
 
+def test_lease_remaining_ms_is_the_time_left_and_zero_once_no_lease_is_held() -> None:
+    # With no lease held it read the hot path's sentinel deadline: about -1.7e32 ms, a
+    # figure that wrecks any graph or alert built on it. Nothing held is nothing left: 0.
+    clock = ManualClock()
+    gen = LeaseGenerator(
+        "chrono64s",
+        MemoryRegistry(now_ns=clock.now_ns),
+        clock=clock,
+        ttl_ms=100_000,
+        renew_ms=60_000,
+        skew_margin_ms=1_000,
+        lease_clock_ns=clock.now_ns,
+    )
+    assert gen.lease_remaining_ms == 99_000.0
+    clock.advance_ms(99_500)
+    assert gen.lease_remaining_ms == -500.0  # held, past its deadline: how long ago
+    gen.close()
+    assert gen.lease is None
+    assert gen.lease_remaining_ms == 0.0
+
+
 def test_handover_waits_for_previous_holders_last_timestamp() -> None:
     clock = ManualClock()
     registry = MemoryRegistry(node_range=(5, 5), now_ns=clock.now_ns)

@@ -196,6 +196,66 @@ def test_a_node_from_a_registry_with_its_history_is_issued_from_at_once(
     unused.close()
 
 
+def _relayed_holder(url: str, prefix: str, ttl_ms: int) -> tuple[LeaseGenerator, Relay, int]:
+    """A holder of node 0 whose registry connection goes through a relay the test cuts (a cut
+    refuses: the registry is unreachable, not slow), and the last tick it issued in."""
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    age_history(RedisRegistry(url, prefix=prefix)).close()
+    relay = Relay(port)
+    registry = RedisRegistry(
+        f"redis://127.0.0.1:{relay.port}/0", prefix=prefix, node_range=(0, 0), timeout_s=0.2
+    )
+    gen = LeaseGenerator("chrono64ms", registry, ttl_ms=ttl_ms)
+    ids = gen.next_ids(1000)
+    return gen, relay, gen.layout.unpack(ids[-1]).timestamp
+
+
+def test_a_release_the_registry_misses_for_a_moment_is_sent_again_within_the_lease(
+    own_redis: tuple[OwnServer, str],
+) -> None:
+    # The registry is unreachable for 0.5 s as the holder closes, well inside its 3 s lease:
+    # the release is sent again until the registry hears it, so the node is free at once,
+    # with the holder's true last tick recorded (sent once, it was lost and the node stayed
+    # held until its lease expired).
+    _, url = own_redis
+    gen, relay, last_tick = _relayed_holder(url, "bye:", 3000)
+    try:
+        relay.cut()
+        threading.Timer(0.5, relay.restore).start()
+        started = time.monotonic()
+        gen.close()
+        took = time.monotonic() - started
+        newcomer = LeaseGenerator(
+            "chrono64ms", RedisRegistry(url, prefix="bye:", node_range=(0, 0)), ttl_ms=3000
+        )
+    finally:
+        relay.close()
+    assert newcomer.lease is not None
+    assert newcomer.lease.not_before_ns == gen.layout.tick_start_ns(last_tick + 1)
+    newcomer.close()
+    assert 0.4 < took < 3.0 - 0.75, took
+
+
+def test_a_close_cut_off_from_its_registry_waits_no_longer_than_the_lease(
+    own_redis: tuple[OwnServer, str],
+) -> None:
+    # The registry never comes back: close() keeps trying only while the lease could still
+    # be live, then leaves the node to expire and says why.
+    _, url = own_redis
+    gen, relay, _ = _relayed_holder(url, "gone:", 2000)
+    try:
+        relay.cut()
+        started = time.monotonic()
+        gen.close()
+        took = time.monotonic() - started
+    finally:
+        relay.close()
+    assert took < 2.0, took
+    assert gen.last_error and "Redis registry" in gen.last_error
+    with pytest.raises(LeaseLost, match="closed"):
+        gen.next_id()
+
+
 def test_a_wait_never_outlasts_the_lease() -> None:
     # 14.1: TTL 2 s, margin 500 ms, no renewal: the overflow wait (up to 1 s) must not carry
     # the call past the deadline.

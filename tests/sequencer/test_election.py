@@ -236,9 +236,57 @@ def test_a_late_resignation_cannot_end_a_successors_term(now: Now) -> None:
     new = _elector(store, now, "b:1")
     new._stand_by()
     assert new.term == 2
-    old._resign_quietly(1)  # delivered at last, for a term that is over
+    old._resign_quietly(1, term.lease)  # delivered at last, for a term that is over
     assert store.resigned == [] and store.live(2)
     assert _serving(new).take() > 0
+
+
+class FlakyResignStore(FakeStore):
+    """A store whose next ``unheard`` resignations fail before they reach it."""
+
+    unheard = 0
+    attempts = 0
+
+    def resign(self, token: int) -> None:
+        self.attempts += 1
+        if self.unheard > 0:
+            self.unheard -= 1
+            raise LeaseStoreUnavailable("fake store: unreachable")
+        super().resign(token)
+
+
+def test_close_resigns_through_a_moment_without_the_store(now: Now) -> None:
+    store = FlakyResignStore(now)
+    elector, term = _leader(store, now)
+    _serving(elector).take()
+    store.unheard = 3  # the store is unreachable for three polls, inside the term
+    elector.close()
+    assert store.resigned == [1] and store.attempts == 4
+    assert now.s < term.lease.deadline_ns / 1e9  # heard inside the term
+
+
+def test_close_gives_up_resigning_at_the_terms_deadline(now: Now) -> None:
+    # Never longer than the lease would have lasted anyway: then it expires by itself.
+    store = FlakyResignStore(now)
+    elector, term = _leader(store, now)
+    store.unheard = 10**6
+    elector.close()
+    deadline_s = term.lease.deadline_ns / 1e9
+    assert store.resigned == [] and deadline_s <= now.s < deadline_s + 0.001
+    assert store.attempts > 10  # sent again every standby poll (0.2 s) of the 2.25 s
+
+
+def test_close_resigns_a_term_given_up_earlier_within_that_terms_lease(now: Now) -> None:
+    store = FlakyResignStore(now)
+    elector, term = _leader(store, now)
+    store.down = True
+    elector.fail(term.token, "watermark write failed: disk")
+    elector._lead(term)  # steps down inside the lease; the resignation is kept
+    assert elector._unresigned == 1
+    store.down = False
+    store.unheard = 2
+    elector.close()
+    assert store.resigned == [1] and now.s < term.lease.deadline_ns / 1e9
 
 
 def test_values_stay_unique_across_a_handover(now: Now) -> None:

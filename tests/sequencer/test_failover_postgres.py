@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import re
 import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 import uuid
@@ -32,7 +34,8 @@ from chronoid.errors import (
 from chronoid.lease.keeper import margin_ms
 from chronoid.lease.postgres import PostgresCoordinator
 from chronoid.sequencer.client import AsyncSequencerClient, SequencerClient
-from chronoid.sequencer.sequences import BLOCK_MAX, MAX_VALUE
+from chronoid.sequencer.election import Elector
+from chronoid.sequencer.sequences import BLOCK_MAX, MAX_VALUE, Sequences
 from chronoid.sequencer.sites import site_range
 from chronoid.torture.failover import (
     Load,
@@ -42,7 +45,8 @@ from chronoid.torture.failover import (
     wait_for_term,
 )
 from chronoid.torture.relay import Relay
-from tests.support import free_port
+from tests.support import Relay as RefusingRelay
+from tests.support import free_port, wait_until
 
 TTL = 1.0
 
@@ -488,3 +492,68 @@ def test_a_store_that_goes_silent_past_the_ttl_ends_issuing_by_the_deadline(
     assert during and max(during) < trusted_s + 0.1, (max(during, default=0), trusted_s)
     values = [v for _, v in load.values]
     assert len(values) == len(set(values)) and values == sorted(values)
+
+
+def _relayed_elector(pg_dsn: str, cluster: str, ttl_s: float) -> tuple[Elector, RefusingRelay]:
+    """A started elector whose PostgreSQL connections go through a relay the test cuts (a
+    cut refuses: the store is unreachable, not slow), once it serves."""
+    url = urllib.parse.urlsplit(pg_dsn)
+    relay = RefusingRelay(url.port or 5432, url.hostname or "127.0.0.1")
+    netloc = f"{url.username}@127.0.0.1:{relay.port}" if url.username else f"127.0.0.1:{relay.port}"
+    relayed = urllib.parse.urlunsplit(url._replace(netloc=netloc))
+    elector = Elector(
+        PostgresCoordinator(relayed, cluster, timeout_s=0.5),
+        member="a",
+        address="127.0.0.1:1",
+        make_sequences=lambda store: Sequences(store, block_min=16, block_max=16),
+        ttl_s=ttl_s,
+    )
+    elector.start()
+    wait_until(lambda: elector.serving() is not None, "a first term", timeout_s=10)
+    sequences = elector.serving()
+    assert sequences is not None
+    sequences.take()
+    return elector, relay
+
+
+def test_a_clean_stop_resigns_through_a_moment_without_the_store(
+    pg_dsn: str, cluster: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The store is unreachable for 0.5 s as the leader stops, well inside its 3 s term: the
+    # resignation is sent again until the store hears it, so the standby takes over at once
+    # (sent once, it was lost and the standby waited out the whole lease).
+    caplog.set_level(logging.INFO, logger="chronoid.sequencer")
+    elector, relay = _relayed_elector(pg_dsn, cluster, 3.0)
+    standby = PostgresCoordinator(pg_dsn, cluster)
+    try:
+        token = elector.term
+        relay.cut()
+        threading.Timer(0.5, relay.restore).start()
+        started = time.monotonic()
+        elector.close()
+        took = time.monotonic() - started
+        successor = standby.campaign("b", "127.0.0.1:2", 3_000)
+    finally:
+        standby.close()
+        relay.close()
+    assert successor is not None and token is not None and successor > token, caplog.text
+    assert f"resigned term {token}" in caplog.text
+    assert 0.4 < took < 3.0 - margin_ms(3_000) / 1000
+
+
+def test_a_clean_stop_without_the_store_gives_up_resigning_within_the_lease(
+    pg_dsn: str, cluster: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The store never comes back: close() keeps trying only while the term could still be
+    # live, so it never blocks longer than the lease would have lasted anyway.
+    elector, relay = _relayed_elector(pg_dsn, cluster, 3.0)
+    try:
+        token = elector.term
+        relay.cut()
+        started = time.monotonic()
+        elector.close()
+        took = time.monotonic() - started
+    finally:
+        relay.close()
+    assert took < 3.0, took
+    assert f"could not resign term {token} (it expires by itself)" in caplog.text

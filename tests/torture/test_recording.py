@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,6 +16,7 @@ import pytest
 from chronoid.cli.torture import _report
 from chronoid.errors import TortureError
 from chronoid.torture.run import Run, RunOptions, Target
+from tests.support import tcp_server
 
 
 def _op(process: str, invoke_ns: int, value: int) -> str:
@@ -121,30 +121,20 @@ def _fake_sequencer(reply: Callable[[int], bytes], answers: int | None = None) -
     """A RESP server on a spare port (yields it): ``+OK`` to every command but GETSEQ,
     ``reply(n)`` to a connection's n-th GETSEQ; after ``answers`` GETSEQ replies (if given)
     it drops the connection once it has handled what it read."""
-    server = socket.create_server(("127.0.0.1", 0))
 
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            with conn:
-                buffer, answered = b"", 0
-                while (answers is None or answered < answers) and (data := conn.recv(65536)):
-                    commands, buffer = _resp_commands(buffer + data)
-                    for command in commands:
-                        if command[0].upper() != b"GETSEQ":
-                            conn.sendall(b"+OK\r\n")
-                        elif answers is None or answered < answers:
-                            answered += 1
-                            conn.sendall(reply(answered))
+    def serve(conn: socket.socket) -> None:
+        buffer, answered = b"", 0
+        while (answers is None or answered < answers) and (data := conn.recv(65536)):
+            commands, buffer = _resp_commands(buffer + data)
+            for command in commands:
+                if command[0].upper() != b"GETSEQ":
+                    conn.sendall(b"+OK\r\n")
+                elif answers is None or answered < answers:
+                    answered += 1
+                    conn.sendall(reply(answered))
 
-    threading.Thread(target=serve, daemon=True).start()
-    try:
-        yield server.getsockname()[1]
-    finally:
-        server.close()
+    with tcp_server(serve) as port:
+        yield port
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,29 +12,18 @@ import pytest
 
 from chronoid.torture.processes import Supervisor
 from chronoid.torture.relay import Relay
+from tests.support import tcp_server
+
+
+def _echo(conn: socket.socket) -> None:
+    while data := conn.recv(1024):
+        conn.sendall(data)
 
 
 @pytest.fixture
 def echo_port() -> Iterator[int]:
-    server = socket.create_server(("127.0.0.1", 0))
-
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-
-            def echo(conn: socket.socket = conn) -> None:
-                with conn:
-                    while data := conn.recv(1024):
-                        conn.sendall(data)
-
-            threading.Thread(target=echo, daemon=True).start()
-
-    threading.Thread(target=serve, daemon=True).start()
-    yield server.getsockname()[1]
-    server.close()
+    with tcp_server(_echo) as port:
+        yield port
 
 
 def roundtrip(port: int, data: bytes, timeout_s: float = 1.0) -> bytes:

@@ -2,7 +2,8 @@
 
 One home for the rules of ``docs/leases.md`` that Mode C's node lease and the sequencer's
 leader lease both follow. Pure (no threads, no I/O, an injected clock), so the rules are
-tested with a manual clock; the caller talks to the store and reports what happened.
+tested with a manual clock; the caller talks to the store and reports what happened (or,
+to give a lease back, hands :meth:`LeaseKeeper.give_back` the call and the sleep to retry with).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from chronoid import clock as clocks
-from chronoid.errors import InvalidArgument
+from chronoid.errors import InvalidArgument, LeaseStoreUnavailable
 
 __all__ = ["MIN_TTL_MS", "LeaseKeeper", "margin_ms"]
 
@@ -139,3 +140,28 @@ class LeaseKeeper:
     def due_in_ns(self) -> int:
         """How long until the next renewal is due (ns, 0 if it is due now)."""
         return max(0, self.renew_at_ns - self._now())
+
+    def give_back(self, send: Callable[[], object], sleep_s: Callable[[float], object]) -> None:
+        """Hand the lease back with ``send`` (a release or a resignation) and keep sending it,
+        every ``retry_ns``, while the store does not answer and the lease is still trusted.
+
+        A store unreachable for a moment still hears it, so the next holder need not wait
+        out the lease; a holder going away is never held up longer than its lease would have
+        lasted anyway (after that it expires by itself). The waits asked of ``sleep_s`` (s)
+        add up to at most the time the lease had left, whatever the lease clock reads.
+
+        Raises:
+            LeaseStoreUnavailable: the last attempt's, once the deadline has passed.
+        """
+        budget_ns = self.deadline_ns - self._now()
+        while True:
+            try:
+                send()
+                return
+            except LeaseStoreUnavailable:
+                left_ns = min(self.deadline_ns - self._now(), budget_ns)
+                if left_ns <= 0:
+                    raise
+            step_ns = min(self.retry_ns, left_ns)
+            budget_ns -= step_ns
+            sleep_s(step_ns / 1e9)

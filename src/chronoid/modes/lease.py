@@ -35,6 +35,7 @@ import contextlib
 import functools
 import os
 import threading
+import time
 from collections.abc import Callable
 from typing import NoReturn, SupportsIndex, TypeVar
 
@@ -188,8 +189,17 @@ class LeaseGenerator:
 
     @property
     def lease_remaining_ms(self) -> float:
-        """How long the generator may still issue IDs without a renewal (ms, <= 0 if lost)."""
-        return (self._hold[0] - self._lease_now()) / 1e6
+        """How long the generator may still issue IDs without a renewal (ms): negative once
+        the held lease is past its deadline (by how much), 0 while no lease may issue (closed,
+        lost and being replaced, in its lock-delay, or inherited through fork).
+
+        0, not None: it stays a number to graph and compare (``<= 0``: nothing may issue), and
+        nothing held is nothing left, where the hot path's empty hold would read -1.7e32.
+        """
+        deadline_ns, lease = self._hold
+        if lease is None:
+            return 0.0
+        return (deadline_ns - self._lease_now()) / 1e6
 
     def node_of(self, value: int) -> int:
         """The node of an ID of this layout: one shift and a mask (shard routing)."""
@@ -243,7 +253,10 @@ class LeaseGenerator:
     def close(self) -> None:
         """Stop renewing and release the lease, recording this holder's ``last_ns``.
 
-        If the registry is unreachable the lease simply expires; the error is kept in
+        A release the registry does not hear (unreachable for a moment) is sent again every
+        retry period (a quarter of ``renew_ms``) while the lease lasts, so the node is free
+        for the next holder at once; close() never waits longer than the rest of the lease.
+        If the registry stays unreachable the lease simply expires; the error is kept in
         :attr:`last_error`.
         """
         self._stop.set()
@@ -253,9 +266,10 @@ class LeaseGenerator:
             lease, self._lease = self._lease, None
             self._hold = _NO_HOLD
         if lease is not None and not self._forked and self._pid == os.getpid():
+            # The actual end of our ticks: lower than what the renewals recorded ahead.
+            release = functools.partial(self._registry.release, lease, self._last_ns())
             try:
-                # The actual end of our ticks: lower than what the renewals recorded ahead.
-                self._registry.release(lease, self._last_ns())
+                self._keeper.give_back(release, time.sleep)
             except RegistryUnavailable as exc:
                 self.last_error = str(exc)
 

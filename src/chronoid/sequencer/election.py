@@ -186,6 +186,7 @@ class Elector:
         self._vouched_until_ns = 0
         self._term: _Term | None = None
         self._unresigned: int | None = None  # a term to resign once the store answers
+        self._unresigned_lease: LeaseKeeper | None = None  # that term's lease
         self._cool_off_until_ns = 0
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -251,7 +252,12 @@ class Elector:
         self._thread.start()
 
     def close(self) -> None:
-        """Stop campaigning; a leader stores its exact next values, then resigns."""
+        """Stop campaigning; a leader stores its exact next values, then resigns.
+
+        A resignation the store does not hear (it is unreachable for a moment) is sent again
+        until it does, or until the term would have ended anyway: close() never waits
+        longer than the lease lasts (then it expires by itself).
+        """
         self._stopping.set()
         self._wake.set()
         if self._thread.is_alive():
@@ -263,23 +269,14 @@ class Elector:
                     "the elector is stuck in a store call; closing without it",
                     extra=event("elector_stuck"),
                 )
+        self._wake.clear()  # set to stop the thread: the retries below wait for real
         term, self._term = self._term, None
-        if self._unresigned is not None:
-            self._resign_quietly(self._unresigned)
+        if self._unresigned is not None and self._unresigned_lease is not None:
+            self._resign_quietly(self._unresigned, self._unresigned_lease, closing=True)
         if term is not None:
             if term.sequences is not None:
                 term.sequences.close()
-            try:
-                self.coordinator.resign(term.token)
-            except StoreUnavailable as exc:
-                log.warning(
-                    "could not resign term %d (it expires by itself): %s",
-                    term.token,
-                    exc,
-                    extra=event("resign_failed", term=term.token),
-                )
-            else:
-                log.info("resigned term %d", term.token, extra=event("resigned", term=term.token))
+            self._resign_quietly(term.token, term.lease, closing=True)
         self.coordinator.close()
 
     def fail(self, token: int, reason: str, *, refused: bool = False) -> None:
@@ -379,8 +376,8 @@ class Elector:
         self._wake.clear()
 
     def _stand_by(self) -> None:
-        if self._unresigned is not None:
-            self._resign_quietly(self._unresigned)
+        if self._unresigned is not None and self._unresigned_lease is not None:
+            self._resign_quietly(self._unresigned, self._unresigned_lease)
         cooling_ns = self._cool_off_until_ns - self._now()
         if cooling_ns > 0:
             self._sleep(cooling_ns / 1e9)
@@ -402,6 +399,10 @@ class Elector:
             log.warning("cannot campaign: %s", exc, extra=event("campaign_failed"))
             self._sleep(self._poll_s)
             return
+        # The deadline and the renewal schedule count from the campaign's send time: loading
+        # and reserving take part of the lease already.
+        lease = self._lease_keeper()
+        lease.confirmed(sent)
         fenced = _FencedStore(self.coordinator, token, self, vouched=vouched)
         try:
             sequences: Sequences | None = self._make_sequences(fenced)
@@ -420,15 +421,11 @@ class Elector:
         except Exception as exc:  # whatever it is, this term cannot serve: free the lease
             self.reason = f"won term {token} but could not load/reserve: {exc}"
             log.error("%s; resigning", self.reason, extra=event("term_unusable", term=token))
-            self._resign_quietly(token)
+            self._resign_quietly(token, lease)
             self._cool_off()
             return
         self.terms_won += 1
         self.leader_address = self.address
-        # The deadline and the renewal schedule count from the campaign's send time: loading
-        # and reserving took part of the lease already.
-        lease = self._lease_keeper()
-        lease.confirmed(sent)
         self._term = _Term(token, lease, sequences, data_lost=data_lost)
         if sequences is None:
             return
@@ -498,34 +495,48 @@ class Elector:
         if term.sequences is not None:
             term.sequences.abandon()
         if resign:
-            self._resign_quietly(term.token)
+            self._resign_quietly(term.token, term.lease)
             self._cool_off()
 
     def _cool_off(self) -> None:
         self._cool_off_until_ns = self._now() + round(COOL_OFF_POLLS * self._poll_s * 1e9)
 
-    def _resign_quietly(self, token: int) -> None:
-        """Resign ``token``; if the store does not answer, keep it to retry while standing by.
+    def _resign_quietly(self, token: int, lease: LeaseKeeper, *, closing: bool = False) -> None:
+        """Resign term ``token`` (whose lease is ``lease``), the one home of "a resignation is
+        kept until the store hears it": if the store does not answer, keep it to retry while
+        standing by; when ``closing`` (no standing by follows), send it again every standby
+        poll until the store hears it or ``lease``'s deadline passes, when the term would
+        have ended anyway.
 
         Resigning is fenced (it ends the term only if it is still the live one), so a late
         retry cannot end a successor's term; until it succeeds, the lease frees itself when it
         expires, which can be much later (etcd renews every lease when its raft leader changes).
         """
         try:
-            self.coordinator.resign(token)
+            if closing:
+                lease.give_back(functools.partial(self.coordinator.resign, token), self._sleep)
+            else:
+                self.coordinator.resign(token)
         except StoreUnavailable as exc:
-            if self._unresigned != token:
+            if closing:
+                log.warning(
+                    "could not resign term %d (it expires by itself): %s",
+                    token,
+                    exc,
+                    extra=event("resign_failed", term=token),
+                )
+            elif self._unresigned != token:
                 log.warning(
                     "could not resign term %d yet (retrying while standing by): %s",
                     token,
                     exc,
                     extra=event("resign_failed", term=token),
                 )
-            self._unresigned = token
+                self._unresigned, self._unresigned_lease = token, lease
             return
+        log.info("resigned term %d", token, extra=event("resigned", term=token))
         if self._unresigned == token:
-            log.info("resigned term %d", token, extra=event("resigned", term=token))
-            self._unresigned = None
+            self._unresigned = self._unresigned_lease = None
 
 
 def check_lease_ttl(ttl_s: float) -> None:
