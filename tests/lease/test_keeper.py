@@ -6,7 +6,7 @@ import pytest
 
 from chronoid.clock import ManualClock, boottime_ns
 from chronoid.errors import InvalidArgument, LeaseLost, LeaseStoreUnavailable
-from chronoid.lease.keeper import LeaseKeeper, margin_ms
+from chronoid.lease.keeper import GIVE_BACK_MAX_NS, LeaseKeeper, margin_ms
 
 MS = 1_000_000
 TTL_MS = 3_000
@@ -197,9 +197,10 @@ def test_give_back_is_sent_again_until_the_store_hears_it() -> None:
 
 def test_give_back_stops_at_the_deadline_with_the_last_error() -> None:
     clock = ManualClock()
-    keeper = _keeper(clock)
+    keeper = LeaseKeeper(2_000, clock_ns=clock.now_ns)  # trusted 1.5 s, under the 2 s cap
     keeper.confirmed(clock.now_ns())
-    trusted_ns = keeper.deadline_ns - clock.now_ns()  # 2.25 s: nine waits of 0.25 s
+    trusted_ns = keeper.deadline_ns - clock.now_ns()
+    assert trusted_ns < GIVE_BACK_MAX_NS
     send = _Unheard(10**6)
     with pytest.raises(LeaseStoreUnavailable):
         keeper.give_back(send, lambda s: clock.advance_ns(round(s * 1e9)))
@@ -207,15 +208,30 @@ def test_give_back_stops_at_the_deadline_with_the_last_error() -> None:
     assert send.sent == -(-trusted_ns // keeper.retry_ns) + 1
 
 
-def test_give_back_waits_no_longer_than_the_lease_on_a_clock_that_stands_still() -> None:
-    # An injected lease clock that never moves: the waits asked still add up to the lease.
+def test_give_back_of_a_long_lease_stops_after_two_seconds() -> None:
+    # A stop with the store down must not wait out a long lease (systemd's stop timeout, a
+    # worker restart): the lease then expires by itself.
     clock = ManualClock()
-    keeper = _keeper(clock)
+    keeper = LeaseKeeper(86_400_000, clock_ns=clock.now_ns)
     keeper.confirmed(clock.now_ns())
-    waits: list[float] = []
+    start = clock.now_ns()
     with pytest.raises(LeaseStoreUnavailable):
-        keeper.give_back(_Unheard(10**6), waits.append)
-    assert sum(waits) == pytest.approx((keeper.deadline_ns - clock.now_ns()) / 1e9)
+        keeper.give_back(_Unheard(10**6), lambda s: clock.advance_ns(round(s * 1e9)))
+    assert clock.now_ns() - start == GIVE_BACK_MAX_NS
+
+
+def test_give_back_waits_no_longer_than_the_lease_on_a_clock_that_stands_still() -> None:
+    # An injected lease clock that never moves: the waits asked still add up to what the
+    # lease had left, and never to more than the cap.
+    for ttl_ms in (2_000, TTL_MS):
+        clock = ManualClock()
+        keeper = LeaseKeeper(ttl_ms, clock_ns=clock.now_ns)
+        keeper.confirmed(clock.now_ns())
+        most_ns = min(keeper.deadline_ns - clock.now_ns(), GIVE_BACK_MAX_NS)
+        waits: list[float] = []
+        with pytest.raises(LeaseStoreUnavailable):
+            keeper.give_back(_Unheard(10**6), waits.append)
+        assert sum(waits) == pytest.approx(most_ns / 1e9)
 
 
 def test_give_back_after_the_deadline_is_sent_once_and_other_errors_are_not_retried() -> None:

@@ -13,7 +13,13 @@ from collections.abc import Callable
 from chronoid import clock as clocks
 from chronoid.errors import InvalidArgument, LeaseStoreUnavailable
 
-__all__ = ["MIN_TTL_MS", "LeaseKeeper", "margin_ms"]
+__all__ = ["GIVE_BACK_MAX_NS", "MIN_TTL_MS", "LeaseKeeper", "margin_ms"]
+
+GIVE_BACK_MAX_NS = 2_000_000_000
+"""The longest a holder going away keeps resending its release (ns): long enough for a
+store's blip (a dropped connection, an etcd leader election of about 1 s), short enough that
+a stop never waits out a long lease (systemd's stop timeout, a worker's restart) when the
+store is down; past it the lease expires by itself."""
 
 MIN_TTL_MS = 100
 """The shortest lease TTL a keeper accepts (ms): below it a store round trip eats the lease."""
@@ -143,17 +149,19 @@ class LeaseKeeper:
 
     def give_back(self, send: Callable[[], object], sleep_s: Callable[[float], object]) -> None:
         """Hand the lease back with ``send`` (a release or a resignation) and keep sending it,
-        every ``retry_ns``, while the store does not answer and the lease is still trusted.
+        every ``retry_ns``, while the store does not answer and the lease is still trusted,
+        for at most :data:`GIVE_BACK_MAX_NS`.
 
         A store unreachable for a moment still hears it, so the next holder need not wait
         out the lease; a holder going away is never held up longer than its lease would have
-        lasted anyway (after that it expires by itself). The waits asked of ``sleep_s`` (s)
-        add up to at most the time the lease had left, whatever the lease clock reads.
+        lasted anyway, nor longer than :data:`GIVE_BACK_MAX_NS` (after that it expires by
+        itself). The waits asked of ``sleep_s`` (s) add up to at most the smaller of the two,
+        whatever the lease clock reads.
 
         Raises:
             LeaseStoreUnavailable: the last attempt's, once the deadline has passed.
         """
-        budget_ns = self.deadline_ns - self._now()
+        budget_ns = min(self.deadline_ns - self._now(), GIVE_BACK_MAX_NS)
         while True:
             try:
                 send()

@@ -255,9 +255,9 @@ class LeaseGenerator:
 
         A release the registry does not hear (unreachable for a moment) is sent again every
         retry period (a quarter of ``renew_ms``) while the lease lasts, so the node is free
-        for the next holder at once; close() never waits longer than the rest of the lease.
-        If the registry stays unreachable the lease simply expires; the error is kept in
-        :attr:`last_error`.
+        for the next holder at once; close() never waits longer than the rest of the lease,
+        nor more than 2 s. If the registry stays unreachable the lease simply expires; the
+        error is kept in :attr:`last_error`.
         """
         self._stop.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():

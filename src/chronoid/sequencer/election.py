@@ -256,7 +256,7 @@ class Elector:
 
         A resignation the store does not hear (it is unreachable for a moment) is sent again
         until it does, or until the term would have ended anyway: close() never waits
-        longer than the lease lasts (then it expires by itself).
+        longer than the lease lasts, nor more than 2 s (then it expires by itself).
         """
         self._stopping.set()
         self._wake.set()
