@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
@@ -300,42 +300,75 @@ def test_old_and_new_node_holders_never_share_a_node(own_db: str, table: str) ->
         old.conn.close()
 
 
-def _race(
-    claimant: OldNodeClient | PostgresRegistry, start: threading.Barrier, winners: list[object]
+def _race_rounds(claims: list[Callable[[], bool]], end_the_lease: Callable[[], object]) -> None:
+    """Ten rounds in which every claim starts at once: exactly one wins each."""
+    for _ in range(10):
+        winners: list[int] = []
+        start = threading.Barrier(len(claims))
+
+        def run(index: int, start: threading.Barrier, winners: list[int]) -> None:
+            start.wait()
+            if claims[index]():
+                winners.append(index)
+
+        threads = [
+            threading.Thread(target=run, args=(i, start, winners)) for i in range(len(claims))
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(winners) == 1, winners
+        end_the_lease()  # as a crash leaves it; the next round races again
+
+
+def _new_node_claim(registry: PostgresRegistry) -> Callable[[], bool]:
+    def claim() -> bool:
+        try:
+            registry.acquire(1023, 60_000, 0)
+        except NodeSpaceExhausted:
+            return False
+        return True
+
+    return claim
+
+
+def test_a_race_of_old_and_new_node_claimants_has_one_winner_per_round(
+    own_db: str, table: str
 ) -> None:
-    start.wait()
-    if isinstance(claimant, OldNodeClient):
-        if claimant.claim(9, 60_000) is not None:
-            winners.append(claimant)
-        return
-    try:
-        claimant.acquire(1023, 60_000, 0)
-    except NodeSpaceExhausted:
-        return
-    winners.append(claimant)
-
-
-def test_a_race_of_old_and_new_claimants_has_one_winner_per_round(own_db: str, table: str) -> None:
     olds = [OldNodeClient(own_db, table) for _ in range(4)]
     news = [PostgresRegistry(own_db, table=table, node_range=(9, 9)) for _ in range(4)]
+    claims = [lambda c=c: c.claim(9, 60_000) is not None for c in olds]
+    claims += [_new_node_claim(r) for r in news]
     try:
-        for _ in range(10):
-            winners: list[object] = []
-            start = threading.Barrier(8)
-            threads = [threading.Thread(target=_race, args=(c, start, winners)) for c in olds]
-            threads += [threading.Thread(target=_race, args=(r, start, winners)) for r in news]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            assert len(winners) == 1, winners
-            # The winner's lease ends (as a crash would leave it); the next round races again.
-            sql(own_db, f"UPDATE {table} SET expires_at = clock_timestamp() WHERE node = 9")
+        _race_rounds(
+            claims,
+            lambda: sql(
+                own_db, f"UPDATE {table} SET expires_at = clock_timestamp() WHERE node = 9"
+            ),
+        )
     finally:
         for client in olds:
             client.conn.close()
         for registry in news:
             registry.close()
+
+
+def test_a_race_of_old_and_new_campaigns_has_one_leader_per_round(
+    own_db: str, cluster: str
+) -> None:
+    olds = [OldLeaderClient(own_db, cluster) for _ in range(4)]
+    news = [PostgresCoordinator(own_db, cluster) for _ in range(4)]
+    claims = [lambda c=c: c.campaign("old", 60_000) is not None for c in olds]
+    claims += [lambda c=c: c.campaign("new", "new", 60_000) is not None for c in news]
+    end = "UPDATE chronoid_seq_leader SET expires_at = clock_timestamp() WHERE cluster = %s"
+    try:
+        _race_rounds(claims, lambda: sql(own_db, end, cluster))
+    finally:
+        for client in olds:
+            client.conn.close()
+        for coordinator in news:
+            coordinator.close()
 
 
 def test_old_and_new_leaders_never_hold_one_cluster_at_once(own_db: str, cluster: str) -> None:
