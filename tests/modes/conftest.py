@@ -40,9 +40,8 @@ def age_history(registry: NodeRegistry) -> NodeRegistry:
     if isinstance(registry, RedisRegistry):
         registry._client.set(f"{registry._prefix}registry", 0)
     elif isinstance(registry, PostgresRegistry):
-        registry._execute(
-            "UPDATE {table} SET expires_at = '2000-01-01' WHERE node = -1 RETURNING node", {}
-        )
+        aged = "UPDATE {table} SET expires_at = '2000-01-01' WHERE node = -1"
+        registry._session.run("aging", registry._rows.statement(aged))
     elif isinstance(registry, EtcdRegistry):
         registry._etcd.post(
             "/kv/put", {"key": b64(f"{registry._prefix}history/born"), "value": b64("1")}

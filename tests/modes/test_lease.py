@@ -426,8 +426,8 @@ def test_postgres_registry_reconnects_after_its_connection_is_killed(pg_dsn: str
     gen = LeaseGenerator("chrono64s", registry, ttl_ms=30_000, renew_ms=100)
     try:
         wait_until(lambda: gen.renewals >= 1, "a first renewal")
-        assert registry._conn is not None
-        pid = registry._conn.info.backend_pid
+        assert registry._session._conn is not None
+        pid = registry._session._conn.info.backend_pid
         with psycopg.connect(pg_dsn, autocommit=True) as admin:
             admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
         wait_until(lambda: gen.renewal_failures >= 1, "a failed renewal")
