@@ -21,8 +21,8 @@ from chronoid.errors import GeneratorForked, LeaseLost, NodeSpaceExhausted
 from chronoid.lease.memory import MemoryRegistry
 from chronoid.lease.redis import RedisRegistry
 from chronoid.modes import LeaseGenerator
+from chronoid.torture.relay import Relay
 from tests.modes.conftest import OwnServer, age_history, wait_until
-from tests.support import Relay
 
 pytestmark = pytest.mark.integration
 
@@ -118,7 +118,7 @@ def test_a_batch_cut_off_from_its_registry_is_refused_whole(
     worker = threading.Thread(target=batch)
     worker.start()
     time.sleep(0.1)
-    relay.cut()
+    relay.cut(mode="refuse")
     newcomer = _newcomer(url, "cut:", 0, "chrono64ms", 1000)
     theirs = newcomer.next_ids(100_000)
     worker.join(timeout=60)
@@ -220,8 +220,8 @@ def test_a_release_the_registry_misses_for_a_moment_is_sent_again_within_the_lea
     _, url = own_redis
     gen, relay, last_tick = _relayed_holder(url, "bye:", 3000)
     try:
-        relay.cut()
-        threading.Timer(0.5, relay.restore).start()
+        relay.cut(mode="refuse")
+        threading.Timer(0.5, relay.heal).start()
         started = time.monotonic()
         gen.close()
         took = time.monotonic() - started
@@ -244,7 +244,7 @@ def test_a_close_cut_off_from_its_registry_waits_no_longer_than_the_lease(
     _, url = own_redis
     gen, relay, _ = _relayed_holder(url, "gone:", 2000)
     try:
-        relay.cut()
+        relay.cut(mode="refuse")
         started = time.monotonic()
         gen.close()
         took = time.monotonic() - started

@@ -45,7 +45,6 @@ from chronoid.torture.failover import (
     wait_for_term,
 )
 from chronoid.torture.relay import Relay
-from tests.support import Relay as RefusingRelay
 from tests.support import free_port, wait_until
 
 TTL = 1.0
@@ -494,11 +493,11 @@ def test_a_store_that_goes_silent_past_the_ttl_ends_issuing_by_the_deadline(
     assert len(values) == len(set(values)) and values == sorted(values)
 
 
-def _relayed_elector(pg_dsn: str, cluster: str, ttl_s: float) -> tuple[Elector, RefusingRelay]:
+def _relayed_elector(pg_dsn: str, cluster: str, ttl_s: float) -> tuple[Elector, Relay]:
     """A started elector whose PostgreSQL connections go through a relay the test cuts (a
     cut refuses: the store is unreachable, not slow), once it serves."""
     url = urllib.parse.urlsplit(pg_dsn)
-    relay = RefusingRelay(url.port or 5432, url.hostname or "127.0.0.1")
+    relay = Relay(url.port or 5432, url.hostname or "127.0.0.1")
     netloc = f"{url.username}@127.0.0.1:{relay.port}" if url.username else f"127.0.0.1:{relay.port}"
     relayed = urllib.parse.urlunsplit(url._replace(netloc=netloc))
     elector = Elector(
@@ -527,8 +526,8 @@ def test_a_clean_stop_resigns_through_a_moment_without_the_store(
     standby = PostgresCoordinator(pg_dsn, cluster)
     try:
         token = elector.term
-        relay.cut()
-        threading.Timer(0.5, relay.restore).start()
+        relay.cut(mode="refuse")
+        threading.Timer(0.5, relay.heal).start()
         started = time.monotonic()
         elector.close()
         took = time.monotonic() - started
@@ -549,7 +548,7 @@ def test_a_clean_stop_without_the_store_gives_up_resigning_within_the_lease(
     elector, relay = _relayed_elector(pg_dsn, cluster, 3.0)
     try:
         token = elector.term
-        relay.cut()
+        relay.cut(mode="refuse")
         started = time.monotonic()
         elector.close()
         took = time.monotonic() - started

@@ -1,15 +1,20 @@
-"""The partition relay: forwards, goes silent when cut, forwards again when healed."""
+"""The partition relay: forwards; when cut, goes silent or refuses (closes every connection);
+forwards again when healed. Real sockets to a real echo server."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from chronoid.errors import InvalidArgument
 from chronoid.torture.processes import Supervisor
 from chronoid.torture.relay import Relay
 from tests.support import tcp_server
@@ -32,8 +37,36 @@ def roundtrip(port: int, data: bytes, timeout_s: float = 1.0) -> bytes:
         return sock.recv(1024)
 
 
-def test_cut_is_silence_and_heal_forwards_again(echo_port: int) -> None:
-    with Relay(echo_port) as relay:
+class _Upstream:
+    """An echo server that counts the connections it holds open: whether a cut reached the
+    server's side too (a refusing cut does; a silent one does not)."""
+
+    def __init__(self) -> None:
+        self.open = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, conn: socket.socket) -> None:
+        with self._lock:
+            self.open += 1
+        try:
+            _echo(conn)
+        finally:
+            with self._lock:
+                self.open -= 1
+
+
+def _closed_at_once(sock: socket.socket) -> float:
+    """Seconds until ``sock`` reads EOF or ECONNRESET (fails the test on a timeout)."""
+    started = time.monotonic()
+    sock.settimeout(1.0)
+    with contextlib.suppress(ConnectionResetError):
+        assert sock.recv(1024) == b""
+    return time.monotonic() - started
+
+
+def test_cut_is_silence_and_heal_forwards_again() -> None:
+    upstream = _Upstream()
+    with tcp_server(upstream) as echo_port, Relay(echo_port) as relay:
         assert roundtrip(relay.port, b"one") == b"one"
         established = socket.create_connection(("127.0.0.1", relay.port), timeout=0.3)
         established.sendall(b"before")
@@ -45,13 +78,70 @@ def test_cut_is_silence_and_heal_forwards_again(echo_port: int) -> None:
             established.recv(1024)  # nothing comes back: no reply, no reset
         with pytest.raises(TimeoutError):
             roundtrip(relay.port, b"new", timeout_s=0.3)  # accepted, never answered
+        assert upstream.open == 1  # the server's side of the cut link stays open too
         relay.heal()
+        assert not relay.is_cut
         with pytest.raises(OSError):  # what was cut is closed, not resumed
             established.settimeout(1.0)
             if established.recv(1024) == b"":
                 raise ConnectionResetError
         established.close()
+        assert roundtrip(relay.port, b"two") == b"two"  # at once: heal() returns when in force
+
+
+def test_a_refusing_cut_closes_every_connection_at_once_and_heal_forwards_again() -> None:
+    upstream = _Upstream()
+    with tcp_server(upstream) as echo_port, Relay(echo_port) as relay:
+        established = socket.create_connection(("127.0.0.1", relay.port), timeout=1.0)
+        established.sendall(b"before")
+        assert established.recv(1024) == b"before"
+        relay.cut(mode="refuse")
+        assert relay.is_cut
+        assert _closed_at_once(established) < 0.2  # not a timeout: the link is gone
+        established.close()
+        for _ in range(3):  # every new connection is accepted, then closed at once
+            with socket.create_connection(("127.0.0.1", relay.port), timeout=1.0) as new:
+                assert _closed_at_once(new) < 0.2
+        deadline = time.monotonic() + 2.0
+        while upstream.open and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert upstream.open == 0  # the server's side was closed too, and nothing reached it
+        relay.heal()
+        assert not relay.is_cut
+        assert roundtrip(relay.port, b"after") == b"after"
+
+
+def test_a_silent_cut_becomes_a_refusing_one_when_cut_again(echo_port: int) -> None:
+    with Relay(echo_port) as relay:
+        established = socket.create_connection(("127.0.0.1", relay.port), timeout=1.0)
+        assert roundtrip(relay.port, b"one") == b"one"
+        relay.cut()
+        held = socket.create_connection(("127.0.0.1", relay.port), timeout=1.0)
+        relay.cut(mode="refuse")  # what the silent cut held open is closed now
+        assert _closed_at_once(established) < 0.2
+        assert _closed_at_once(held) < 0.2
+        established.close()
+        held.close()
+        relay.heal()
         assert roundtrip(relay.port, b"two") == b"two"
+
+
+def test_an_unknown_cut_mode_is_refused_and_cuts_nothing(echo_port: int) -> None:
+    with Relay(echo_port) as relay:
+        with pytest.raises(InvalidArgument, match="'silent' or 'refuse', got 'drop'"):
+            relay.cut(mode="drop")  # type: ignore[arg-type]
+        assert not relay.is_cut
+        assert roundtrip(relay.port, b"one") == b"one"
+
+
+def test_a_heal_after_close_is_a_no_op(echo_port: int) -> None:
+    # A heal on a timer (a cut of 0.5 s) may fire after the test closed the relay.
+    relay = Relay(echo_port)
+    relay.close()
+    started = time.monotonic()
+    relay.heal()
+    relay.cut(mode="refuse")
+    assert time.monotonic() - started < 0.1
 
 
 def test_the_client_network_falls_back_to_relays_and_says_why(

@@ -1,10 +1,19 @@
-"""A TCP relay on loopback that the nemesis can cut: a network partition without root.
+"""A TCP relay on loopback that the nemesis (or a test) can cut: a network partition without
+root.
 
 A client is pointed at the relay's port instead of the server's; the relay forwards bytes both
-ways. :meth:`Relay.cut` makes it a black hole: established connections stop moving bytes
-(nothing is closed, so the client sees silence, as behind a dropped link, until its own
-timeout), new connections are accepted and then ignored. :meth:`Relay.heal` closes what was
-cut and forwards again. One thread with a selector serves every connection.
+ways. :meth:`Relay.cut` partitions it one of two ways, as the fault under test asks:
+
+``silent`` (the default) a black hole: established connections stop moving bytes (nothing is
+           closed, so the client sees silence, as behind a dropped link, until its own
+           timeout); new connections are accepted and then ignored.
+``refuse`` an unreachable store: every relayed connection is closed at once (the client reads
+           EOF or ECONNRESET), and new connections are accepted and closed at once.
+
+:meth:`Relay.heal` closes what was cut and forwards again. One thread with a selector serves
+every connection; ``cut`` and ``heal`` return once that thread has applied them, so a byte
+sent after ``cut()`` returns is never forwarded and a connection made after ``heal()`` returns
+is relayed.
 """
 
 from __future__ import annotations
@@ -13,10 +22,17 @@ import contextlib
 import selectors
 import socket
 import threading
+from typing import Literal, get_args
 
-__all__ = ["Relay"]
+from chronoid.errors import InvalidArgument, TortureError
+
+__all__ = ["CutMode", "Relay"]
+
+CutMode = Literal["silent", "refuse"]
+"""How a cut relay fails its clients: ``silent`` (a black hole) or ``refuse`` (closed)."""
 
 _CHUNK = 65_536
+_APPLY_TIMEOUT_S = 5.0  # a forward blocks the thread at most 1 s (its send timeout)
 
 
 class Relay:
@@ -33,8 +49,8 @@ class Relay:
         self._peers: dict[socket.socket, socket.socket] = {}
         self._held: list[socket.socket] = []
         self._lock = threading.Lock()
-        self._cut = False
-        self._heal_pending = False
+        self._cut: CutMode | None = None  # owned by the thread; read by is_cut
+        self._pending: list[tuple[CutMode | None, threading.Event]] = []
         self._closed = False
         self._wake_r, self._wake_w = socket.socketpair()
         self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
@@ -43,21 +59,20 @@ class Relay:
 
     @property
     def is_cut(self) -> bool:
-        """True while the relay is a black hole."""
-        return self._cut
+        """True while the relay is cut (either mode)."""
+        return self._cut is not None
 
-    def cut(self) -> None:
-        """Stop moving bytes, on every connection and on new ones."""
-        with self._lock:
-            self._cut = True
-        self._wake()
+    def cut(self, mode: CutMode = "silent") -> None:
+        """Partition the relay: ``silent`` stops moving bytes on every connection, old and
+        new; ``refuse`` closes every relayed connection and closes new ones once accepted.
+        A cut in force may be changed to the other mode by cutting again."""
+        if mode not in get_args(CutMode):
+            raise InvalidArgument(f"relay cut mode must be 'silent' or 'refuse', got {mode!r}")
+        self._apply(mode)
 
     def heal(self) -> None:
-        """Close the connections that were cut, then forward again (done by the relay's
-        thread, which owns every socket)."""
-        with self._lock:
-            self._heal_pending = True
-        self._wake()
+        """Close the connections that were cut, then forward again."""
+        self._apply(None)
 
     def close(self) -> None:
         """Stop the relay and close every connection."""
@@ -79,6 +94,22 @@ class Relay:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _apply(self, mode: CutMode | None) -> None:
+        """Hand ``mode`` to the thread, which owns every socket, and wait until it is in force
+        (a closed relay has nothing left to cut or heal: a heal on a timer may come late)."""
+        applied = threading.Event()
+        with self._lock:
+            if self._closed:
+                return
+            self._pending.append((mode, applied))
+        self._wake()
+        if not applied.wait(_APPLY_TIMEOUT_S) and not self._closed:
+            what = "heal" if mode is None else f"{mode} cut"
+            raise TortureError(
+                f"relay to {self.target_host}:{self.target_port}: its thread did not apply "
+                f"the {what} within {_APPLY_TIMEOUT_S:g} s"
+            )
+
     # -- the thread ------------------------------------------------------------------------
 
     def _wake(self) -> None:
@@ -87,16 +118,11 @@ class Relay:
 
     def _serve(self) -> None:
         while not self._closed:
-            if self._heal_pending:
-                with self._lock:
-                    self._heal_pending = False
-                    self._cut = False
-                for sock in list(self._peers):
-                    self._drop(sock)
-                for sock in self._held:
-                    with contextlib.suppress(OSError):
-                        sock.close()
-                self._held = []
+            with self._lock:
+                pending, self._pending = self._pending, []
+            for mode, applied in pending:
+                self._enter(mode)
+                applied.set()
             for key, _ in self._selector.select(timeout=0.5):
                 if key.data == "wake":
                     with contextlib.suppress(OSError):
@@ -107,9 +133,9 @@ class Relay:
                     continue
                 if ready is self._listener:
                     self._accept()
-                elif not self._cut:
+                elif self._cut is None:
                     self._forward(ready)
-            if self._cut:
+            if self._cut is not None:
                 # A cut link moves nothing: stop watching the sockets so the loop idles.
                 for sock in list(self._peers):
                     with contextlib.suppress(KeyError, ValueError):
@@ -122,12 +148,28 @@ class Relay:
                         with contextlib.suppress(ValueError, OSError):
                             self._selector.register(sock, selectors.EVENT_READ, None)
 
+    def _enter(self, mode: CutMode | None) -> None:
+        """Put ``mode`` in force: a heal or a refusing cut closes every connection (relayed
+        or held); a silent cut closes none."""
+        self._cut = mode
+        if mode == "silent":
+            return
+        for sock in list(self._peers):
+            self._drop(sock)
+        for sock in self._held:
+            with contextlib.suppress(OSError):
+                sock.close()
+        self._held = []
+
     def _accept(self) -> None:
         try:
             client, _ = self._listener.accept()
         except OSError:
             return
-        if self._cut:
+        if self._cut == "refuse":
+            client.close()  # the client's connect succeeds, its first read sees EOF
+            return
+        if self._cut == "silent":
             self._held.append(client)  # accepted, never answered
             return
         try:
