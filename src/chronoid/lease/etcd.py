@@ -540,9 +540,8 @@ class EtcdRegistry:
 
 
 class EtcdCoordinator:
-    """Leader election and fenced watermarks for a sequencer cluster, in etcd (v3 JSON API).
-
-    Safe to share between threads (see :class:`EtcdTransport`).
+    """The :class:`~chronoid.lease.base.Coordinator` of a sequencer cluster, in etcd: its
+    methods' documents say only what is etcd's. Safe to share between threads.
 
     Args:
         endpoints: the etcd members' client endpoints, ``[(host, port), ...]``; calls start at
@@ -616,17 +615,8 @@ class EtcdCoordinator:
     # -- election -------------------------------------------------------------------------------
 
     def campaign(self, member: str, address: str, ttl_ms: int) -> int | None:
-        """Become leader if no member is: return the fencing token, or ``None`` if one is.
-
-        Grants an etcd lease of ``ttl_ms`` rounded up to whole seconds (etcd may raise it to
-        its minimum) and creates the leader key on it, holding ``{"member", "address"}``. The
-        token is the key's create revision, larger than every earlier term's.
-
-        Raises:
-            InvalidArgument: an empty ``member`` or ``address``, a ``ttl_ms`` that is not > 0.
-            LeaseStoreUnavailable: etcd could not be reached (the new lease is revoked, best
-                effort).
-        """
+        """:meth:`Coordinator.campaign`: the token is the leader key's create revision; an etcd
+        lease that won nothing (or whose claim could not be sent) is revoked, best effort."""
         if not isinstance(member, str) or not member:
             raise InvalidArgument(f"member must be a non-empty str, got {member!r}")
         if not isinstance(address, str) or not address:
@@ -645,15 +635,8 @@ class EtcdCoordinator:
         return claim.create_revision
 
     def renew(self, token: int, ttl_ms: int) -> None:
-        """Check that term ``token`` is still current and refresh its lease (one keep-alive).
-
-        The lease returns to the TTL granted by :meth:`campaign`; ``ttl_ms`` is only checked.
-
-        Raises:
-            LeadershipLost: the leader key is gone or belongs to a newer term, or its lease
-                expired.
-            LeaseStoreUnavailable: etcd could not be reached or has no quorum.
-        """
+        """:meth:`Coordinator.renew`: one keep-alive, back to the TTL :meth:`campaign` granted
+        (``ttl_ms`` is only checked); :class:`LeadershipLost` says who holds the key now."""
         term = self._term(token)
         lease_seconds(ttl_ms)
         try:
@@ -662,21 +645,13 @@ class EtcdCoordinator:
             raise self._lost(token, exc, "renewal") from None
 
     def resign(self, token: int) -> None:
-        """End term ``token`` now (delete the leader key if still ours, revoke its lease).
-
-        Nothing happens if the term is already over.
-
-        Raises:
-            LeaseStoreUnavailable: etcd could not be reached (the lease then expires on its own).
-        """
+        """:meth:`Coordinator.resign`: a fenced delete and a revoke; a term already over is no
+        error, and one etcd cannot hear about expires on its own."""
         self._term(token).release(self._etcd)
 
     def leader(self) -> str | None:
-        """The advertised address of the current leader, or ``None`` if there is none.
-
-        Raises:
-            LeaseStoreUnavailable: etcd could not be reached, or the key holds something else.
-        """
+        """:meth:`Coordinator.leader`; a key holding something else raises
+        :class:`LeaseStoreUnavailable`."""
         result = self._etcd.post("/kv/range", {"key": b64(self._leader_key)})
         kvs: list[dict[str, Any]] = result.get("kvs", [])
         if not kvs:
@@ -687,12 +662,7 @@ class EtcdCoordinator:
     # -- watermarks -----------------------------------------------------------------------------
 
     def load(self, token: int) -> dict[str, int]:
-        """Every watermark of the cluster, ``{name: high}``, read under term ``token``.
-
-        Raises:
-            LeadershipLost: ``token`` is not the current term.
-            LeaseStoreUnavailable: etcd could not be reached, or a value is not an integer.
-        """
+        """:meth:`Coordinator.load`, fenced here all the same (one transaction)."""
         term = self._term(token)
         marks_range = {"key": b64(self._wm_prefix), "range_end": prefix_end(self._wm_prefix)}
         result = self._etcd.txn(
@@ -711,11 +681,7 @@ class EtcdCoordinator:
         return marks
 
     def holds_watermarks(self) -> bool:
-        """Whether any watermark key of the cluster exists (one range read, keys only).
-
-        Raises:
-            LeaseStoreUnavailable: etcd could not be reached.
-        """
+        """:meth:`Coordinator.holds_watermarks`: one range read, keys only."""
         return bool(self._etcd.range_prefix(self._wm_prefix, limit=1, keys_only=True))
 
     def _parse_mark(self, name: str, kv: dict[str, Any]) -> int:
@@ -728,16 +694,9 @@ class EtcdCoordinator:
             ) from None
 
     def reserve(self, token: int, name: str, high: int) -> None:
-        """Store ``high`` as the watermark of ``name``, only if term ``token`` is current.
-
-        One etcd transaction, linearizable, that also checks the watermark has not changed
-        since this object last saw it (so a stale retry cannot land after a newer value).
-
-        Raises:
-            InvalidArgument: an empty ``name`` or a ``high`` that is not an int.
-            LeadershipLost: a newer term exists or this one expired; nothing was written.
-            LeaseStoreUnavailable: etcd could not be reached; the write may or may not have landed.
-        """
+        """:meth:`Coordinator.reserve`: one transaction, fenced by the term and by the mark's
+        last mod revision seen here (a stale retry cannot land after a newer value); after
+        :class:`LeaseStoreUnavailable` the write may or may not have landed."""
         term = self._term(token)
         if not isinstance(name, str) or not name:
             raise InvalidArgument(f"name must be a non-empty str, got {name!r}")
