@@ -7,7 +7,9 @@ or one it starts itself (``own_etcd``) when it must wipe it.
 
 from __future__ import annotations
 
+import base64
 import importlib.util
+import json
 import shutil
 import subprocess
 import sys
@@ -289,3 +291,35 @@ def test_a_mode_c_key_written_as_the_old_version_writes_it_is_read_and_fenced(
         "kvs"
     ][0]["value"] == b64(lease.token)
     registry.close()
+
+
+def test_a_leader_key_written_as_the_old_version_writes_it_is_read_and_fenced(
+    etcd: tuple[EtcdTransport, str], etcd_url: str
+) -> None:
+    """By hand again: ``<cluster>/leader`` = sorted JSON {member, address} on an etcd lease (its
+    create revision the term), ``<cluster>/wm/<name>`` = a decimal string."""
+    transport, prefix = etcd
+    lease_id = transport.grant(30_000)
+    leader = json.dumps({"member": "old", "address": "old:1"}, sort_keys=True)
+    result = transport.txn(
+        [],
+        [put_op(f"{prefix}blue/leader", leader, lease_id), put_op(f"{prefix}blue/wm/ids", "100")],
+    )
+    old_term = int(result["header"]["revision"])  # one transaction, one revision
+    coordinator = EtcdCoordinator([_endpoint(etcd_url)], "blue", prefix=prefix)
+    assert coordinator.leader() == "old:1"
+    assert coordinator.campaign("new", "new:1", 30_000) is None
+    assert coordinator.load(old_term) == {"ids": 100}  # a term another object won
+    transport.revoke(lease_id)  # the old leader's lease ends
+    token = coordinator.campaign("new", "new:1", 30_000)
+    assert token is not None and token > old_term
+    assert coordinator.load(token) == {"ids": 100}
+    with pytest.raises(LeadershipLost, match=f"holds term {token}"):
+        coordinator.reserve(old_term, "ids", 999)
+    stored = _read(transport, f"{prefix}blue/leader")[0]
+    assert base64.b64decode(stored["value"]).decode() == json.dumps(
+        {"member": "new", "address": "new:1"}, sort_keys=True
+    )
+    assert int(stored["create_revision"]) == token
+    coordinator.resign(token)
+    coordinator.close()
