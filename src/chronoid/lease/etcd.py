@@ -338,7 +338,8 @@ def kvs_of(result: dict[str, Any], index: int) -> list[dict[str, Any]]:
 
 class NotHeld(Exception):
     """The key is no longer the claim: ``kvs`` is the key as it is now ([] when it is gone);
-    ``expired``: it still was, but its etcd lease ran out before the keep-alive."""
+    ``expired``: it still was, but its etcd lease ran out before the keep-alive. Its two
+    catchers turn it into ``False`` (Mode C) or :class:`LeadershipLost`; no caller sees it."""
 
     def __init__(self, kvs: list[dict[str, Any]], *, expired: bool = False) -> None:
         super().__init__("the key is no longer this claim")
@@ -375,7 +376,8 @@ class EtcdLease:
         return cls(key, lease_id, int(kvs[0]["create_revision"]), value), read
 
     def _parts(self) -> list[tuple[str, str, str]]:
-        """(compare target, field of a read key, expected value as etcd's JSON spells it)."""
+        """(compare target, field of a read key, expected value as etcd's JSON spells it) of
+        each known part; 0, None (and an empty value, which chronoid never writes) are not."""
         value = "" if self.value is None else b64(self.value)
         parts = [("CREATE", "create_revision", str(self.create_revision or ""))]
         parts += [("LEASE", "lease", str(self.lease_id or "")), ("VALUE", "value", value)]
