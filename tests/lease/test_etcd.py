@@ -13,9 +13,10 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -323,3 +324,48 @@ def test_a_leader_key_written_as_the_old_version_writes_it_is_read_and_fenced(
     assert int(stored["create_revision"]) == token
     coordinator.resign(token)
     coordinator.close()
+
+
+def _race(calls: list[Callable[[], Any]]) -> list[Any]:
+    """Run every call at once (one thread each, released together): their results."""
+    barrier, results = threading.Barrier(len(calls)), [None] * len(calls)
+
+    def run(index: int) -> None:
+        barrier.wait()
+        try:
+            results[index] = calls[index]()
+        except NodeSpaceExhausted:
+            results[index] = None
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return results
+
+
+def test_old_and_new_versions_racing_for_one_slot_make_one_holder_per_round(
+    etcd: tuple[EtcdTransport, str], etcd_url: str, before: ModuleType
+) -> None:
+    _, prefix = etcd
+    endpoints = [_endpoint(etcd_url)]
+    kinds = [before, sys.modules["chronoid.lease.etcd"]] * 3
+    coordinators = [kind.EtcdCoordinator(endpoints, "race", prefix=prefix) for kind in kinds]
+    registries = [kind.EtcdRegistry(endpoints, prefix=prefix, node_range=(5, 5)) for kind in kinds]
+    for _ in range(5):
+        tokens = _race(
+            [
+                lambda c=c, i=i: c.campaign(f"m{i}", f"m{i}:1", 30_000)
+                for i, c in enumerate(coordinators)
+            ]
+        )
+        won = [(c, t) for c, t in zip(coordinators, tokens, strict=True) if t is not None]
+        assert len(won) == 1, tokens
+        won[0][0].resign(won[0][1])
+        leases = _race([lambda r=r: r.acquire(5, 30_000, 0) for r in registries])
+        held = [(r, lease) for r, lease in zip(registries, leases, strict=True) if lease]
+        assert len(held) == 1, leases
+        held[0][0].release(held[0][1], 0)
+    for closing in [*coordinators, *registries]:
+        closing.close()
