@@ -9,11 +9,16 @@ CHRONOID_TEST_REDIS_URL, CHRONOID_TEST_ETCD_URL and CHRONOID_TEST_NATS_URL.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 from hypothesis import settings
+
+from tests.support import OwnServer, etcd_ready, free_port
 
 # Hypothesis' default 200 ms deadline per example is a timed assertion: on the shared two-core
 # machine a pack/unpack example took 287 ms once and failed the run. Speed is measured in
@@ -67,6 +72,38 @@ def nats_url() -> str:
     """URL of the real NATS server, started with JetStream (fails the test if it is down)."""
     _require_port(NATS_URL, "NATS")
     return NATS_URL
+
+
+@pytest.fixture
+def own_etcd(tmp_path: Path) -> Iterator[tuple[OwnServer, str]]:
+    """An etcd of our own on spare ports, data in tmp_path (kept across restarts)."""
+    exe = shutil.which("etcd")
+    assert exe, "etcd is not installed (Debian package etcd-server)"
+    port, peer = free_port(), free_port()
+    server = OwnServer(
+        [
+            exe,
+            "--name",
+            "chronoid-own",
+            "--data-dir",
+            str(tmp_path / "etcd-data"),
+            "--listen-client-urls",
+            f"http://127.0.0.1:{port}",
+            "--advertise-client-urls",
+            f"http://127.0.0.1:{port}",
+            "--listen-peer-urls",
+            f"http://127.0.0.1:{peer}",
+            "--initial-advertise-peer-urls",
+            f"http://127.0.0.1:{peer}",
+            "--initial-cluster",
+            f"chronoid-own=http://127.0.0.1:{peer}",
+        ],
+        etcd_ready(port),
+        tmp_path / "etcd.log",
+    )
+    server.start()
+    yield server, f"etcd://127.0.0.1:{port}"
+    server.stop()
 
 
 SERVER_FIXTURES = frozenset(

@@ -1,5 +1,5 @@
 """Fixtures for the mode tests: registries on the shared servers with per-test namespaces, and
-Redis/etcd servers of our own (on spare ports) for the tests that stop them."""
+a Redis of our own (on a spare port) for the tests that stop it (etcd's: tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import redis
 
 from chronoid.lease.base import NodeRegistry
 from chronoid.lease.url import parse_registry_url
-from tests.support import OwnServer, etcd_ready, free_port, redis_ready
+from tests.support import OwnServer, free_port, redis_ready
 from tests.support import wait_until as wait_until  # the lease tests import it from here
 
 BACKENDS = ("memory", "redis", "etcd", "postgres")
@@ -116,36 +116,4 @@ def own_redis(tmp_path: Path) -> Iterator[tuple[OwnServer, str]]:
     )
     server.start()
     yield server, f"redis://127.0.0.1:{port}/0"
-    server.stop()
-
-
-@pytest.fixture
-def own_etcd(tmp_path: Path) -> Iterator[tuple[OwnServer, str]]:
-    """An etcd of our own on spare ports, data in tmp_path (kept across restarts)."""
-    exe = shutil.which("etcd")
-    assert exe, "etcd is not installed (Debian package etcd-server)"
-    port, peer = free_port(), free_port()
-    server = OwnServer(
-        [
-            exe,
-            "--name",
-            "chronoid-own",
-            "--data-dir",
-            str(tmp_path / "etcd-data"),
-            "--listen-client-urls",
-            f"http://127.0.0.1:{port}",
-            "--advertise-client-urls",
-            f"http://127.0.0.1:{port}",
-            "--listen-peer-urls",
-            f"http://127.0.0.1:{peer}",
-            "--initial-advertise-peer-urls",
-            f"http://127.0.0.1:{peer}",
-            "--initial-cluster",
-            f"chronoid-own=http://127.0.0.1:{peer}",
-        ],
-        etcd_ready(port),
-        tmp_path / "etcd.log",
-    )
-    server.start()
-    yield server, f"etcd://127.0.0.1:{port}"
     server.stop()

@@ -10,32 +10,31 @@ are linearizable: a member cut off from its quorum holds them until its own requ
 The ``etcd3`` gRPC package is not used: it has not been released since 2020 and does not
 import with protobuf 4 or later.
 
-**Node leases (Mode C).** Each acquisition grants an etcd lease (TTL in whole seconds, rounded
-up; etcd raises TTLs below its minimum, about 2 s) and claims ``<prefix>node/<n>`` in a
-transaction that succeeds only if the key does not exist (``create_revision == 0``), attaching
-the key to the lease. Renewal is a transaction that checks the stored token and records
-``<prefix>last/<n>`` followed by a lease keep-alive; release checks the token, records
-``last`` and deletes the key, then revokes the lease. The lock-delay's marker:
-``<prefix>history/born`` (kept) and, for one TTL after it is made, ``<prefix>history/settling``
-(on an etcd lease); a node acquired while ``settling`` exists waits one full TTL (a ``last``
-record made in that time proves nothing).
+**The lease, written once** (:class:`EtcdLease`): a key created only if absent
+(``create_revision == 0``) on a freshly granted etcd lease (whole seconds, rounded up; etcd
+raises TTLs below its minimum, about 2 s); renewed by a transaction that checks the holder's
+identity, with the caller's extra operations, then one keep-alive; released by a checked
+delete, with the caller's operations, then a revoke. The identity is every part the holder
+knows (create revision, etcd lease, value), one compare each. The create revision alone would
+not do: an etcd that lost its data counts revisions from 1 again, while lease IDs (made from
+the member ID and the time) and random values do not come back.
 
-**Leader lease (sequencer failover).** Keys ``<prefix><cluster>/...``: ``leader`` holds JSON
-``{"member", "address"}`` of the current leader, attached to an etcd lease; a member becomes
-leader by creating it in a transaction that succeeds only if the key does not exist. The key's
-*create revision* is the term's fencing token: etcd's revision counter only grows, so every new
-term gets a larger token than any earlier one (as long as the cluster is not rebuilt from an
-older backup). An etcd that lost its data counts revisions from 1 again, so every fence also
-compares the leader key's etcd lease with the one the term was won on (etcd makes lease IDs
-from its member ID and the time, so they do not start again): a member paused across the loss
-cannot take its successor's same-numbered term. ``wm/<name>`` holds the watermark of sequence
-``name``; every ``reserve`` is one transaction that compares the leader key's create revision
-(and lease) with the caller's term, so a deposed leader's write fails (:class:`LeadershipLost`)
-instead of landing. Each ``reserve`` also compares the watermark key's mod revision with the
-last one this object saw: a request that timed out may still be in flight inside etcd and could
-otherwise land after a later ``reserve`` and lower the watermark; with the compare a stale
-write fails, and ``reserve`` re-reads and retries its own write. A store-side lease longer than
-the member's own term (etcd's minimum TTL) only delays failover, never overlaps two terms.
+**Mode C**: ``<prefix>node/<n>`` holds the holder's random token; claims read and renewals and
+releases write ``<prefix>last/<n>``. The lock-delay's marker: ``<prefix>history/born`` (kept)
+and, for one TTL after it is made, ``<prefix>history/settling`` (on an etcd lease); a node
+acquired while ``settling`` exists waits one full TTL (a ``last`` record made in that time
+proves nothing). **Failover**: ``<prefix><cluster>/leader`` holds JSON ``{"member",
+"address"}``; its create revision is the term's fencing token (etcd's revisions only grow, so
+each term's is larger, unless the cluster is rebuilt from an older backup). ``wm/<name>``
+holds a watermark; each ``reserve`` is one transaction fenced by the term and by the mod
+revision this object last saw, so neither a deposed leader's write nor a timed-out request
+still in flight inside etcd can land after a newer value. A store-side lease longer than the
+member's term (etcd's minimum TTL) only delays failover.
+
+**The format on etcd is unchanged** from before the lease was written once (keys, values and
+their meaning), so that during a rolling upgrade processes of both versions on one etcd see
+each other's keys as taken and there are never two holders of a node or two leaders; the
+new compares only narrow what a new holder accepts as its own.
 """
 
 from __future__ import annotations
@@ -46,6 +45,8 @@ import json
 import math
 import secrets
 import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import requests
@@ -68,6 +69,7 @@ from chronoid.lease.base import Lease, check_node_range, new_token, node_bounds
 
 __all__ = [
     "EtcdCoordinator",
+    "EtcdLease",
     "EtcdRegistry",
     "EtcdTransport",
 ]
@@ -269,9 +271,10 @@ class EtcdTransport:
         result: dict[str, Any] = self.post("/kv/txn", body)
         return result
 
-    def range_prefix(self, prefix: str) -> list[dict[str, Any]]:
-        """Every key-value (etcd's JSON, base64) under ``prefix``."""
-        result = self.post("/kv/range", {"key": b64(prefix), "range_end": prefix_end(prefix)})
+    def range_prefix(self, prefix: str, **options: Any) -> list[dict[str, Any]]:
+        """Every key-value (etcd's JSON, base64) under ``prefix`` (``options``: etcd's own)."""
+        body = {"key": b64(prefix), "range_end": prefix_end(prefix), **options}
+        result = self.post("/kv/range", body)
         kvs: list[dict[str, Any]] = result.get("kvs", [])
         return kvs
 
@@ -314,6 +317,118 @@ def absent(key: str) -> dict[str, Any]:
     return {"key": b64(key), "result": "EQUAL", "target": "CREATE", "create_revision": 0}
 
 
+def put_op(key: str, value: str, lease_id: int = 0) -> dict[str, Any]:
+    """The transaction operation "set ``key`` to ``value``" (on etcd lease ``lease_id``)."""
+    put: dict[str, Any] = {"key": b64(key), "value": b64(value)}
+    if lease_id:
+        put["lease"] = lease_id
+    return {"request_put": put}
+
+
+def range_op(key: str) -> dict[str, Any]:
+    """The transaction operation "read ``key``"."""
+    return {"request_range": {"key": b64(key)}}
+
+
+def kvs_of(result: dict[str, Any], index: int) -> list[dict[str, Any]]:
+    """The key-values read by operation ``index`` of the branch a transaction took."""
+    kvs: list[dict[str, Any]] = result["responses"][index]["response_range"].get("kvs", [])
+    return kvs
+
+
+class NotHeld(Exception):
+    """The key is no longer the claim: ``kvs`` is the key as it is now ([] when it is gone);
+    ``expired``: it still was, but its etcd lease ran out before the keep-alive. Its two
+    catchers turn it into ``False`` (Mode C) or :class:`LeadershipLost`; no caller sees it."""
+
+    def __init__(self, kvs: list[dict[str, Any]], *, expired: bool = False) -> None:
+        super().__init__("the key is no longer this claim")
+        self.kvs = kvs
+        self.expired = expired
+
+
+@dataclass(frozen=True, slots=True)
+class EtcdLease:
+    """One key held on one etcd lease (see the module's docstring), identified by every part
+    its holder knows: ``lease_id`` and ``create_revision`` are 0, and ``value`` None, where it
+    does not (a term another object won, a Mode C :class:`Lease`, which keeps no revision).
+    """
+
+    key: str
+    lease_id: int = 0
+    create_revision: int = 0
+    value: str | None = None
+
+    @classmethod
+    def claim(
+        cls, etcd: EtcdTransport, key: str, value: str, lease_id: int, reads: Sequence[str] = ()
+    ) -> tuple[EtcdLease | None, list[list[dict[str, Any]]]]:
+        """Create ``key`` = ``value`` on etcd lease ``lease_id`` if absent: the claim (None if
+        another holds it) and the key-values of ``reads``, read in the same transaction. A put
+        whose answer was lost is known on the retry by its lease (no key left on an orphan)."""
+        ops = [range_op(key), *map(range_op, reads)]
+        result = etcd.txn([absent(key)], [put_op(key, value, lease_id), *ops], ops)
+        first = 1 if result.get("succeeded") else 0
+        kvs = kvs_of(result, first)
+        read = [kvs_of(result, first + 1 + i) for i in range(len(reads))]
+        if not kvs or int(kvs[0].get("lease", 0)) != lease_id:
+            return None, read
+        return cls(key, lease_id, int(kvs[0]["create_revision"]), value), read
+
+    def _parts(self) -> list[tuple[str, str, str]]:
+        """(compare target, field of a read key, expected value as etcd's JSON spells it) of
+        each known part; 0, None (and an empty value, which chronoid never writes) are not."""
+        value = "" if self.value is None else b64(self.value)
+        parts = [("CREATE", "create_revision", str(self.create_revision or ""))]
+        parts += [("LEASE", "lease", str(self.lease_id or "")), ("VALUE", "value", value)]
+        return [part for part in parts if part[2]]
+
+    def fences(self) -> list[dict[str, Any]]:
+        """The compares "the key is still this claim", for any transaction under it."""
+        key = b64(self.key)
+        return [{"key": key, "result": "EQUAL", "target": t, f: v} for t, f, v in self._parts()]
+
+    def holds(self, kvs: list[dict[str, Any]]) -> bool:
+        """Whether ``kvs`` (a read of the key) is this claim: :meth:`fences`, checked here."""
+        return bool(kvs) and all(str(kvs[0].get(f, "")) == v for _, f, v in self._parts())
+
+    def _write(self, etcd: EtcdTransport, ops: list[dict[str, Any]]) -> dict[str, Any]:
+        """``ops`` in one fenced transaction; the key as it was (read first) or :class:`NotHeld`."""
+        result = etcd.txn(self.fences(), [range_op(self.key), *ops], [range_op(self.key)])
+        kvs = kvs_of(result, 0)
+        if not result.get("succeeded"):
+            raise NotHeld(kvs)
+        return kvs[0]
+
+    def renew(self, etcd: EtcdTransport, ops: Sequence[dict[str, Any]] = ()) -> None:
+        """Check the claim (applying ``ops`` with the check), then refresh its etcd lease once.
+
+        Raises:
+            NotHeld: the key is another's or gone, or its lease expired.
+            LeaseStoreUnavailable: etcd could not be reached.
+        """
+        kv = self._write(etcd, list(ops))
+        if not etcd.keep_alive(self.lease_id or int(kv.get("lease", 0))):
+            raise NotHeld([kv], expired=True)
+
+    def release(self, etcd: EtcdTransport, ops: Sequence[dict[str, Any]] = ()) -> bool:
+        """Delete the key if it is still this claim (applying ``ops`` with it), then revoke its
+        etcd lease: False if the claim had already ended.
+
+        Raises:
+            LeaseStoreUnavailable: etcd could not be reached (the lease then expires by itself).
+        """
+        delete = {"request_delete_range": {"key": b64(self.key)}}
+        try:
+            kv = self._write(etcd, [*ops, delete])
+        except NotHeld:
+            kv = None
+        lease_id = self.lease_id or int((kv or {}).get("lease", 0))
+        if lease_id:  # ours alone: no other holder's key is on it
+            etcd.revoke(lease_id)
+        return kv is not None
+
+
 class EtcdRegistry:
     """Node leases in etcd (v3 API over HTTP/JSON).
 
@@ -339,11 +454,12 @@ class EtcdRegistry:
         self._prefix = prefix
         self._etcd = EtcdTransport(endpoints, timeout_s=timeout_s)
 
-    def _node_key(self, node: int) -> str:
-        return f"{self._prefix}node/{node}"
+    def _claim(self, lease: Lease) -> EtcdLease:
+        # The token is random, so (token, etcd lease) names this holder even after a data loss.
+        return EtcdLease(f"{self._prefix}node/{lease.node}", lease.handle, value=lease.token)
 
-    def _last_key(self, node: int) -> str:
-        return f"{self._prefix}last/{node}"
+    def _last_put(self, lease: Lease, last_ns: int) -> dict[str, Any]:
+        return put_op(f"{self._prefix}last/{lease.node}", str(last_ns))
 
     def _range_of(self, sub: str) -> dict[str, bytes]:
         kvs = self._etcd.range_prefix(self._prefix + sub)
@@ -354,23 +470,11 @@ class EtcdRegistry:
         # after it is made, history/settling (on an etcd lease) says the history is too young
         # to vouch for nodes it has no record of.
         history = self._range_of("history/")
-        born = f"{self._prefix}history/born"
+        born, settling = f"{self._prefix}history/born", f"{self._prefix}history/settling"
         if born in history:
-            return f"{self._prefix}history/settling" in history
-        settling = self._etcd.grant(ttl_ms)
-        self._etcd.txn(
-            [absent(born)],
-            [
-                {"request_put": {"key": b64(born), "value": b64("1")}},
-                {
-                    "request_put": {
-                        "key": b64(f"{self._prefix}history/settling"),
-                        "value": b64("1"),
-                        "lease": settling,
-                    }
-                },
-            ],
-        )
+            return settling in history
+        lease_id = self._etcd.grant(ttl_ms)
+        self._etcd.txn([absent(born)], [put_op(born, "1"), put_op(settling, "1", lease_id)])
         return True
 
     def acquire(self, max_node: int, ttl_ms: int, now_ns: int) -> Lease:
@@ -383,64 +487,47 @@ class EtcdRegistry:
         free = [
             n
             for n in (lo + (start + i) % size for i in range(size))
-            if self._node_key(n) not in held
+            if f"{self._prefix}node/{n}" not in held
         ]
         if not free:
             raise NodeSpaceExhausted(
                 f"all {size} nodes {lo}..{hi} under {self._prefix!r} in "
                 f"{self._etcd.description} are leased"
             )
-        free.sort(key=lambda n: lasts.get(self._last_key(n), 0) > now_ns)  # stable
+        free.sort(key=lambda n: lasts.get(f"{self._prefix}last/{n}", 0) > now_ns)  # stable
         lease_id = self._etcd.grant(ttl_ms)
         token = new_token()
         for node in free[:_MAX_CLAIM_TRIES]:
-            key, last_key = self._node_key(node), self._last_key(node)
-            result = self._etcd.txn(
-                [absent(key)],
-                [
-                    {"request_put": {"key": b64(key), "value": b64(token), "lease": lease_id}},
-                    {"request_range": {"key": b64(last_key)}},
-                ],
-            )
-            if result.get("succeeded"):
-                kvs = result["responses"][1]["response_range"].get("kvs", [])
-                last = int(base64.b64decode(kvs[0].get("value", "")) or b"0") if kvs else 0
-                if not kvs:
-                    put = {"request_put": {"key": b64(last_key), "value": b64("0")}}
-                    self._etcd.txn([absent(last_key)], [put])
-                # A young history vouches for no node, recorded or not: records made inside
-                # it say nothing of a holder from before a loss.
-                settle = ttl_ms if young else 0
-                return Lease(node, token, ttl_ms, last, lease_id, settle)
+            key, last_key = f"{self._prefix}node/{node}", f"{self._prefix}last/{node}"
+            claim, (kvs,) = EtcdLease.claim(self._etcd, key, token, lease_id, [last_key])
+            if claim is None:
+                continue
+            last = int(base64.b64decode(kvs[0].get("value", "")) or b"0") if kvs else 0
+            if not kvs:
+                self._etcd.txn([absent(last_key)], [put_op(last_key, "0")])
+            # A young history vouches for no node, recorded or not: records made inside it
+            # say nothing of a holder from before a loss.
+            return Lease(node, token, ttl_ms, last, lease_id, ttl_ms if young else 0)
         self._etcd.revoke(lease_id)
         raise NodeSpaceExhausted(
             f"{self._etcd.description}: {_MAX_CLAIM_TRIES} free-looking nodes were all claimed "
             "by others first; try again"
         )
 
-    def _token_txn(self, lease: Lease, ops: list[dict[str, Any]]) -> bool:
-        key = b64(self._node_key(lease.node))
-        mine = {"key": key, "result": "EQUAL", "target": "VALUE", "value": b64(lease.token)}
-        return bool(self._etcd.txn([mine], ops).get("succeeded"))
-
-    def _last_put(self, lease: Lease, last_ns: int) -> dict[str, Any]:
-        return {"request_put": {"key": b64(self._last_key(lease.node)), "value": b64(str(last_ns))}}
-
     def renew(self, lease: Lease, last_ns: int) -> bool:
         # A holder's own last_ns only grows, and it starts above the previous holder's (it
         # waited for it), so writing it when it is larger keeps the recorded maximum.
-        if last_ns > lease.not_before_ns:
-            ops = [self._last_put(lease, last_ns)]
-        else:
-            ops = [{"request_range": {"key": b64(self._node_key(lease.node))}}]
-        return self._token_txn(lease, ops) and self._etcd.keep_alive(lease.handle)
+        ops = [self._last_put(lease, last_ns)] if last_ns > lease.not_before_ns else []
+        try:
+            self._claim(lease).renew(self._etcd, ops)
+        except NotHeld:
+            return False
+        return True
 
     def release(self, lease: Lease, last_ns: int) -> None:
         # Set, not raised: the holder's renewals recorded ahead of what it used.
         last = max(last_ns, lease.not_before_ns)
-        delete = {"request_delete_range": {"key": b64(self._node_key(lease.node))}}
-        self._token_txn(lease, [self._last_put(lease, last), delete])
-        self._etcd.revoke(lease.handle)
+        self._claim(lease).release(self._etcd, [self._last_put(lease, last)])
 
     def after_fork(self) -> None:
         """New HTTP sessions for a child made by fork(); the inherited ones are left alone."""
@@ -455,9 +542,8 @@ class EtcdRegistry:
 
 
 class EtcdCoordinator:
-    """Leader election and fenced watermarks for a sequencer cluster, in etcd (v3 JSON API).
-
-    Safe to share between threads (see :class:`EtcdTransport`).
+    """The :class:`~chronoid.lease.base.Coordinator` of a sequencer cluster, in etcd: its
+    methods' documents say only what is etcd's. Safe to share between threads.
 
     Args:
         endpoints: the etcd members' client endpoints, ``[(host, port), ...]``; calls start at
@@ -487,42 +573,20 @@ class EtcdCoordinator:
         self._wm_prefix = f"{prefix}{cluster}/wm/"
         self._lock = threading.Lock()
         self._revisions: dict[str, int] = {}  # watermark name -> last mod revision seen
-        # The etcd lease of every term this object won, by token: create revisions start again
-        # at 1 in an etcd that lost its data, so a token alone could name a successor's term.
-        self._term_leases: dict[int, int] = {}
+        # Every term this object won, by token: its claim also names the etcd lease, which a
+        # same-numbered term after a data loss cannot have (a member's value is the same).
+        self._terms: dict[int, EtcdLease] = {}
 
-    def _fences(self, token: int) -> list[dict[str, Any]]:
-        """The compares "term ``token`` is live": the leader key's create revision and, for a
-        term this object won, its etcd lease (lease IDs do not start again after a data loss)."""
-        key = b64(self._leader_key)
-        fences = [{"key": key, "result": "EQUAL", "target": "CREATE", "create_revision": token}]
-        lease_id = self._term_leases.get(token)
-        if lease_id is not None:
-            fences.append({"key": key, "result": "EQUAL", "target": "LEASE", "lease": lease_id})
-        return fences
+    def _term(self, token: int) -> EtcdLease:
+        _check_token(token)
+        return self._terms.get(token) or EtcdLease(self._leader_key, create_revision=token)
 
-    def _is_term(self, token: int, kvs: list[dict[str, Any]]) -> bool:
-        """Whether the leader key in ``kvs`` is term ``token`` (the one this object won)."""
-        if not kvs or int(kvs[0].get("create_revision", 0)) != token:
-            return False
-        lease_id = self._term_leases.get(token)
-        return lease_id is None or int(kvs[0].get("lease", 0)) == lease_id
-
-    def _won(self, token: int, lease_id: int) -> int:
-        self._term_leases[token] = lease_id
-        return token
-
-    def _range_leader(self) -> dict[str, Any]:
-        return {"request_range": {"key": b64(self._leader_key)}}
-
-    @staticmethod
-    def _kvs(result: dict[str, Any], index: int) -> list[dict[str, Any]]:
-        responses = result.get("responses", [])
-        kvs: list[dict[str, Any]] = responses[index]["response_range"].get("kvs", [])
-        return kvs
-
-    def _lost(self, token: int, kvs: list[dict[str, Any]], what: str) -> LeadershipLost:
-        if not kvs:
+    def _lost(self, token: int, exc: NotHeld, what: str) -> LeadershipLost:
+        kvs = exc.kvs
+        if exc.expired:
+            lease_id = int(kvs[0].get("lease", 0))
+            now = f"its lease {lease_id:x} has expired"
+        elif not kvs:
             now = "no member is leader now (the lease expired or the leader resigned)"
         else:
             try:
@@ -553,96 +617,43 @@ class EtcdCoordinator:
     # -- election -------------------------------------------------------------------------------
 
     def campaign(self, member: str, address: str, ttl_ms: int) -> int | None:
-        """Become leader if no member is: return the fencing token, or ``None`` if one is.
-
-        Grants an etcd lease of ``ttl_ms`` rounded up to whole seconds (etcd may raise it to
-        its minimum) and creates the leader key on it, holding ``{"member", "address"}``. The
-        token is the key's create revision, larger than every earlier term's.
-
-        Raises:
-            InvalidArgument: an empty ``member`` or ``address``, a ``ttl_ms`` that is not > 0.
-            LeaseStoreUnavailable: etcd could not be reached (the new lease is revoked, best
-                effort).
-        """
+        """:meth:`Coordinator.campaign`: the token is the leader key's create revision; an etcd
+        lease that won nothing (or whose claim could not be sent) is revoked, best effort."""
         if not isinstance(member, str) or not member:
             raise InvalidArgument(f"member must be a non-empty str, got {member!r}")
         if not isinstance(address, str) or not address:
             raise InvalidArgument(f"address must be a non-empty str, got {address!r}")
         lease_id = self._etcd.grant(ttl_ms)
-        key = b64(self._leader_key)
-        value = b64(json.dumps({"member": member, "address": address}, sort_keys=True))
+        value = json.dumps({"member": member, "address": address}, sort_keys=True)
         try:
-            result = self._etcd.txn(
-                [{"key": key, "result": "EQUAL", "target": "CREATE", "create_revision": 0}],
-                [
-                    {"request_put": {"key": key, "value": value, "lease": lease_id}},
-                    self._range_leader(),
-                ],
-                [self._range_leader()],
-            )
+            claim, _ = EtcdLease.claim(self._etcd, self._leader_key, value, lease_id)
         except LeaseStoreUnavailable:
             self._etcd.revoke_quietly(lease_id)
             raise
-        if result.get("succeeded"):
-            kvs = self._kvs(result, 1)
-            return self._won(int(kvs[0]["create_revision"]), lease_id)
-        kvs = self._kvs(result, 0)
-        if kvs and int(kvs[0].get("lease", 0)) == lease_id:
-            # Our own put, applied by an attempt whose answer was lost before the retry.
-            return self._won(int(kvs[0]["create_revision"]), lease_id)
-        self._etcd.revoke_quietly(lease_id)
-        return None
+        if claim is None:
+            self._etcd.revoke_quietly(lease_id)
+            return None
+        self._terms[claim.create_revision] = replace(claim, value=None)
+        return claim.create_revision
 
     def renew(self, token: int, ttl_ms: int) -> None:
-        """Check that term ``token`` is still current and refresh its lease (one keep-alive).
-
-        The lease returns to the TTL granted by :meth:`campaign`; ``ttl_ms`` is only checked.
-
-        Raises:
-            LeadershipLost: the leader key is gone or belongs to a newer term, or its lease
-                expired.
-            LeaseStoreUnavailable: etcd could not be reached or has no quorum.
-        """
-        _check_token(token)
+        """:meth:`Coordinator.renew`: one keep-alive, back to the TTL :meth:`campaign` granted
+        (``ttl_ms`` is only checked); :class:`LeadershipLost` says who holds the key now."""
+        term = self._term(token)
         lease_seconds(ttl_ms)
-        result = self._etcd.post("/kv/range", {"key": b64(self._leader_key)})
-        kvs: list[dict[str, Any]] = result.get("kvs", [])
-        if not self._is_term(token, kvs):
-            raise self._lost(token, kvs, "renewal")
-        lease_id = int(kvs[0].get("lease", 0))
-        if not self._etcd.keep_alive(lease_id):
-            raise LeadershipLost(
-                f"{self.description}: renewal refused for term {token}: its lease "
-                f"{lease_id:x} has expired"
-            )
+        try:
+            term.renew(self._etcd)
+        except NotHeld as exc:
+            raise self._lost(token, exc, "renewal") from None
 
     def resign(self, token: int) -> None:
-        """End term ``token`` now (delete the leader key if still ours, revoke its lease).
-
-        Nothing happens if the term is already over.
-
-        Raises:
-            LeaseStoreUnavailable: etcd could not be reached (the lease then expires on its own).
-        """
-        _check_token(token)
-        key = b64(self._leader_key)
-        result = self._etcd.txn(
-            self._fences(token),
-            [self._range_leader(), {"request_delete_range": {"key": key}}],
-            [],
-        )
-        if result.get("succeeded"):
-            kvs = self._kvs(result, 0)
-            lease_id = int(kvs[0].get("lease", 0)) if kvs else 0
-            if lease_id:
-                self._etcd.revoke(lease_id)
+        """:meth:`Coordinator.resign`: a fenced delete and a revoke; a term already over is no
+        error, and one etcd cannot hear about expires on its own."""
+        self._term(token).release(self._etcd)
 
     def leader(self) -> str | None:
-        """The advertised address of the current leader, or ``None`` if there is none.
-
-        Raises:
-            LeaseStoreUnavailable: etcd could not be reached, or the key holds something else.
-        """
+        """:meth:`Coordinator.leader`; a key holding something else raises
+        :class:`LeaseStoreUnavailable`."""
         result = self._etcd.post("/kv/range", {"key": b64(self._leader_key)})
         kvs: list[dict[str, Any]] = result.get("kvs", [])
         if not kvs:
@@ -653,30 +664,17 @@ class EtcdCoordinator:
     # -- watermarks -----------------------------------------------------------------------------
 
     def load(self, token: int) -> dict[str, int]:
-        """Every watermark of the cluster, ``{name: high}``, read under term ``token``.
-
-        Raises:
-            LeadershipLost: ``token`` is not the current term.
-            LeaseStoreUnavailable: etcd could not be reached, or a value is not an integer.
-        """
-        _check_token(token)
+        """:meth:`Coordinator.load`, fenced here all the same (one transaction)."""
+        term = self._term(token)
+        marks_range = {"key": b64(self._wm_prefix), "range_end": prefix_end(self._wm_prefix)}
         result = self._etcd.txn(
-            self._fences(token),
-            [
-                {
-                    "request_range": {
-                        "key": b64(self._wm_prefix),
-                        "range_end": prefix_end(self._wm_prefix),
-                    }
-                }
-            ],
-            [self._range_leader()],
+            term.fences(), [{"request_range": marks_range}], [range_op(self._leader_key)]
         )
         if not result.get("succeeded"):
-            raise self._lost(token, self._kvs(result, 0), "load")
+            raise self._lost(token, NotHeld(kvs_of(result, 0)), "load")
         marks: dict[str, int] = {}
         revisions: dict[str, int] = {}
-        for kv in self._kvs(result, 0):
+        for kv in kvs_of(result, 0):
             name = unb64(kv["key"])[len(self._wm_prefix) :]
             marks[name] = self._parse_mark(name, kv)
             revisions[name] = int(kv.get("mod_revision", 0))
@@ -685,19 +683,8 @@ class EtcdCoordinator:
         return marks
 
     def holds_watermarks(self) -> bool:
-        """Whether any watermark key of the cluster exists (one range read, keys only).
-
-        Raises:
-            LeaseStoreUnavailable: etcd could not be reached.
-        """
-        body = {
-            "key": b64(self._wm_prefix),
-            "range_end": prefix_end(self._wm_prefix),
-            "limit": 1,
-            "keys_only": True,
-        }
-        result = self._etcd.post("/kv/range", body)
-        return bool(result.get("kvs"))
+        """:meth:`Coordinator.holds_watermarks`: one range read, keys only."""
+        return bool(self._etcd.range_prefix(self._wm_prefix, limit=1, keys_only=True))
 
     def _parse_mark(self, name: str, kv: dict[str, Any]) -> int:
         raw = unb64(kv.get("value", ""))
@@ -709,41 +696,36 @@ class EtcdCoordinator:
             ) from None
 
     def reserve(self, token: int, name: str, high: int) -> None:
-        """Store ``high`` as the watermark of ``name``, only if term ``token`` is current.
-
-        One etcd transaction, linearizable, that also checks the watermark has not changed
-        since this object last saw it (so a stale retry cannot land after a newer value).
-
-        Raises:
-            InvalidArgument: an empty ``name`` or a ``high`` that is not an int.
-            LeadershipLost: a newer term exists or this one expired; nothing was written.
-            LeaseStoreUnavailable: etcd could not be reached; the write may or may not have landed.
-        """
-        _check_token(token)
+        """:meth:`Coordinator.reserve`: one transaction, fenced by the term and by the mark's
+        last mod revision seen here (a stale retry cannot land after a newer value); after
+        :class:`LeaseStoreUnavailable` the write may or may not have landed."""
+        term = self._term(token)
         if not isinstance(name, str) or not name:
             raise InvalidArgument(f"name must be a non-empty str, got {name!r}")
         if isinstance(high, bool) or not isinstance(high, int):
             raise InvalidArgument(f"high must be an int, got {high!r}")
-        key = b64(self._wm_prefix + name)
-        value = str(high)
+        key, value = self._wm_prefix + name, str(high)
         with self._lock:
             expected = self._revisions.get(name, 0)
         for _ in range(_MAX_CAS_TRIES):
+            unchanged = {
+                "key": b64(key),
+                "result": "EQUAL",
+                "target": "MOD",
+                "mod_revision": expected,
+            }
             result = self._etcd.txn(
-                [
-                    *self._fences(token),
-                    {"key": key, "result": "EQUAL", "target": "MOD", "mod_revision": expected},
-                ],
-                [{"request_put": {"key": key, "value": b64(value)}}],
-                [self._range_leader(), {"request_range": {"key": key}}],
+                [*term.fences(), unchanged],
+                [put_op(key, value)],
+                [range_op(self._leader_key), range_op(key)],
             )
             if result.get("succeeded"):
                 self._saw(name, int(result["header"]["revision"]))
                 return
-            leader = self._kvs(result, 0)
-            if not self._is_term(token, leader):
-                raise self._lost(token, leader, "reservation")
-            marks = self._kvs(result, 1)
+            leader = kvs_of(result, 0)
+            if not term.holds(leader):
+                raise self._lost(token, NotHeld(leader), "reservation")
+            marks = kvs_of(result, 1)
             expected = int(marks[0].get("mod_revision", 0)) if marks else 0
             if marks and unb64(marks[0].get("value", "")) == value:
                 self._saw(name, expected)  # an earlier attempt of this call landed

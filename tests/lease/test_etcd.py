@@ -1,0 +1,371 @@
+"""The etcd lease, written once (:class:`EtcdLease`), attacked: a stale holder, an etcd that lost
+its data, and processes of the version before it on the same keys (a rolling upgrade).
+
+Every test talks to a real etcd: the shared one (``etcd_url``) under a key prefix of its own,
+or one it starts itself (``own_etcd``) when it must wipe it.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+
+from chronoid.errors import LeadershipLost, NodeSpaceExhausted
+from chronoid.lease.etcd import (
+    EtcdCoordinator,
+    EtcdLease,
+    EtcdRegistry,
+    EtcdTransport,
+    NotHeld,
+    b64,
+    put_op,
+    range_op,
+)
+from tests.support import OwnServer, wait_until
+
+# The last commit with the two separate etcd leases: the "old version" of a rolling upgrade.
+BEFORE = "24d82af"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _endpoint(url: str) -> tuple[str, int]:
+    parsed = urlparse(url)
+    assert parsed.hostname and parsed.port, url
+    return parsed.hostname, parsed.port
+
+
+@pytest.fixture
+def etcd(etcd_url: str) -> Iterator[tuple[EtcdTransport, str]]:
+    """A transport to the shared etcd and a fresh key prefix, deleted after the test."""
+    transport = EtcdTransport([_endpoint(etcd_url)], timeout_s=2.0)
+    prefix = f"/chronoid-test/lease-{uuid.uuid4().hex[:12]}/"
+    yield transport, prefix
+    transport.post("/kv/deleterange", {"key": b64(prefix), "range_end": b64(prefix[:-1] + "0")})
+    transport.close()
+
+
+def _fenced_put(etcd: EtcdTransport, claim: EtcdLease, key: str, value: str) -> bool:
+    """A write under ``claim`` (as the sequencer's watermark writes are): whether it landed."""
+    return bool(etcd.txn(claim.fences(), [put_op(key, value)]).get("succeeded"))
+
+
+def _read(etcd: EtcdTransport, key: str) -> list[dict[str, Any]]:
+    kvs: list[dict[str, Any]] = etcd.post("/kv/range", {"key": b64(key)}).get("kvs", [])
+    return kvs
+
+
+def _assert_refused(etcd: EtcdTransport, stale: EtcdLease, holder: EtcdLease, mark: str) -> None:
+    """``stale`` can neither renew, write, nor release; ``holder`` keeps the key through it."""
+    with pytest.raises(NotHeld):
+        stale.renew(etcd)
+    with pytest.raises(NotHeld):
+        stale.renew(etcd, [put_op(mark, "stale renewal")])
+    assert not _fenced_put(etcd, stale, mark, "stale write")
+    assert not stale.release(etcd, [put_op(mark, "stale release")])
+    assert _read(etcd, mark) == []
+    assert holder.holds(_read(etcd, holder.key))
+    holder.renew(etcd)
+    assert _fenced_put(etcd, holder, mark, "holder's write")
+    etcd.post("/kv/deleterange", {"key": b64(mark)})
+
+
+def test_a_holder_whose_key_expired_and_was_made_again_with_its_value_is_refused(
+    etcd: tuple[EtcdTransport, str],
+) -> None:
+    """The attacker re-creates the key with the stale holder's own value (a member's leader
+    value is the same in every term it wins); only the identity check tells them apart."""
+    transport, prefix = etcd
+    key, value = f"{prefix}slot", '{"address": "a:1", "member": "a"}'
+    stale, _ = EtcdLease.claim(transport, key, value, transport.grant(1_000))
+    assert stale is not None
+    wait_until(lambda: _read(transport, key) == [], "the lease to expire", timeout_s=10)
+    holder, _ = EtcdLease.claim(transport, key, value, transport.grant(30_000))
+    assert holder is not None and holder.create_revision > stale.create_revision
+    # Every way a holder may know itself: the whole identity, Mode C's (lease, value), and a
+    # term another object won (create revision only).
+    for known in (
+        stale,
+        EtcdLease(key, stale.lease_id, value=value),
+        EtcdLease(key, create_revision=stale.create_revision),
+    ):
+        _assert_refused(transport, known, holder, f"{prefix}mark")
+    assert holder.release(transport)
+    assert _read(transport, key) == []
+
+
+def test_a_claim_lost_in_flight_is_found_on_the_retry_and_a_rival_is_not_ours(
+    etcd: tuple[EtcdTransport, str],
+) -> None:
+    transport, prefix = etcd
+    key, lease_id = f"{prefix}slot", transport.grant(30_000)
+    first, _ = EtcdLease.claim(transport, key, "v", lease_id)
+    again, _ = EtcdLease.claim(transport, key, "v", lease_id)  # its answer was lost: retried
+    assert first is not None and again == first
+    rival, _ = EtcdLease.claim(transport, key, "v", transport.grant(30_000))
+    assert rival is None
+
+
+def _wipe(server: OwnServer, data: Path) -> None:
+    server.stop()
+    shutil.rmtree(data)
+    server.start()
+
+
+def _advance_to(etcd: EtcdTransport, revision: int, scratch: str) -> None:
+    """Write ``scratch`` until etcd's revision is ``revision``."""
+    current = int(etcd.post("/kv/range", {"key": b64(scratch)})["header"]["revision"])
+    assert current <= revision, (current, revision)
+    for _ in range(revision - current):
+        etcd.txn([], [put_op(scratch, "x")])
+
+
+def test_after_etcd_lost_its_data_a_paused_holder_does_not_match_the_same_numbered_claim(
+    own_etcd: tuple[OwnServer, str], tmp_path: Path
+) -> None:
+    """Revisions restart at 1 in a wiped etcd: the successor's key gets the paused holder's
+    create revision and value; the etcd lease in the identity still tells them apart."""
+    server, url = own_etcd
+    transport = EtcdTransport([_endpoint(url)], timeout_s=2.0)
+    key, value, scratch = "/p/slot", '{"address": "a:1", "member": "a"}', "/p/scratch"
+    _advance_to(transport, 20, scratch)
+    paused, _ = EtcdLease.claim(transport, key, value, transport.grant(30_000))
+    assert paused is not None
+    _wipe(server, tmp_path / "etcd-data")
+    _advance_to(transport, paused.create_revision - 1, scratch)
+    successor, _ = EtcdLease.claim(transport, key, value, transport.grant(30_000))
+    assert successor is not None
+    assert successor.create_revision == paused.create_revision  # the attack's precondition
+    assert successor.lease_id != paused.lease_id
+    for known in (paused, EtcdLease(key, paused.lease_id, value=value)):
+        _assert_refused(transport, known, successor, "/p/mark")
+    transport.close()
+
+
+def test_after_etcd_lost_its_data_a_paused_leader_cannot_write_in_the_new_term(
+    own_etcd: tuple[OwnServer, str], tmp_path: Path
+) -> None:
+    server, url = own_etcd
+    old = EtcdCoordinator([_endpoint(url)], "blue", prefix="/p/")
+    scratch = EtcdTransport([_endpoint(url)], timeout_s=2.0)
+    _advance_to(scratch, 30, "/scratch")
+    token = old.campaign("a", "a:1", 30_000)
+    assert token is not None
+    old.reserve(token, "ids", 100)
+    _wipe(server, tmp_path / "etcd-data")
+    _advance_to(scratch, token - 1, "/scratch")
+    new = EtcdCoordinator([_endpoint(url)], "blue", prefix="/p/")
+    assert new.campaign("a", "a:1", 30_000) == token  # same number, same value
+    with pytest.raises(LeadershipLost, match="etcd lost its data"):
+        old.reserve(token, "ids", 999)
+    with pytest.raises(LeadershipLost, match="etcd lost its data"):
+        old.renew(token, 30_000)
+    old.resign(token)
+    assert new.leader() == "a:1"
+    assert new.load(token) == {}
+    for closing in (old, new, scratch):
+        closing.close()
+
+
+# -- a rolling upgrade: the version before and this one on the same keys -----------------------
+
+
+@pytest.fixture(scope="module")
+def before() -> ModuleType:
+    """``chronoid.lease.etcd`` as it was at :data:`BEFORE`, imported beside today's."""
+    try:
+        source = subprocess.run(
+            ["git", "show", f"{BEFORE}:src/chronoid/lease/etcd.py"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+            text=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError) as exc:
+        pytest.fail(f"the old version needs a git checkout with commit {BEFORE}: {exc}")
+    spec = importlib.util.spec_from_loader("chronoid_lease_etcd_before", loader=None)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    exec(compile(source, f"{BEFORE}:etcd.py", "exec"), module.__dict__)
+    return module
+
+
+def test_node_leases_of_the_old_and_new_version_exclude_each_other(
+    etcd: tuple[EtcdTransport, str], etcd_url: str, before: ModuleType
+) -> None:
+    _, prefix = etcd
+    endpoints, now = [_endpoint(etcd_url)], time.time_ns()
+    old = before.EtcdRegistry(endpoints, prefix=prefix, node_range=(0, 1))
+    new = EtcdRegistry(endpoints, prefix=prefix, node_range=(0, 1))
+    old_leases = [old.acquire(1, 30_000, now), old.acquire(1, 30_000, now)]
+    with pytest.raises(NodeSpaceExhausted):
+        new.acquire(1, 30_000, now)
+    assert all(old.renew(lease, now + 1) for lease in old_leases)
+    old.release(old_leases[0], now + 5)
+    taken = new.acquire(1, 30_000, now)  # the old holder's record, read by the new code
+    assert (taken.node, taken.not_before_ns) == (old_leases[0].node, now + 5)
+    assert not old.renew(old_leases[0], now + 6)
+    with pytest.raises(NodeSpaceExhausted):
+        old.acquire(1, 30_000, now)
+    assert new.renew(taken, now + 7)
+    new.release(taken, now + 8)
+    back = old.acquire(1, 30_000, now)  # and the new holder's record, read by the old code
+    assert (back.node, back.not_before_ns) == (taken.node, now + 8)
+    assert not new.renew(taken, now + 9)
+    old.close()
+    new.close()
+
+
+def test_leader_leases_of_the_old_and_new_version_exclude_each_other(
+    etcd_url: str, before: ModuleType
+) -> None:
+    cluster, endpoints = f"t-{uuid.uuid4().hex[:12]}", [_endpoint(etcd_url)]
+    prefix = "/chronoid-test/upgrade/"
+    old = before.EtcdCoordinator(endpoints, cluster, prefix=prefix)
+    new = EtcdCoordinator(endpoints, cluster, prefix=prefix)
+    try:
+        first = old.campaign("old", "old:1", 30_000)
+        assert first is not None
+        assert new.campaign("new", "new:1", 30_000) is None
+        assert new.leader() == "old:1"
+        old.reserve(first, "ids", 100)
+        old.resign(first)
+        second = new.campaign("new", "new:1", 30_000)
+        assert second is not None and second > first
+        assert old.campaign("old", "old:1", 30_000) is None
+        assert old.leader() == "new:1"
+        assert new.load(second) == {"ids": 100}  # the old leader's watermark
+        new.reserve(second, "ids", 200)
+        with pytest.raises(LeadershipLost):
+            old.reserve(first, "ids", 999)
+        with pytest.raises(LeadershipLost):
+            old.renew(first, 30_000)
+        old.resign(first)  # a late resignation of the old term ends nothing
+        assert old.leader() == "new:1"
+        new.renew(second, 30_000)
+        new.resign(second)
+        assert old.leader() is None
+    finally:
+        new._etcd.post(
+            "/kv/deleterange",
+            {"key": b64(f"{prefix}{cluster}/"), "range_end": b64(f"{prefix}{cluster}0")},
+        )
+        old.close()
+        new.close()
+
+
+def test_a_mode_c_key_written_as_the_old_version_writes_it_is_read_and_fenced(
+    etcd: tuple[EtcdTransport, str], etcd_url: str
+) -> None:
+    """The format by hand, independent of any version's code: ``node/<n>`` = the token on an
+    etcd lease, ``last/<n>`` = ns as a decimal string, ``history/born`` = "1"."""
+    transport, prefix = etcd
+    lease_id = transport.grant(30_000)
+    transport.txn(
+        [],
+        [
+            put_op(f"{prefix}history/born", "1"),
+            put_op(f"{prefix}node/0", "f" * 32, lease_id),
+            put_op(f"{prefix}last/1", "123456789"),
+        ],
+    )
+    registry = EtcdRegistry([_endpoint(etcd_url)], prefix=prefix, node_range=(0, 1))
+    lease = registry.acquire(1, 30_000, 0)
+    assert (lease.node, lease.not_before_ns, lease.settle_ms) == (1, 123456789, 0)
+    with pytest.raises(NodeSpaceExhausted):
+        registry.acquire(1, 30_000, 0)
+    assert transport.txn([], [range_op(f"{prefix}node/1")])["responses"][0]["response_range"][
+        "kvs"
+    ][0]["value"] == b64(lease.token)
+    registry.close()
+
+
+def test_a_leader_key_written_as_the_old_version_writes_it_is_read_and_fenced(
+    etcd: tuple[EtcdTransport, str], etcd_url: str
+) -> None:
+    """By hand again: ``<cluster>/leader`` = sorted JSON {member, address} on an etcd lease (its
+    create revision the term), ``<cluster>/wm/<name>`` = a decimal string."""
+    transport, prefix = etcd
+    lease_id = transport.grant(30_000)
+    leader = json.dumps({"member": "old", "address": "old:1"}, sort_keys=True)
+    result = transport.txn(
+        [],
+        [put_op(f"{prefix}blue/leader", leader, lease_id), put_op(f"{prefix}blue/wm/ids", "100")],
+    )
+    old_term = int(result["header"]["revision"])  # one transaction, one revision
+    coordinator = EtcdCoordinator([_endpoint(etcd_url)], "blue", prefix=prefix)
+    assert coordinator.leader() == "old:1"
+    assert coordinator.campaign("new", "new:1", 30_000) is None
+    assert coordinator.load(old_term) == {"ids": 100}  # a term another object won
+    transport.revoke(lease_id)  # the old leader's lease ends
+    token = coordinator.campaign("new", "new:1", 30_000)
+    assert token is not None and token > old_term
+    assert coordinator.load(token) == {"ids": 100}
+    with pytest.raises(LeadershipLost, match=f"holds term {token}"):
+        coordinator.reserve(old_term, "ids", 999)
+    stored = _read(transport, f"{prefix}blue/leader")[0]
+    assert base64.b64decode(stored["value"]).decode() == json.dumps(
+        {"member": "new", "address": "new:1"}, sort_keys=True
+    )
+    assert int(stored["create_revision"]) == token
+    coordinator.resign(token)
+    coordinator.close()
+
+
+def _race(calls: list[Callable[[], Any]]) -> list[Any]:
+    """Run every call at once (one thread each, released together): their results."""
+    barrier, results = threading.Barrier(len(calls)), [None] * len(calls)
+
+    def run(index: int) -> None:
+        barrier.wait()
+        try:
+            results[index] = calls[index]()
+        except NodeSpaceExhausted:
+            results[index] = None
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return results
+
+
+def test_old_and_new_versions_racing_for_one_slot_make_one_holder_per_round(
+    etcd: tuple[EtcdTransport, str], etcd_url: str, before: ModuleType
+) -> None:
+    _, prefix = etcd
+    endpoints = [_endpoint(etcd_url)]
+    kinds = [before, sys.modules["chronoid.lease.etcd"]] * 3
+    coordinators = [kind.EtcdCoordinator(endpoints, "race", prefix=prefix) for kind in kinds]
+    registries = [kind.EtcdRegistry(endpoints, prefix=prefix, node_range=(5, 5)) for kind in kinds]
+    for _ in range(5):
+        tokens = _race(
+            [
+                lambda c=c, i=i: c.campaign(f"m{i}", f"m{i}:1", 30_000)
+                for i, c in enumerate(coordinators)
+            ]
+        )
+        won = [(c, t) for c, t in zip(coordinators, tokens, strict=True) if t is not None]
+        assert len(won) == 1, tokens
+        won[0][0].resign(won[0][1])
+        leases = _race([lambda r=r: r.acquire(5, 30_000, 0) for r in registries])
+        held = [(r, lease) for r, lease in zip(registries, leases, strict=True) if lease]
+        assert len(held) == 1, leases
+        held[0][0].release(held[0][1], 0)
+    for closing in [*coordinators, *registries]:
+        closing.close()
