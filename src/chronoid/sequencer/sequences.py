@@ -227,7 +227,8 @@ class Sequences:
         except KeyError:
             seq = None
         if seq is not None and 0 < count <= MAX_COUNT:
-            # The fast path first, in as few steps as it takes: most calls end here.
+            # The fast path first, in as few steps as it takes: most calls end here (the
+            # dispatcher's fused reader repeats it, see fast_take_parts: change both).
             first = seq.next
             end = first + count
             limit = seq.limit
@@ -241,6 +242,14 @@ class Sequences:
         if not 1 <= count <= MAX_COUNT:
             raise InvalidArgument(f"count must be an int in 1..{MAX_COUNT}, got {count!r}")
         return self._create(name, count)
+
+    def fast_take_parts(self) -> tuple[_Sequence, Callable[[_Sequence], None], SequenceStats]:
+        """The default sequence's record, the prefetch it starts and the stats it counts
+        in, for a fused fast path built once (the dispatcher's plain-``GETSEQ`` reader): it
+        repeats :meth:`try_take`'s fast path (the same reads and writes, in the same order)
+        and calls :meth:`try_take` itself for anything else. The record lives as long as
+        these sequences (the default one is never replaced)."""
+        return self._sequences[DEFAULT_NAME], self._prefetch, self.stats
 
     def take(self, count: int = 1, name: str = DEFAULT_NAME) -> int:
         """:meth:`try_take`, waiting (at most ``wait_timeout_s`` per reservation) when it must."""
