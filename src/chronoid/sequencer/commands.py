@@ -300,10 +300,9 @@ class Dispatcher:
         nothing). With failover it takes through :meth:`_take`: take, then check the term,
         on every read. Counted as the general path counts (requests, values issued).
         """
+        # Module constants are read as globals and the rest as few closure cells as it
+        # takes: each cell is copied into the frame on every call.
         dispatcher = self
-        resp_getseq = RESP_GETSEQ
-        count_plain = plain_getseqs
-        integer = INTEGER
         sequences = self._standalone
         if sequences is None:
             take = self._take
@@ -316,13 +315,13 @@ class Dispatcher:
                     and connection.waiting is None
                     and not parser._buffer
                 ):
-                    times = 1 if data == resp_getseq else count_plain(data)
-                    if 0 < times <= most:
+                    times = 1 if data == RESP_GETSEQ else plain_getseqs(data, most)
+                    if times:
                         first = take(times, DEFAULT_NAME)
                         if type(first) is int:
                             dispatcher._plain_getseqs += times
                             connection.transport.write(  # type: ignore[union-attr]  # connected
-                                integer % first if times == 1 else encode_integers(first, times)
+                                INTEGER % first if times == 1 else encode_integers(first, times)
                             )
                             return
                         # Refused or not reserved yet (any values taken became a gap): the
@@ -341,20 +340,20 @@ class Dispatcher:
                 and connection.waiting is None
                 and not parser._buffer
             ):
-                times = 1 if data == resp_getseq else count_plain(data)
-                if 0 < times <= most:
+                times = 1 if data == RESP_GETSEQ else plain_getseqs(data, most)
+                if times:
                     # Sequences.try_take's fast path, read for read.
                     first = seq.next
                     end = first + times
                     limit = seq.limit
                     if end <= limit:
                         seq.next = end
-                        if limit - end < seq.block >> 1 and not seq.prefetching:
+                        if limit - end < seq.refill_below and not seq.prefetching:
                             prefetch(seq)
                         stats.values_issued += times
                         dispatcher._plain_getseqs += times
                         connection.transport.write(  # type: ignore[union-attr]  # connected
-                            integer % first if times == 1 else encode_integers(first, times)
+                            INTEGER % first if times == 1 else encode_integers(first, times)
                         )
                         return
             slow(data)

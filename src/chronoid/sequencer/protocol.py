@@ -318,21 +318,21 @@ class Parser:
             self._pos = 0
 
 
-def plain_getseqs(data: bytes) -> int:
+def plain_getseqs(data: bytes, most: int) -> int:
     """How many plain ``GETSEQ`` (no argument; RESP as :data:`RESP_GETSEQ`, or inline ended
-    by CRLF or LF) ``data`` is made of, when that is all it holds; else 0.
+    by CRLF or LF) ``data`` is made of, when that is all it holds and they are at most
+    ``most``; else 0.
 
     Only these exact byte forms count (``getseq``, extra spaces or ``GETSEQ 1`` do not): the
     server's fused reader answers such a read at once, when nothing is buffered before it,
     and hands any other read to :class:`Parser`, which stays the one home of the RESP rules
-    (each of these forms is one command to it too)."""
-    if data == RESP_GETSEQ:  # redis-benchmark, redis-py: compared, not hashed
-        return 1
+    (each of these forms is one command to it too). The fused reader compares a read with
+    :data:`RESP_GETSEQ` itself first (the most common read) and calls this for the rest."""
     size = len(data)
     for pattern in _PLAIN_GETSEQ:
         times = data.count(pattern)
         if times and times * len(pattern) == size:
-            return times
+            return times if times <= most else 0
     return 0
 
 
