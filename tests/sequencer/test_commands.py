@@ -12,7 +12,7 @@ from chronoid.sequencer.commands import SUPPORTED, ConnectionState, Dispatcher, 
 from chronoid.sequencer.protocol import RESP_GETSEQ, Parser
 from chronoid.sequencer.sequences import Sequences
 from chronoid.sequencer.store import FileStore
-from tests.sequencer.test_sequences import StallingStore, stored
+from tests.sequencer.test_sequences import FullDiskStore, StallingStore, stored
 
 
 @pytest.fixture
@@ -112,6 +112,43 @@ def test_fast_path_gives_the_general_path_values(dispatcher: Dispatcher) -> None
     assert plain(dispatcher, state, 3) == b":1\r\n:2\r\n:3\r\n"
     assert dispatcher.execute(state, [b"GETSEQ"]) == b":4\r\n"
     assert dispatcher.requests["GETSEQ"] == 4
+
+
+def test_the_fused_reader_stops_at_the_durable_watermark(tmp_path: Path) -> None:
+    # Blocks of 8: the fused reader's prefetches keep it going; then the disk fills up and it
+    # answers exactly up to the watermark made durable, then hands every read to the general
+    # path (which answers -ERR, consuming nothing).
+    store = FullDiskStore(tmp_path)
+    sequences = Sequences(store, block_min=8, block_max=8)
+    d = Dispatcher(Standalone(sequences))
+    state = d.new_state()
+    link = _Link()
+    read = d.plain_reader(state, Parser(), link, link, link.handed.append, 1024)
+    answered: list[int] = []
+    record = sequences.fast_take_parts()[0]
+    while len(answered) < 100 or (record.future is not None and not record.future.done()):
+        read(RESP_GETSEQ)
+        if link.handed:  # headroom used up before the prefetch landed: wait for it
+            assert record.future is not None
+            record.future.result(5)
+            link.handed.clear()
+            continue
+        answered.append(int(link.written.pop()[1:-2]))
+    store.full = True
+    while not link.handed:
+        read(RESP_GETSEQ)
+        if link.written:
+            answered.append(int(link.written.pop()[1:-2]))
+    assert answered == list(range(1, len(answered) + 1))
+    assert answered[-1] == stored(tmp_path)["default"] - 1  # never above it
+    assert sequences.stats.values_issued == len(answered)
+    assert d.requests["GETSEQ"] == len(answered)
+    reply = d.execute(state, [b"GETSEQ"])
+    while isinstance(reply, Wait):
+        reply.future.result(5)
+        reply = d.resume(state, reply)
+    assert reply.startswith(b"-ERR reservation failed")
+    assert sequences.current() == answered[-1] + 1  # the refusal consumed nothing
 
 
 def test_counts_and_names(dispatcher: Dispatcher) -> None:
