@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from chronoid.errors import InvalidArgument
-from chronoid.sequencer.commands import SUPPORTED, Dispatcher, Standalone, Wait
+from chronoid.sequencer.commands import SUPPORTED, ConnectionState, Dispatcher, Standalone, Wait
+from chronoid.sequencer.protocol import RESP_GETSEQ, Parser
 from chronoid.sequencer.sequences import Sequences
 from chronoid.sequencer.store import FileStore
-from tests.sequencer.test_sequences import StallingStore, stored
+from tests.sequencer.test_sequences import FullDiskStore, StallingStore, stored
 
 
 @pytest.fixture
@@ -30,6 +31,33 @@ def run(d: Dispatcher, *lines: str) -> bytes:
             reply = d.resume(state, reply)
         replies.append(reply)
     return b"".join(replies)
+
+
+class _Link:
+    """The connection a fused reader serves, reduced to what it touches: the replies it
+    writes and the reads it hands to the general path are collected."""
+
+    def __init__(self) -> None:
+        self.waiting: Wait | None = None
+        self.last_active = 0.0
+        self.now = 1.0  # the server's cached clock
+        self.transport = self
+        self.written: list[bytes] = []
+        self.handed: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+
+def plain(d: Dispatcher, state: ConnectionState, times: int) -> bytes | None:
+    """What the fused reader answers to ``times`` plain GETSEQ in one read (None: it handed
+    the read to the general path)."""
+    link = _Link()
+    read = d.plain_reader(state, Parser(), link, link, link.handed.append, 1024)
+    read(RESP_GETSEQ * times)
+    assert link.last_active == 1.0
+    assert len(link.written) + len(link.handed) == 1
+    return link.written[0] if link.written else None
 
 
 def test_spec_commands(dispatcher: Dispatcher) -> None:
@@ -67,7 +95,7 @@ def test_auth(tmp_path: Path) -> None:
     d = Dispatcher(Standalone(Sequences(FileStore(tmp_path))), password="pw")
     state = d.new_state()
     assert d.execute(state, [b"GETSEQ"]) == b"-NOAUTH Authentication required.\r\n"
-    assert d.getseq_repeated(state, 5) is None  # the fast path refuses too
+    assert plain(d, state, 5) is None  # the fast path refuses too
     assert d.execute(state, [b"HELLO", b"3"]) == b"-NOAUTH Authentication required.\r\n"
     assert d.execute(state, [b"AUTH", b"bad"]) == (
         b"-WRONGPASS invalid username-password pair or user is disabled.\r\n"
@@ -81,9 +109,46 @@ def test_auth(tmp_path: Path) -> None:
 
 def test_fast_path_gives_the_general_path_values(dispatcher: Dispatcher) -> None:
     state = dispatcher.new_state()
-    assert dispatcher.getseq_repeated(state, 3) == b":1\r\n:2\r\n:3\r\n"
+    assert plain(dispatcher, state, 3) == b":1\r\n:2\r\n:3\r\n"
     assert dispatcher.execute(state, [b"GETSEQ"]) == b":4\r\n"
     assert dispatcher.requests["GETSEQ"] == 4
+
+
+def test_the_fused_reader_stops_at_the_durable_watermark(tmp_path: Path) -> None:
+    # Blocks of 8: the fused reader's prefetches keep it going; then the disk fills up and it
+    # answers exactly up to the watermark made durable, then hands every read to the general
+    # path (which answers -ERR, consuming nothing).
+    store = FullDiskStore(tmp_path)
+    sequences = Sequences(store, block_min=8, block_max=8)
+    d = Dispatcher(Standalone(sequences))
+    state = d.new_state()
+    link = _Link()
+    read = d.plain_reader(state, Parser(), link, link, link.handed.append, 1024)
+    answered: list[int] = []
+    record = sequences.fast_take_parts()[0]
+    while len(answered) < 100 or (record.future is not None and not record.future.done()):
+        read(RESP_GETSEQ)
+        if link.handed:  # headroom used up before the prefetch landed: wait for it
+            assert record.future is not None
+            record.future.result(5)
+            link.handed.clear()
+            continue
+        answered.append(int(link.written.pop()[1:-2]))
+    store.full = True
+    while not link.handed:
+        read(RESP_GETSEQ)
+        if link.written:
+            answered.append(int(link.written.pop()[1:-2]))
+    assert answered == list(range(1, len(answered) + 1))
+    assert answered[-1] == stored(tmp_path)["default"] - 1  # never above it
+    assert sequences.stats.values_issued == len(answered)
+    assert d.requests["GETSEQ"] == len(answered)
+    reply = d.execute(state, [b"GETSEQ"])
+    while isinstance(reply, Wait):
+        reply.future.result(5)
+        reply = d.resume(state, reply)
+    assert reply.startswith(b"-ERR reservation failed")
+    assert sequences.current() == answered[-1] + 1  # the refusal consumed nothing
 
 
 def test_counts_and_names(dispatcher: Dispatcher) -> None:
@@ -124,18 +189,18 @@ def test_take_then_check_across_terms(tmp_path: Path) -> None:
     state = d.new_state()
     assert d.execute(state, [b"GETSEQ"]) == b":1\r\n"  # gate asked before and after
     asked = gate.asked
-    assert d.getseq_repeated(state, 2) == b":2\r\n:3\r\n"
+    assert plain(d, state, 2) == b":2\r\n:3\r\n"
     assert d.execute(state, [b"GETSEQ"]) == b":4\r\n"
     assert gate.asked - asked == 2  # then once per take, after it
     gate.live = None  # the term is over
-    assert d.getseq_repeated(state, 3) is None  # taken, then found over: a gap, not served
+    assert plain(d, state, 3) is None  # taken, then found over: a gap, not served
     assert d.execute(state, [b"GETSEQ"]) == gate.refusal()
     assert first.current() == 8  # the fast path's 3 values are a gap; the refusal took none
     assert d.execute(state, [b"GETSEQ"]) == gate.refusal()
     assert first.current() == 8  # a standby takes nothing: the gate is asked first again
     gate.live = second  # a new term: its values, never the old term's
     assert d.execute(state, [b"GETSEQ"]) == b":1000\r\n"
-    assert d.getseq_repeated(state, 1) == b":1001\r\n"
+    assert plain(d, state, 1) == b":1001\r\n"
     gate.live = first  # lent last: second; the check after the take sees the change
     assert d.execute(state, [b"GETSEQ"]) == b":8\r\n"
     assert second.current() == 1003  # one value of second became a gap

@@ -20,6 +20,7 @@ from chronoid.errors import (
 from chronoid.sequencer.protocol import (
     NEED_DATA,
     REPLY_ERRORS,
+    RESP_GETSEQ,
     UNAUTHENTICATED_MAX_ARGS,
     UNAUTHENTICATED_MAX_BULK,
     Parser,
@@ -29,6 +30,7 @@ from chronoid.sequencer.protocol import (
     encode_error,
     encode_integer,
     encode_simple,
+    plain_getseqs,
 )
 
 
@@ -127,7 +129,9 @@ def feed_all(parser: Parser, chunks: list[bytes]) -> list[list[bytes]]:
     out: list[list[bytes]] = []
     for chunk in chunks:
         out += parser.feed(chunk)
-    return out
+    # feed returns the commands before a fault and raises it on the next call: make that
+    # call, or a fault behind a command in the last chunk would go unseen.
+    return out + parser.feed(b"")
 
 
 @settings(max_examples=200, deadline=None)
@@ -168,6 +172,41 @@ def test_fuzz_arbitrary_bytes_raise_only_protocol_error(raw: bytes, data: st.Dat
 
 
 # -- limits that protect the server ----------------------------------------------------------
+
+
+_PLAIN_PARTS = [RESP_GETSEQ, b"GETSEQ\r\n", b"GETSEQ\n", b"getseq\r\n", b"GETSEQ 1\r\n", b"\r\n"]
+
+
+@given(st.lists(st.sampled_from(_PLAIN_PARTS), max_size=12), st.binary(max_size=4))
+def test_plain_getseqs_counts_only_what_the_parser_reads_as_that_many_plain_getseqs(
+    parts: list[bytes], noise: bytes
+) -> None:
+    # The fused reader answers plain_getseqs(data) values without the parser: the count must
+    # be exactly the commands the parser finds, each a bare GETSEQ, and 0 for anything else.
+    for data in (b"".join(parts), b"".join(parts) + noise, noise + b"".join(parts)):
+        times = plain_getseqs(data, 1024)
+        if times:
+            assert _commands_or_fault(data) == [[b"GETSEQ"]] * times
+            assert data in (RESP_GETSEQ * times, b"GETSEQ\r\n" * times, b"GETSEQ\n" * times)
+            assert plain_getseqs(data, times - 1) == 0  # more than allowed: none
+
+
+def _commands_or_fault(data: bytes) -> list[list[bytes]] | None:
+    parser = Parser()
+    try:
+        commands = parser.feed(data)
+    except ProtocolError:
+        return None
+    return commands if not parser.buffered else None
+
+
+def test_plain_getseqs_exact_forms() -> None:
+    assert plain_getseqs(RESP_GETSEQ, 1024) == 1
+    assert plain_getseqs(RESP_GETSEQ * 1024, 1024) == 1024
+    assert plain_getseqs(RESP_GETSEQ * 1025, 1024) == 0  # more than one turn: general path
+    assert plain_getseqs(b"GETSEQ\n" * 3, 1024) == 3
+    for other in (b"", b"getseq\r\n", b"GETSEQ \r\n", RESP_GETSEQ[:-1], b"GETSEQ\r\nGETSEQ\n"):
+        assert plain_getseqs(other, 1024) == 0, other
 
 
 def test_a_command_over_max_request_bytes_is_refused_however_it_is_split() -> None:

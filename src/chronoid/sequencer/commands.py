@@ -53,14 +53,17 @@ from chronoid.sequencer.protocol import (
     NOAUTH,
     OK,
     PONG,
+    RESP_GETSEQ,
     WRONGPASS,
     Command,
+    Parser,
     encode_array,
     encode_bulk,
     encode_error,
     encode_integer,
     encode_integers,
     encode_map,
+    plain_getseqs,
     shown,
 )
 from chronoid.sequencer.sequences import (
@@ -75,11 +78,14 @@ from chronoid.version import package_version
 __all__ = [
     "MAX_AUTH_FAILURES",
     "SUPPORTED",
+    "Clock",
     "ConnectionState",
     "Dispatcher",
     "Gate",
+    "Reading",
     "Standalone",
     "Wait",
+    "Writer",
 ]
 
 MAX_AUTH_FAILURES = 3
@@ -164,6 +170,40 @@ class Wait:
     command: Command
 
 
+class Writer(Protocol):
+    """Where replies go (a transport)."""
+
+    def write(self, data: bytes) -> None:
+        """Send ``data`` (buffered: never blocks)."""
+        ...
+
+
+class Reading(Protocol):
+    """What :meth:`Dispatcher.plain_reader` reads and writes of the connection it serves."""
+
+    last_active: float
+    """When the connection last received bytes (monotonic s)."""
+
+    @property
+    def waiting(self) -> Wait | None:
+        """The reservation a command waits for (its later commands wait behind it)."""
+        ...
+
+    @property
+    def transport(self) -> Writer | None:
+        """Where the connection's replies go (None before it is connected)."""
+        ...
+
+
+class Clock(Protocol):
+    """The server's cached clock, refreshed once a second."""
+
+    @property
+    def now(self) -> float:
+        """Monotonic seconds."""
+        ...
+
+
 class Dispatcher:
     """Runs commands against the :class:`Sequences` the ``gate`` allows: a
     :class:`Standalone` server's own, with failover the current term's (none on a standby).
@@ -185,7 +225,7 @@ class Dispatcher:
         self._lent: Sequences | None = self._standalone  # see _take
         self.password = password.encode() if password is not None else None
         self._requests: dict[str, int] = {}
-        self._plain_getseqs = 0  # answered by getseq_repeated: one addition per read
+        self._plain_getseqs = 0  # answered by plain_reader: one addition per read
         self.errors = 0
         """Error replies sent."""
         self.auth_failures = 0
@@ -236,30 +276,89 @@ class Dispatcher:
             self.errors += 1
         return reply
 
-    def getseq_repeated(self, state: ConnectionState, times: int) -> bytes | None:
-        """Replies to ``times`` pipelined plain ``GETSEQ`` commands
-        (:meth:`~chronoid.sequencer.protocol.Parser.plain_getseqs` counted them), or None to
-        take the general path (not authenticated, not serving, not reserved yet, or the store
-        refused: each command then gets its own reply). The values are the same the general
-        path would hand out: one event-loop thread runs both, so no other connection can take
-        a value in between.
+    def plain_reader(
+        self,
+        state: ConnectionState,
+        parser: Parser,
+        connection: Reading,
+        clock: Clock,
+        slow: Callable[[bytes], None],
+        most: int,
+    ) -> Callable[[bytes], None]:
+        """The connection's ``data_received``, fused for the read that load generators and
+        batching clients send most: one to ``most`` plain ``GETSEQ`` and nothing else
+        (:func:`~chronoid.sequencer.protocol.plain_getseqs`), nothing buffered before it,
+        the connection authenticated, not closing and not waiting, the values reserved. It
+        answers that read in one Python frame (the general path takes four: the read, the
+        parser, the dispatcher and the sequences), and hands every other read to ``slow``
+        (the general path, which parses and runs it command by command).
+
+        The values are those the general path would hand out: one event-loop thread runs
+        both. Standalone, the take repeats :meth:`Sequences.try_take`'s fast path on the
+        default sequence's record (values below the durable watermark only; past it, the
+        top of the range included, ``slow`` runs and answers as it always does, consuming
+        nothing). With failover it takes through :meth:`_take`: take, then check the term,
+        on every read. Counted as the general path counts (requests, values issued).
         """
-        if not state.authenticated or state.closing:
-            return None
+        # Module constants are read as globals and the rest as few closure cells as it
+        # takes: each cell is copied into the frame on every call.
+        dispatcher = self
         sequences = self._standalone
         if sequences is None:
-            first = self._take(times, DEFAULT_NAME)
-        else:
-            # A standalone gate always serves the same sequences: no term to check before
-            # or after the take (three Python calls fewer per request).
-            try:
-                first = sequences.try_take(times)
-            except (InvalidArgument, StoreUnavailable):
-                return None  # the general path takes again and sends the error
-        if type(first) is not int:
-            return None
-        self._plain_getseqs += times
-        return INTEGER % first if times == 1 else encode_integers(first, times)
+            take = self._take
+
+            def read_leading(data: bytes) -> None:
+                connection.last_active = clock.now
+                if (
+                    state.authenticated
+                    and not state.closing
+                    and connection.waiting is None
+                    and not parser._buffer
+                ):
+                    times = 1 if data == RESP_GETSEQ else plain_getseqs(data, most)
+                    if times:
+                        first = take(times, DEFAULT_NAME)
+                        if type(first) is int:
+                            dispatcher._plain_getseqs += times
+                            connection.transport.write(  # type: ignore[union-attr]  # connected
+                                INTEGER % first if times == 1 else encode_integers(first, times)
+                            )
+                            return
+                        # Refused or not reserved yet (any values taken became a gap): the
+                        # general path takes again and answers each command on its own.
+                slow(data)
+
+            return read_leading
+
+        seq, prefetch, stats = sequences.fast_take_parts()
+
+        def read(data: bytes) -> None:
+            connection.last_active = clock.now
+            if (
+                state.authenticated
+                and not state.closing
+                and connection.waiting is None
+                and not parser._buffer
+            ):
+                times = 1 if data == RESP_GETSEQ else plain_getseqs(data, most)
+                if times:
+                    # Sequences.try_take's fast path, read for read.
+                    first = seq.next
+                    end = first + times
+                    limit = seq.limit
+                    if end <= limit:
+                        seq.next = end
+                        if limit - end < seq.refill_below and not seq.prefetching:
+                            prefetch(seq)
+                        stats.values_issued += times
+                        dispatcher._plain_getseqs += times
+                        connection.transport.write(  # type: ignore[union-attr]  # connected
+                            INTEGER % first if times == 1 else encode_integers(first, times)
+                        )
+                        return
+            slow(data)
+
+        return read
 
     # -- handlers --------------------------------------------------------------------------
 

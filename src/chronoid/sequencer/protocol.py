@@ -53,6 +53,7 @@ __all__ = [
     "OK",
     "PONG",
     "REPLY_ERRORS",
+    "RESP_GETSEQ",
     "UNAUTHENTICATED_MAX_ARGS",
     "UNAUTHENTICATED_MAX_BULK",
     "WRONGPASS",
@@ -69,6 +70,7 @@ __all__ = [
     "encode_map",
     "encode_simple",
     "parse_address",
+    "plain_getseqs",
     "reply_error",
     "shown",
 ]
@@ -91,8 +93,10 @@ UNAUTHENTICATED_MAX_BULK = 16 * 1024
 """Longest bulk string before ``AUTH`` when a password is set (bytes; Redis 7's rule)."""
 
 _HEADER_MAX = 24  # "*" or "$", up to 20 digits and a sign, CRLF
-_RESP_GETSEQ = b"*1\r\n$6\r\nGETSEQ\r\n"
-_PLAIN_GETSEQ = (_RESP_GETSEQ, b"GETSEQ\r\n", b"GETSEQ\n")
+RESP_GETSEQ = b"*1\r\n$6\r\nGETSEQ\r\n"
+"""A plain ``GETSEQ`` as redis-benchmark and redis-py send it: the one read the server's fused
+reader compares whole before anything else."""
+_PLAIN_GETSEQ = (RESP_GETSEQ, b"GETSEQ\r\n", b"GETSEQ\n")
 
 OK = b"+OK\r\n"
 PONG = b"+PONG\r\n"
@@ -112,6 +116,10 @@ class Parser:
 
     ``max_args`` and ``max_bulk`` may be changed between commands (the server lowers them to
     Redis 7's unauthenticated limits until ``AUTH`` succeeds).
+
+    ``_buffer`` is empty exactly when nothing is buffered (it is compacted at every command
+    boundary, and emptied when the parser breaks): the dispatcher's fused plain-``GETSEQ``
+    reader tests it directly, as one attribute read instead of a call to :attr:`buffered`.
     """
 
     __slots__ = (
@@ -184,23 +192,6 @@ class Parser:
             if not commands:
                 raise
         return commands
-
-    def plain_getseqs(self, data: bytes) -> int:
-        """How many plain ``GETSEQ`` (no argument; RESP, or inline ended by CRLF or LF)
-        ``data`` is made of, when that is all it holds and nothing is buffered before it;
-        else 0, and ``data`` goes to :meth:`receive`. The shortcut for the read load
-        generators and batching clients send most."""
-        # Nothing buffered: after the last command handed out the buffer is compacted.
-        if self._buffer or self._broken is not None:
-            return 0
-        if data == _RESP_GETSEQ:  # redis-benchmark, redis-py: compared, not hashed
-            return 1
-        size = len(data)
-        for pattern in _PLAIN_GETSEQ:
-            times = data.count(pattern)
-            if times and times * len(pattern) == size:
-                return times
-        return 0
 
     def next_command(self) -> Command | None:
         """The next complete command, or None while the rest of the input is unfinished."""
@@ -325,6 +316,24 @@ class Parser:
             del self._buffer[: self._pos]
             self._scan -= self._pos
             self._pos = 0
+
+
+def plain_getseqs(data: bytes, most: int) -> int:
+    """How many plain ``GETSEQ`` (no argument; RESP as :data:`RESP_GETSEQ`, or inline ended
+    by CRLF or LF) ``data`` is made of, when that is all it holds and they are at most
+    ``most``; else 0.
+
+    Only these exact byte forms count (``getseq``, extra spaces or ``GETSEQ 1`` do not): the
+    server's fused reader answers such a read at once, when nothing is buffered before it,
+    and hands any other read to :class:`Parser`, which stays the one home of the RESP rules
+    (each of these forms is one command to it too). The fused reader compares a read with
+    :data:`RESP_GETSEQ` itself first (the most common read) and calls this for the rest."""
+    size = len(data)
+    for pattern in _PLAIN_GETSEQ:
+        times = data.count(pattern)
+        if times and times * len(pattern) == size:
+            return times if times <= most else 0
+    return 0
 
 
 def _char(byte: int) -> str:

@@ -202,8 +202,13 @@ def ensure_file_limit(max_connections: int) -> int:
     return need
 
 
+def _ignore(data: bytes) -> None:
+    """A closed connection's reader: nothing arrives after ``connection_lost``."""
+
+
 class _Connection(asyncio.Protocol):
     __slots__ = (
+        "data_received",
         "deferred",
         "dispatcher",
         "held",
@@ -222,6 +227,9 @@ class _Connection(asyncio.Protocol):
         "waiting",
         "write_paused",
     )
+
+    # asyncio.Protocol's method, as a slot holding a closure: see __init__.
+    data_received: Callable[[bytes], None]  # type: ignore[assignment]
 
     def __init__(self, server: SequencerServer) -> None:
         self.server = server
@@ -246,6 +254,13 @@ class _Connection(asyncio.Protocol):
         self.deferred = False  # reading paused: buffered commands continue on the next turn
         self.reading_paused = False
         self.held = 0  # bytes of unfinished command counted in server.held_bytes
+        # data_received is one closure, built once: a read of nothing but plain GETSEQs is
+        # answered in that one frame, anything else goes to _received (uvloop's transport
+        # reads this attribute once, when it is created, so it is set here and never
+        # replaced while connected).
+        self.data_received = server.dispatcher.plain_reader(
+            self.state, self.parser, self, server, self._received, _TURN_COMMANDS
+        )
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses but have the same API.
@@ -258,6 +273,7 @@ class _Connection(asyncio.Protocol):
         self.last_active = self.opened_at = server.now
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.data_received = _ignore  # the closure holds this connection: no cycle left behind
         self.server.connections.discard(self)
         self.server.held_bytes -= self.held
         self.held = 0
@@ -266,19 +282,10 @@ class _Connection(asyncio.Protocol):
             self.timer.cancel()
             self.timer = None
 
-    def data_received(self, data: bytes) -> None:
-        server = self.server
-        self.last_active = server.now
+    def _received(self, data: bytes) -> None:
+        """The general path of ``data_received`` (see ``plain_reader`` for the fused one, which
+        has set ``last_active`` already)."""
         parser = self.parser
-        if self.waiting is None:
-            # Fast path: a read holding nothing but plain GETSEQs (pipelined or not), as
-            # load generators and batching clients send them.
-            times = parser.plain_getseqs(data)
-            if times and times <= _TURN_COMMANDS:
-                replies = self.dispatcher.getseq_repeated(self.state, times)
-                if replies is not None:
-                    self.transport.write(replies)  # type: ignore[union-attr]  # connected
-                    return
         try:
             parser.receive(data)
         except ProtocolError:  # already broken: the connection is closing
