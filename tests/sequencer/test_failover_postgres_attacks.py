@@ -41,10 +41,6 @@ def take(reply: bytes) -> int:
     return int(reply[1:])
 
 
-VOUCHED = (
-    "a leader told its term is gone before its deadline resumes above the watermarks it "
-    "stored, forgetting the ones it loaded and never wrote: those sequences restart"
-)
 LOST_MID_TERM = (
     "a leader's fenced write lands in a watermark table emptied (or dropped and re-created) "
     "under its live term: the store then holds a default watermark, the evidence of a "
@@ -109,7 +105,6 @@ def test_a_watermark_table_re_created_by_the_leaders_reconnect_repeats_no_value(
     _lose_watermarks_mid_term(own_db, tmp_path, lose)
 
 
-@pytest.mark.xfail(strict=True, reason=VOUCHED)
 def test_a_vouched_leader_resumes_above_what_it_loaded_not_only_what_it_stored(
     own_db: str, tmp_path: Path
 ) -> None:

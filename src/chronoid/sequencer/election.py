@@ -172,9 +172,10 @@ class Elector:
         self.terms_won = 0
         self.step_downs = 0
         self._make_sequences = make_sequences
-        # The highest watermark this member has stored per sequence, in any of its terms: a
-        # store that lost its data (etcd restarted empty, a table dropped) cannot vouch for
-        # what was handed out, but this member knows what it handed out itself.
+        # The highest watermark per sequence this member stored or started a term from, in
+        # any of its terms: a store that lost its data (etcd restarted empty, a table
+        # dropped) cannot vouch for what was handed out, but this member knows what it
+        # handed out itself, and that earlier terms handed out nothing above what it loaded.
         self._reserved: dict[str, int] = {}
         self._reserved_lock = threading.Lock()
         # Evidence that this cluster's store held state: a watermark this member stored or
@@ -318,9 +319,9 @@ class Elector:
             held_state = self._store_held_state
         regressed = [name for name, high in reserved.items() if stored.get(name, 0) < high]
         if DEFAULT_NAME in stored and not regressed:
-            return dict(stored)
+            return self._started_from(stored)
         if not regressed and not held_state:
-            return dict(stored)  # a new cluster: no member ever stored anything
+            return self._started_from(stored)  # a new cluster: no member ever stored anything
         if not vouched:
             if DEFAULT_NAME not in stored:
                 what = f"it holds no watermark of {DEFAULT_NAME!r}, where this member saw one"
@@ -351,7 +352,15 @@ class Elector:
                     extra=event("watermark_regressed", sequence=name, term=token),
                 )
                 marks[name] = high
-        return marks
+        return self._started_from(marks)
+
+    def _started_from(self, marks: dict[str, int]) -> dict[str, int]:
+        """``marks``, remembered as this member's own: a sequence loaded but never asked
+        for in this term had its values handed out by earlier terms, all below its mark, so
+        a later loss of the store must not restart it (a vouched term resumes above them)."""
+        for name, high in marks.items():
+            self.reserved(name, high)
+        return dict(marks)
 
     # -- the elector thread ----------------------------------------------------------------
 
