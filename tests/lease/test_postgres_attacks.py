@@ -1,0 +1,68 @@
+"""More attacks on the PostgreSQL lease discipline: passwords echoed back by libpq out of a
+malformed DSN, and the node registry under truncation, stale holders and concurrent churn.
+
+Tables and clusters are fresh per test, on a database of this module's own.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from chronoid.errors import LeaseStoreUnavailable
+from chronoid.lease.base import Lease, new_token
+from chronoid.lease.postgres import PostgresCoordinator, PostgresRegistry
+from chronoid.lease.url import open_coordinator
+
+SECRET = "Zq9pwSecret"
+
+
+@pytest.fixture(scope="module")
+def own_db(pg_dsn: str) -> Iterator[str]:
+    name = f"chronoid_pgadv_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_dsn, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    yield f"{pg_dsn.rsplit('/', 1)[0]}/{name}"
+    with psycopg.connect(pg_dsn, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def table() -> str:
+    return f"leases_{uuid.uuid4().hex[:12]}"
+
+
+def sql(dsn: str, statement: str, *params: object) -> list[tuple[object, ...]]:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        cursor = conn.execute(statement, params or None)
+        return cursor.fetchall() if cursor.description is not None else []
+
+
+# -- passwords -------------------------------------------------------------------------------
+
+MALFORMED = [
+    # libpq quotes the token it cannot decode: the password itself.
+    f"postgresql://u:{SECRET}%zz@127.0.0.1:5432/x",
+    # An unencoded '@': libpq splits at the first one, so the rest of the password becomes
+    # part of the host name, in every message that names the host.
+    f"postgresql://u:p@{SECRET}@127.0.0.1:1/x",
+]
+
+
+@pytest.mark.xfail(strict=True, reason="libpq echoes a malformed password back")
+@pytest.mark.parametrize("dsn", MALFORMED)
+def test_a_malformed_dsn_names_no_password(dsn: str) -> None:
+    lease = Lease(node=1, token=new_token(), ttl_ms=1_000)
+    calls = (
+        lambda: PostgresRegistry(dsn, timeout_s=0.5).renew(lease, 0),
+        lambda: PostgresCoordinator(dsn, "c", timeout_s=0.5),
+        lambda: open_coordinator(dsn, "c", 0.5),
+    )
+    for call in calls:
+        with pytest.raises(LeaseStoreUnavailable) as failed:
+            call()
+        assert SECRET not in str(failed.value), failed.value
+    assert SECRET not in repr(PostgresRegistry(dsn, timeout_s=0.5))
