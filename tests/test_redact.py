@@ -110,3 +110,10 @@ def test_pg_install_as_a_process() -> None:
     )
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert f"postgresql://u:{MASK}@127.0.0.1:1/x" in proc.stderr and SECRET not in proc.stderr
+
+
+def test_a_password_echoed_outside_its_dsn_is_masked_given_the_dsn() -> None:
+    dsn = f"postgresql://u:p@{SECRET}%zz@h/x"
+    echoed = f'invalid percent-encoded token: "p@{SECRET}%zz"; host "{SECRET}%zz@h"'
+    assert SECRET not in redact_dsn(echoed, dsn=dsn)
+    assert redact_dsn("port 5432 failed", dsn="postgresql://u:abc@h/x") == "port 5432 failed"

@@ -52,7 +52,6 @@ MALFORMED = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="libpq echoes a malformed password back")
 @pytest.mark.parametrize("dsn", MALFORMED)
 def test_a_malformed_dsn_names_no_password(dsn: str) -> None:
     lease = Lease(node=1, token=new_token(), ttl_ms=1_000)

@@ -104,7 +104,7 @@ def connect(dsn: str, timeout_s: float, application_name: str) -> psycopg.Connec
         )
     except psycopg.Error as exc:
         raise LeaseStoreUnavailable(
-            redact_dsn(f"cannot connect to PostgreSQL {_safe_dsn(dsn)}: {first_line(exc)}")
+            redact_dsn(f"cannot connect to PostgreSQL {_safe_dsn(dsn)}: {first_line(exc)}", dsn=dsn)
         ) from exc
 
 
@@ -424,7 +424,8 @@ def first_line(exc: BaseException) -> str:
 
 
 def _safe_dsn(dsn: str) -> str:
-    """The DSN without a password, for logs."""
+    """The DSN without a password, for logs (masked also where a raw ``@`` in the password
+    made part of it the host name)."""
     try:
         info = psycopg.conninfo.conninfo_to_dict(dsn)
     except psycopg.Error:
@@ -432,4 +433,4 @@ def _safe_dsn(dsn: str) -> str:
     host = info.get("host", "localhost")
     port = info.get("port", "5432")
     db = info.get("dbname", "")
-    return f"{host}:{port}/{db}"
+    return redact_dsn(f"{host}:{port}/{db}", dsn=dsn)
