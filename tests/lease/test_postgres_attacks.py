@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from chronoid.errors import LeaseStoreUnavailable
+from chronoid.errors import LeadershipLost, LeaseStoreUnavailable, StoreDataLost
 from chronoid.lease.base import Lease, new_token
 from chronoid.lease.postgres import PostgresCoordinator, PostgresRegistry
 from chronoid.lease.url import open_coordinator
@@ -65,3 +65,32 @@ def test_a_malformed_dsn_names_no_password(dsn: str) -> None:
             call()
         assert SECRET not in str(failed.value), failed.value
     assert SECRET not in repr(PostgresRegistry(dsn, timeout_s=0.5))
+
+
+# -- watermarks lost under a live term -------------------------------------------------------
+
+
+def test_a_watermark_row_lost_under_the_live_term_is_not_written_back(own_db: str) -> None:
+    cluster = f"c-{uuid.uuid4().hex[:12]}"
+    a = PostgresCoordinator(own_db, cluster)
+    try:
+        first = a.campaign("a", "127.0.0.1:1", 60_000)
+        assert first is not None
+        assert a.load(first) == {}
+        a.reserve(first, "default", 10)  # new to the store: inserted
+        a.reserve(first, "foo", 5)
+        a.reserve(first, "default", 20)  # the term's own: updated
+        sql(own_db, "DELETE FROM chronoid_seq_watermark WHERE cluster = %s", cluster)
+        with pytest.raises(StoreDataLost, match="watermark of 'default', stored in term"):
+            a.reserve(first, "default", 30)
+        assert sql(own_db, "SELECT * FROM chronoid_seq_watermark WHERE cluster = %s", cluster) == []
+        a.resign(first)
+        second = a.campaign("a", "127.0.0.1:1", 60_000)
+        assert second is not None
+        a.load(second)
+        a.reserve(second, "default", 40)  # a new term that loaded an empty store inserts
+        with pytest.raises(LeadershipLost):
+            a.reserve(first, "foo", 50)  # the fence still comes first
+        assert a.load(second) == {"default": 40}
+    finally:
+        a.close()

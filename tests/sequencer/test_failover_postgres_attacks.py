@@ -62,6 +62,7 @@ def _lose_watermarks_mid_term(dsn: str, tmp_path: Path, lose: Callable[[], None]
         time.sleep(0.5)  # a few standby polls: the standby sees a watermark
         lose()
         first.raw(b"GETSEQ 1000000")  # beyond the block: a reservation of the default
+        after = first.raw(b"GETSEQ 1 foo")
         first.kill()
         deadline = time.monotonic() + 10
         while second.info()["ha_term"] == "0":
@@ -73,9 +74,9 @@ def _lose_watermarks_mid_term(dsn: str, tmp_path: Path, lose: Callable[[], None]
             member.kill_if_running()
     repeated = {take(r) for r in again if r.startswith(b":")} & set(named)
     assert not repeated, (named, again, second.log()[-1500:])
+    assert b"store lost its data" in after, after  # the leader saw it: it stopped at once
 
 
-@pytest.mark.xfail(strict=True, reason=LOST_MID_TERM)
 def test_watermark_rows_deleted_under_a_running_leader_repeat_no_value(
     own_db: str, tmp_path: Path
 ) -> None:
@@ -84,7 +85,6 @@ def test_watermark_rows_deleted_under_a_running_leader_repeat_no_value(
     )
 
 
-@pytest.mark.xfail(strict=True, reason=LOST_MID_TERM)
 def test_a_watermark_table_re_created_by_the_leaders_reconnect_repeats_no_value(
     own_db: str, tmp_path: Path
 ) -> None:

@@ -34,7 +34,9 @@ the epoch is the fencing token: ``greatest(epoch + 1, store clock in ms)``, so e
 a row made again after a data loss starts at the clock, above the lost row's epochs. A
 watermark write locks the lease row ``FOR SHARE`` under the discipline's identity check; a
 claim's update of that row waits for the write and a write waits for a claim, so a write of
-an old term can never land after a new term has begun.
+an old term can never land after a new term has begun. A watermark the term loaded or wrote
+is only updated, never inserted again: a row gone under the live term (deleted, its table
+dropped and re-created) is the store's data loss (``StoreDataLost``), not a row to refill.
 
 **Why two tables, and mixed fleets.** The tables, columns and their meanings are main's: a
 rolling upgrade runs old and new processes on one database, so the format cannot change
@@ -70,6 +72,7 @@ from chronoid.errors import (
     LeadershipLost,
     LeaseStoreUnavailable,
     NodeSpaceExhausted,
+    StoreDataLost,
 )
 from chronoid.lease.base import Lease, check_node_range, new_token, node_bounds
 from chronoid.redact import redact_dsn
@@ -347,6 +350,14 @@ _RESERVE = (
     "SELECT %(cluster)s, %(name)s, %(high)s FROM term "
     "ON CONFLICT (cluster, name) DO UPDATE SET high = excluded.high RETURNING high"
 )
+# A watermark the term loaded or wrote: updated, never inserted, so a row lost under the
+# live term (deleted, its table dropped) is seen, not written back alone (see reserve()).
+_RESERVE_STORED = (
+    f"WITH term AS ({_LEADER.fence()}), written AS (UPDATE chronoid_seq_watermark "
+    "SET high = %(high)s WHERE cluster = %(cluster)s AND name = %(name)s "
+    "AND EXISTS (SELECT 1 FROM term) RETURNING 1) "
+    "SELECT EXISTS (SELECT 1 FROM term), EXISTS (SELECT 1 FROM written)"
+)
 
 
 class PostgresCoordinator:
@@ -366,6 +377,8 @@ class PostgresCoordinator:
         session = (dsn, timeout_s, self.description, _LEADER_SETUP, "chronoid-sequencer")
         self._lease, self._writes = _Session(*session), _Session(*session)
         self._member: str | None = None  # the member of the terms won: half their identity
+        # The term that loaded last, and the watermarks it loaded or wrote since.
+        self._stored: tuple[int, set[str]] = (0, set())
         self._lease.run("table setup", "SELECT 1")  # a bad store fails here
 
     def _term(self, token: int, **params: object) -> Params:
@@ -402,16 +415,43 @@ class PostgresCoordinator:
 
     def load(self, token: int) -> dict[str, int]:
         rows = self._writes.run("watermark read", _LOAD, {"cluster": self.cluster})
-        return {str(name): int(high) for name, high in rows}
+        marks = {str(name): int(high) for name, high in rows}
+        self._stored = (token, set(marks))
+        return marks
 
     def reserve(self, token: int, name: str, high: int) -> None:
-        if not self._writes.run(
-            "watermark write", _RESERVE, self._term(token, name=name, high=high)
-        ):
-            raise LeadershipLost(
-                f"fenced: term {token} is no longer the live lease of {self.description}; "
-                f"watermark {high} of {name!r} not written"
+        """Store ``high`` under term ``token``'s fence. A watermark the term loaded or wrote
+        is only updated: had its row gone under the live term and a write put it back, the
+        store would hold the default watermark, a successor's evidence of a complete store,
+        without the other sequences, and restart them.
+
+        Raises:
+            LeadershipLost: the term is not the live lease.
+            StoreDataLost: the row is gone: the store lost data under the live term.
+        """
+        term, names = self._stored
+        params = self._term(token, name=name, high=high)
+        if term != token or name not in names:
+            if not self._writes.run("watermark write", _RESERVE, params):
+                raise self._fenced(token, name, high)
+            names.add(name)
+            return
+        live, written = self._writes.run("watermark write", _RESERVE_STORED, params)[0]
+        if not live:
+            raise self._fenced(token, name, high)
+        if not written:
+            raise StoreDataLost(
+                f"the store lost its data: watermark of {name!r}, stored in term {token}, is "
+                f"gone from {self.description}; which values were handed out is unknown, so "
+                "this member issues nothing until every member is restarted with --initial "
+                "above the last value handed out"
             )
+
+    def _fenced(self, token: int, name: str, high: int) -> LeadershipLost:
+        return LeadershipLost(
+            f"fenced: term {token} is no longer the live lease of {self.description}; "
+            f"watermark {high} of {name!r} not written"
+        )
 
     def close(self) -> None:
         self._lease.close()

@@ -114,6 +114,9 @@ class _FencedStore:
     def reserve(self, name: str, high: int) -> None:
         try:
             self._coordinator.reserve(self._token, name, high)
+        except StoreDataLost as exc:
+            self._elector.lost(self._token, str(exc))
+            raise
         except Exception as exc:
             refused = isinstance(exc, LeadershipLost)
             reason = f"watermark write of {name!r} failed: {exc}"
@@ -200,7 +203,9 @@ class Elector:
         term = self._term
         if term is None or term.failed is not None or not term.lease.live():
             return None
-        return term.sequences  # None while the term refuses (the store lost its data)
+        if term.data_lost is not None:
+            return None  # the term refuses (the store lost its data)
+        return term.sequences
 
     @property
     def term(self) -> int | None:
@@ -275,7 +280,9 @@ class Elector:
         if self._unresigned is not None and self._unresigned_lease is not None:
             self._resign_quietly(self._unresigned, self._unresigned_lease, closing=True)
         if term is not None:
-            if term.sequences is not None:
+            if term.sequences is not None and term.data_lost is not None:
+                term.sequences.abandon()  # nothing to store: the store lost its data
+            elif term.sequences is not None:
                 term.sequences.close()
             self._resign_quietly(term.token, term.lease, closing=True)
         self.coordinator.close()
@@ -288,6 +295,16 @@ class Elector:
             if refused:
                 self._refused_in_lease(term)
             term.failed = reason
+            self._wake.set()
+
+    def lost(self, token: int, reason: str) -> None:
+        """A watermark write found the store lost data under term ``token``: the term stops
+        issuing now and keeps the lease, refusing, as one that won an emptied store does
+        (any thread)."""
+        term = self._term
+        if term is not None and term.token == token and term.data_lost is None:
+            term.data_lost = self.reason = reason
+            log.error("term %d: %s", token, reason, extra=event("store_data_lost", term=token))
             self._wake.set()
 
     def _refused_in_lease(self, term: _Term) -> None:
@@ -450,7 +467,10 @@ class Elector:
     def _lead(self, term: _Term) -> None:
         wait_ns = term.lease.due_in_ns()
         if wait_ns > 0:
-            self._sleep(wait_ns / 1e9)  # fail() wakes it early
+            self._sleep(wait_ns / 1e9)  # fail() and lost() wake it early
+        if term.data_lost is not None and term.sequences is not None:
+            sequences, term.sequences = term.sequences, None
+            sequences.abandon()
         if term.failed is not None:
             self._step_down(term, term.failed, resign=True)
             return
