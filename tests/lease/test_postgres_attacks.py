@@ -94,3 +94,36 @@ def test_a_watermark_row_lost_under_the_live_term_is_not_written_back(own_db: st
         assert a.load(second) == {"default": 40}
     finally:
         a.close()
+
+
+# -- two members of one name -----------------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="the identity (epoch, member) of two same-named members")
+def test_an_epoch_met_again_under_the_same_member_name_gives_a_paused_leader_nothing(
+    own_db: str,
+) -> None:
+    # `--member` set from one shared config file names every member "seq". The tables are
+    # dropped under a paused leader and the store's clock comes back to its epoch (a step
+    # back across the loss, or a restore): the successor's row then reads (epoch, "seq").
+    cluster = f"c-{uuid.uuid4().hex[:12]}"
+    paused = PostgresCoordinator(own_db, cluster)
+    successor = PostgresCoordinator(own_db, cluster)
+    try:
+        old = paused.campaign("seq", "127.0.0.1:1", 60_000)
+        assert old is not None
+        paused.load(old)
+        paused.reserve(old, "default", 10)
+        sql(own_db, "DROP TABLE chronoid_seq_leader, chronoid_seq_watermark")
+        with pytest.raises(LeaseStoreUnavailable):  # its session's first statement since
+            successor.campaign("seq", "127.0.0.1:2", 60_000)
+        new = successor.campaign("seq", "127.0.0.1:2", 60_000)  # reconnected: tables again
+        assert new is not None
+        sql(own_db, "UPDATE chronoid_seq_leader SET epoch = %s WHERE cluster = %s", old, cluster)
+        with pytest.raises(LeadershipLost):
+            paused.renew(old, 60_000)
+        with pytest.raises(LeadershipLost):
+            paused.reserve(old, "default", 11)
+    finally:
+        paused.close()
+        successor.close()
