@@ -99,7 +99,6 @@ def test_a_watermark_row_lost_under_the_live_term_is_not_written_back(own_db: st
 # -- two members of one name -----------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="the identity (epoch, member) of two same-named members")
 def test_an_epoch_met_again_under_the_same_member_name_gives_a_paused_leader_nothing(
     own_db: str,
 ) -> None:

@@ -29,9 +29,10 @@ since then prove nothing) waits until that history is one TTL old. Restoring the
 a backup is a data loss this marker cannot see: wait one TTL before using it.
 
 **Leader lease (sequencer failover).** ``chronoid_seq_leader(cluster, epoch, member, address,
-expires_at)``, watermarks in ``chronoid_seq_watermark``. The identity is ``(epoch, member)``;
-the epoch is the fencing token: ``greatest(epoch + 1, store clock in ms)``, so epochs grow and
-a row made again after a data loss starts at the clock, above the lost row's epochs. A
+expires_at)``, watermarks in ``chronoid_seq_watermark``. The identity is ``(epoch, member,
+address)``; the epoch is the fencing token: ``greatest(epoch + 1, store clock in ms)``, so
+epochs grow and a row made again after a data loss starts at the clock, above the lost row's
+epochs. A
 watermark write locks the lease row ``FOR SHARE`` under the discipline's identity check; a
 claim's update of that row waits for the write and a write waits for a claim, so a write of
 an old term can never land after a new term has begun. A watermark the term loaded or wrote
@@ -47,12 +48,14 @@ as its fencing token) and the payload (``last_ns``; ``member``/``address``). Aga
 writers, on the same columns: an old claim also writes only where the lease expired and
 replaces the identity (a new token; an epoch above the last), so a new holder's identity no
 longer matches once anyone else holds the row; the new checks are the old ones plus more
-(a node renewal now also needs a live lease, a leader's also its ``member``), so an old
+(a node renewal now also needs a live lease, a leader's also its ``member`` and
+``address``), so an old
 holder's own checks are as safe as before. A dropped and re-created table cannot give a
 paused holder's identity to a newcomer: a node token is random; a new epoch starts at the
 store clock in ms, and it could meet an old one only if the database's clock came back to it
 (a step back across the loss) or a cluster handed over more often than once per ms, and then
-only for the same ``member`` name.
+only for the same ``member`` name and advertised ``address``: two members named alike (one
+shared ``--member``) still differ there, as they must for their redirects to work.
 """
 
 from __future__ import annotations
@@ -320,7 +323,7 @@ class PostgresRegistry:
 
 _CLUSTER = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
-_LEADER = _LeaseRows("chronoid_seq_leader", "cluster", ("epoch", "member"))
+_LEADER = _LeaseRows("chronoid_seq_leader", "cluster", ("epoch", "member", "address"))
 _LEADER_SETUP = (
     "CREATE TABLE IF NOT EXISTS chronoid_seq_leader (cluster text PRIMARY KEY, "
     "epoch bigint NOT NULL, member text NOT NULL, address text NOT NULL, "
@@ -376,13 +379,16 @@ class PostgresCoordinator:
         self.description = f"PostgreSQL {_safe_dsn(dsn)} cluster {cluster!r}"
         session = (dsn, timeout_s, self.description, _LEADER_SETUP, "chronoid-sequencer")
         self._lease, self._writes = _Session(*session), _Session(*session)
-        self._member: str | None = None  # the member of the terms won: half their identity
+        # The member and address of the terms won: with the epoch, their identity.
+        self._member: str | None = None
+        self._address: str | None = None
         # The term that loaded last, and the watermarks it loaded or wrote since.
         self._stored: tuple[int, set[str]] = (0, set())
         self._lease.run("table setup", "SELECT 1")  # a bad store fails here
 
     def _term(self, token: int, **params: object) -> Params:
-        return {"cluster": self.cluster, "epoch": token, "member": self._member, **params}
+        identity = {"epoch": token, "member": self._member, "address": self._address}
+        return {"cluster": self.cluster, **identity, **params}
 
     # -- lease (elector thread) ------------------------------------------------------------
 
@@ -391,7 +397,7 @@ class PostgresCoordinator:
         rows = self._lease.run("campaign", _CAMPAIGN, params)
         if not rows:
             return None
-        self._member = member
+        self._member, self._address = member, address
         return int(rows[0][0])
 
     def renew(self, token: int, ttl_ms: int) -> None:
