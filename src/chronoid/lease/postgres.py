@@ -219,7 +219,7 @@ class _LeaseRows:
         return self.statement("SELECT 1 FROM {table} AS l WHERE {held} FOR SHARE")
 
 
-_TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_TABLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _MAX_CLAIM_TRIES = 32
 
 _NODE_SETUP = (
@@ -261,7 +261,7 @@ class PostgresRegistry:
         node_range: tuple[int, int] | None = None,
         timeout_s: float = 3.0,
     ) -> None:
-        if not isinstance(table, str) or not _TABLE_NAME.match(table):
+        if not isinstance(table, str) or not _TABLE_NAME.fullmatch(table):
             raise InvalidArgument(
                 f"table must be a lower-case SQL identifier ([a-z_][a-z0-9_]*, up to 63 "
                 f"characters), got {table!r}"
