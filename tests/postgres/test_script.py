@@ -153,7 +153,6 @@ def test_bad_arguments_raise_named_errors(pg_dsn: str) -> None:
         install("postgresql://postgres@127.0.0.1:1/none")
 
 
-@pytest.mark.xfail(strict=True, reason="re.match's $ lets a trailing newline through")
 def test_a_schema_name_with_a_trailing_newline_is_refused(pg_dsn: str) -> None:
     # "chronoid\n" (read from a file) would be a schema of its own: two installs, two
     # node seeds, next to each other.
@@ -165,7 +164,6 @@ def test_a_schema_name_with_a_trailing_newline_is_refused(pg_dsn: str) -> None:
         drop_schema(pg_dsn, schema)
 
 
-@pytest.mark.xfail(strict=True, reason="libpq echoes a malformed password back")
 @pytest.mark.parametrize(
     "dsn", ["postgresql://u:Zq9pwSecret%zz@127.0.0.1:5432/x", "postgresql://u:p@Zq9pwSecret@h:1/x"]
 )
