@@ -44,10 +44,6 @@ def cluster() -> Iterator[Cluster]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-ASYNC = "the session keeps the database's synchronous_commit = off: acknowledged, then lost"
-
-
-@pytest.mark.xfail(strict=True, reason=ASYNC)
 def test_an_acknowledged_watermark_survives_a_crash_of_an_asynchronous_commit_database(
     cluster: Cluster,
 ) -> None:
@@ -65,7 +61,6 @@ def test_an_acknowledged_watermark_survives_a_crash_of_an_asynchronous_commit_da
     assert stored == [(20_000,)], f"acknowledged 20000, the crash left {stored}"
 
 
-@pytest.mark.xfail(strict=True, reason=ASYNC)
 def test_an_acknowledged_node_renewal_survives_a_crash_of_an_asynchronous_commit_database(
     cluster: Cluster,
 ) -> None:

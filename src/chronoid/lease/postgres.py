@@ -90,7 +90,11 @@ _INHERITED: list[Any] = []
 
 def connect(dsn: str, timeout_s: float, application_name: str) -> psycopg.Connection[Any]:
     """An autocommit connection whose every statement, lock wait and unanswered TCP send
-    fails after ``timeout_s`` (a partitioned store fails the call instead of hanging it).
+    fails after ``timeout_s`` (a partitioned store fails the call instead of hanging it),
+    and whose commits are durable when acknowledged: ``synchronous_commit`` is ``on``
+    whatever the database or role sets (``off``, a common speed tuning, acknowledges a
+    commit before its WAL is on disk, so a crash of the server takes back leases and
+    watermarks already relied on). A server run with ``fsync = off`` cannot keep that.
 
     Raises:
         LeaseStoreUnavailable: no connection (the message names no password).
@@ -101,7 +105,7 @@ def connect(dsn: str, timeout_s: float, application_name: str) -> psycopg.Connec
             dsn,
             autocommit=True,
             connect_timeout=max(1, round(timeout_s)),
-            options=f"-c statement_timeout={ms} -c lock_timeout={ms}",
+            options=f"-c statement_timeout={ms} -c lock_timeout={ms} -c synchronous_commit=on",
             tcp_user_timeout=ms,
             keepalives_idle=1,
             keepalives_interval=1,
