@@ -6,6 +6,7 @@ Tables and clusters are fresh per test, on a database of this module's own.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -146,3 +147,34 @@ def test_a_table_name_that_is_not_exactly_an_identifier_is_refused(table: str) -
     # be a table of its own: a fleet split over two tables hands one node to two holders.
     with pytest.raises(InvalidArgument, match="table must be"):
         PostgresRegistry("postgresql://u@127.0.0.1:1/x", table=table)
+
+
+# -- the lock-delay marker -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lose", ["TRUNCATE {table}", "DELETE FROM {table}"])
+def test_a_node_table_emptied_under_a_holder_makes_every_newcomer_wait_one_ttl(
+    own_db: str, table: str, lose: str
+) -> None:
+    # TRUNCATE and DELETE take the marker with the rows and, unlike DROP, no connected
+    # session sees an error: a missing marker vouches for nothing, and one written by a new
+    # session after the loss starts the history then. Either way the newcomer waits until
+    # one TTL after the loss, here on both nodes, the held one and the released one.
+    holder = PostgresRegistry(own_db, table=table, node_range=(4, 5))
+    newcomer = PostgresRegistry(own_db, table=table, node_range=(4, 5))
+    try:
+        held = holder.acquire(1023, 5_000, 0)
+        released = holder.acquire(1023, 5_000, 0)
+        holder.release(released, 10**18)
+        sql(own_db, lose.format(table=table))
+        lost = time.monotonic()
+        assert holder.renew(held, 0) is False
+        first = newcomer.acquire(1023, 5_000, 0)
+        second = newcomer.acquire(1023, 5_000, 0)
+        since_ms = (time.monotonic() - lost) * 1000
+        assert {first.node, second.node} == {4, 5}
+        for lease in (first, second):
+            assert lease.settle_ms >= 5_000 - since_ms, (lease, since_ms)
+    finally:
+        holder.close()
+        newcomer.close()
