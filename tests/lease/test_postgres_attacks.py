@@ -93,6 +93,10 @@ def test_a_watermark_row_lost_under_the_live_term_is_not_written_back(own_db: st
         with pytest.raises(LeadershipLost):
             a.reserve(first, "foo", 50)  # the fence still comes first
         assert a.load(second) == {"default": 40}
+        a.resign(second)
+        with pytest.raises(LeadershipLost):  # a loaded name, a term over: fenced
+            a.reserve(second, "default", 60)
+        assert a.load(second) == {"default": 40}
     finally:
         a.close()
 
