@@ -119,7 +119,6 @@ def test_a_password_echoed_outside_its_dsn_is_masked_given_the_dsn() -> None:
     assert redact_dsn("port 5432 failed", dsn="postgresql://u:abc@h/x") == "port 5432 failed"
 
 
-@pytest.mark.xfail(strict=True, reason="the etcd branch of the store URL parser echoes the URL")
 @pytest.mark.parametrize(
     "url", [f"etcd://u:{SECRET}@127.0.0.1:2379?bogus=1", f"etcd://u:{SECRET}@127.0.0.1:2379"]
 )
