@@ -6,9 +6,10 @@ Tables and clusters are fresh per test, on a database of this module's own.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
@@ -182,3 +183,73 @@ def test_a_node_table_emptied_under_a_holder_makes_every_newcomer_wait_one_ttl(
     finally:
         holder.close()
         newcomer.close()
+
+
+# -- a renewal in flight while its lease expires ---------------------------------------------
+
+
+def _in_thread(call: Callable[[], object]) -> Callable[[], object]:
+    """Start ``call`` now; the returned function waits for its result (or its exception)."""
+    box: list[object] = []
+
+    def run() -> None:
+        try:
+            box.append(call())
+        except Exception as exc:
+            box.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+
+    def result() -> object:
+        thread.join(timeout=10)
+        return box[0]
+
+    return result
+
+
+@pytest.mark.parametrize("lock", ["FOR SHARE", "FOR UPDATE"])
+def test_a_renewal_stuck_on_a_lock_past_its_expiry_confirms_nothing_a_claim_behind_it_takes(
+    own_db: str, table: str, lock: str
+) -> None:
+    # PostgreSQL computes an UPDATE's new row (expires_at = clock_timestamp() + ttl) when it
+    # scans, before it waits for a row lock, and rechecks nothing after a wait for a mere
+    # locker: a renewal stuck longer than its TTL commits an expiry already past, answers
+    # "renewed", and the claim queued behind it takes the row at once. Both "win"; what keeps
+    # them apart is the holder's rule (docs/leases.md): trusted until *send* + TTL - margin,
+    # so a "renewed" that answers more than one TTL after its send confirms nothing.
+    cluster = f"c-{uuid.uuid4().hex[:12]}"
+    a = PostgresCoordinator(own_db, cluster, timeout_s=3)
+    b = PostgresCoordinator(own_db, cluster, timeout_s=3)
+    holder = PostgresRegistry(own_db, table=table, node_range=(6, 6))
+    newcomer = PostgresRegistry(own_db, table=table, node_range=(6, 6))
+    ttl_ms = 500
+    try:
+        term = a.campaign("a", "127.0.0.1:1", ttl_ms)
+        assert term is not None
+        lease = holder.acquire(1023, ttl_ms, 0)
+        b.leader()  # both newcomers connected before the lock
+        newcomer.renew(lease, 0)
+        with psycopg.connect(own_db) as blocker:
+            blocker.execute(
+                f"SELECT 1 FROM chronoid_seq_leader WHERE cluster = %s {lock}", (cluster,)
+            )
+            blocker.execute(f"SELECT 1 FROM {table} WHERE node = 6 {lock}")
+            sent = time.monotonic()
+            renewed = _in_thread(lambda: (a.renew(term, ttl_ms), time.monotonic())[1])
+            kept = _in_thread(lambda: (holder.renew(lease, 0), time.monotonic()))
+            time.sleep(0.8)  # both leases expire while the renewals wait
+            won = _in_thread(lambda: b.campaign("b", "127.0.0.1:2", 60_000))
+            taken = _in_thread(lambda: newcomer.acquire(1023, 60_000, 0))
+            time.sleep(0.3)
+            blocker.commit()
+        outcomes = {"leader": (renewed(), won()), "node": (kept(), taken())}
+    finally:
+        for closing in (a, b, holder, newcomer):
+            closing.close()
+    leader_answered, successor = outcomes["leader"]
+    (node_renewed, node_answered), claim = outcomes["node"]
+    assert isinstance(successor, int) and isinstance(claim, Lease), outcomes
+    for answered, renewed_too in ((leader_answered, True), (node_answered, node_renewed)):
+        if renewed_too:
+            assert isinstance(answered, float) and answered - sent > ttl_ms / 1000, outcomes
