@@ -110,3 +110,22 @@ def test_pg_install_as_a_process() -> None:
     )
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert f"postgresql://u:{MASK}@127.0.0.1:1/x" in proc.stderr and SECRET not in proc.stderr
+
+
+def test_a_password_echoed_outside_its_dsn_is_masked_given_the_dsn() -> None:
+    dsn = f"postgresql://u:p@{SECRET}%zz@h/x"
+    echoed = f'invalid percent-encoded token: "p@{SECRET}%zz"; host "{SECRET}%zz@h"'
+    assert SECRET not in redact_dsn(echoed, dsn=dsn)
+    assert redact_dsn("port 5432 failed", dsn="postgresql://u:abc@h/x") == "port 5432 failed"
+
+
+@pytest.mark.parametrize(
+    "url", [f"etcd://u:{SECRET}@127.0.0.1:2379?bogus=1", f"etcd://u:{SECRET}@127.0.0.1:2379"]
+)
+def test_an_etcd_url_with_a_password_is_refused_without_it(url: str) -> None:
+    from chronoid.errors import InvalidArgument
+    from chronoid.lease.url import parse_registry_url
+
+    with pytest.raises(InvalidArgument) as refused:
+        parse_registry_url(url)
+    assert SECRET not in str(refused.value), refused.value

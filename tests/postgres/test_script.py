@@ -153,6 +153,27 @@ def test_bad_arguments_raise_named_errors(pg_dsn: str) -> None:
         install("postgresql://postgres@127.0.0.1:1/none")
 
 
+def test_a_schema_name_with_a_trailing_newline_is_refused(pg_dsn: str) -> None:
+    # "chronoid\n" (read from a file) would be a schema of its own: two installs, two
+    # node seeds, next to each other.
+    schema = unique_schema() + "\n"
+    try:
+        with pytest.raises(InvalidArgument, match="schema must be a plain SQL identifier"):
+            install(pg_dsn, schema=schema)
+    finally:
+        drop_schema(pg_dsn, schema)
+
+
+@pytest.mark.parametrize(
+    "dsn", ["postgresql://u:Zq9pwSecret%zz@127.0.0.1:5432/x", "postgresql://u:p@Zq9pwSecret@h:1/x"]
+)
+def test_a_malformed_dsn_names_no_password_in_one_line(dsn: str) -> None:
+    with pytest.raises(SqlInstallError) as failed:
+        install(dsn)
+    message = str(failed.value)
+    assert "Zq9pwSecret" not in message and "\n" not in message, message
+
+
 def test_python_helpers_validate(installed: Installed) -> None:
     with pytest.raises(UnknownVariant, match="uchrono64s"):
         expected_id(installed.settings, "uchrono64s", 0, 1)

@@ -29,12 +29,15 @@ since then prove nothing) waits until that history is one TTL old. Restoring the
 a backup is a data loss this marker cannot see: wait one TTL before using it.
 
 **Leader lease (sequencer failover).** ``chronoid_seq_leader(cluster, epoch, member, address,
-expires_at)``, watermarks in ``chronoid_seq_watermark``. The identity is ``(epoch, member)``;
-the epoch is the fencing token: ``greatest(epoch + 1, store clock in ms)``, so epochs grow and
-a row made again after a data loss starts at the clock, above the lost row's epochs. A
+expires_at)``, watermarks in ``chronoid_seq_watermark``. The identity is ``(epoch, member,
+address)``; the epoch is the fencing token: ``greatest(epoch + 1, store clock in ms)``, so
+epochs grow and a row made again after a data loss starts at the clock, above the lost row's
+epochs. A
 watermark write locks the lease row ``FOR SHARE`` under the discipline's identity check; a
 claim's update of that row waits for the write and a write waits for a claim, so a write of
-an old term can never land after a new term has begun.
+an old term can never land after a new term has begun. A watermark the term loaded or wrote
+is only updated, never inserted again: a row gone under the live term (deleted, its table
+dropped and re-created) is the store's data loss (``StoreDataLost``), not a row to refill.
 
 **Why two tables, and mixed fleets.** The tables, columns and their meanings are main's: a
 rolling upgrade runs old and new processes on one database, so the format cannot change
@@ -45,12 +48,14 @@ as its fencing token) and the payload (``last_ns``; ``member``/``address``). Aga
 writers, on the same columns: an old claim also writes only where the lease expired and
 replaces the identity (a new token; an epoch above the last), so a new holder's identity no
 longer matches once anyone else holds the row; the new checks are the old ones plus more
-(a node renewal now also needs a live lease, a leader's also its ``member``), so an old
+(a node renewal now also needs a live lease, a leader's also its ``member`` and
+``address``), so an old
 holder's own checks are as safe as before. A dropped and re-created table cannot give a
 paused holder's identity to a newcomer: a node token is random; a new epoch starts at the
 store clock in ms, and it could meet an old one only if the database's clock came back to it
 (a step back across the loss) or a cluster handed over more often than once per ms, and then
-only for the same ``member`` name.
+only for the same ``member`` name and advertised ``address``: two members named alike (one
+shared ``--member``) still differ there, as they must for their redirects to work.
 """
 
 from __future__ import annotations
@@ -70,6 +75,7 @@ from chronoid.errors import (
     LeadershipLost,
     LeaseStoreUnavailable,
     NodeSpaceExhausted,
+    StoreDataLost,
 )
 from chronoid.lease.base import Lease, check_node_range, new_token, node_bounds
 from chronoid.redact import redact_dsn
@@ -84,7 +90,11 @@ _INHERITED: list[Any] = []
 
 def connect(dsn: str, timeout_s: float, application_name: str) -> psycopg.Connection[Any]:
     """An autocommit connection whose every statement, lock wait and unanswered TCP send
-    fails after ``timeout_s`` (a partitioned store fails the call instead of hanging it).
+    fails after ``timeout_s`` (a partitioned store fails the call instead of hanging it),
+    and whose commits are durable when acknowledged: ``synchronous_commit`` is ``on``
+    whatever the database or role sets (``off``, a common speed tuning, acknowledges a
+    commit before its WAL is on disk, so a crash of the server takes back leases and
+    watermarks already relied on). A server run with ``fsync = off`` cannot keep that.
 
     Raises:
         LeaseStoreUnavailable: no connection (the message names no password).
@@ -95,7 +105,7 @@ def connect(dsn: str, timeout_s: float, application_name: str) -> psycopg.Connec
             dsn,
             autocommit=True,
             connect_timeout=max(1, round(timeout_s)),
-            options=f"-c statement_timeout={ms} -c lock_timeout={ms}",
+            options=f"-c statement_timeout={ms} -c lock_timeout={ms} -c synchronous_commit=on",
             tcp_user_timeout=ms,
             keepalives_idle=1,
             keepalives_interval=1,
@@ -104,7 +114,7 @@ def connect(dsn: str, timeout_s: float, application_name: str) -> psycopg.Connec
         )
     except psycopg.Error as exc:
         raise LeaseStoreUnavailable(
-            redact_dsn(f"cannot connect to PostgreSQL {_safe_dsn(dsn)}: {first_line(exc)}")
+            redact_dsn(f"cannot connect to PostgreSQL {_safe_dsn(dsn)}: {first_line(exc)}", dsn=dsn)
         ) from exc
 
 
@@ -213,7 +223,7 @@ class _LeaseRows:
         return self.statement("SELECT 1 FROM {table} AS l WHERE {held} FOR SHARE")
 
 
-_TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_TABLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _MAX_CLAIM_TRIES = 32
 
 _NODE_SETUP = (
@@ -255,7 +265,7 @@ class PostgresRegistry:
         node_range: tuple[int, int] | None = None,
         timeout_s: float = 3.0,
     ) -> None:
-        if not isinstance(table, str) or not _TABLE_NAME.match(table):
+        if not isinstance(table, str) or not _TABLE_NAME.fullmatch(table):
             raise InvalidArgument(
                 f"table must be a lower-case SQL identifier ([a-z_][a-z0-9_]*, up to 63 "
                 f"characters), got {table!r}"
@@ -317,7 +327,7 @@ class PostgresRegistry:
 
 _CLUSTER = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
-_LEADER = _LeaseRows("chronoid_seq_leader", "cluster", ("epoch", "member"))
+_LEADER = _LeaseRows("chronoid_seq_leader", "cluster", ("epoch", "member", "address"))
 _LEADER_SETUP = (
     "CREATE TABLE IF NOT EXISTS chronoid_seq_leader (cluster text PRIMARY KEY, "
     "epoch bigint NOT NULL, member text NOT NULL, address text NOT NULL, "
@@ -347,6 +357,14 @@ _RESERVE = (
     "SELECT %(cluster)s, %(name)s, %(high)s FROM term "
     "ON CONFLICT (cluster, name) DO UPDATE SET high = excluded.high RETURNING high"
 )
+# A watermark the term loaded or wrote: updated, never inserted, so a row lost under the
+# live term (deleted, its table dropped) is seen, not written back alone (see reserve()).
+_RESERVE_STORED = (
+    f"WITH term AS ({_LEADER.fence()}), written AS (UPDATE chronoid_seq_watermark "
+    "SET high = %(high)s WHERE cluster = %(cluster)s AND name = %(name)s "
+    "AND EXISTS (SELECT 1 FROM term) RETURNING 1) "
+    "SELECT EXISTS (SELECT 1 FROM term), EXISTS (SELECT 1 FROM written)"
+)
 
 
 class PostgresCoordinator:
@@ -365,11 +383,16 @@ class PostgresCoordinator:
         self.description = f"PostgreSQL {_safe_dsn(dsn)} cluster {cluster!r}"
         session = (dsn, timeout_s, self.description, _LEADER_SETUP, "chronoid-sequencer")
         self._lease, self._writes = _Session(*session), _Session(*session)
-        self._member: str | None = None  # the member of the terms won: half their identity
+        # The member and address of the terms won: with the epoch, their identity.
+        self._member: str | None = None
+        self._address: str | None = None
+        # The term that loaded last, and the watermarks it loaded or wrote since.
+        self._stored: tuple[int, set[str]] = (0, set())
         self._lease.run("table setup", "SELECT 1")  # a bad store fails here
 
     def _term(self, token: int, **params: object) -> Params:
-        return {"cluster": self.cluster, "epoch": token, "member": self._member, **params}
+        identity = {"epoch": token, "member": self._member, "address": self._address}
+        return {"cluster": self.cluster, **identity, **params}
 
     # -- lease (elector thread) ------------------------------------------------------------
 
@@ -378,7 +401,7 @@ class PostgresCoordinator:
         rows = self._lease.run("campaign", _CAMPAIGN, params)
         if not rows:
             return None
-        self._member = member
+        self._member, self._address = member, address
         return int(rows[0][0])
 
     def renew(self, token: int, ttl_ms: int) -> None:
@@ -402,16 +425,43 @@ class PostgresCoordinator:
 
     def load(self, token: int) -> dict[str, int]:
         rows = self._writes.run("watermark read", _LOAD, {"cluster": self.cluster})
-        return {str(name): int(high) for name, high in rows}
+        marks = {str(name): int(high) for name, high in rows}
+        self._stored = (token, set(marks))
+        return marks
 
     def reserve(self, token: int, name: str, high: int) -> None:
-        if not self._writes.run(
-            "watermark write", _RESERVE, self._term(token, name=name, high=high)
-        ):
-            raise LeadershipLost(
-                f"fenced: term {token} is no longer the live lease of {self.description}; "
-                f"watermark {high} of {name!r} not written"
+        """Store ``high`` under term ``token``'s fence. A watermark the term loaded or wrote
+        is only updated: had its row gone under the live term and a write put it back, the
+        store would hold the default watermark, a successor's evidence of a complete store,
+        without the other sequences, and restart them.
+
+        Raises:
+            LeadershipLost: the term is not the live lease.
+            StoreDataLost: the row is gone: the store lost data under the live term.
+        """
+        term, names = self._stored
+        params = self._term(token, name=name, high=high)
+        if term != token or name not in names:
+            if not self._writes.run("watermark write", _RESERVE, params):
+                raise self._fenced(token, name, high)
+            names.add(name)
+            return
+        live, written = self._writes.run("watermark write", _RESERVE_STORED, params)[0]
+        if not live:
+            raise self._fenced(token, name, high)
+        if not written:
+            raise StoreDataLost(
+                f"the store lost its data: watermark of {name!r}, stored in term {token}, is "
+                f"gone from {self.description}; which values were handed out is unknown, so "
+                "this member issues nothing until every member is restarted with --initial "
+                "above the last value handed out"
             )
+
+    def _fenced(self, token: int, name: str, high: int) -> LeadershipLost:
+        return LeadershipLost(
+            f"fenced: term {token} is no longer the live lease of {self.description}; "
+            f"watermark {high} of {name!r} not written"
+        )
 
     def close(self) -> None:
         self._lease.close()
@@ -424,7 +474,8 @@ def first_line(exc: BaseException) -> str:
 
 
 def _safe_dsn(dsn: str) -> str:
-    """The DSN without a password, for logs."""
+    """The DSN without a password, for logs (masked also where a raw ``@`` in the password
+    made part of it the host name)."""
     try:
         info = psycopg.conninfo.conninfo_to_dict(dsn)
     except psycopg.Error:
@@ -432,4 +483,4 @@ def _safe_dsn(dsn: str) -> str:
     host = info.get("host", "localhost")
     port = info.get("port", "5432")
     db = info.get("dbname", "")
-    return f"{host}:{port}/{db}"
+    return redact_dsn(f"{host}:{port}/{db}", dsn=dsn)

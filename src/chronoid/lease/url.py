@@ -91,10 +91,14 @@ def parse_store_url(url: str) -> StoreUrl:
         options = dict(parse_qsl(query, keep_blank_values=True))
         if set(options) - set(_OURS):
             raise InvalidArgument(
-                f"etcd URL {url!r}: only prefix= and nodes= may follow the endpoints, "
-                "e.g. etcd://127.0.0.1:2379,127.0.0.1:22379?prefix=/mine/"
+                f"etcd URL {redact_dsn(url)!r}: only prefix= and nodes= may follow the "
+                "endpoints, e.g. etcd://127.0.0.1:2379,127.0.0.1:22379?prefix=/mine/"
             )
-        return StoreUrl("etcd", url, parse_etcd_endpoints(body), options)
+        try:
+            endpoints = parse_etcd_endpoints(body)
+        except InvalidArgument as exc:  # it names the endpoint: user:password@ too
+            raise InvalidArgument(redact_dsn(str(exc), dsn=url)) from None
+        return StoreUrl("etcd", url, endpoints, options)
     try:
         parts = urlsplit(url)
     except ValueError as exc:

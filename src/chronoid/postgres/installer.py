@@ -36,7 +36,7 @@ __all__ = [
     "uninstall_sql_text",
 ]
 
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,62}")
 _LOCK_KEY = 0x6368726F6E6F6964  # "chronoid": serializes concurrent installs into one database
 
 
@@ -76,7 +76,7 @@ def uninstall_sql_text(*, cascade: bool = False) -> str:
 
 
 def _check_schema(schema: str | None) -> None:
-    if schema is not None and (not isinstance(schema, str) or not _IDENTIFIER.match(schema)):
+    if schema is not None and (not isinstance(schema, str) or not _IDENTIFIER.fullmatch(schema)):
         raise InvalidArgument(
             f"schema must be a plain SQL identifier (letters, digits, _ and $, at most 63 "
             f"characters, not starting with a digit), got {schema!r}"
@@ -91,8 +91,10 @@ def _connect(dsn: str) -> Any:
     try:
         return psycopg.connect(dsn, connect_timeout=10)
     except psycopg.Error as exc:
+        from chronoid.lease.postgres import first_line
+
         raise SqlInstallError(
-            redact_dsn(f"cannot connect to PostgreSQL with {dsn!r}: {exc}")
+            redact_dsn(f"cannot connect to PostgreSQL with {dsn!r}: {first_line(exc)}", dsn=dsn)
         ) from exc
 
 

@@ -114,6 +114,9 @@ class _FencedStore:
     def reserve(self, name: str, high: int) -> None:
         try:
             self._coordinator.reserve(self._token, name, high)
+        except StoreDataLost as exc:
+            self._elector.lost(self._token, str(exc))
+            raise
         except Exception as exc:
             refused = isinstance(exc, LeadershipLost)
             reason = f"watermark write of {name!r} failed: {exc}"
@@ -172,9 +175,10 @@ class Elector:
         self.terms_won = 0
         self.step_downs = 0
         self._make_sequences = make_sequences
-        # The highest watermark this member has stored per sequence, in any of its terms: a
-        # store that lost its data (etcd restarted empty, a table dropped) cannot vouch for
-        # what was handed out, but this member knows what it handed out itself.
+        # The highest watermark per sequence this member stored or started a term from, in
+        # any of its terms: a store that lost its data (etcd restarted empty, a table
+        # dropped) cannot vouch for what was handed out, but this member knows what it
+        # handed out itself, and that earlier terms handed out nothing above what it loaded.
         self._reserved: dict[str, int] = {}
         self._reserved_lock = threading.Lock()
         # Evidence that this cluster's store held state: a watermark this member stored or
@@ -199,7 +203,9 @@ class Elector:
         term = self._term
         if term is None or term.failed is not None or not term.lease.live():
             return None
-        return term.sequences  # None while the term refuses (the store lost its data)
+        if term.data_lost is not None:
+            return None  # the term refuses (the store lost its data)
+        return term.sequences
 
     @property
     def term(self) -> int | None:
@@ -274,7 +280,9 @@ class Elector:
         if self._unresigned is not None and self._unresigned_lease is not None:
             self._resign_quietly(self._unresigned, self._unresigned_lease, closing=True)
         if term is not None:
-            if term.sequences is not None:
+            if term.sequences is not None and term.data_lost is not None:
+                term.sequences.abandon()  # nothing to store: the store lost its data
+            elif term.sequences is not None:
                 term.sequences.close()
             self._resign_quietly(term.token, term.lease, closing=True)
         self.coordinator.close()
@@ -287,6 +295,16 @@ class Elector:
             if refused:
                 self._refused_in_lease(term)
             term.failed = reason
+            self._wake.set()
+
+    def lost(self, token: int, reason: str) -> None:
+        """A watermark write found the store lost data under term ``token``: the term stops
+        issuing now and keeps the lease, refusing, as one that won an emptied store does
+        (any thread)."""
+        term = self._term
+        if term is not None and term.token == token and term.data_lost is None:
+            term.data_lost = self.reason = reason
+            log.error("term %d: %s", token, reason, extra=event("store_data_lost", term=token))
             self._wake.set()
 
     def _refused_in_lease(self, term: _Term) -> None:
@@ -318,9 +336,9 @@ class Elector:
             held_state = self._store_held_state
         regressed = [name for name, high in reserved.items() if stored.get(name, 0) < high]
         if DEFAULT_NAME in stored and not regressed:
-            return dict(stored)
+            return self._started_from(stored)
         if not regressed and not held_state:
-            return dict(stored)  # a new cluster: no member ever stored anything
+            return self._started_from(stored)  # a new cluster: no member ever stored anything
         if not vouched:
             if DEFAULT_NAME not in stored:
                 what = f"it holds no watermark of {DEFAULT_NAME!r}, where this member saw one"
@@ -351,7 +369,15 @@ class Elector:
                     extra=event("watermark_regressed", sequence=name, term=token),
                 )
                 marks[name] = high
-        return marks
+        return self._started_from(marks)
+
+    def _started_from(self, marks: dict[str, int]) -> dict[str, int]:
+        """``marks``, remembered as this member's own: a sequence loaded but never asked
+        for in this term had its values handed out by earlier terms, all below its mark, so
+        a later loss of the store must not restart it (a vouched term resumes above them)."""
+        for name, high in marks.items():
+            self.reserved(name, high)
+        return dict(marks)
 
     # -- the elector thread ----------------------------------------------------------------
 
@@ -441,7 +467,10 @@ class Elector:
     def _lead(self, term: _Term) -> None:
         wait_ns = term.lease.due_in_ns()
         if wait_ns > 0:
-            self._sleep(wait_ns / 1e9)  # fail() wakes it early
+            self._sleep(wait_ns / 1e9)  # fail() and lost() wake it early
+        if term.data_lost is not None and term.sequences is not None:
+            sequences, term.sequences = term.sequences, None
+            sequences.abandon()
         if term.failed is not None:
             self._step_down(term, term.failed, resign=True)
             return
