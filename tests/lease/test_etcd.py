@@ -24,7 +24,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from chronoid.errors import LeadershipLost, NodeSpaceExhausted
+from chronoid.errors import LeadershipLost, LeaseStoreUnavailable, NodeSpaceExhausted
 from chronoid.lease.etcd import (
     EtcdCoordinator,
     EtcdLease,
@@ -178,6 +178,43 @@ def test_after_etcd_lost_its_data_a_paused_leader_cannot_write_in_the_new_term(
     assert new.load(token) == {}
     for closing in (old, new, scratch):
         closing.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="etcd renewals write last/<n> unconditionally: a late request lowers the record",
+)
+def test_a_renewal_delivered_after_the_next_one_does_not_lower_the_record(
+    etcd: tuple[EtcdTransport, str], etcd_url: str
+) -> None:
+    """A renewal's request held up on the way (its client timed out; a slow path, a proxy)
+    reaches etcd after the holder's next renewal landed: the very bytes it sent, replayed
+    late. The record it carries is lower; written, the next holder would start inside ticks
+    the previous one may still issue whenever that one's wall clock runs ahead."""
+    transport, prefix = etcd
+    registry = EtcdRegistry([_endpoint(etcd_url)], prefix=prefix, node_range=(5, 5))
+    now_ns = time.time_ns()
+    lease = registry.acquire(1023, 1_000, now_ns)
+    earlier, later = now_ns + 10_000_000_000, now_ns + 20_000_000_000
+    held: list[dict[str, Any]] = []
+    send = registry._etcd.post
+
+    def hold_the_renewal(path: str, body: dict[str, Any], **options: Any) -> Any:
+        if path == "/kv/txn":
+            held.append(body)
+            raise LeaseStoreUnavailable("held up on the way: no answer within 2 s")
+        return send(path, body, **options)
+
+    registry._etcd.post = hold_the_renewal  # type: ignore[method-assign]
+    with pytest.raises(LeaseStoreUnavailable):
+        registry.renew(lease, earlier)
+    registry._etcd.post = send  # type: ignore[method-assign]
+    assert registry.renew(lease, later)
+    transport.post("/kv/txn", held[0])  # the held request arrives
+    last = _read(transport, f"{prefix}last/5")
+    assert int(base64.b64decode(last[0]["value"])) == later
+    registry.release(lease, later)
+    registry.close()
 
 
 # -- a rolling upgrade: the version before and this one on the same keys -----------------------
