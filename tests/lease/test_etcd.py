@@ -180,10 +180,6 @@ def test_after_etcd_lost_its_data_a_paused_leader_cannot_write_in_the_new_term(
         closing.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="etcd renewals write last/<n> unconditionally: a late request lowers the record",
-)
 def test_a_renewal_delivered_after_the_next_one_does_not_lower_the_record(
     etcd: tuple[EtcdTransport, str], etcd_url: str
 ) -> None:
