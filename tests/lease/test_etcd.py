@@ -119,6 +119,26 @@ def test_a_claim_lost_in_flight_is_found_on_the_retry_and_a_rival_is_not_ours(
     assert rival is None
 
 
+@pytest.mark.xfail(
+    strict=True, raises=ValueError, reason="acquire parses every key under last/ as a number"
+)
+def test_a_fleet_whose_prefix_lies_under_another_fleets_last_records_breaks_neither(
+    etcd: tuple[EtcdTransport, str], etcd_url: str
+) -> None:
+    """Prefixes nest (``/fleet/`` and ``/fleet/last/``): the outer fleet's range read of its
+    records also returns the inner fleet's keys, whose tokens are no numbers."""
+    _, prefix = etcd
+    inner = EtcdRegistry([_endpoint(etcd_url)], prefix=f"{prefix}last/")
+    outer = EtcdRegistry([_endpoint(etcd_url)], prefix=prefix)
+    inner_lease = inner.acquire(1023, 30_000, time.time_ns())
+    outer_lease = outer.acquire(1023, 30_000, time.time_ns())
+    assert outer.renew(outer_lease, time.time_ns()) and inner.renew(inner_lease, time.time_ns())
+    outer.release(outer_lease, 0)
+    inner.release(inner_lease, 0)
+    for registry in (inner, outer):
+        registry.close()
+
+
 def _wipe(server: OwnServer, data: Path) -> None:
     server.stop()
     shutil.rmtree(data)
