@@ -119,9 +119,6 @@ def test_a_claim_lost_in_flight_is_found_on_the_retry_and_a_rival_is_not_ours(
     assert rival is None
 
 
-@pytest.mark.xfail(
-    strict=True, raises=ValueError, reason="acquire parses every key under last/ as a number"
-)
 def test_a_fleet_whose_prefix_lies_under_another_fleets_last_records_breaks_neither(
     etcd: tuple[EtcdTransport, str], etcd_url: str
 ) -> None:

@@ -508,7 +508,14 @@ class EtcdRegistry:
         size = hi - lo + 1
         young = self._history_is_young(ttl_ms)
         held = self._range_of("node/")
-        lasts = {k: int(v or b"0") for k, v in self._range_of("last/").items()}
+        # Only this fleet's records: a fleet whose prefix lies under ours (<prefix>last/...)
+        # has keys in the same range.
+        records = f"{self._prefix}last/"
+        lasts = {
+            k: int(v or b"0")
+            for k, v in self._range_of("last/").items()
+            if k[len(records) :].isascii() and k[len(records) :].isdigit()
+        }
         start = secrets.randbelow(size)
         free = [
             n
