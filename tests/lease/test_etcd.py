@@ -24,7 +24,13 @@ from urllib.parse import urlparse
 
 import pytest
 
-from chronoid.errors import LeadershipLost, LeaseStoreUnavailable, NodeSpaceExhausted
+from chronoid.clock import SYSTEM_CLOCK, boottime_ns
+from chronoid.errors import (
+    LeadershipLost,
+    LeaseLost,
+    LeaseStoreUnavailable,
+    NodeSpaceExhausted,
+)
 from chronoid.lease.etcd import (
     EtcdCoordinator,
     EtcdLease,
@@ -35,6 +41,7 @@ from chronoid.lease.etcd import (
     put_op,
     range_op,
 )
+from chronoid.modes import LeaseGenerator
 from tests.support import OwnServer, wait_until
 
 # The last commit with the two separate etcd leases: the "old version" of a rolling upgrade.
@@ -117,6 +124,98 @@ def test_a_claim_lost_in_flight_is_found_on_the_retry_and_a_rival_is_not_ours(
     assert first is not None and again == first
     rival, _ = EtcdLease.claim(transport, key, "v", transport.grant(30_000))
     assert rival is None
+
+
+class _Ahead:
+    """The system clock ``offset_ns`` ahead (a host whose wall clock runs fast)."""
+
+    def __init__(self, offset_ns: int) -> None:
+        self.offset_ns = offset_ns
+
+    def now_ns(self) -> int:
+        return time.time_ns() + self.offset_ns
+
+    def steady_ns(self) -> int:
+        return boottime_ns()
+
+    def sleep_ns(self, duration_ns: int) -> None:
+        SYSTEM_CLOCK.sleep_ns(duration_ns)
+
+
+def test_a_renewal_held_on_the_way_makes_no_holder_repeat_another_ones_ids(
+    etcd: tuple[EtcdTransport, str], etcd_url: str
+) -> None:
+    """End to end, two generators on one node: the first (its wall clock 5 s ahead) has one
+    renewal held on the way while its retries fail, then one succeeds, the held one arrives,
+    and the first is cut off; it issues to its deadline, the second takes the node after.
+    With the record lowered by the held renewal, the second started inside the first's ticks
+    (65,440 IDs twice in a run with a 1 s TTL)."""
+    _, prefix = etcd
+    ttl_ms = 4_000  # margin 1 s, renewal every 1.333 s, retried every 333 ms
+    registry = EtcdRegistry([_endpoint(etcd_url)], prefix=prefix, node_range=(9, 9))
+    send = registry._etcd.post
+    send("/kv/put", {"key": b64(f"{prefix}history/born"), "value": b64("1")})  # an old history
+    records = (b64(f"{prefix}last/9"),)
+    plan: list[str] = []
+    done: list[str] = []
+    held: list[dict[str, Any]] = []
+    cut = threading.Event()
+
+    def renewal(path: str, body: dict[str, Any]) -> bool:
+        ops = body.get("success", []) if path == "/kv/txn" else []
+        return any(
+            "request_txn" in op or op.get("request_put", {}).get("key") in records for op in ops
+        )
+
+    def network(path: str, body: dict[str, Any], **options: Any) -> Any:
+        if cut.is_set():
+            raise LeaseStoreUnavailable("cut off")
+        if done[-1:] == ["pass"] and path == "/lease/keepalive":
+            answer = send(path, body, **options)
+            cut.set()  # right after its last renewal
+            return answer
+        if not (plan and renewal(path, body)):
+            return send(path, body, **options)
+        step = plan.pop(0)
+        done.append(step)
+        if step == "hold":
+            held.append(body)
+        if step != "pass":
+            raise LeaseStoreUnavailable(f"{step}: no answer")
+        answer = send(path, body, **options)
+        send("/kv/txn", held[0])  # the held renewal arrives
+        return answer
+
+    registry._etcd.post = network  # type: ignore[method-assign]
+    first = LeaseGenerator("chrono64ms", registry, clock=_Ahead(5_000_000_000), ttl_ms=ttl_ms)
+    first_ids: list[int] = []
+    while first.renewals < 2:
+        first_ids.extend(first.next_ids(100))
+    plan.extend(["hold", "drop", "drop", "drop", "pass"])
+    with pytest.raises(LeaseLost):
+        while True:
+            first_ids.extend(first.next_ids(100))
+    assert done == ["hold", "drop", "drop", "drop", "pass"], "the renewals went otherwise"
+    last_tick = first.layout.unpack(first_ids[-1]).timestamp
+    second_registry = EtcdRegistry([_endpoint(etcd_url)], prefix=prefix, node_range=(9, 9))
+    second_ids: list[int] = []
+    deadline = time.monotonic() + 40
+    second = None
+    while time.monotonic() < deadline:
+        try:
+            second = second or LeaseGenerator(
+                "chrono64ms", second_registry, ttl_ms=ttl_ms, max_wait_ms=15_000
+            )
+            second_ids.extend(second.next_ids(100))
+        except (NodeSpaceExhausted, LeaseLost):
+            time.sleep(0.02)
+            continue
+        if first.layout.unpack(second_ids[-1]).timestamp > last_tick:
+            break
+    assert second is not None and second_ids, "the second generator never issued"
+    second.close()
+    first.close()
+    assert len(set(first_ids) & set(second_ids)) == 0
 
 
 def test_a_fleet_whose_prefix_lies_under_another_fleets_last_records_breaks_neither(
