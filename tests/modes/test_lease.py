@@ -440,3 +440,30 @@ def test_postgres_registry_reconnects_after_its_connection_is_killed(pg_dsn: str
         registry.close()
         with psycopg.connect(pg_dsn, autocommit=True) as admin:
             admin.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def test_a_renewal_landing_after_a_later_one_keeps_the_larger_record(
+    make_registry: RegistryFactory,
+) -> None:
+    """A renewal that timed out may still land after the next one did (held in a slow network
+    path, or retried on another etcd endpoint). Each records *ahead* of the ticks its holder may
+    use, so the store must keep the larger record: a lower one lets the next holder start
+    inside ticks the previous one could still issue, whenever its wall clock runs ahead."""
+    registry = make_registry(node_range=(3, 3))
+    now_ns = time.time_ns()
+    lease = registry.acquire(1023, 1_000, now_ns)
+    later, earlier = now_ns + 20_000_000_000, now_ns + 10_000_000_000
+    assert registry.renew(lease, later)
+    assert registry.renew(lease, earlier)  # the earlier request, landing late
+    successor: list[Any] = []
+
+    def taken() -> bool:
+        try:
+            successor.append(registry.acquire(1023, 1_000, now_ns))
+        except NodeSpaceExhausted:
+            return False
+        return True
+
+    wait_until(taken, "the lease to expire", timeout_s=15)
+    assert successor[0].not_before_ns == later
+    registry.release(successor[0], 0)

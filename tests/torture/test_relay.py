@@ -11,12 +11,16 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
+from chronoid.endpoints import parse_etcd_endpoints
 from chronoid.errors import InvalidArgument
 from chronoid.torture.processes import Supervisor
 from chronoid.torture.relay import Relay
+from chronoid.torture.run import Run, RunOptions
+from chronoid.torture.serve import relayed_url
 from tests.support import tcp_server
 
 
@@ -216,3 +220,28 @@ def test_a_netns_partition_is_silence_and_its_heal_lets_the_connection_carry_on(
         name = net.name
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert name not in listed
+
+
+def test_an_etcd_url_of_several_endpoints_is_relayed_and_cut_endpoint_by_endpoint(
+    tmp_path: Path,
+) -> None:
+    """``--ha etcd://a,b,c``: every endpoint gets a relay, and a member cut off from the store
+    reaches none of them (the URL parser once saw one port "a,b,c" and raised ValueError)."""
+    options = RunOptions(time_s=1, ops=0, seed=1, scenario=None, out_dir=tmp_path / "out")
+    with (
+        tcp_server(_echo) as first,
+        tcp_server(_echo) as second,
+        Run.open("serve", options) as run,
+    ):
+        relays, url = relayed_url(run, f"etcd://127.0.0.1:{first},127.0.0.1:{second}?prefix=/x/")
+        parts = urlsplit(url)
+        assert parts.query == "prefix=/x/"
+        ports = [port for _, port in parse_etcd_endpoints(parts.netloc)]
+        assert len(ports) == 2 and {first, second}.isdisjoint(ports)
+        assert [roundtrip(port, b"up") for port in ports] == [b"up", b"up"]
+        relays.cut()
+        for port in ports:
+            with pytest.raises(TimeoutError):
+                roundtrip(port, b"cut", timeout_s=0.3)
+        relays.heal()
+        assert [roundtrip(port, b"healed") for port in ports] == [b"healed", b"healed"]

@@ -20,16 +20,17 @@ not do: an etcd that lost its data counts revisions from 1 again, while lease ID
 the member ID and the time) and random values do not come back.
 
 **Mode C**: ``<prefix>node/<n>`` holds the holder's random token; claims read and renewals and
-releases write ``<prefix>last/<n>``. The lock-delay's marker: ``<prefix>history/born`` (kept)
-and, for one TTL after it is made, ``<prefix>history/settling`` (on an etcd lease); a node
-acquired while ``settling`` exists waits one full TTL (a ``last`` record made in that time
-proves nothing). **Failover**: ``<prefix><cluster>/leader`` holds JSON ``{"member",
-"address"}``; its create revision is the term's fencing token (etcd's revisions only grow, so
-each term's is larger, unless the cluster is rebuilt from an older backup). ``wm/<name>``
-holds a watermark; each ``reserve`` is one transaction fenced by the term and by the mod
-revision this object last saw, so neither a deposed leader's write nor a timed-out request
-still in flight inside etcd can land after a newer value. A store-side lease longer than the
-member's term (etcd's minimum TTL) only delays failover.
+releases write ``<prefix>last/<n>`` (a renewal only over the value its holder last saw, so a
+timed-out one landing after a later one cannot lower it). The lock-delay's marker:
+``<prefix>history/born`` (kept) and, for one TTL after it is made, ``<prefix>history/settling``
+(on an etcd lease); a node acquired while ``settling`` exists waits one full TTL (a
+``last`` record made in that time proves nothing). **Failover**: ``<prefix><cluster>/leader``
+holds JSON ``{"member", "address"}``; its create revision is the term's fencing token (etcd's
+revisions only grow, so each term's is larger, unless the cluster is rebuilt from an older
+backup). ``wm/<name>`` holds a watermark; each ``reserve`` is one transaction fenced by the
+term and by the mod revision this object last saw, so neither a deposed leader's write nor a
+timed-out request still in flight inside etcd can land after a newer value. A store-side lease
+longer than the member's term (etcd's minimum TTL) only delays failover.
 
 **The format on etcd is unchanged** from before the lease was written once (keys, values and
 their meaning), so that during a rolling upgrade processes of both versions on one etcd see
@@ -392,24 +393,31 @@ class EtcdLease:
         """Whether ``kvs`` (a read of the key) is this claim: :meth:`fences`, checked here."""
         return bool(kvs) and all(str(kvs[0].get(f, "")) == v for _, f, v in self._parts())
 
-    def _write(self, etcd: EtcdTransport, ops: list[dict[str, Any]]) -> dict[str, Any]:
-        """``ops`` in one fenced transaction; the key as it was (read first) or :class:`NotHeld`."""
+    def write(
+        self, etcd: EtcdTransport, ops: Sequence[dict[str, Any]]
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """``ops`` in one fenced transaction: the key as it was (read first) and etcd's answers
+        to ``ops``, or :class:`NotHeld`."""
         result = etcd.txn(self.fences(), [range_op(self.key), *ops], [range_op(self.key)])
         kvs = kvs_of(result, 0)
         if not result.get("succeeded"):
             raise NotHeld(kvs)
-        return kvs[0]
+        return kvs[0], list(result["responses"][1:])
 
-    def renew(self, etcd: EtcdTransport, ops: Sequence[dict[str, Any]] = ()) -> None:
-        """Check the claim (applying ``ops`` with the check), then refresh its etcd lease once.
+    def renew(
+        self, etcd: EtcdTransport, ops: Sequence[dict[str, Any]] = ()
+    ) -> list[dict[str, Any]]:
+        """Check the claim (applying ``ops`` with the check), then refresh its etcd lease once:
+        etcd's answers to ``ops``.
 
         Raises:
             NotHeld: the key is another's or gone, or its lease expired.
             LeaseStoreUnavailable: etcd could not be reached.
         """
-        kv = self._write(etcd, list(ops))
+        kv, answers = self.write(etcd, ops)
         if not etcd.keep_alive(self.lease_id or int(kv.get("lease", 0))):
             raise NotHeld([kv], expired=True)
+        return answers
 
     def release(self, etcd: EtcdTransport, ops: Sequence[dict[str, Any]] = ()) -> bool:
         """Delete the key if it is still this claim (applying ``ops`` with it), then revoke its
@@ -420,7 +428,7 @@ class EtcdLease:
         """
         delete = {"request_delete_range": {"key": b64(self.key)}}
         try:
-            kv = self._write(etcd, [*ops, delete])
+            kv, _ = self.write(etcd, [*ops, delete])
         except NotHeld:
             kv = None
         lease_id = self.lease_id or int((kv or {}).get("lease", 0))
@@ -453,6 +461,9 @@ class EtcdRegistry:
         self._range = check_node_range(node_range)
         self._prefix = prefix
         self._etcd = EtcdTransport(endpoints, timeout_s=timeout_s)
+        # (node, token) -> the value of last/<node> this holder last saw (None: no such key):
+        # what a renewal's conditional write of it compares against.
+        self._records: dict[tuple[int, str], str | None] = {}
 
     def _claim(self, lease: Lease) -> EtcdLease:
         # The token is random, so (token, etcd lease) names this holder even after a data loss.
@@ -460,6 +471,21 @@ class EtcdRegistry:
 
     def _last_put(self, lease: Lease, last_ns: int) -> dict[str, Any]:
         return put_op(f"{self._prefix}last/{lease.node}", str(last_ns))
+
+    def _last_raise(self, lease: Lease, last_ns: int) -> dict[str, Any]:
+        # Written only over the value this holder saw: its own renewal that timed out and lands
+        # after a later one finds the record moved on, and writes nothing.
+        key = f"{self._prefix}last/{lease.node}"
+        seen = self._records.get((lease.node, lease.token))
+        compare = (
+            absent(key)
+            if seen is None
+            else {"key": b64(key), "result": "EQUAL", "target": "VALUE", "value": b64(seen)}
+        )
+        success = [put_op(key, str(last_ns))]
+        return {
+            "request_txn": {"compare": [compare], "success": success, "failure": [range_op(key)]}
+        }
 
     def _range_of(self, sub: str) -> dict[str, bytes]:
         kvs = self._etcd.range_prefix(self._prefix + sub)
@@ -482,7 +508,14 @@ class EtcdRegistry:
         size = hi - lo + 1
         young = self._history_is_young(ttl_ms)
         held = self._range_of("node/")
-        lasts = {k: int(v or b"0") for k, v in self._range_of("last/").items()}
+        # Only this fleet's records: a fleet whose prefix lies under ours (<prefix>last/...)
+        # has keys in the same range.
+        records = f"{self._prefix}last/"
+        lasts = {
+            k: int(v or b"0")
+            for k, v in self._range_of("last/").items()
+            if k[len(records) :].isascii() and k[len(records) :].isdigit()
+        }
         start = secrets.randbelow(size)
         free = [
             n
@@ -502,9 +535,11 @@ class EtcdRegistry:
             claim, (kvs,) = EtcdLease.claim(self._etcd, key, token, lease_id, [last_key])
             if claim is None:
                 continue
-            last = int(base64.b64decode(kvs[0].get("value", "")) or b"0") if kvs else 0
+            seen = base64.b64decode(kvs[0].get("value", "")).decode() if kvs else "0"
             if not kvs:
                 self._etcd.txn([absent(last_key)], [put_op(last_key, "0")])
+            self._records[(node, token)] = seen
+            last = int(seen or "0")
             # A young history vouches for no node, recorded or not: records made inside it
             # say nothing of a holder from before a loss.
             return Lease(node, token, ttl_ms, last, lease_id, ttl_ms if young else 0)
@@ -515,18 +550,42 @@ class EtcdRegistry:
         )
 
     def renew(self, lease: Lease, last_ns: int) -> bool:
-        # A holder's own last_ns only grows, and it starts above the previous holder's (it
-        # waited for it), so writing it when it is larger keeps the recorded maximum.
-        ops = [self._last_put(lease, last_ns)] if last_ns > lease.not_before_ns else []
+        # The record is kept as the largest written: a holder's last_ns only grows, but its
+        # requests need not land in the order it sent them (one timed out, still in flight,
+        # lands after the next), and a lower record lets the next holder start inside ticks
+        # this one may still issue. So the write is conditional on the value last seen, and
+        # redone over a newer one while that is lower.
+        claim = self._claim(lease)
+        held = (lease.node, lease.token)
+        seen = self._records.get(held)
         try:
-            self._claim(lease).renew(self._etcd, ops)
+            if last_ns <= lease.not_before_ns or (seen and int(seen) >= last_ns):
+                claim.renew(self._etcd)
+                return True
+            answers = claim.renew(self._etcd, [self._last_raise(lease, last_ns)])
+            for _ in range(_MAX_CAS_TRIES):
+                nested = answers[0]["response_txn"]
+                if nested.get("succeeded"):
+                    self._records[held] = str(last_ns)
+                    return True
+                kvs = nested["responses"][0]["response_range"].get("kvs", [])
+                now = base64.b64decode(kvs[0].get("value", "")).decode() if kvs else None
+                self._records[held] = now
+                if now is not None and int(now or "0") >= last_ns:
+                    return True
+                _, answers = claim.write(self._etcd, [self._last_raise(lease, last_ns)])
         except NotHeld:
+            self._records.pop(held, None)
             return False
-        return True
+        raise LeaseStoreUnavailable(
+            f"{self._etcd.description}: the record of node {lease.node} changed under its "
+            f"holder {_MAX_CAS_TRIES} times during one renewal; is another process using it?"
+        )
 
     def release(self, lease: Lease, last_ns: int) -> None:
         # Set, not raised: the holder's renewals recorded ahead of what it used.
         last = max(last_ns, lease.not_before_ns)
+        self._records.pop((lease.node, lease.token), None)
         self._claim(lease).release(self._etcd, [self._last_put(lease, last)])
 
     def after_fork(self) -> None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from chronoid.endpoints import parse_etcd_endpoints
 from chronoid.errors import InvalidArgument, TortureError
 from chronoid.extras import require_extra
 from chronoid.redact import redact_dsn
@@ -38,7 +39,7 @@ from chronoid.torture.nemesis import (
 )
 from chronoid.torture.network import RelayNetwork, client_network
 from chronoid.torture.processes import Child, Owned, free_port, is_root, wait_for_port
-from chronoid.torture.relay import Relay
+from chronoid.torture.relay import CutMode, Relay
 from chronoid.torture.run import Run, RunOptions, RunResult, for_a_while, pause
 from chronoid.torture.stores import Store, start_store
 
@@ -48,8 +49,10 @@ __all__ = [
     "GAP_PER_CRASH",
     "Attach",
     "HaSetup",
+    "StoreRelays",
     "allowed_faults",
     "client_mix",
+    "relayed_url",
     "run_serve",
 ]
 
@@ -197,15 +200,37 @@ def client_mix(libraries: tuple[str, ...], clients: int) -> list[tuple[str, str]
     return [kinds[i % len(kinds)] for i in range(clients)]
 
 
-def _relayed_url(run: Run, url: str) -> tuple[Relay, str]:
-    """A relay of the run's own to ``url`` (an external store), and the URL through it."""
+class StoreRelays:
+    """The relays to every endpoint of an external store, cut and healed together: a member
+    cut off from the store reaches none of its endpoints (an etcd URL lists several)."""
+
+    def __init__(self, relays: list[Relay]) -> None:
+        self.relays = relays
+
+    def cut(self, mode: CutMode = "silent") -> None:
+        for relay in self.relays:
+            relay.cut(mode)
+
+    def heal(self) -> None:
+        for relay in self.relays:
+            relay.heal()
+
+
+def relayed_url(run: Run, url: str) -> tuple[StoreRelays, str]:
+    """Relays of the run's own to ``url`` (an external store: one per endpoint of an etcd
+    URL), and the URL through them."""
     parts = urlsplit(url)
-    host = parts.hostname or "127.0.0.1"
-    port = parts.port or (2379 if parts.scheme == "etcd" else 5432)
-    relay = run.relay(port, host)
-    userinfo = parts.netloc.rpartition("@")[0]
-    netloc = (f"{userinfo}@" if userinfo else "") + f"127.0.0.1:{relay.port}"
-    return relay, urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    if parts.scheme == "etcd":
+        endpoints = parse_etcd_endpoints(hosts)
+    else:
+        endpoints = [(parts.hostname or "127.0.0.1", parts.port or 5432)]
+    relays = [run.relay(port, host) for host, port in endpoints]
+    through = ",".join(f"127.0.0.1:{relay.port}" for relay in relays)
+    netloc = (f"{userinfo}@" if userinfo else "") + through
+    return StoreRelays(relays), urlunsplit(
+        (parts.scheme, netloc, parts.path, parts.query, parts.fragment)
+    )
 
 
 def allowed_faults(ha: HaSetup | None, attach: Attach | None, *, root: bool) -> tuple[str, ...]:
@@ -290,7 +315,7 @@ def run_serve(
     mix = client_mix(libraries, clients)
     with Run.open("serve", options) as run:
         store: Store | None = None
-        relays: dict[str, Relay] = {}
+        relays: dict[str, Relay | StoreRelays] = {}
         servers: list[_Server] = []
         data_dir = run.supervisor.scratch / "data"
         disk: Path | None = None
@@ -327,10 +352,10 @@ def run_serve(
                 urls: dict[str, str] = {}
                 for i in range(ha.members):
                     if store is not None:
-                        relays[f"m{i}"] = run.relay(store.port)
-                        urls[f"m{i}"] = store.url(relays[f"m{i}"].port)
+                        own = run.relay(store.port)
+                        relays[f"m{i}"], urls[f"m{i}"] = own, store.url(own.port)
                     else:
-                        relays[f"m{i}"], urls[f"m{i}"] = _relayed_url(run, ha.store)
+                        relays[f"m{i}"], urls[f"m{i}"] = relayed_url(run, ha.store)
                 servers = [
                     _Server(
                         run,
