@@ -112,3 +112,62 @@ def test_next_accepts_a_variant_column(conn: psycopg.Connection) -> None:
     ).fetchall()
     for variant, made in rows:
         assert get_layout(variant).unpack(made).timestamp > 0
+
+
+def _setting_after(conn: psycopg.Connection, first: str, call: str) -> str:
+    """``synchronous_commit`` at the end of a transaction that ran ``first`` then ``call``."""
+    with conn.transaction():
+        conn.execute(first)
+        conn.execute(call)
+        row = conn.execute("SHOW synchronous_commit").fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+@pytest.mark.parametrize("off", ["off", "false", "no", "0"])
+@pytest.mark.parametrize(
+    "call", ["SELECT chronoid_next('chrono64s')", "SELECT chronoid_next32('chrono32y')"]
+)
+def test_next_makes_its_transaction_commit_synchronously(
+    conn: psycopg.Connection, off: str, call: str
+) -> None:
+    # Still "on" after the call returned, i.e. at COMMIT: the sequence's WAL is flushed.
+    assert _setting_after(conn, f"SET LOCAL synchronous_commit = {off}", call) == "on"
+    # Local to that transaction: the session's own setting comes back afterwards.
+    conn.execute("SET synchronous_commit = off")
+    try:
+        conn.execute("SELECT chronoid_next('chrono64s')")  # its own autocommitted transaction
+        assert conn.execute("SHOW synchronous_commit").fetchone() == ("off",)
+    finally:
+        conn.execute("RESET synchronous_commit")
+
+
+@pytest.mark.parametrize("stronger", ["local", "remote_write", "on", "remote_apply"])
+def test_next_never_lowers_a_setting_that_already_flushes(
+    conn: psycopg.Connection, stronger: str
+) -> None:
+    first = f"SET LOCAL synchronous_commit = {stronger}"
+    assert _setting_after(conn, first, "SELECT chronoid_next('chrono64s')") == stronger
+
+
+def test_a_function_set_clause_would_not_hold_until_commit(conn: psycopg.Connection) -> None:
+    # Why chronoid_next calls set_config(..., true) rather than carrying a SET clause.
+    conn.execute(
+        "CREATE FUNCTION pg_temp.with_set_clause() RETURNS text LANGUAGE sql "
+        "SET synchronous_commit = on AS $$ SELECT current_setting('synchronous_commit') $$"
+    )
+    with conn.transaction():
+        conn.execute("SET LOCAL synchronous_commit = off")
+        assert conn.execute("SELECT pg_temp.with_set_clause()").fetchone() == ("on",)
+        assert conn.execute("SHOW synchronous_commit").fetchone() == ("off",)
+
+
+def test_next_stays_parallel_unsafe_volatile_and_without_set_clauses(
+    conn: psycopg.Connection,
+) -> None:
+    # set_config is an error in a parallel worker, and a SET clause would block inlining.
+    rows = conn.execute(
+        "SELECT proname, proparallel, provolatile, proconfig FROM pg_proc "
+        "WHERE oid IN ('chronoid_next(text)'::regprocedure, 'chronoid_next32(text)'::regprocedure)"
+    ).fetchall()
+    assert sorted(rows) == [("chronoid_next", "u", "v", None), ("chronoid_next32", "u", "v", None)]

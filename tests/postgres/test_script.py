@@ -88,6 +88,31 @@ def test_install_twice_keeps_settings_sequences_and_functions(installed: Install
         assert conn.execute("SELECT chronoid_version()").fetchone() == (SCRIPT_VERSION,)
 
 
+def test_reinstall_upgrades_a_version_1_install_to_the_durable_functions(pg_dsn: str) -> None:
+    schema = unique_schema()
+    try:
+        settings = install(pg_dsn, schema=schema)
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            # What version 1 left behind: the same settings, a chronoid_next without the guard.
+            conn.execute(f"UPDATE {schema}.chronoid_config SET version = 1")
+            conn.execute(
+                f"CREATE OR REPLACE FUNCTION {schema}.chronoid_next(variant text) "
+                "RETURNS bigint LANGUAGE sql VOLATILE PARALLEL UNSAFE AS $$ SELECT 1::bigint $$"
+            )
+        assert install(pg_dsn, schema=schema) == settings
+        with psycopg.connect(pg_dsn, autocommit=True, options=f"-c search_path={schema}") as conn:
+            assert conn.execute("SELECT version FROM chronoid_config").fetchone() == (
+                SCRIPT_VERSION,
+            )
+            with conn.transaction():
+                conn.execute("SET LOCAL synchronous_commit = off")
+                row = conn.execute("SELECT chronoid_next('chrono64s')").fetchone()
+                assert row is not None and row[0] > 1
+                assert conn.execute("SHOW synchronous_commit").fetchone() == ("on",)
+    finally:
+        drop_schema(pg_dsn, schema)
+
+
 def test_settings_are_random_per_install_and_in_range(pg_dsn: str, installed: Installed) -> None:
     settings = installed.settings
     assert 0 <= settings.multiplier_index <= 63

@@ -34,8 +34,10 @@ __all__ = [
     "build_uninstall_script",
 ]
 
-SCRIPT_VERSION = 1
-"""Version of the SQL objects; stored in ``chronoid_config.version`` at install."""
+SCRIPT_VERSION = 2
+"""Version of the SQL objects; stored in ``chronoid_config.version`` at install.
+
+2: ``chronoid_next`` turns ``synchronous_commit = off`` to ``on`` for its transaction."""
 
 _US_PER_DAY = 86_400_000_000
 
@@ -145,6 +147,20 @@ def _id_expr(layout: Layout, ts: str, first: str, second: str) -> str:
     return f"(({_tick_expr(layout, ts)} << {n + s}) | {suffix})"
 
 
+_DURABLE_COMMIT = (
+    "current_setting('synchronous_commit') <> 'off'\n"
+    "    OR set_config('synchronous_commit', 'on', true) IS NOT NULL"
+)
+"""SQL that is true, and makes the calling transaction's commit wait for its WAL flush.
+
+With ``synchronous_commit = off`` the commit that carries a sequence's WAL record may be lost
+in a crash, and the sequence restarts below values already handed out. ``set_config(...,
+true)`` holds until the transaction ends, so it covers the COMMIT; a function-level ``SET``
+clause would not (it reverts when the function returns, and it blocks inlining). Only
+``off`` is raised: every other value already flushes locally, and ``remote_apply`` must not
+be lowered to ``on``."""
+
+
 def _case(cases: list[tuple[str, str]], fallback: str) -> str:
     lines = ["SELECT CASE variant"]
     lines += [f"  WHEN {_quote(name)} THEN\n    {expr}" for name, expr in cases]
@@ -194,6 +210,7 @@ def _dynamic_functions() -> str:
         ],
         unsupported,
     )
+    nxt = f"SELECT CASE WHEN {_DURABLE_COMMIT} THEN (\n{nxt.removeprefix('SELECT ')}\n) END"
     return f"""\
 CREATE OR REPLACE FUNCTION @schema@.chronoid_tick(variant text, at timestamptz)
 RETURNS bigint LANGUAGE sql STABLE PARALLEL SAFE AS $fn$
@@ -214,7 +231,8 @@ RETURNS bigint LANGUAGE sql VOLATILE PARALLEL UNSAFE AS $fn$
 {nxt}
 $fn$;
 COMMENT ON FUNCTION @schema@.chronoid_next(text) IS
-  'A new Mode B ID: clock_timestamp() tick, suffix from the variant''s sequence. No hot row.';
+  'A new Mode B ID: clock_timestamp() tick, suffix from the variant''s sequence. No hot row. '
+  'Sets synchronous_commit from off to on for the calling transaction (crash safety).';
 
 CREATE OR REPLACE FUNCTION @schema@.chronoid_next32(variant text)
 RETURNS integer LANGUAGE sql VOLATILE PARALLEL UNSAFE AS $fn$
