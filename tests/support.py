@@ -7,10 +7,12 @@ import socket
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 # One home for the spare-port helper and the process launcher: the torture tool's, which the
@@ -186,3 +188,29 @@ def tcp_server(handle: Callable[[socket.socket], object]) -> Iterator[int]:
         with contextlib.suppress(OSError):
             server.shutdown(socket.SHUT_RDWR)  # wakes the accept() blocked on it
         server.close()
+
+
+@contextlib.contextmanager
+def scratch_database(pg_dsn: str, prefix: str, password: str = "") -> Iterator[str]:
+    """A database of the caller's own on the server of ``pg_dsn`` (dropped after), so tests
+    that drop or empty lease tables never touch another's; ``password`` is put in the DSN
+    returned (trust authentication ignores it) for tests that check no message shows it."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_dsn, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    base = pg_dsn.rsplit("/", 1)[0]
+    if password:
+        base = base.replace("postgres@", f"postgres:{password}@", 1)
+        assert password in base, "the test DSN must name user postgres"
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(pg_dsn, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def sql(dsn: str, statement: str, *params: object) -> list[tuple[object, ...]]:
+    """The rows of one statement, on a connection of its own (autocommit)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        cursor = conn.execute(statement, params or None)
+        return cursor.fetchall() if cursor.description is not None else []

@@ -20,6 +20,7 @@ import pytest
 from chronoid.errors import LeadershipLost, LeaseStoreUnavailable, NodeSpaceExhausted
 from chronoid.lease.base import Lease, new_token
 from chronoid.lease.postgres import PostgresCoordinator, PostgresRegistry
+from tests.support import scratch_database, sql
 
 SECRET = "s3cret-pglease"  # trust authentication accepts it; no message may show it
 
@@ -182,14 +183,8 @@ class OldLeaderClient:
 @pytest.fixture(scope="module")
 def own_db(pg_dsn: str) -> Iterator[str]:
     """A database of this module's own, with a password in its DSN (trust ignores it)."""
-    name = f"chronoid_pglease_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(pg_dsn, autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    base = pg_dsn.rsplit("/", 1)[0].replace("postgres@", f"postgres:{SECRET}@", 1)
-    assert SECRET in base, "the test DSN must name user postgres"
-    yield f"{base}/{name}"
-    with psycopg.connect(pg_dsn, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with scratch_database(pg_dsn, "chronoid_pglease", SECRET) as dsn:
+        yield dsn
 
 
 @pytest.fixture
@@ -200,12 +195,6 @@ def table() -> str:
 @pytest.fixture
 def cluster() -> str:
     return f"c-{uuid.uuid4().hex[:12]}"
-
-
-def sql(dsn: str, statement: str, *params: object) -> list[tuple[object, ...]]:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        cursor = conn.execute(statement, params or None)
-        return cursor.fetchall() if cursor.description is not None else []
 
 
 def holder_of(dsn: str, table: str, node: int) -> object:

@@ -18,29 +18,20 @@ from chronoid.errors import InvalidArgument, LeadershipLost, LeaseStoreUnavailab
 from chronoid.lease.base import Lease, new_token
 from chronoid.lease.postgres import PostgresCoordinator, PostgresRegistry
 from chronoid.lease.url import open_coordinator
+from tests.support import scratch_database, sql
 
 SECRET = "Zq9pwSecret"
 
 
 @pytest.fixture(scope="module")
 def own_db(pg_dsn: str) -> Iterator[str]:
-    name = f"chronoid_pgadv_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(pg_dsn, autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    yield f"{pg_dsn.rsplit('/', 1)[0]}/{name}"
-    with psycopg.connect(pg_dsn, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with scratch_database(pg_dsn, "chronoid_pgadv") as dsn:
+        yield dsn
 
 
 @pytest.fixture
 def table() -> str:
     return f"leases_{uuid.uuid4().hex[:12]}"
-
-
-def sql(dsn: str, statement: str, *params: object) -> list[tuple[object, ...]]:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        cursor = conn.execute(statement, params or None)
-        return cursor.fetchall() if cursor.description is not None else []
 
 
 # -- passwords -------------------------------------------------------------------------------

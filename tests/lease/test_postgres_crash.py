@@ -8,40 +8,24 @@ restart: a watermark or node lease the server acknowledged must have survived.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
 
 from chronoid.lease.postgres import PostgresCoordinator, PostgresRegistry
-from tests.postgres.test_crash import BIN, Cluster
-from tests.support import free_port
+from tests.postgres.test_crash import Cluster, private_cluster
 
 
 @pytest.fixture()
 def cluster() -> Iterator[Cluster]:
-    if not (BIN / "initdb").exists():
-        pytest.fail(f"PostgreSQL 15 binaries not found in {BIN}", pytrace=False)
-    root = Path(tempfile.mkdtemp(prefix="chronoid-pgadv-crash-"))
-    shutil.chown(root, "postgres", "postgres")
-    os.chmod(root, 0o700)
-    node = Cluster(root, free_port())
-    try:
-        node.init()
-        node.start()
+    with private_cluster("chronoid-pgadv-crash-") as node:
         with psycopg.connect(node.dsn, autocommit=True) as conn:
             conn.execute("ALTER DATABASE postgres SET synchronous_commit = off")
             conn.execute("ALTER SYSTEM SET wal_writer_delay = '10s'")
             conn.execute("ALTER SYSTEM SET wal_writer_flush_after = '1GB'")
             conn.execute("SELECT pg_reload_conf()")
         yield node
-    finally:
-        node.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_an_acknowledged_watermark_survives_a_crash_of_an_asynchronous_commit_database(

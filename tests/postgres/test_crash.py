@@ -78,11 +78,13 @@ class Cluster:
         )  # fmt: skip
 
 
-@pytest.fixture()
-def cluster() -> Iterator[Cluster]:
+@contextlib.contextmanager
+def private_cluster(prefix: str) -> Iterator[Cluster]:
+    """A PostgreSQL 15 cluster of the test's own on a spare port, started (stopped and
+    removed after): a test that crashes its server must not crash the shared one."""
     if not (BIN / "initdb").exists():
         pytest.fail(f"PostgreSQL 15 binaries not found in {BIN}", pytrace=False)
-    root = Path(tempfile.mkdtemp(prefix="chronoid-crash-"))
+    root = Path(tempfile.mkdtemp(prefix=prefix))
     shutil.chown(root, "postgres", "postgres")
     os.chmod(root, 0o700)
     node = Cluster(root, free_port())
@@ -93,6 +95,12 @@ def cluster() -> Iterator[Cluster]:
     finally:
         node.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture()
+def cluster() -> Iterator[Cluster]:
+    with private_cluster("chronoid-crash-") as node:
+        yield node
 
 
 def _make_ids(dsn: str, per_variant: int) -> dict[str, tuple[list[int], int, int]]:

@@ -9,32 +9,21 @@ table never touches another test's.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from chronoid.torture.failover import make_members, wait_for_leader
+from tests.support import scratch_database, sql
 
 TTL = 1.0
 
 
 @pytest.fixture
 def own_db(pg_dsn: str) -> Iterator[str]:
-    name = f"chronoid_pgadv_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(pg_dsn, autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    yield f"{pg_dsn.rsplit('/', 1)[0]}/{name}"
-    with psycopg.connect(pg_dsn, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
-def sql(dsn: str, statement: str, *params: object) -> list[tuple[object, ...]]:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        cursor = conn.execute(statement, params or None)
-        return cursor.fetchall() if cursor.description is not None else []
+    with scratch_database(pg_dsn, "chronoid_pgadv") as dsn:
+        yield dsn
 
 
 def take(reply: bytes) -> int:
