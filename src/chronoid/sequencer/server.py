@@ -293,13 +293,19 @@ class _Connection(asyncio.Protocol):
         if self.waiting is None:
             self._process()
         else:
-            self._hold()
+            self._hold(paced=True)
 
-    def _hold(self) -> None:
-        """Count this connection's unfinished bytes against :data:`HELD_BUDGET_BYTES`, and
-        close it when the budget is spent and its own share is large."""
+    def _hold(self, *, paced: bool) -> None:
+        """Count this connection's buffered bytes against :data:`HELD_BUDGET_BYTES`, and close
+        it when the budget is spent and its own share is large.
+
+        ``paced``: the bytes are complete commands the server itself holds back (the turn
+        limit, a reservation awaited) with reading paused, so they are bounded by one read and
+        drain on their own: they are not counted, or 200 deep pipelines (15,000 ``GETSEQ``
+        each) would spend the budget and be closed as abusers. Bytes held because the client
+        does not read its replies are counted."""
         server = self.server
-        held = self.parser.buffered
+        held = 0 if paced else self.parser.buffered
         server.held_bytes += held - self.held
         self.held = held
         if held > _HELD_FLOOR_BYTES and server.held_bytes > HELD_BUDGET_BYTES:
@@ -367,7 +373,7 @@ class _Connection(asyncio.Protocol):
             self.pending_since = 0.0
         if replies:
             transport.write(replies[0] if len(replies) == 1 else b"".join(replies))
-        self._hold()
+        self._hold(paced=(more or self.waiting is not None) and not self.write_paused)
         if state.closing:
             if state.close_reason:
                 server.count_refusal(state.close_reason)
