@@ -52,7 +52,7 @@ from chronoid.fork import reset_after_fork
 from chronoid.generator import Generator, Overflow
 from chronoid.layout import Layout
 from chronoid.lease.base import Lease, NodeRegistry
-from chronoid.lease.keeper import LeaseKeeper
+from chronoid.lease.keeper import LeaseKeeper, margin_ms
 from chronoid.variants import VariantName, get_layout
 
 __all__ = ["Lease", "LeaseGenerator", "NodeRegistry"]
@@ -84,6 +84,10 @@ class LeaseGenerator:
             the registry over one TTL.
         max_wait_ms: longest wait for a tick (sequence overflow) or for the previous
             holder's ``last_ns`` (ms); a wait never outlasts the lease either.
+        max_clock_skew_ms: how far another holder's wall clock may run ahead of this one's
+            (ms, default the margin, min(1 s, ttl/4)). Only a lock-delay uses it: a
+            registry that lost its records cannot say which ticks a holder cut off from it
+            used, so the newcomer waits this much longer and issues above them.
         lease_clock_ns: the local clock lease deadlines are measured with (default
             :func:`chronoid.clock.boottime_ns`, ``CLOCK_BOOTTIME``); tests inject one.
         on_fork: ``"raise"`` (a forked child raises GeneratorForked) or ``"lease"`` (a
@@ -124,6 +128,7 @@ class LeaseGenerator:
         renew_ms: int | None = None,
         skew_margin_ms: int | None = None,
         max_wait_ms: float = 1000.0,
+        max_clock_skew_ms: int | None = None,
         lease_clock_ns: Callable[[], int] | None = None,
         on_fork: str = "raise",
     ) -> None:
@@ -140,6 +145,17 @@ class LeaseGenerator:
         )
         if not max_wait_ms >= 0:
             raise InvalidArgument(f"max_wait_ms must be >= 0, got {max_wait_ms!r}")
+        if max_clock_skew_ms is None:
+            max_clock_skew_ms = margin_ms(ttl_ms)
+        if (
+            not isinstance(max_clock_skew_ms, int)
+            or isinstance(max_clock_skew_ms, bool)
+            or not 0 <= max_clock_skew_ms <= 86_400_000
+        ):
+            raise InvalidArgument(
+                f"max_clock_skew_ms must be an int in 0..86400000 (ms), got {max_clock_skew_ms!r}"
+            )
+        self._skew_ns = max_clock_skew_ms * 1_000_000
         if on_fork not in _FORK_POLICIES:
             raise InvalidArgument(f'on_fork must be "raise" or "lease", got {on_fork!r}')
         self._registry = registry
@@ -427,6 +443,10 @@ class LeaseGenerator:
             # tick is its. Issuing starts in the next tick (found by chronoid torture lease:
             # a registry restarted without its data, chrono64s, a newcomer in the old
             # holder's tick after the delay).
+            # The lost records were what kept a newcomer above the ticks of a holder cut off
+            # from the registry; its wall clock may run up to max_clock_skew_ms ahead of ours
+            # (558,228 repeats with a 3 s skew and no allowance, tests/lease/test_etcd.py).
+            settle_ns += self._skew_ns
             now_ns = self._clock.now_ns()
             floor_tick = self._layout.tick_of_ns(now_ns + settle_ns)
             tick_end_ns = self._layout.tick_start_ns(floor_tick + 1)
