@@ -574,3 +574,21 @@ def test_old_and_new_versions_racing_for_one_slot_make_one_holder_per_round(
         held[0][0].release(held[0][1], 0)
     for closing in [*coordinators, *registries]:
         closing.close()
+
+
+def test_a_member_that_wins_many_terms_remembers_only_the_last_few(
+    etcd: tuple[EtcdTransport, str], etcd_url: str
+) -> None:
+    """Every term won used to be kept for the object's life (a term a minute for a year: half
+    a million). The newest terms are kept, and the current one still renews, fences and
+    resigns by its own etcd lease."""
+    _, prefix = etcd
+    coordinator = EtcdCoordinator([_endpoint(etcd_url)], "blue", prefix=prefix)
+    for _ in range(20):
+        token = coordinator.campaign("a", "a:1", 30_000)
+        assert token is not None
+        coordinator.renew(token, 30_000)
+        coordinator.reserve(token, "ids", token)
+        coordinator.resign(token)
+    assert len(coordinator._terms) <= 8
+    coordinator.close()

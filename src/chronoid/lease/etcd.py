@@ -78,6 +78,10 @@ __all__ = [
 _API_PATH = "/v3/"
 _MAX_CAS_TRIES = 4
 _MAX_CLAIM_TRIES = 64
+_TERMS_KEPT = 8
+"""Terms an :class:`EtcdCoordinator` remembers: a caller names only its current term (and a
+resignation the store did not hear yet); every term kept, a member that won a term a minute
+for a year held half a million."""
 
 
 def b64(text: str) -> str:
@@ -632,8 +636,9 @@ class EtcdCoordinator:
         self._wm_prefix = f"{prefix}{cluster}/wm/"
         self._lock = threading.Lock()
         self._revisions: dict[str, int] = {}  # watermark name -> last mod revision seen
-        # Every term this object won, by token: its claim also names the etcd lease, which a
-        # same-numbered term after a data loss cannot have (a member's value is the same).
+        # The terms this object won last, by token (:data:`_TERMS_KEPT`): a claim also names
+        # the etcd lease, which a same-numbered term after a data loss cannot have (a
+        # member's value is the same).
         self._terms: dict[int, EtcdLease] = {}
 
     def _term(self, token: int) -> EtcdLease:
@@ -692,7 +697,10 @@ class EtcdCoordinator:
         if claim is None:
             self._etcd.revoke_quietly(lease_id)
             return None
-        self._terms[claim.create_revision] = replace(claim, value=None)
+        terms = self._terms
+        terms[claim.create_revision] = replace(claim, value=None)
+        if len(terms) > _TERMS_KEPT:  # only the newest terms are still named by a caller
+            del terms[next(iter(terms))]
         return claim.create_revision
 
     def renew(self, token: int, ttl_ms: int) -> None:
