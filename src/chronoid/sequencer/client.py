@@ -53,6 +53,11 @@ __all__ = [
 MAX_REDIRECTS = 5
 """Redirects followed in a row; past it (standbys naming each other) the attempt counts as
 failed: pause and start again from the next server, until ``failover_timeout``."""
+MAX_PAUSE_S = 0.2
+"""Longest pause between two attempts in a failover (they start at 50 ms and double): a
+standby takes over within one standby poll (0.2 s) of the dead leader's lease ending, so
+waiting longer only adds to the caller's failover time (with 0.5 s, kill -9 to the next value
+took 2.76 s p50, 3.26 s max on PostgreSQL, in the client's 0.5 s steps)."""
 
 
 class _Route:
@@ -100,7 +105,7 @@ class _Route:
         remaining_s = attempt.deadline_s - time.monotonic()
         if remaining_s <= 0:
             raise exc
-        pause_s, attempt.pause_s = attempt.pause_s, min(attempt.pause_s * 2, 0.5)
+        pause_s, attempt.pause_s = attempt.pause_s, min(attempt.pause_s * 2, MAX_PAUSE_S)
         return min(pause_s, remaining_s)
 
     @staticmethod
