@@ -299,11 +299,11 @@ class _Connection(asyncio.Protocol):
         """Count this connection's buffered bytes against :data:`HELD_BUDGET_BYTES`, and close
         it when the budget is spent and its own share is large.
 
-        ``paced``: the bytes are complete commands the server itself holds back (the turn
-        limit, a reservation awaited) with reading paused, so they are bounded by one read and
-        drain on their own: they are not counted, or 200 deep pipelines (15,000 ``GETSEQ``
-        each) would spend the budget and be closed as abusers. Bytes held because the client
-        does not read its replies are counted."""
+        ``paced``: the server itself holds these bytes back (commands left for the next turn,
+        or behind an awaited reservation) with reading paused, so they are bounded by what was
+        read already and drain on their own: they are not counted, or 200 deep pipelines
+        (15,000 ``GETSEQ`` each) would spend the budget and be closed as abusers. Bytes held
+        because the client does not read its replies are counted."""
         server = self.server
         held = 0 if paced else self.parser.buffered
         server.held_bytes += held - self.held
