@@ -313,3 +313,40 @@ def test_a_leader_that_loses_its_lease_between_plain_reads_stops_by_its_deadline
     # 0.1 s for the reply's way back (the value was made before it arrived).
     assert during and max(during) < trusted_s + 0.1, (max(during), trusted_s)
     assert any(when > resumed and reply[:1] == b":" for when, reply in got)
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_runs_of_plain_getseqs_in_deep_pipelines_keep_values_order_auth_and_the_top(
+    start_server: StartServer, tmp_path: Path, loop: str
+) -> None:
+    # A read of more plain GETSEQs than one turn answers goes to the general path, which takes
+    # each run of them at once (up to 1,024 per turn). Runs split across reads, a run behind a
+    # reservation, runs before AUTH and a run across the top of the range must all get what
+    # one-by-one answering gives.
+    srv = start_server("--event-loop", loop, env={"CHRONOID_PASSWORD": "pw"})
+    noauth = b"-NOAUTH Authentication required."
+    with Line(srv.port) as line:
+        assert line.ask(PLAIN * 2000, 2000) == [noauth] * 2000  # nothing consumed
+        assert line.ask(b"AUTH pw\r\n" + PLAIN * 2500, 2501) == [b"+OK", *values(1, 2500)]
+        # Runs cut mid-command at odd sizes, other commands between them.
+        pipeline = PLAIN * 1500 + b"PING\r\n" + PLAIN * 1100 + b"GETSEQ 5\r\n" + PLAIN * 1300
+        for start in range(0, len(pipeline), 7001):
+            line.send(pipeline[start : start + 7001])
+        nxt = 2501
+        expected = [*values(nxt, 1500), b"+PONG", *values(nxt + 1500, 1100)]
+        nxt += 2600
+        expected += [b":%d" % nxt, *values(nxt + 5, 1300)]
+        nxt += 5 + 1300
+        assert line.replies(len(expected)) == expected
+        # A run behind a GETSEQ that waits for its reservation: answered after it, in order.
+        assert line.ask(b"GETSEQ 1000000\r\n" + PLAIN * 3000, 3001) == [
+            b":%d" % nxt,
+            *values(nxt + 1_000_000, 3000),
+        ]
+    assert exchange(srv.port, b"AUTH pw\r\nCURRENT\r\nQUIT\r\n").split(b"\r\n")[1] == (
+        b":%d" % (nxt + 1_003_000)
+    )
+    top = start_server("--initial", str(MAX_VALUE - 1999), data_dir=tmp_path / "top")
+    with Line(top.port) as line:  # a run crossing the end: values, then one error each
+        got = line.ask(PLAIN * 3000, 3000)
+        assert got == [*values(MAX_VALUE - 1999, 2000), *[EXHAUSTED] * 1000]

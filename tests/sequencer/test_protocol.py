@@ -191,6 +191,40 @@ def test_plain_getseqs_counts_only_what_the_parser_reads_as_that_many_plain_gets
             assert plain_getseqs(data, times - 1) == 0  # more than allowed: none
 
 
+@given(
+    st.lists(st.sampled_from([*_PLAIN_PARTS, RESP_GETSEQ * 7, b"PING\r\n"]), max_size=40),
+    st.lists(st.integers(1, 64), min_size=1, max_size=8),
+    st.integers(1, 9),
+)
+def test_plain_runs_taken_at_once_are_the_commands_the_parser_reads(
+    parts: list[bytes], cuts: list[int], most: int
+) -> None:
+    # The server's general path takes runs of RESP plain GETSEQs at once (plain_run, then
+    # skip_plain) and parses everything else: fed in any split, that must yield exactly the
+    # commands next_command alone yields, in order.
+    data = b"".join(parts)
+    expected = _commands_or_fault(data)
+    if expected is None:
+        return
+    parser, got, at, step = Parser(), [], 0, 0
+    while at < len(data):
+        size = cuts[step % len(cuts)]
+        parser.receive(data[at : at + size])
+        at, step = at + size, step + 1
+        while True:
+            times = parser.plain_run(most)
+            if times:
+                assert 1 <= times <= most
+                parser.skip_plain(times)
+                got.extend([[b"GETSEQ"]] * times)
+                continue
+            command = parser.next_command()
+            if command is None:
+                break
+            got.append(command)
+    assert got == expected and parser.buffered == 0
+
+
 def _commands_or_fault(data: bytes) -> list[list[bytes]] | None:
     parser = Parser()
     try:

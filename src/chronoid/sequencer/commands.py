@@ -360,6 +360,19 @@ class Dispatcher:
 
         return read
 
+    def plain_run(self, state: ConnectionState, times: int) -> bytes | None:
+        """The reply to ``times`` plain ``GETSEQ`` in a row of a deep pipeline, from one take
+        (as :meth:`plain_reader` answers a read of them), or None when they must run one by
+        one through :meth:`execute` (not authenticated, a reservation to wait for, a refusal:
+        whatever the take consumed then became a gap). Counted as the general path counts."""
+        if not state.authenticated:
+            return None
+        first = self._take(times, DEFAULT_NAME)
+        if type(first) is not int:
+            return None
+        self._plain_getseqs += times
+        return encode_integers(first, times)
+
     # -- handlers --------------------------------------------------------------------------
 
     def _getseq(self, state: ConnectionState, command: Command) -> bytes | Wait:

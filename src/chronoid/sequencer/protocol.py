@@ -301,6 +301,26 @@ class Parser:
         self._scan = crlf + 2
         return int(digits)
 
+    def plain_run(self, most: int) -> int:
+        """How many :data:`RESP_GETSEQ` the unparsed input starts with, when its next ``n =
+        min(most, buffered // len(RESP_GETSEQ))`` command slots are all that exact form: n,
+        else 0 (nothing is consumed; :meth:`skip_plain` does that).
+
+        The general path answers such a run of a deep pipeline with one take, as the fused
+        reader answers a read of them; each is one command to :meth:`next_command` too."""
+        if self._count >= 0 or self._broken is not None or self._scan > self._pos:
+            return 0
+        size = len(RESP_GETSEQ)
+        pos = self._pos
+        times = min(most, (len(self._buffer) - pos) // size)
+        if times > 0 and self._buffer.count(RESP_GETSEQ, pos, pos + times * size) == times:
+            return times  # that many non-overlapping copies in that many bytes: nothing else
+        return 0
+
+    def skip_plain(self, times: int) -> None:
+        """Consume ``times`` :data:`RESP_GETSEQ` counted by :meth:`plain_run`."""
+        self._pos = self._scan = self._pos + times * len(RESP_GETSEQ)
+
     def _check_unfinished(self) -> None:
         # Everything from _pos on belongs to the command being received.
         if len(self._buffer) - self._pos > self.max_request_bytes:

@@ -335,10 +335,23 @@ class _Connection(asyncio.Protocol):
         done = 0
         completed = False
         more = False
+        runs = True  # a run of plain GETSEQs is taken at once until a take is refused
         while self.waiting is None and not state.closing:
             if out_bytes >= _TURN_BYTES or done >= _TURN_COMMANDS:
                 more = True  # the rest waits for the next turn (and for the client to read)
                 break
+            if runs:
+                times = parser.plain_run(_TURN_COMMANDS - done)
+                if times > 1:
+                    run = server.dispatcher.plain_run(state, times)
+                    if run is not None:
+                        parser.skip_plain(times)
+                        replies.append(run)
+                        out_bytes += len(run)
+                        done += times
+                        completed = True
+                        continue
+                runs = False  # one by one from here (a wait, a refusal, other commands)
             try:
                 command = parser.next_command()
             except ProtocolError as exc:
