@@ -308,3 +308,20 @@ def test_reply_parser_whole_and_bytewise_with_typed_errors() -> None:
     assert set(REPLY_ERRORS) == {"MOVED", "TRYAGAIN", "NOAUTH", "WRONGPASS"}
     with pytest.raises(ProtocolError):
         replies_of([b"?what\r\n"])
+
+
+@given(st.lists(st.sampled_from([*_PLAIN_PARTS, b"PING\r\n", b"*2\r\n$4\r\nPING\r\n$2\r\nhi\r\n"])))
+def test_unfinished_is_the_tail_the_parser_is_left_holding(parts: list[bytes]) -> None:
+    # Asked while commands wait behind a reservation: the bytes of the unfinished command at
+    # the end, without consuming anything, for every cut of the input.
+    data = b"".join(parts)
+    for cut in range(len(data) + 1):
+        parser = Parser()
+        parser.receive(data[:cut])
+        asked = parser.unfinished()
+        assert parser.buffered == cut  # nothing consumed
+        try:
+            parser.feed(b"")
+        except ProtocolError:
+            continue
+        assert asked == parser.buffered

@@ -317,6 +317,33 @@ class Parser:
             return times  # that many non-overlapping copies in that many bytes: nothing else
         return 0
 
+    def unfinished(self) -> int:
+        """Bytes of the unfinished command at the end of the unparsed input: what is left once
+        every complete command in it is read, found on a copy (the commands are neither kept
+        nor consumed; all of it when the copy breaks the protocol, since it will be refused).
+
+        The server asks this of a connection whose commands wait behind a reservation, whose
+        buffer may be complete commands (a deep pipeline: nothing to count) or an abuser's
+        unfinished one (counted against the budget)."""
+        rest = bytes(self._buffer[self._pos :])
+        size = len(RESP_GETSEQ)
+        whole = len(rest) // size
+        if whole and rest.count(RESP_GETSEQ, 0, whole * size) == whole:
+            rest = rest[whole * size :]  # a run of plain GETSEQs: only its tail to parse
+        scratch = Parser(
+            max_line=self.max_line,
+            max_bulk=self.max_bulk,
+            max_args=self.max_args,
+            max_request_bytes=self.max_request_bytes,
+        )
+        scratch.receive(rest)
+        try:
+            while scratch.next_command() is not None:
+                pass
+        except ProtocolError:
+            return len(rest)
+        return scratch.buffered
+
     def skip_plain(self, times: int) -> None:
         """Consume ``times`` :data:`RESP_GETSEQ` counted by :meth:`plain_run`."""
         self._pos = self._scan = self._pos + times * len(RESP_GETSEQ)

@@ -293,19 +293,27 @@ class _Connection(asyncio.Protocol):
         if self.waiting is None:
             self._process()
         else:
-            self._hold(paced=True)
+            self._hold(paced=False)
 
     def _hold(self, *, paced: bool) -> None:
         """Count this connection's buffered bytes against :data:`HELD_BUDGET_BYTES`, and close
         it when the budget is spent and its own share is large.
 
-        ``paced``: the server itself holds these bytes back (commands left for the next turn,
-        or behind an awaited reservation) with reading paused, so they are bounded by what was
-        read already and drain on their own: they are not counted, or 200 deep pipelines
-        (15,000 ``GETSEQ`` each) would spend the budget and be closed as abusers. Bytes held
+        ``paced``: the server itself holds these bytes back (commands left for the next turn)
+        with reading paused, so they are bounded by what was read already and drain on their
+        own: they are not counted, or 200 deep pipelines (15,000 ``GETSEQ`` each) would spend
+        the budget and be closed as abusers. Behind an awaited reservation only the unfinished
+        command at the end counts (a reservation can queue for seconds: 990 connections
+        parked 250 KiB each behind them, +149 MiB, when none of it counted). Bytes held
         because the client does not read its replies are counted."""
         server = self.server
-        held = 0 if paced else self.parser.buffered
+        parser = self.parser
+        if paced:
+            held = 0
+        elif self.waiting is not None and parser.buffered > _HELD_FLOOR_BYTES:
+            held = parser.unfinished()
+        else:
+            held = parser.buffered
         server.held_bytes += held - self.held
         self.held = held
         if held > _HELD_FLOOR_BYTES and server.held_bytes > HELD_BUDGET_BYTES:
@@ -386,7 +394,7 @@ class _Connection(asyncio.Protocol):
             self.pending_since = 0.0
         if replies:
             transport.write(replies[0] if len(replies) == 1 else b"".join(replies))
-        self._hold(paced=(more or self.waiting is not None) and not self.write_paused)
+        self._hold(paced=more and not self.write_paused)
         if state.closing:
             if state.close_reason:
                 server.count_refusal(state.close_reason)
