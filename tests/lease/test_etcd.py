@@ -595,12 +595,6 @@ def test_a_member_that_wins_many_terms_remembers_only_the_last_few(
     coordinator.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the newcomer's max_clock_skew_ms wait is not in its record: a newcomer that dies "
-    "in its lock-delay leaves a record one TTL ahead only, and the next holder (vouched, no "
-    "lock-delay) issues in the ticks of the cut-off holder whose clock ran ahead",
-)
 def test_etcd_a_newcomer_dying_in_its_skew_wait_does_not_hand_the_skew_to_the_next_holder(
     own_etcd: tuple[OwnServer, str], tmp_path: Path
 ) -> None:
