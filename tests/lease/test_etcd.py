@@ -702,3 +702,43 @@ def test_etcd_a_newcomer_dying_in_its_skew_wait_does_not_hand_the_skew_to_the_ne
     thread.join(30)
     repeats = len(set(holder_ids) & set(third_ids))
     assert repeats == 0, (repeats, lock_delay_ms)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a term past _TERMS_KEPT is fenced by its create revision alone: after a data loss "
+    "a same-numbered successor's key matches it, and the forgotten term's write lands",
+)
+def test_after_etcd_lost_its_data_a_forgotten_term_cannot_write_in_the_same_numbered_new_one(
+    own_etcd: tuple[OwnServer, str], tmp_path: Path
+) -> None:
+    """As test_after_etcd_lost_its_data_a_paused_leader_cannot_write_in_the_new_term, except
+    that the old object has won 8 more terms since: it no longer knows the first term's etcd
+    lease. Not reachable through the Elector (it names only its current term and one
+    unresigned one, which is resigned at the first standby poll), but the coordinator's
+    fencing no longer holds for every token it handed out."""
+    server, url = own_etcd
+    old = EtcdCoordinator([_endpoint(url)], "blue", prefix="/p/")
+    scratch = EtcdTransport([_endpoint(url)], timeout_s=2.0)
+    _advance_to(scratch, 30, "/scratch")
+    token = old.campaign("a", "a:1", 30_000)
+    assert token is not None
+    old.reserve(token, "ids", 100)
+    old.resign(token)
+    for _ in range(8):
+        later = old.campaign("a", "a:1", 30_000)
+        assert later is not None
+        old.resign(later)
+    _wipe(server, tmp_path / "etcd-data")
+    _advance_to(scratch, token - 1, "/scratch")
+    new = EtcdCoordinator([_endpoint(url)], "blue", prefix="/p/")
+    assert new.campaign("a", "a:1", 30_000) == token  # same number, same value
+    new.reserve(token, "ids", 1_000)
+    try:
+        with pytest.raises(LeadershipLost):
+            old.reserve(token, "ids", 5)  # a deposed term's write, below the new term's mark
+    finally:
+        marks = new.load(token)
+        for closing in (old, new, scratch):
+            closing.close()
+    assert marks == {"ids": 1_000}
