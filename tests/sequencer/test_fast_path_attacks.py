@@ -159,3 +159,63 @@ def test_an_unfinished_command_parked_behind_reservations_counts_against_the_bud
     assert all(b - a >= 1_000_000 for a, b in itertools.pairwise(firsts))  # disjoint ranges
     grown_kib = peak_kib - before_kib
     assert closed >= len(clients) // 2 and grown_kib < 96 * 1024, (closed, grown_kib)
+
+
+def test_clients_that_never_read_cannot_grow_their_replies_through_reservations(
+    start_server: StartServer,
+) -> None:
+    # Each connection pipelines, in one read of 250 KiB, groups of one "GETSEQ 1000000" (a
+    # reservation of its own) and 60 INFO (6 bytes in, over a KiB out), and never reads. The
+    # write side pauses reading, but each finished reservation ran the commands behind it
+    # whether or not the client read: one turn (up to 64 KiB of replies) per reservation, so
+    # 20 such connections grew the server by +231 MiB in 12 s, still growing at 20 MiB/s
+    # (before and after b520329): about 40 MiB of replies per 250 KiB read.
+    srv = start_server()
+    before_kib = rss_kib(srv.process.pid)
+    group = b"GETSEQ 1000000\r\n" + b"INFO\r\n" * 60
+    payload = group * (250 * 1024 // len(group))
+    abusers = []
+    for _ in range(20):
+        sock = socket.create_connection(("127.0.0.1", srv.port))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            sock.send(payload)
+        abusers.append(sock)
+    peak_kib = 0
+    for _ in range(16):
+        time.sleep(0.5)
+        peak_kib = max(peak_kib, rss_kib(srv.process.pid))
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as polite:
+        polite.sendall(b"GETSEQ\r\n")
+        assert polite.recv(100).startswith(b":")
+    for sock in abusers:
+        sock.close()
+    grown_kib = peak_kib - before_kib
+    assert grown_kib < 48 * 1024, f"RSS grew by {grown_kib} KiB"
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_a_client_that_stops_reading_behind_reservations_gets_every_reply_once_it_reads(
+    start_server: StartServer, loop: str
+) -> None:
+    # The other side of the test above: the commands held back while the client did not
+    # read run once it reads again, every one answered, the values in order (and the
+    # connection is not taken for a slow sender meanwhile: they are whole commands).
+    srv = start_server("--event-loop", loop)
+    group = b"GETSEQ 1000000\r\n" + b"INFO\r\n" * 60
+    groups = 40
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=30) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        sock.sendall(group * groups + b"PING\r\n")
+        time.sleep(1.5)  # not reading
+        data = b""
+        while not data.endswith(b"+PONG\r\n"):
+            chunk = sock.recv(1 << 20)
+            assert chunk, data[-100:]  # closed (at first: "request not completed within 10 s")
+            data += chunk
+    values = [int(line[1:]) for line in data.split(b"\r\n") if line[:1] == b":"]
+    assert len(values) == groups
+    assert all(b - a >= 1_000_000 for a, b in itertools.pairwise(values))
+    assert data.count(b"# Server") == 60 * groups
+    assert data.count(b"\r\n-") == 0

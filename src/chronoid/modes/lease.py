@@ -428,15 +428,10 @@ class LeaseGenerator:
                     f"{lease.not_before_ns} ns, {behind / 1e6:.3f} ms ahead of this clock",
                 )
             self._clock.sleep_ns(behind)
-        # Record ahead before issuing anything (one more round trip at acquisition).
-        limit, record = self._projection(lease)
-        if not self._registry.renew(lease, record):
-            raise LeaseLost(f"{self._layout.name}: node {lease.node} was lost as it was acquired")
-        self._limit_tick, self._recorded_ns = limit, record
-        self._keeper.confirmed(sent)
         # The registry's delay counts from its grant, which is before our receipt.
         settle_ns = lease.settle_ms * 1_000_000
         self._settled_floor_ns = 0
+        floor_ns = 0
         if settle_ns > 0:
             # The registry cannot vouch for the node, so a holder unknown to it may have
             # issued until the delay ends, in the tick the wall clock is in then: that whole
@@ -460,7 +455,17 @@ class LeaseGenerator:
                     f"tick {floor_tick}, {extra_ns / 1e6:.3f} ms after the lock-delay",
                 )
             settle_ns += extra_ns
-            self._settled_floor_ns = tick_end_ns
+            floor_ns = tick_end_ns
+        # Record ahead before issuing anything (one more round trip at acquisition), the
+        # lock-delay's floor included: a newcomer that dies inside its lock-delay must leave
+        # the next holder (vouched for by then, no lock-delay) above the cut-off holder's
+        # ticks too, not one TTL ahead only (1,034,512 repeats, tests/lease/test_etcd.py).
+        limit, record = self._projection(lease)
+        if not self._registry.renew(lease, max(record, floor_ns)):
+            raise LeaseLost(f"{self._layout.name}: node {lease.node} was lost as it was acquired")
+        self._limit_tick, self._recorded_ns = limit, record
+        self._keeper.confirmed(sent)
+        self._settled_floor_ns = floor_ns
         self._issue_from = received + settle_ns
         self.lock_delay_ms = settle_ns / 1e6
         return lease

@@ -474,6 +474,13 @@ class _Connection(asyncio.Protocol):
         transport.write(reply)
         self.paused = False
         self._set_reading()
+        if self.write_paused:
+            # The client does not read: the commands behind it wait for resume_writing, as
+            # they do after a turn (running them here gave each finished reservation one more
+            # turn of replies: 20 such clients grew the server by 20 MiB/s).
+            self.pending_since = 0.0  # whole commands held back by us, not a slow sender
+            self._hold(paced=False)
+            return
         self._process()  # the commands that arrived behind it, in order
 
     # -- flow control ----------------------------------------------------------------------
