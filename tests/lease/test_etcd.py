@@ -704,11 +704,6 @@ def test_etcd_a_newcomer_dying_in_its_skew_wait_does_not_hand_the_skew_to_the_ne
     assert repeats == 0, (repeats, lock_delay_ms)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a term past _TERMS_KEPT is fenced by its create revision alone: after a data loss "
-    "a same-numbered successor's key matches it, and the forgotten term's write lands",
-)
 def test_after_etcd_lost_its_data_a_forgotten_term_cannot_write_in_the_same_numbered_new_one(
     own_etcd: tuple[OwnServer, str], tmp_path: Path
 ) -> None:

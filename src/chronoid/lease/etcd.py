@@ -81,7 +81,8 @@ _MAX_CLAIM_TRIES = 64
 _TERMS_KEPT = 8
 """Terms an :class:`EtcdCoordinator` remembers: a caller names only its current term (and a
 resignation the store did not hear yet); every term kept, a member that won a term a minute
-for a year held half a million."""
+for a year held half a million. An older term of its own is refused (its etcd lease, part
+of its fence, is forgotten), its resignation a no-op."""
 
 
 def b64(text: str) -> str:
@@ -640,10 +641,21 @@ class EtcdCoordinator:
         # the etcd lease, which a same-numbered term after a data loss cannot have (a
         # member's value is the same).
         self._terms: dict[int, EtcdLease] = {}
+        self._forgotten = 0  # the newest term won here and dropped from _terms since
 
     def _term(self, token: int) -> EtcdLease:
         _check_token(token)
-        return self._terms.get(token) or EtcdLease(self._leader_key, create_revision=token)
+        term = self._terms.get(token)
+        if term is not None:
+            return term
+        if token <= self._forgotten:
+            # Possibly one of ours whose etcd lease is forgotten: fenced by its number alone,
+            # a same-numbered term after a data loss would take its writes.
+            raise LeadershipLost(
+                f"{self.description}: term {token} is over here (this member has won "
+                f"{_TERMS_KEPT} newer terms since)"
+            )
+        return EtcdLease(self._leader_key, create_revision=token)
 
     def _lost(self, token: int, exc: NotHeld, what: str) -> LeadershipLost:
         kvs = exc.kvs
@@ -700,7 +712,9 @@ class EtcdCoordinator:
         terms = self._terms
         terms[claim.create_revision] = replace(claim, value=None)
         if len(terms) > _TERMS_KEPT:  # only the newest terms are still named by a caller
-            del terms[next(iter(terms))]
+            oldest = next(iter(terms))
+            del terms[oldest]
+            self._forgotten = max(self._forgotten, oldest)
         return claim.create_revision
 
     def renew(self, token: int, ttl_ms: int) -> None:
@@ -716,7 +730,11 @@ class EtcdCoordinator:
     def resign(self, token: int) -> None:
         """:meth:`Coordinator.resign`: a fenced delete and a revoke; a term already over is no
         error, and one etcd cannot hear about expires on its own."""
-        self._term(token).release(self._etcd)
+        try:
+            term = self._term(token)
+        except LeadershipLost:
+            return  # over long ago (past _TERMS_KEPT newer terms): nothing to give back
+        term.release(self._etcd)
 
     def leader(self) -> str | None:
         """:meth:`Coordinator.leader`; a key holding something else raises
