@@ -215,6 +215,7 @@ def test_plain_runs_taken_at_once_are_the_commands_the_parser_reads(
             times = parser.plain_run(most)
             if times:
                 assert 1 <= times <= most
+                assert times == most or parser.plain_run(times + 1) == times  # the whole run
                 parser.skip_plain(times)
                 got.extend([[b"GETSEQ"]] * times)
                 continue

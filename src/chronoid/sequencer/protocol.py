@@ -302,20 +302,31 @@ class Parser:
         return int(digits)
 
     def plain_run(self, most: int) -> int:
-        """How many :data:`RESP_GETSEQ` the unparsed input starts with, when its next ``n =
-        min(most, buffered // len(RESP_GETSEQ))`` command slots are all that exact form: n,
-        else 0 (nothing is consumed; :meth:`skip_plain` does that).
+        """How many :data:`RESP_GETSEQ` (at most ``most``) the unparsed input starts with, in
+        a row (nothing is consumed; :meth:`skip_plain` does that).
 
         The general path answers such a run of a deep pipeline with one take, as the fused
         reader answers a read of them; each is one command to :meth:`next_command` too."""
         if self._count >= 0 or self._broken is not None or self._scan > self._pos:
             return 0
-        size = len(RESP_GETSEQ)
+        buf = self._buffer
         pos = self._pos
-        times = min(most, (len(self._buffer) - pos) // size)
-        if times > 0 and self._buffer.count(RESP_GETSEQ, pos, pos + times * size) == times:
-            return times  # that many non-overlapping copies in that many bytes: nothing else
-        return 0
+        if not buf.startswith(RESP_GETSEQ, pos):
+            return 0
+        size = len(RESP_GETSEQ)
+        times = min(most, (len(buf) - pos) // size)
+        # k slots hold k non-overlapping copies only if they are nothing else: the longest
+        # such prefix, in a few C-speed counts.
+        if buf.count(RESP_GETSEQ, pos, pos + times * size) == times:
+            return times
+        good, bad = 1, times
+        while bad - good > 1:
+            middle = (good + bad) // 2
+            if buf.count(RESP_GETSEQ, pos, pos + middle * size) == middle:
+                good = middle
+            else:
+                bad = middle
+        return good
 
     def unfinished(self) -> int:
         """Bytes of the unfinished command at the end of the unparsed input: what is left once

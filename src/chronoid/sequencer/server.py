@@ -343,7 +343,7 @@ class _Connection(asyncio.Protocol):
         done = 0
         completed = False
         more = False
-        runs = True  # a run of plain GETSEQs is taken at once until a take is refused
+        runs = True  # a run of plain GETSEQs is taken at once until such a take is refused
         while self.waiting is None and not state.closing:
             if out_bytes >= _TURN_BYTES or done >= _TURN_COMMANDS:
                 more = True  # the rest waits for the next turn (and for the client to read)
@@ -359,7 +359,7 @@ class _Connection(asyncio.Protocol):
                         done += times
                         completed = True
                         continue
-                runs = False  # one by one from here (a wait, a refusal, other commands)
+                    runs = False  # one by one for the rest of the turn (a wait, a refusal)
             try:
                 command = parser.next_command()
             except ProtocolError as exc:
