@@ -520,3 +520,22 @@ def test_runs_across_a_paused_then_killed_leader_never_repeat_a_value(
                     late.append((port, sent, lo, highest[before - 1]))
     assert not late, (len(late), late[:3])
     print("values", len(every), "batches", len(got), "refusals seen", sorted(others))
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_a_client_that_reads_late_gets_every_run_in_order(
+    start_server: StartServer, loop: str
+) -> None:
+    # 200,000 plain GETSEQs (3.2 MB) then a PING and more runs, sent while the client reads
+    # nothing for a second (the server pauses writing, then reading), then read: each value
+    # once, in order, the PING in its place.
+    srv = start_server("--event-loop", loop)
+    with Line(srv.port, timeout_s=30) as line:
+        sender = threading.Thread(
+            target=line.send, args=(PLAIN * 200_000 + b"PING\r\n" + PLAIN * 5000 + b"GETSEQ\r\n",)
+        )
+        sender.start()
+        time.sleep(1.0)
+        got = line.replies(205_002)
+        sender.join(30)
+    assert got == [*values(1, 200_000), b"+PONG", *values(200_001, 5001)]
