@@ -326,3 +326,4 @@ def test_unfinished_is_the_tail_the_parser_is_left_holding(parts: list[bytes]) -
         except ProtocolError:
             continue
         assert asked == parser.buffered
+        assert parser.unfinished() == parser.buffered  # kept for the read: the same tail

@@ -129,7 +129,9 @@ class Parser:
         "_count",
         "_items",
         "_pos",
+        "_received",
         "_scan",
+        "_tail",
         "max_args",
         "max_bulk",
         "max_line",
@@ -164,6 +166,8 @@ class Parser:
         self._bulk = -1  # length of the bulk string whose header was read; -1: none
         self._items: Command = []
         self._broken: str | None = None
+        self._received = 0  # bytes received in all
+        self._tail = (-1, 0)  # unfinished(): (self._received when found, the answer)
 
     @property
     def buffered(self) -> int:
@@ -175,6 +179,7 @@ class Parser:
         if self._broken is not None:
             raise ProtocolError(self._broken)
         self._buffer += data
+        self._received += len(data)
 
     def feed(self, data: bytes) -> list[Command]:
         """Add ``data`` and return every command it completes, in order.
@@ -335,7 +340,12 @@ class Parser:
 
         The server asks this of a connection whose commands wait behind a reservation, whose
         buffer may be complete commands (a deep pipeline: nothing to count) or an abuser's
-        unfinished one (counted against the budget)."""
+        unfinished one (counted against the budget). Found once per read: the unfinished tail
+        stays the same while the commands before it are handed out (40 waits behind one read
+        would otherwise parse it 40 times on the event loop)."""
+        received, tail = self._tail
+        if received == self._received:
+            return min(tail, self.buffered)
         rest = bytes(self._buffer[self._pos :])
         size = len(RESP_GETSEQ)
         whole = len(rest) // size
@@ -351,9 +361,11 @@ class Parser:
         try:
             while scratch.next_command() is not None:
                 pass
+            tail = scratch.buffered
         except ProtocolError:
-            return len(rest)
-        return scratch.buffered
+            tail = len(rest)
+        self._tail = (self._received, tail)
+        return tail
 
     def skip_plain(self, times: int) -> None:
         """Consume ``times`` :data:`RESP_GETSEQ` counted by :meth:`plain_run`."""
