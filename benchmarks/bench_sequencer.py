@@ -53,7 +53,6 @@ import argparse
 import contextlib
 import os
 import re
-import selectors
 import shutil
 import signal
 import socket
@@ -68,11 +67,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
 
 import redis
 
 from chronoid.sequencer.client import RangeCache, SequencerClient
+from chronoid.torture.pipelines import pipeline_all_at_once
 from chronoid.torture.processes import free_port
 from environment import measured_line
 
@@ -384,49 +383,9 @@ def _abuse_deep_pipelines(port: int, stop: threading.Event) -> str:
 def deep_pipelines(port: int, command: bytes) -> str:
     """200 connections each send ``command`` 15,000 times at once and read their replies as
     they come (well-behaved deep pipelines, as ``redis-benchmark -P`` sends them)."""
-    selector = selectors.DefaultSelector()
-    pending: dict[socket.socket, list[bytes]] = {}
-    counts: dict[socket.socket, int] = {}
-    for _ in range(200):
-        sock = socket.create_connection(("127.0.0.1", port), timeout=60)
-        sock.setblocking(False)
-        pending[sock] = [command * 15_000, b""]
-        counts[sock] = 0
-        selector.register(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
-    values = errors = 0
-    deadline = time.monotonic() + 120
-    while pending and time.monotonic() < deadline:
-        for key, events in selector.select(0.5):
-            sock = cast(socket.socket, key.fileobj)
-            if sock not in pending:
-                continue
-            state = pending[sock]
-            if events & selectors.EVENT_WRITE and state[0]:
-                with contextlib.suppress(BlockingIOError, ConnectionError):
-                    state[0] = state[0][sock.send(state[0]) :]
-                if not state[0]:
-                    selector.modify(sock, selectors.EVENT_READ)
-            if events & selectors.EVENT_READ:
-                try:
-                    chunk = sock.recv(1 << 20)
-                except BlockingIOError:
-                    continue
-                except ConnectionError:
-                    chunk = b""
-                *lines, state[1] = (state[1] + chunk).split(b"\r\n")
-                for line in lines:
-                    counts[sock] += 1
-                    if line[:1] == b":":
-                        values += 1
-                    else:
-                        errors += 1
-                if not chunk or counts[sock] == 15_000:
-                    selector.unregister(sock)
-                    del pending[sock]
-                    sock.close()
-    for sock in pending:
-        sock.close()
-    return f"{values:,} values, {errors:,} errors, {len(pending)} unfinished"
+    got = pipeline_all_at_once(port, command, 200, 15_000, timeout_s=120)
+    errors = sum(got.errors.values())
+    return f"{len(got.values):,} values, {errors:,} errors, {got.unfinished} unfinished"
 
 
 SCENARIOS = {

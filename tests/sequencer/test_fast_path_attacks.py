@@ -5,68 +5,19 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import selectors
 import socket
 import time
 
 import pytest
 
 from chronoid.sequencer.protocol import RESP_GETSEQ as PLAIN
+from chronoid.torture.pipelines import pipeline_all_at_once
 from tests.sequencer.conftest import StartServer
 
 
 def rss_kib(pid: int) -> int:
     with open(f"/proc/{pid}/status") as status:
         return int(status.read().split("VmRSS:")[1].split()[0])
-
-
-def pipeline_all_at_once(port: int, clients: int, depth: int) -> tuple[list[int], dict[bytes, int]]:
-    """``clients`` connections each send ``depth`` plain GETSEQs in one go and read their
-    replies as they come (well-behaved deep pipelines, as ``redis-benchmark -P`` sends):
-    every value received and every error line (first 70 bytes) with its count."""
-    selector = selectors.DefaultSelector()
-    state: dict[socket.socket, list[bytes]] = {}
-    for _ in range(clients):
-        sock = socket.create_connection(("127.0.0.1", port))
-        sock.setblocking(False)
-        state[sock] = [PLAIN * depth, b""]
-        selector.register(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
-    answered = dict.fromkeys(state, 0)
-    got: list[int] = []
-    errors: dict[bytes, int] = {}
-    deadline = time.monotonic() + 60
-    while state and time.monotonic() < deadline:
-        for key, events in selector.select(0.5):
-            sock = key.fileobj
-            assert isinstance(sock, socket.socket)
-            if sock not in state:
-                continue
-            pending = state[sock]
-            if events & selectors.EVENT_WRITE and pending[0]:
-                with contextlib.suppress(BlockingIOError, ConnectionError):
-                    pending[0] = pending[0][sock.send(pending[0]) :]
-                if not pending[0]:
-                    selector.modify(sock, selectors.EVENT_READ)
-            if events & selectors.EVENT_READ:
-                try:
-                    chunk = sock.recv(1 << 20)
-                except BlockingIOError:
-                    continue
-                except ConnectionError:
-                    chunk = b""
-                *lines, pending[1] = (pending[1] + chunk).split(b"\r\n")
-                for line in lines:
-                    answered[sock] += 1
-                    if line[:1] == b":":
-                        got.append(int(line[1:]))
-                    else:
-                        errors[line[:70]] = errors.get(line[:70], 0) + 1
-                if not chunk or answered[sock] == depth:
-                    selector.unregister(sock)
-                    del state[sock]
-                    sock.close()
-    assert not state, f"{len(state)} clients not finished within 60 s"
-    return got, errors
 
 
 @pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
@@ -83,7 +34,9 @@ def test_deep_pipelines_of_complete_commands_are_answered_not_closed(
     srv = start_server("--event-loop", loop)
     before_kib = rss_kib(srv.process.pid)
     clients, depth = 200, 15_000
-    got, errors = pipeline_all_at_once(srv.port, clients, depth)
+    result = pipeline_all_at_once(srv.port, PLAIN, clients, depth)
+    got, errors = result.values, result.errors
+    assert result.unfinished == 0, f"{result.unfinished} clients not answered within 60 s"
     assert errors == {}
     assert len(got) == clients * depth and len(set(got)) == len(got)
     grown_kib = rss_kib(srv.process.pid) - before_kib
