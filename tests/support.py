@@ -27,6 +27,8 @@ __all__ = [
     "nats_ready",
     "nats_stored",
     "redis_ready",
+    "rss_kib",
+    "self_signed_certificate",
     "tcp_server",
     "tiny_tmpfs",
     "wait_until",
@@ -137,6 +139,27 @@ async def nats_delete_stream(url: str, stream: str) -> None:
         await client.jetstream().delete_stream(stream)
     finally:
         await client.close()
+
+
+def rss_kib(pid: int) -> int:
+    """The resident set of process ``pid`` (KiB), from ``/proc``."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for process {pid}")
+
+
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    """A certificate for localhost and 127.0.0.1 and its key, made by ``openssl`` in
+    ``folder``: (cert.pem, key.pem)."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=30,
+    )  # fmt: skip
+    return cert, key
 
 
 @contextlib.contextmanager

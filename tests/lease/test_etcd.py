@@ -229,30 +229,7 @@ def test_etcd_losing_its_data_under_a_cut_off_holder_whose_clock_runs_ahead_repe
     server, url = own_etcd
     endpoint = _endpoint(url)
     ttl_ms = 1_000
-    registry = EtcdRegistry([endpoint], prefix="/p/", node_range=(9, 9))
-    send = registry._etcd.post
-    send("/kv/put", {"key": b64("/p/history/born"), "value": b64("1")})  # an old history
-    cut = threading.Event()
-
-    def network(path: str, body: dict[str, Any], **options: Any) -> Any:
-        if cut.is_set():
-            raise LeaseStoreUnavailable("cut off")
-        answer = send(path, body, **options)
-        if path == "/lease/keepalive" and holder.renewals >= 1:
-            cut.set()  # right after a renewal
-        return answer
-
-    holder = LeaseGenerator("chrono64ms", registry, clock=_Ahead(3_000_000_000), ttl_ms=ttl_ms)
-    registry._etcd.post = network  # type: ignore[method-assign]
-    holder_ids: list[int] = []
-    while not cut.is_set():
-        holder_ids.extend(holder.next_ids(100))
-    _wipe(server, tmp_path / "etcd-data")
-    with pytest.raises(LeaseLost):
-        while True:
-            holder_ids.extend(holder.next_ids(100))
-    last_tick = holder.layout.unpack(holder_ids[-1]).timestamp
-    newcomer_ids: list[int] = []
+    holder, holder_ids = _cut_off_through_a_loss(server, endpoint, tmp_path, 3_000, ttl_ms)
     newcomer = LeaseGenerator(
         "chrono64ms",
         EtcdRegistry([endpoint], prefix="/p/", node_range=(9, 9)),
@@ -261,18 +238,60 @@ def test_etcd_losing_its_data_under_a_cut_off_holder_whose_clock_runs_ahead_repe
         max_clock_skew_ms=3_000,
     )
     assert newcomer.lock_delay_ms >= ttl_ms + 3_000
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            newcomer_ids.extend(newcomer.next_ids(100))
-        except LeaseLost:  # its lock-delay
-            time.sleep(0.01)
-            continue
-        if holder.layout.unpack(newcomer_ids[-1]).timestamp > last_tick:
-            break
+    newcomer_ids = _issue_past(newcomer, holder_ids[-1], time.monotonic() + 20)
     newcomer.close()
     holder.close()
     assert len(set(holder_ids) & set(newcomer_ids)) == 0
+
+
+def _cut_off_through_a_loss(
+    server: OwnServer, endpoint: str, tmp_path: Path, ahead_ms: int, ttl_ms: int, **options: Any
+) -> tuple[LeaseGenerator, list[int]]:
+    """A holder of node 9 whose wall clock runs ``ahead_ms`` ahead is cut off from etcd right
+    after a renewal; etcd then loses its data (an old history before it), and the holder
+    issues to its deadline. The holder (its lease lost) and every ID it handed out."""
+    registry = EtcdRegistry([endpoint], prefix="/p/", node_range=(9, 9))
+    send = registry._etcd.post
+    send("/kv/put", {"key": b64("/p/history/born"), "value": b64("1")})  # an old history
+    cut = threading.Event()
+
+    def network(path: str, body: dict[str, Any], **kwargs: Any) -> Any:
+        if cut.is_set():
+            raise LeaseStoreUnavailable("cut off")
+        answer = send(path, body, **kwargs)
+        if path == "/lease/keepalive" and holder.renewals >= 1:
+            cut.set()  # right after a renewal
+        return answer
+
+    holder = LeaseGenerator(
+        "chrono64ms", registry, clock=_Ahead(ahead_ms * 1_000_000), ttl_ms=ttl_ms, **options
+    )
+    registry._etcd.post = network  # type: ignore[method-assign]
+    holder_ids: list[int] = []
+    while not cut.is_set():
+        holder_ids.extend(holder.next_ids(100))
+    _wipe(server, tmp_path / "etcd-data")
+    with pytest.raises(LeaseLost):
+        while True:
+            holder_ids.extend(holder.next_ids(100))
+    return holder, holder_ids
+
+
+def _issue_past(generator: LeaseGenerator, last: int, deadline: float) -> list[int]:
+    """IDs from ``generator`` (waiting out its lock-delay) until one lies in a tick past the
+    tick of ID ``last``, or ``deadline`` (monotonic) passes."""
+    unpack = generator.layout.unpack
+    last_tick = unpack(last).timestamp
+    ids: list[int] = []
+    while time.monotonic() < deadline:
+        try:
+            ids.extend(generator.next_ids(100))
+        except LeaseLost:  # its lock-delay
+            time.sleep(0.01)
+            continue
+        if unpack(ids[-1]).timestamp > last_tick:
+            break
+    return ids
 
 
 def test_a_fleet_whose_prefix_lies_under_another_fleets_last_records_breaks_neither(
@@ -606,35 +625,9 @@ def test_etcd_a_newcomer_dying_in_its_skew_wait_does_not_hand_the_skew_to_the_ne
     server, url = own_etcd
     endpoint = _endpoint(url)
     ttl_ms, skew_ms = 1_000, 5_000
-    registry = EtcdRegistry([endpoint], prefix="/p/", node_range=(9, 9))
-    send = registry._etcd.post
-    send("/kv/put", {"key": b64("/p/history/born"), "value": b64("1")})  # an old history
-    cut = threading.Event()
-
-    def network(path: str, body: dict[str, Any], **options: Any) -> Any:
-        if cut.is_set():
-            raise LeaseStoreUnavailable("cut off")
-        answer = send(path, body, **options)
-        if path == "/lease/keepalive" and holder.renewals >= 1:
-            cut.set()  # right after a renewal
-        return answer
-
-    holder = LeaseGenerator(
-        "chrono64ms",
-        registry,
-        clock=_Ahead(4_500_000_000),
-        ttl_ms=ttl_ms,
-        max_clock_skew_ms=skew_ms,
+    holder, holder_ids = _cut_off_through_a_loss(
+        server, endpoint, tmp_path, 4_500, ttl_ms, max_clock_skew_ms=skew_ms
     )
-    registry._etcd.post = network  # type: ignore[method-assign]
-    holder_ids: list[int] = []
-    while not cut.is_set():
-        holder_ids.extend(holder.next_ids(100))
-    _wipe(server, tmp_path / "etcd-data")
-    with pytest.raises(LeaseLost):
-        while True:
-            holder_ids.extend(holder.next_ids(100))
-    last_tick = holder.layout.unpack(holder_ids[-1]).timestamp
 
     # The newcomer: acquires (and records "now + TTL"), then is cut off: a crash.
     doomed = EtcdRegistry([endpoint], prefix="/p/", node_range=(9, 9))
@@ -687,15 +680,7 @@ def test_etcd_a_newcomer_dying_in_its_skew_wait_does_not_hand_the_skew_to_the_ne
             # outlasted its own lease or max_wait_ms: try again.
             time.sleep(0.02)
     assert third is not None
-    third_ids: list[int] = []
-    while time.monotonic() < deadline:
-        try:
-            third_ids.extend(third.next_ids(100))
-        except LeaseLost:
-            time.sleep(0.01)
-            continue
-        if holder.layout.unpack(third_ids[-1]).timestamp > last_tick:
-            break
+    third_ids = _issue_past(third, holder_ids[-1], deadline)
     lock_delay_ms = third.lock_delay_ms
     third.close()
     holder.close()

@@ -32,14 +32,7 @@ from chronoid.sequencer.client import SequencerClient
 from chronoid.torture.processes import Child
 from tests.sequencer.conftest import ServerProcess, StartServer, exchange, wait_for_port
 from tests.sequencer.test_durability import tiny_tmpfs
-from tests.support import free_port, wait_until
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
+from tests.support import free_port, rss_kib, self_signed_certificate, wait_until
 
 
 def read_until_closed(sock: socket.socket, limit_s: float = 10.0) -> bytes:
@@ -165,15 +158,7 @@ def test_before_auth_arrays_and_bulks_are_small(
 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=30,
-    )  # fmt: skip
-    return cert, key
+    return self_signed_certificate(tmp_path_factory.mktemp("tls"))
 
 
 def test_silent_tls_connections_count_and_time_out(

@@ -11,7 +11,8 @@ import socket
 import time
 
 from tests.sequencer.conftest import ServerProcess, StartServer, exchange
-from tests.sequencer.test_abuse import WellBehaved, rss_kib
+from tests.sequencer.test_abuse import WellBehaved
+from tests.support import rss_kib
 
 
 def test_small_commands_with_large_replies_never_read_cost_no_memory(

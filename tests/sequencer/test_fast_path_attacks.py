@@ -13,11 +13,7 @@ import pytest
 from chronoid.sequencer.protocol import RESP_GETSEQ as PLAIN
 from chronoid.torture.pipelines import pipeline_all_at_once
 from tests.sequencer.conftest import StartServer
-
-
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        return int(status.read().split("VmRSS:")[1].split()[0])
+from tests.support import rss_kib
 
 
 @pytest.mark.parametrize("loop", ["uvloop", "asyncio"])

@@ -12,7 +12,6 @@ import random
 import signal
 import socket
 import ssl
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -26,7 +25,7 @@ from chronoid.torture.etcd_cluster import EtcdCluster
 from chronoid.torture.failover import make_members, wait_for_leader
 from tests.sequencer.conftest import StartServer, exchange
 from tests.sequencer.test_fast_path import Line, metrics, values
-from tests.support import free_port
+from tests.support import free_port, rss_kib, self_signed_certificate, tiny_tmpfs
 
 NOAUTH = b"-NOAUTH Authentication required."
 
@@ -35,6 +34,14 @@ NOAUTH = b"-NOAUTH Authentication required."
 def etcd_cluster(tmp_path: Path) -> Iterator[EtcdCluster]:
     with EtcdCluster(tmp_path) as cluster:
         yield cluster
+
+
+_ONE_GETSEQ = {
+    3: (b"GETSEQ\r\n", 1),
+    4: (b"GETSEQ 5\r\n", 5),
+    5: (b"*2\r\n$6\r\nGETSEQ\r\n$1\r\n3\r\n", 3),
+}
+"""The single GETSEQ forms of :func:`_mixed_pipeline` (by its kind): the bytes, the values."""
 
 
 def _mixed_pipeline(rng: random.Random, nxt: int) -> tuple[bytes, list[bytes], int, int]:
@@ -48,20 +55,11 @@ def _mixed_pipeline(rng: random.Random, nxt: int) -> tuple[bytes, list[bytes], i
             expected += values(nxt, k)
             nxt += k
             getseqs += k
-        elif kind == 3:
-            data.append(b"GETSEQ\r\n")
+        elif kind in _ONE_GETSEQ:
+            command, count = _ONE_GETSEQ[kind]
+            data.append(command)
             expected.append(b":%d" % nxt)
-            nxt += 1
-            getseqs += 1
-        elif kind == 4:
-            data.append(b"GETSEQ 5\r\n")
-            expected.append(b":%d" % nxt)
-            nxt += 5
-            getseqs += 1
-        elif kind == 5:
-            data.append(b"*2\r\n$6\r\nGETSEQ\r\n$1\r\n3\r\n")
-            expected.append(b":%d" % nxt)
-            nxt += 3
+            nxt += count
             getseqs += 1
         elif kind == 6:
             data.append(b"PING\r\n")
@@ -174,18 +172,9 @@ def _ints(replies: list[bytes]) -> list[int]:
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 1 MiB tmpfs (root only), unmounted afterwards."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {done.stderr.decode().strip()}")
-    try:
+    """A 1 MiB tmpfs (root only)."""
+    with tiny_tmpfs(tmp_path / "disk", "1m") as disk:
         yield disk
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
 def _fill(path: Path) -> None:
@@ -321,11 +310,6 @@ def test_a_leader_losing_its_lease_under_deep_runs_stops_by_its_deadline(
     print("values", len(everything), "latest during", max(during), "trusted", trusted_s)
 
 
-def _rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        return int(status.read().split("VmRSS:")[1].split()[0])
-
-
 @pytest.mark.parametrize("mode", ["uvloop", "asyncio", "tls-asyncio", "tls-uvloop"])
 def test_runs_from_clients_that_never_read_cost_bounded_memory_and_stall_nobody(
     start_server: StartServer, tmp_path: Path, mode: str
@@ -336,17 +320,11 @@ def test_runs_from_clients_that_never_read_cost_bounded_memory_and_stall_nobody(
     args = ["--event-loop", mode.split("-")[-1]]
     context = None
     if mode.startswith("tls"):
-        cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-        subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-             "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1",
-             "-keyout", str(key), "-out", str(cert)],
-            check=True, capture_output=True, timeout=30,
-        )  # fmt: skip
+        cert, key = self_signed_certificate(tmp_path)
         args += ["--tls-cert", str(cert), "--tls-key", str(key)]
         context = ssl.create_default_context(cafile=str(cert))
     srv = start_server(*args)
-    before_kib = _rss_kib(srv.process.pid)
+    before_kib = rss_kib(srv.process.pid)
 
     def connect() -> socket.socket:
         sock = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
@@ -371,7 +349,7 @@ def test_runs_from_clients_that_never_read_cost_bounded_memory_and_stall_nobody(
             latencies.append(time.monotonic() - started)
             assert reply.startswith(b":") and reply.endswith(b"\r\n"), reply
             time.sleep(0.005)
-    grown_kib = _rss_kib(srv.process.pid) - before_kib
+    grown_kib = rss_kib(srv.process.pid) - before_kib
     for sock in abusers:
         sock.close()
     latencies.sort()

@@ -21,7 +21,7 @@ from chronoid.errors import InvalidArgument, SequencerReplyError
 from chronoid.sequencer.client import AsyncSequencerClient, RangeCache, SequencerClient
 from chronoid.sequencer.commands import SUPPORTED
 from tests.sequencer.conftest import ServerProcess, StartServer, exchange
-from tests.support import free_port
+from tests.support import free_port, self_signed_certificate
 
 REDIS_CLI = "/usr/bin/redis-cli"
 
@@ -184,15 +184,7 @@ def test_password_from_environment(start_server: StartServer) -> None:
 
 
 def test_tls(start_server: StartServer, tmp_path: Path) -> None:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True,
-        capture_output=True,
-        timeout=30,
-    )  # fmt: skip
+    cert, key = self_signed_certificate(tmp_path)
     srv = start_server("--tls-cert", str(cert), "--tls-key", str(key))
     context = ssl.create_default_context(cafile=str(cert))
     with SequencerClient("127.0.0.1", srv.port, ssl_context=context) as client:
