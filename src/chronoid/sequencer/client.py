@@ -56,10 +56,10 @@ MAX_REDIRECTS = 5
 failed: pause and start again from the next server, until ``failover_timeout``."""
 MAX_PAUSE_S = 0.2
 """Longest pause between two attempts in a failover (they start at 50 ms and double, each
-taken at a random 50-100 %, so clients do not retry in lockstep): a
-standby takes over within one standby poll (0.2 s) of the dead leader's lease ending, so
-waiting longer only adds to the caller's failover time (with 0.5 s, kill -9 to the next value
-took 2.76 s p50, 3.26 s max on PostgreSQL, in the client's 0.5 s steps)."""
+taken at a random 50-100 %, so clients do not retry in lockstep): a standby takes over within
+one standby poll (0.2 s) of the dead leader's lease ending, so waiting longer only adds to the
+caller's failover time (with 0.5 s, kill -9 to the next value took 2.76 s p50, 3.26 s max on
+PostgreSQL, in the client's 0.5 s steps)."""
 
 
 class _Route:
@@ -108,7 +108,6 @@ class _Route:
         if remaining_s <= 0:
             raise exc
         pause_s, attempt.pause_s = attempt.pause_s, min(attempt.pause_s * 2, MAX_PAUSE_S)
-        # Jittered (half to all of it), so a fleet of clients does not retry in lockstep.
         return min(pause_s * (0.5 + random.random() / 2), remaining_s)
 
     @staticmethod
